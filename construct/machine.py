@@ -1,0 +1,49 @@
+"""The exact RAW machine: run instructions on a hidden state, one after another.
+
+The same code runs a float64 state (the tests' ground truth for the compiled
+network) and a numpy object array of sympy expressions (the proofs), so the
+proofs execute the very program the tests run. In float64, an overflow, an
+invalid operation or a zero divisor stops the run with an error that names
+the instruction; nothing half-computed is returned.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .instructions import Instruction
+from .registers import Layout
+
+
+def check_program(instructions: Sequence[Instruction], layout: Layout) -> None:
+    """Every instruction's registers exist in ``layout`` with the sizes it needs."""
+    for k, ins in enumerate(instructions, start=1):
+        try:
+            ins.check(layout)
+        except ValueError as err:
+            raise ValueError(f"instruction {k}: {err}") from None
+
+
+def run(
+    instructions: Sequence[Instruction], H: np.ndarray, layout: Layout, trace: bool = False
+) -> np.ndarray | list[np.ndarray]:
+    """Run ``instructions`` on ``H`` (``layout.width`` rows, one column per token).
+
+    Returns the final state, or with ``trace=True`` the list of states: the
+    input, then the state after each instruction. ``H`` is not modified.
+    """
+    if H.ndim != 2 or H.shape[0] != layout.width:
+        raise ValueError(f"H must have {layout.width} rows (the layout's width), got shape {H.shape}")
+    if H.dtype != object and H.dtype != np.float64:
+        raise ValueError(f"H must be float64 or an object array of sympy expressions, got {H.dtype}")
+    check_program(instructions, layout)
+    states = [H]
+    for k, ins in enumerate(instructions, start=1):
+        try:
+            with np.errstate(over="raise", invalid="raise", divide="raise"):
+                states.append(ins.apply(states[-1], layout))
+        except (FloatingPointError, ZeroDivisionError) as err:
+            raise FloatingPointError(f"instruction {k} ({ins}): {err}") from None
+    return states if trace else states[-1]

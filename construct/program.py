@@ -1,0 +1,94 @@
+"""A program: RAW instructions on a register layout, and how to read its predictions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import machine
+from .instructions import Instruction
+from .prompt import POS, X_IN, Y_IN, check_task, encode, x_columns
+from .registers import Layout
+
+INPUTS = (Y_IN, X_IN, POS)
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """Instructions on named registers, built for ``d`` inputs and ``n`` examples.
+
+    ``predict`` runs the exact machine on the encoded prompt and reads the
+    register ``readout`` at every x~ column: entry ``k`` (0-based) predicts
+    the label of x~_{k+1} from examples 1..k, and the last entry is the
+    query's. A program built for one query only (``query_only``, the paper's
+    single-step chains) reports NaN at the other columns, because what it
+    computes there is not a prediction from the examples before them.
+    """
+
+    name: str
+    d: int
+    n: int
+    layout: Layout
+    instructions: tuple[Instruction, ...]
+    readout: str = "pred"
+    query_only: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "instructions", tuple(self.instructions))
+        machine.check_program(self.instructions, self.layout)
+        for k, ins in enumerate(self.instructions, start=1):
+            if ins.writes in INPUTS:
+                raise ValueError(f"{self.name}: instruction {k} ({ins}) writes the input register {ins.writes!r}")
+        if self.layout[self.readout].size != 1:
+            raise ValueError(f"{self.name}: the read-out register {self.readout!r} must have one row")
+
+    @property
+    def depth(self) -> int:
+        """Number of instructions (one layer each when compiled)."""
+        return len(self.instructions)
+
+    @property
+    def width(self) -> int:
+        """Rows of the hidden state: input rows plus data rows."""
+        return self.layout.width
+
+    @property
+    def data_rows(self) -> int:
+        """Rows beyond the prompt encoding (the paper counts these)."""
+        return self.width - sum(self.layout[name].size for name in INPUTS)
+
+    def encode(self, X, y, x_query) -> np.ndarray:
+        """The checked task as the machine's initial hidden state."""
+        return encode(*check_task(X, y, x_query, self.d, self.n), self.layout)
+
+    def run(self, X, y, x_query, trace: bool = False):
+        """Final hidden state, or with ``trace`` every state (input first)."""
+        return machine.run(self.instructions, self.encode(X, y, x_query), self.layout, trace=trace)
+
+    def read(self, H: np.ndarray) -> np.ndarray:
+        """Predictions from a final hidden state: the read-out row at every x~ column."""
+        preds = H[self.layout.rows(self.readout)][0, x_columns(self.n)].copy()
+        if self.query_only:
+            preds[:-1] = np.nan
+        return preds
+
+    def predict(self, X, y, x_query) -> np.ndarray:
+        """``n + 1`` predictions, one per x~ column; the last is the query's."""
+        return self.read(self.run(X, y, x_query))
+
+    def listing(self, form: str = "registers") -> str:
+        """The instructions, numbered, in register form or the paper's row-range form."""
+        if form not in ("registers", "paper"):
+            raise ValueError(f"form must be 'registers' or 'paper', got {form!r}")
+        lines = [
+            f"{k:>3}  {ins if form == 'registers' else ins.paper(self.layout)}"
+            for k, ins in enumerate(self.instructions, start=1)
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        head = f"{self.name}: d={self.d}, n={self.n}, depth={self.depth}, width={self.width} ({self.data_rows} data rows)"
+        return head + "\n" + self.listing()

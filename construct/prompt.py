@@ -1,0 +1,94 @@
+"""Prompt encoding: a regression task as the columns of a hidden state (SPEC.md section 2).
+
+An input ``x`` in R^d becomes the token ``x~ = [0, x]`` and a label ``y`` the
+token ``y~ = [y, 0]``; row 0 is the y slot, rows 1..d the x slot. A prompt
+with ``n`` examples and a query is the column sequence
+
+    x~_1, y~_1, x~_2, y~_2, ..., x~_n, y~_n, x~_q        (T = 2n + 1 columns)
+
+so ``x~_k`` is column ``2(k-1)`` and the query column ``2n``. Besides the
+token, every column carries its index in the register ``pos`` (the position
+embedding's contribution); programs that need to tell column 0 apart use it.
+Every other row starts at 0.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import sympy
+
+from .registers import Layout, Register
+
+Y_IN, X_IN, POS = "y_in", "x_in", "pos"
+
+
+def input_registers(d: int) -> list[Register]:
+    """The registers the encoding writes: y slot, x slot, column index (rows 0, 1..d, d+1)."""
+    return [Register(Y_IN, (1,)), Register(X_IN, (d,)), Register(POS, (1,))]
+
+
+def x_columns(n: int) -> np.ndarray:
+    """Columns of x~_1 .. x~_n and the query: where predictions are read."""
+    return np.arange(0, 2 * n + 1, 2)
+
+
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """An integer >= minimum (bools refused), else ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``value`` as float64 (or object, if it holds sympy expressions) of exactly ``shape``.
+
+    Refuses wrong shapes, non-numbers and NaN or inf with a ValueError that
+    names the argument.
+    """
+    obj = np.array(value, dtype=object)
+    if obj.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {obj.shape}")
+    if any(isinstance(v, sympy.Basic) for v in obj.flat):
+        return obj
+    try:
+        arr = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must hold real numbers") from None
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{name} contains NaN or inf at index {tuple(int(i) for i in np.argwhere(bad)[0])}")
+    return arr
+
+
+def check_task(X, y, x_query, d: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a task for a program built for ``d`` inputs and ``n`` examples."""
+    X_arr = np.array(X, dtype=object)
+    if X_arr.ndim != 2:
+        raise ValueError(f"X must be a 2-d array (n, d) = ({n}, {d}), got shape {X_arr.shape}")
+    if X_arr.shape[0] != n:
+        raise ValueError(f"X has {X_arr.shape[0]} examples but the program is built for n = {n}")
+    X = as_array(X, (n, d), "X")
+    y_arr = np.array(y, dtype=object)
+    if y_arr.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) to match X's {n} examples, got {y_arr.shape}")
+    y = as_array(y, (n,), "y")
+    x_query = as_array(x_query, (d,), "x_query")
+    return X, y, x_query
+
+
+def encode(X: np.ndarray, y: np.ndarray, x_query: np.ndarray, layout: Layout) -> np.ndarray:
+    """The initial hidden state (layout.width x (2n + 1)) for a checked task."""
+    n, d = X.shape
+    symbolic = object in (X.dtype, y.dtype, x_query.dtype)
+    H = np.zeros((layout.width, 2 * n + 1), dtype=object if symbolic else np.float64)
+    if symbolic:
+        H[:] = sympy.Integer(0)
+    x_cols = x_columns(n)
+    H[layout.rows(X_IN), x_cols[:-1]] = X.T
+    H[layout.rows(X_IN), x_cols[-1]] = x_query
+    H[layout.rows(Y_IN), x_cols[:-1] + 1] = y
+    positions = range(2 * n + 1)
+    H[layout.rows(POS)] = [sympy.Integer(i) for i in positions] if symbolic else list(positions)
+    return H
