@@ -1,0 +1,110 @@
+"""Closed-form reference predictors, written straight from the formulas.
+
+They share no code with the RAW machine or the programs and are the ground
+truth for every test. Each takes a task ``(X, y, x_query)`` with ``n``
+examples and returns ``n + 1`` predictions in float64: entry ``k`` predicts
+the label of input ``k + 1`` (the query for ``k = n``) from examples 1..k.
+
+The SGD formulas use the loss of Theorem 1, ``(w^T x - y)^2 + lam |w|^2``,
+whose gradient step of size ``alpha`` is
+
+    w' = w - 2 alpha (x (x^T w - y) + lam w).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sgd_one_step", "sgd_one_pass", "gd_one_step", "ridge", "ols"]
+
+
+def _task(X, y, x_query):
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x_query = np.asarray(x_query, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"X must be a 2-d array (n, d), got shape {X.shape}")
+    n, d = X.shape
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) to match X, got {y.shape}")
+    if x_query.shape != (d,):
+        raise ValueError(f"x_query must have shape ({d},) to match X, got {x_query.shape}")
+    for name, a in (("X", X), ("y", y), ("x_query", x_query)):
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} contains NaN or inf")
+    return X, y, x_query
+
+
+def _inputs(X, x_query):
+    """The input whose label entry k predicts: x_1, ..., x_n, then the query."""
+    return np.vstack([X, x_query[None, :]])
+
+
+def _w0(w0, d):
+    w0 = np.zeros(d) if w0 is None else np.asarray(w0, dtype=np.float64)
+    if w0.shape != (d,) or not np.all(np.isfinite(w0)):
+        raise ValueError(f"w0 must be a finite vector of shape ({d},), got {w0.shape}")
+    return w0
+
+
+def _sgd_update(w, x, y, alpha, lam):
+    return w - 2 * alpha * (x * (x @ w - y) + lam * w)
+
+
+def sgd_one_step(X, y, x_query, alpha, lam, w0=None):
+    """Theorem 1: one SGD step on the single example; [w0^T x_1, w1^T x_q]. Needs n = 1."""
+    X, y, x_query = _task(X, y, x_query)
+    if X.shape[0] != 1:
+        raise ValueError(f"one-step SGD takes exactly one example (n = 1), got n = {X.shape[0]}")
+    w0 = _w0(w0, X.shape[1])
+    w1 = _sgd_update(w0, X[0], y[0], alpha, lam)
+    return np.array([w0 @ X[0], w1 @ x_query])
+
+
+def sgd_one_pass(X, y, x_query, alpha, lam, w0=None):
+    """One pass of per-example SGD from w0: entry k uses the weights after examples 1..k."""
+    X, y, x_query = _task(X, y, x_query)
+    w = _w0(w0, X.shape[1])
+    preds = []
+    for x, label in zip(X, y):
+        preds.append(w @ x)
+        w = _sgd_update(w, x, label, alpha, lam)
+    preds.append(w @ x_query)
+    return np.array(preds)
+
+
+def gd_one_step(X, y, x_query, alpha, lam, w0=None):
+    """One batch gradient step from w0 on the first k examples: w0 - 2 alpha (X^T X w0 - X^T y + lam w0)."""
+    X, y, x_query = _task(X, y, x_query)
+    w0 = _w0(w0, X.shape[1])
+    preds = []
+    for k, x_next in enumerate(_inputs(X, x_query)):
+        Xk, yk = X[:k], y[:k]
+        w = w0 - 2 * alpha * (Xk.T @ (Xk @ w0) - Xk.T @ yk + lam * w0)
+        preds.append(w @ x_next)
+    return np.array(preds)
+
+
+def ridge(X, y, x_query, lam):
+    """Ridge on the first k examples: solve (X^T X + lam I) w = X^T y. Needs lam > 0."""
+    X, y, x_query = _task(X, y, x_query)
+    if not lam > 0:
+        raise ValueError(f"lam must be > 0 for ridge, got {lam!r}")
+    d = X.shape[1]
+    preds = []
+    for k, x_next in enumerate(_inputs(X, x_query)):
+        Xk, yk = X[:k], y[:k]
+        w = np.linalg.solve(Xk.T @ Xk + lam * np.eye(d), Xk.T @ yk)
+        preds.append(w @ x_next)
+    return np.array(preds)
+
+
+def ols(X, y, x_query):
+    """Minimum-norm least squares on the first k examples (lstsq, i.e. the pseudo-inverse)."""
+    X, y, x_query = _task(X, y, x_query)
+    d = X.shape[1]
+    preds = []
+    for k, x_next in enumerate(_inputs(X, x_query)):
+        w = np.linalg.lstsq(X[:k], y[:k], rcond=None)[0] if k else np.zeros(d)
+        preds.append(w @ x_next)
+    return np.array(preds)
