@@ -1,0 +1,124 @@
+"""The two forward passes: the same transformer, generic, float64 without global flags."""
+
+import ast
+from dataclasses import replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from construct import forward, forward_jax
+from construct.network import Weights
+
+PACKAGE = Path(__file__).resolve().parent.parent / "construct"
+
+
+def random_weights(seed, L=3, m=2, D=10, dh=4, U=12, d=3, T=9, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    s = 0.4
+    arrays = dict(
+        embed=rng.normal(size=(d + 1, D)), positions=rng.normal(size=(T, D)), readout=rng.normal(size=D),
+        Wq=s * rng.normal(size=(L, m, D, dh)), Wk=s * rng.normal(size=(L, m, D, dh)),
+        Wv=s * rng.normal(size=(L, m, D, dh)), Wo=s * rng.normal(size=(L, m * dh, D)), bo=s * rng.normal(size=(L, D)),
+        ln_gain=1 + s * rng.normal(size=(L, D)), ln_bias=s * rng.normal(size=(L, D)),
+        W1=s * rng.normal(size=(L, D, U)), b1=s * rng.normal(size=(L, U)), W2=s * rng.normal(size=(L, U, D)),
+        b2=s * rng.normal(size=(L, D)),
+    )
+    return Weights(**{k: v.astype(dtype) for k, v in arrays.items()})
+
+
+@settings(max_examples=15)
+@given(seed=st.integers(0, 10**6), L=st.integers(1, 4), m=st.integers(1, 3), D=st.integers(2, 16),
+       dh=st.integers(1, 6), U=st.integers(1, 20), T=st.integers(1, 12))
+def test_numpy_and_jax_agree(seed, L, m, D, dh, U, T):
+    w = random_weights(seed, L, m, D, dh, U, T=T)
+    toks = np.random.default_rng(seed + 1).normal(size=(T, 4))
+    a, b = forward.hidden_states(w, toks), forward_jax.hidden_states(w, toks)
+    assert a.dtype == b.dtype == np.float64 and a.shape == (L + 1, T, D)
+    assert np.max(np.abs(a - b) / (1 + np.abs(a))) <= 1e-12
+    out, peak, low = forward_jax.forward_monitored(w, toks)
+    assert np.max(np.abs(out - forward.forward(w, toks))) <= 1e-12 * (1 + np.abs(out).max())
+    assert np.allclose(peak, np.abs(a).max(axis=1), rtol=1e-12) and np.allclose(low, np.abs(a).min(axis=1), rtol=1e-12)
+
+
+def test_batches_match_single_prompts():
+    w = random_weights(0)
+    toks = np.random.default_rng(1).normal(size=(2, 3, 9, 4))
+    batch = forward_jax.forward(w, toks)
+    assert batch.shape == (2, 3, 9)
+    for i in range(2):
+        for j in range(3):
+            assert np.allclose(batch[i, j], forward.forward(w, toks[i, j]), rtol=1e-12, atol=1e-12)
+
+
+def test_causal():
+    """Changing a later token never changes an earlier output."""
+    w = random_weights(3)
+    toks = np.random.default_rng(4).normal(size=(9, 4))
+    changed = toks.copy()
+    changed[6] += 1.0
+    a, b = forward.forward(w, toks), forward.forward(w, changed)
+    assert np.array_equal(a[:6], b[:6]) and not np.allclose(a[6:], b[6:])
+
+
+def test_float64_without_touching_the_global_flag():
+    before = jax.config.jax_enable_x64
+    out = forward_jax.forward(random_weights(5), np.ones((4, 4)))
+    assert out.dtype == np.float64
+    assert jax.config.jax_enable_x64 == before and jnp.zeros(1).dtype == (np.float64 if before else np.float32)
+    out32 = forward_jax.forward(random_weights(5, dtype=np.float32), np.ones((4, 4)))
+    assert out32.dtype == np.float32
+    assert np.allclose(out32, forward.forward(random_weights(5, dtype=np.float32), np.ones((4, 4))), rtol=1e-4, atol=1e-4)
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names.add("." * node.level + (node.module or ""))
+    return names
+
+
+@pytest.mark.parametrize("module", ["network.py", "forward.py", "forward_jax.py"])
+def test_forward_pass_knows_nothing_of_programs(module):
+    allowed = {"__future__", "dataclasses", "functools", "weakref", "numpy", "scipy.special", "jax", "jax.numpy",
+               ".network"}
+    assert imported_modules(PACKAGE / module) <= allowed
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("Wq", np.zeros((3, 2, 10, 5)), r"Wk has shape .* expected \(3, 2, 10, 5\)"),
+    ("W1", np.zeros((3, 9, 12)), r"W1 has shape \(3, 9, 12\), expected \(3, 10, 12\)"),
+    ("readout", np.zeros(11), r"readout has shape"),
+    ("bo", np.full((3, 10), np.nan), r"bo has non-finite entries"),
+    ("b2", np.zeros((3, 10), dtype=np.float32), r"b2 has dtype float32"),
+    ("embed", np.zeros((4, 10), dtype=np.int64), r"dtype int64"),
+    ("ln_eps", 0.0, r"ln_eps must be a positive number"),
+    ("W2", [[0.0]], r"W2 must be a numpy array"),
+])
+def test_malformed_weights_are_refused(field, value, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        replace(random_weights(0), **{field: value})
+
+
+def test_bad_tokens():
+    w = random_weights(0)
+    with pytest.raises(ValueError, match="tokens must have shape"):
+        forward.forward(w, np.ones((5, 3)))
+    with pytest.raises(ValueError, match="position table holds 9"):
+        forward.forward(w, np.ones((10, 4)))
+    with pytest.raises(ValueError, match="NaN or inf"):
+        forward_jax.forward(w, np.full((5, 4), np.inf))
+
+
+def test_weights_are_read_only():
+    w = random_weights(0)
+    with pytest.raises(ValueError):
+        w.W1[0, 0, 0] = 1.0
