@@ -1,7 +1,8 @@
 """The four RAW instructions (SPEC.md section 3) and exactly what each does.
 
 A hidden state ``H`` has one row per layout row and one column per token
-(``T`` columns). Every instruction maps ``H`` to a new ``H'``:
+(``T`` columns); trailing axes, if any, hold independent tasks run side by
+side. Every instruction maps ``H`` to a new ``H'``:
 
 * every output is computed from ``H`` (the state *before* the instruction),
   so an instruction may read the register it writes (``w <- w * y``);
@@ -174,11 +175,11 @@ class Mul:
 
     def apply(self, H: np.ndarray, layout: Layout) -> np.ndarray:
         p, q, r = self.shape
-        T = H.shape[1]
-        A = H[layout.rows(self.a)].reshape(p, q, T).transpose(2, 0, 1)
-        B = H[layout.rows(self.b)].reshape(q, r, T).transpose(2, 0, 1)
+        cols = H.shape[1:]  # (T,) or (T, batch...)
+        A = H[layout.rows(self.a)].reshape(p, q, -1).transpose(2, 0, 1)
+        B = H[layout.rows(self.b)].reshape(q, r, -1).transpose(2, 0, 1)
         out = H.copy()
-        out[layout.rows(self.out)] = np.matmul(A, B).transpose(1, 2, 0).reshape(p * r, T)
+        out[layout.rows(self.out)] = np.matmul(A, B).transpose(1, 2, 0).reshape(p * r, *cols)
         return out
 
     def __str__(self) -> str:
@@ -219,7 +220,8 @@ class Div:
     def apply(self, H: np.ndarray, layout: Layout) -> np.ndarray:
         den = np.abs(H[layout.rows(self.den)])
         if H.dtype != object and np.any(den == 0):
-            raise ZeroDivisionError(f"{self}: |{self.den}| is 0 in columns {np.flatnonzero(den[0] == 0).tolist()}")
+            cols = sorted({int(c) for c in np.argwhere(den[0] == 0)[:, 0]})
+            raise ZeroDivisionError(f"{self}: |{self.den}| is 0 in columns {cols}")
         out = H.copy()
         out[layout.rows(self.out)] = H[layout.rows(self.num)] / den
         return out
@@ -289,14 +291,14 @@ class Aff:
 
     def apply(self, H: np.ndarray, layout: Layout) -> np.ndarray:
         symbolic = H.dtype == object
-        acc = np.zeros((layout[self.out].size, H.shape[1]), dtype=H.dtype)
+        acc = np.zeros((layout[self.out].size, *H.shape[1:]), dtype=H.dtype)
         for reg, w, _ in self.terms:
             w = _exact(w) if symbolic else w
             h = H[layout.rows(reg)]
-            acc = acc + (w * h if w.ndim == 0 else w @ h)
+            acc = acc + (w * h if w.ndim == 0 else np.tensordot(w, h, axes=1))
         if self.bias is not None:
             b = _exact(self.bias) if symbolic else self.bias
-            acc = acc + (b if b.ndim == 0 else b[:, None])
+            acc = acc + (b if b.ndim == 0 else b.reshape(-1, *[1] * (H.ndim - 1)))
         out = H.astype(acc.dtype)  # symbolic constants make a numeric state symbolic
         out[layout.rows(self.out)] = acc
         return out

@@ -9,7 +9,7 @@ the instruction; nothing half-computed is returned.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -26,24 +26,37 @@ def check_program(instructions: Sequence[Instruction], layout: Layout) -> None:
             raise ValueError(f"instruction {k}: {err}") from None
 
 
-def run(
-    instructions: Sequence[Instruction], H: np.ndarray, layout: Layout, trace: bool = False
-) -> np.ndarray | list[np.ndarray]:
-    """Run ``instructions`` on ``H`` (``layout.width`` rows, one column per token).
+def states(instructions: Sequence[Instruction], H: np.ndarray, layout: Layout) -> Iterator[np.ndarray]:
+    """Yield the input state, then the state after each instruction (one at a time, nothing kept).
 
-    Returns the final state, or with ``trace=True`` the list of states: the
-    input, then the state after each instruction. ``H`` is not modified.
+    ``H`` has ``layout.width`` rows and one column per token; trailing axes,
+    if any, hold a batch of tasks run at once.
     """
-    if H.ndim != 2 or H.shape[0] != layout.width:
+    if H.ndim < 2 or H.shape[0] != layout.width:
         raise ValueError(f"H must have {layout.width} rows (the layout's width), got shape {H.shape}")
     if H.dtype != object and H.dtype != np.float64:
         raise ValueError(f"H must be float64 or an object array of sympy expressions, got {H.dtype}")
     check_program(instructions, layout)
-    states = [H]
+    yield H
     for k, ins in enumerate(instructions, start=1):
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
-                states.append(ins.apply(states[-1], layout))
+                H = ins.apply(H, layout)
         except (FloatingPointError, ZeroDivisionError) as err:
             raise FloatingPointError(f"instruction {k} ({ins}): {err}") from None
-    return states if trace else states[-1]
+        yield H
+
+
+def run(
+    instructions: Sequence[Instruction], H: np.ndarray, layout: Layout, trace: bool = False
+) -> np.ndarray | list[np.ndarray]:
+    """The final state of running ``instructions`` on ``H``, or with ``trace=True`` every state.
+
+    ``H`` is not modified.
+    """
+    all_states = states(instructions, H, layout)
+    if trace:
+        return list(all_states)
+    for H in all_states:
+        pass
+    return H

@@ -68,6 +68,17 @@ class Program:
         """Final hidden state, or with ``trace`` every state (input first)."""
         return machine.run(self.instructions, self.encode(X, y, x_query), self.layout, trace=trace)
 
+    def states_many(self, tasks):
+        """Every state (input first) of a batch of tasks ``(X, y, x_query)`` run at once.
+
+        A generator, so a long program's states need not all be kept; the
+        batch is a trailing axis of each state.
+        """
+        encoded = [self.encode(*task) for task in tasks]
+        if not encoded:
+            raise ValueError("states_many needs at least one task")
+        return machine.states(self.instructions, np.stack(encoded, axis=-1), self.layout)
+
     def read(self, H: np.ndarray) -> np.ndarray:
         """Predictions from a final hidden state: the read-out row at every x~ column."""
         preds = H[self.layout.rows(self.readout)][0, x_columns(self.n)].copy()
