@@ -78,6 +78,16 @@ def check_task(X, y, x_query, d: int, n: int) -> tuple[np.ndarray, np.ndarray, n
     return X, y, x_query
 
 
+def tokens(X: np.ndarray, y: np.ndarray, x_query: np.ndarray) -> np.ndarray:
+    """The prompt as a transformer's input: one row per token, ``[y, x]`` slots (T x (d+1))."""
+    n, d = X.shape
+    out = np.zeros((2 * n + 1, d + 1))
+    out[0 : 2 * n : 2, 1:] = X
+    out[1 : 2 * n : 2, 0] = y
+    out[2 * n, 1:] = x_query
+    return out
+
+
 def encode(X: np.ndarray, y: np.ndarray, x_query: np.ndarray, layout: Layout) -> np.ndarray:
     """The initial hidden state (layout.width x (2n + 1)) for a checked task."""
     n, d = X.shape

@@ -1,0 +1,300 @@
+"""Compile a program into a transformer: one real layer per RAW instruction.
+
+``compile(program, bounds)`` extends the program's layout with the rows the
+mechanisms need, chooses the scale constants for the dtype
+(``scales.py``), plans each layer (``blocks.py``) and assembles the plans
+into dense weights (``network.Weights``). The result runs through a forward
+pass that knows nothing about regression (``forward.py``, ``forward_jax.py``).
+
+Rows the compiler adds to the program's layout:
+
+* ``one`` (1), ``pos_sq`` (j^2): with the program's ``pos`` (j) they make
+  attention one-hot (keys ``[j, j^2]``, queries ``N_att [2 (i - offset), -1]``);
+* ``ln_pad_pos``, ``ln_pad_neg`` (``+N``, ``-N``): permanent pads that make
+  layer norm a known scaling (Lemma 6);
+* ``zero``: always 0; MLP weights put a compensating weight on it so they
+  sum to zero over the rows and layer norm's mean subtraction drops out;
+* ``mean_pad``: minus the sum of the other rows, written before each layer
+  norm that matters, so the mean it subtracts is tiny (``blocks.centre``);
+* ``div_pad_pos``, ``div_pad_neg``: the division pads (Lemma 8), if any div;
+* ``scratch``: copies of an operand a mul or div overwrites, if any.
+
+All of them are written by the position table or by layers, and every
+layer's effect on the program's registers is exactly its instruction's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import blocks, forward, forward_jax, scales
+from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO, Context, LayerPlan
+from .bounds import Bounds, DomainError
+from .instructions import Div, Mul
+from .network import Weights
+from .program import Program
+from .prompt import POS, X_IN, Y_IN, check_task, tokens, x_columns
+from .registers import Layout, Register
+
+HEADS = 2
+LN_EPS = 1e-5
+PAPER = {"sgd_step": lambda d: (9, 3 + 4 * d), "sherman_morrison_step": lambda d: (14, 3 + 5 * d + 3 * d * d)}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer: its instruction, the constants it uses, its predicted error bound."""
+
+    index: int
+    instruction: str
+    constants: dict
+    predicted_error: float  # absolute, on each entry of the written register
+    out_bound: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.predicted_error / self.out_bound
+
+
+def _compiler_registers(program: Program) -> list[Register]:
+    regs = [Register(name, (1,)) for name in (ONE, POS_SQ, LN_POS, LN_NEG, ZERO, MEAN_PAD)]
+    if any(isinstance(ins, Div) for ins in program.instructions):
+        regs += [Register(DIV_POS, (1,)), Register(DIV_NEG, (1,))]
+    overwritten = [
+        program.layout[ins.out].size
+        for ins in program.instructions
+        if (isinstance(ins, Mul) and ins.out in (ins.a, ins.b)) or (isinstance(ins, Div) and ins.out == ins.num)
+    ]
+    if overwritten:
+        regs.append(Register(SCRATCH, (2 * max(overwritten),)))
+    clash = [r.name for r in regs if r.name in program.layout]
+    if clash:
+        raise ValueError(f"program registers {clash} clash with the compiler's own registers; rename them")
+    return regs
+
+
+def _scratch_bound(program: Program, values: dict) -> float:
+    copied = [
+        values[ins.out]
+        for ins in program.instructions
+        if (isinstance(ins, Mul) and ins.out in (ins.a, ins.b)) or (isinstance(ins, Div) and ins.out == ins.num)
+    ]
+    return max(copied, default=0.0)
+
+
+def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetwork":
+    """One transformer layer per instruction of ``program``, built for the domain ``bounds``."""
+    if not isinstance(program, Program):
+        raise TypeError(f"compile takes a Program, got {type(program).__name__}")
+    bounds.require(program)
+    eps = scales.machine_eps(dtype)
+    layout = program.layout.extended(_compiler_registers(program))
+    T = 2 * program.n + 1
+    values = dict(bounds.values)
+    values.update({ONE: 1.0, POS_SQ: float((T - 1) ** 2), ZERO: 0.0})
+    if SCRATCH in layout:
+        values[SCRATCH] = _scratch_bound(program, values)
+    values[MEAN_PAD] = sum(layout[name].size * values[name] for name in values if name in layout)
+    sum_sq = sum(layout[name].size * values[name] ** 2 for name in values if name in layout)
+    ctx = Context(
+        layout=layout, bounds=values, floors=dict(bounds.floors), eps=eps, dtype=np.dtype(dtype),
+        sharpness=scales.attention_sharpness(dtype), product_scale=scales.product_scale(dtype),
+        bypass_offset=scales.bypass_offset(dtype), ln_pad=scales.pad_size(sum_sq, layout.width, LN_EPS, dtype),
+        ln_eps=LN_EPS, sum_sq=sum_sq,
+    )
+    plans: list[LayerPlan] = []
+    dirty: set[int] = set()
+    for ins in program.instructions:
+        plan = blocks.BLOCKS[type(ins)](ins, ctx)
+        blocks.reset(plan, sorted(dirty))
+        if plan.units:  # the MLP works: centre the column its layer norm sees
+            blocks.centre(plan, ctx)
+        dirty = plan.dirty
+        plans.append(plan)
+    weights = _assemble(plans, ctx, program)
+    reports = tuple(
+        LayerReport(k, plan.label, plan.constants, plan.error, plan.out_bound) for k, plan in enumerate(plans, 1)
+    )
+    constants = {
+        "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
+        "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
+    }
+    return CompiledNetwork(program, weights, layout, bounds, constants, reports)
+
+
+def _assemble(plans: list[LayerPlan], ctx: Context, program: Program) -> Weights:
+    """The one step that turns logical plans into dense arrays (float64, then the target dtype)."""
+    layout, D, L = ctx.layout, ctx.layout.width, len(plans)
+    row = lambda name: layout.span(name)[0]  # noqa: E731 (one-row registers)
+    dh = max([2] + [len(p.source) for p in plans] + [len(p.self_) for p in plans])
+    U = max([1] + [len(p.units) for p in plans])
+    T = 2 * program.n + 1
+    d = program.d
+
+    embed = np.zeros((d + 1, D))
+    embed[0, row(Y_IN)] = 1.0
+    embed[np.arange(1, d + 1), np.arange(*layout.span(X_IN))] = 1.0
+    positions = np.zeros((T, D))
+    j = np.arange(T, dtype=np.float64)
+    positions[:, row(POS)] = j
+    positions[:, row(POS_SQ)] = j * j
+    positions[:, row(ONE)] = 1.0
+    positions[:, row(LN_POS)] = ctx.ln_pad
+    positions[:, row(LN_NEG)] = -ctx.ln_pad
+    readout = np.zeros(D)
+    readout[row(program.readout)] = 1.0
+
+    Wq, Wk, Wv = (np.zeros((L, HEADS, D, dh)) for _ in range(3))
+    Wo, bo = np.zeros((L, HEADS * dh, D)), np.zeros((L, D))
+    W1, b1, W2, b2 = np.zeros((L, D, U)), np.zeros((L, U)), np.zeros((L, U, D)), np.zeros((L, D))
+    N = ctx.sharpness
+    for l, plan in enumerate(plans):
+        for h, (offset, writes) in enumerate(((plan.source_offset or 0, plan.source), (0, plan.self_))):
+            # score(i, j) = N [2 (i - offset) j - j^2] = -N (j - (i - offset))^2 + const(i)
+            Wq[l, h, row(POS), 0] = 2 * N
+            Wq[l, h, row(ONE), 0] = -2 * N * offset
+            Wq[l, h, row(ONE), 1] = -N
+            Wk[l, h, row(POS), 0] = 1.0
+            Wk[l, h, row(POS_SQ), 1] = 1.0
+            for c, (w_row, form) in enumerate(sorted(writes.items())):
+                for r_row, coef in form.items():
+                    Wv[l, h, r_row, c] += coef
+                Wo[l, h * dh + c, w_row] = 1.0
+        for w_row, b in plan.attn_bias.items():
+            bo[l, w_row] += b
+        for u, unit in enumerate(plan.units):
+            for r_row, coef in unit.inputs.items():
+                W1[l, r_row, u] += coef * plan.ln_scale
+            W1[l, row(ZERO), u] -= sum(unit.inputs.values()) * plan.ln_scale
+            b1[l, u] = unit.bias
+            for o_row, coef in unit.outputs.items():
+                W2[l, u, o_row] += coef
+        for o_row, b in plan.mlp_bias.items():
+            b2[l, o_row] += b
+    cast = lambda a: a.astype(ctx.dtype)  # noqa: E731
+    return Weights(
+        embed=cast(embed), positions=cast(positions), readout=cast(readout),
+        Wq=cast(Wq), Wk=cast(Wk), Wv=cast(Wv), Wo=cast(Wo), bo=cast(bo),
+        ln_gain=cast(np.ones((L, D))), ln_bias=cast(np.zeros((L, D))),
+        W1=cast(W1), b1=cast(b1), W2=cast(W2), b2=cast(b2), ln_eps=LN_EPS,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Hidden states after the embedding and after each layer, rows labelled by register."""
+
+    states: np.ndarray  # (L + 1, D, T): the machine's orientation
+    layout: Layout
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.layout.labels
+
+    def register(self, name: str) -> np.ndarray:
+        """``(L + 1, size, T)``: the register's value after each layer (0 = embedding)."""
+        return self.states[:, self.layout.rows(name), :]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledNetwork:
+    """A program's transformer: weights, the domain it was built for, and its predicted errors."""
+
+    program: Program
+    weights: Weights
+    layout: Layout
+    bounds: Bounds
+    constants: dict
+    layers: tuple[LayerReport, ...]
+
+    # -- running ---------------------------------------------------------------
+
+    def _tokens(self, X, y, x_query) -> np.ndarray:
+        X, y, x_query = check_task(X, y, x_query, self.program.d, self.program.n)
+        if X.dtype == object or y.dtype == object or x_query.dtype == object:
+            raise ValueError("a compiled network runs on numbers; use the program for symbolic inputs")
+        self.bounds.check_task(X, y, x_query)
+        return tokens(X, y, x_query)
+
+    def _guard(self, peak: np.ndarray, low: np.ndarray) -> None:
+        """Every program register within its bound and every divisor above its floor, in every layer.
+
+        ``peak`` and ``low`` are the largest and smallest ``|value|`` of each
+        row over the tokens, after the embedding and after each layer.
+        """
+        if not np.all(np.isfinite(peak)):
+            raise DomainError("the forward pass produced NaN or inf; the task is outside the network's domain")
+        for name in self.program.layout.names:
+            reg_peak = peak[:, self.layout.rows(name)].max(axis=1)
+            bound = self.bounds.values[name]
+            over = np.flatnonzero(reg_peak > bound * (1 + 1e-6))
+            if over.size:
+                l = int(over[0])
+                where = "the embedding" if l == 0 else f"layer {l} ({self.layers[l - 1].instruction})"
+                raise DomainError(
+                    f"register {name!r} reached {reg_peak[l]:.6g} after {where}, beyond its declared bound "
+                    f"{bound:.6g}; the task is outside the domain this network was compiled for"
+                )
+        for k, ins in enumerate(self.program.instructions):
+            if isinstance(ins, Div):
+                value = float(low[k, self.layout.span(ins.den)[0]])
+                floor = self.bounds.floors[ins.den]
+                if value < floor * (1 - 1e-6):
+                    raise DomainError(
+                        f"divisor {ins.den!r} fell to {value:.6g} before layer {k + 1} ({ins}), below its "
+                        f"declared floor {floor:.6g}; the task is outside the network's domain"
+                    )
+
+    def _pass(self, backend: str):
+        if backend == "numpy":
+            return forward
+        if backend == "jax":
+            return forward_jax
+        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+
+    def _read(self, out: np.ndarray) -> np.ndarray:
+        preds = out[x_columns(self.program.n)].astype(np.float64)
+        if self.program.query_only:
+            preds[:-1] = np.nan
+        return preds
+
+    def predict(self, X, y, x_query, backend: str = "numpy") -> np.ndarray:
+        """``n + 1`` predictions, one per x~ column (same contract as the program's)."""
+        out, peak, low = self._pass(backend).forward_monitored(self.weights, self._tokens(X, y, x_query))
+        self._guard(peak, low)
+        return self._read(out)
+
+    def predict_batch(self, X, y, x_query) -> np.ndarray:
+        """Predictions for a batch of tasks (JAX, vmapped): X (B, n, d), y (B, n), x_query (B, d)."""
+        X, y, x_query = np.asarray(X), np.asarray(y), np.asarray(x_query)
+        if X.ndim != 3 or y.ndim != 2 or x_query.ndim != 2 or not (len(X) == len(y) == len(x_query)):
+            raise ValueError(f"a batch needs X (B, n, d), y (B, n), x_query (B, d); got {X.shape}, {y.shape}, "
+                             f"{x_query.shape}")
+        toks = np.stack([self._tokens(*task) for task in zip(X, y, x_query)])
+        out, peak, low = forward_jax.forward_monitored(self.weights, toks)
+        for task_peak, task_low in zip(peak, low):
+            self._guard(task_peak, task_low)
+        return np.stack([self._read(o) for o in out])
+
+    def trace(self, X, y, x_query, backend: str = "numpy") -> Trace:
+        """The residual stream after every layer, rows labelled by register."""
+        states = self._pass(backend).hidden_states(self.weights, self._tokens(X, y, x_query))
+        magnitude = np.abs(states)
+        self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
+        return Trace(states.transpose(0, 2, 1).astype(np.float64), self.layout)
+
+    # -- size ------------------------------------------------------------------
+
+    def size(self) -> dict:
+        """Depth, widths and parameter count, with the paper's numbers where it gives them."""
+        w = self.weights
+        info = {
+            "layers": w.depth, "residual_width": w.width, "mlp_width": w.mlp_width, "heads": w.heads,
+            "head_size": w.head_size, "parameters": w.parameter_count, "data_rows": self.program.data_rows,
+        }
+        if self.program.name in PAPER:
+            layers, rows = PAPER[self.program.name](self.program.d)
+            info["paper"] = {"layers": layers, "data_rows": rows}
+        return info

@@ -1,0 +1,227 @@
+"""Compiled networks: each layer against the exact machine, end to end against the closed forms."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from catalogue import CASES
+from construct import programs, reference
+from construct.bounds import Bounds, DomainError
+from construct.compiler import compile
+from support import assert_agree, compiled_tasks, standard_tasks
+
+
+def build(program, seed=0, extra=()):
+    """Calibrate on 64 standard tasks (and any extra ones), margin 4, and compile."""
+    tasks = standard_tasks(program.d, program.n, 64, seed) + list(extra)
+    return compile(program, Bounds.calibrate(program, tasks))
+
+
+def sgd_and_ridge(t):
+    return [
+        (programs.sgd(t.d, t.n, t.alpha, t.lam, t.w0), reference.sgd_one_pass(*t.data, t.alpha, t.lam, t.w0)),
+        (programs.ridge(t.d, t.n, t.lam), reference.ridge(*t.data, t.lam)),
+    ]
+
+
+# -- each layer is its instruction ---------------------------------------------------
+
+LAYER_TOLERANCE = {"mov": 1e-10, "aff": 1e-10, "mul": 1e-9, "div": 1e-9}
+
+
+def check_layers(net, task):
+    """Run the network; at every layer apply the instruction with the exact machine to the
+    network's own input state and compare. Returns the worst errors by kind."""
+    program = net.program
+    trace = net.trace(*task)
+    width = program.layout.width
+    worst = {}
+    for l, ins in enumerate(program.instructions):
+        before, after = trace.states[l][:width], trace.states[l + 1][:width]
+        exact = ins.apply(before, program.layout)
+        rows = program.layout.rows(ins.writes)
+        others = np.ones(width, bool)
+        others[rows] = False
+        assert np.array_equal(after[others], before[others]), f"layer {l + 1} ({ins}) touched other registers"
+        err = np.abs(after[rows] - exact[rows])
+        relative = float((err / (1 + np.abs(exact[rows]))).max())
+        assert relative <= LAYER_TOLERANCE[ins.kind], f"layer {l + 1} ({ins}): relative error {relative:.3g}"
+        assert err.max() <= net.layers[l].predicted_error, (
+            f"layer {l + 1} ({ins}): error {err.max():.3g} above the predicted bound {net.layers[l].predicted_error:.3g}")
+        worst[ins.kind] = max(worst.get(ins.kind, 0.0), relative)
+    return worst
+
+
+@settings(max_examples=20)
+@given(compiled_tasks())
+def test_every_layer_is_its_instruction(t):
+    for program, _ in sgd_and_ridge(t):
+        check_layers(build(program), t.data)
+
+
+@pytest.mark.parametrize("name", ["sgd_step", "sherman_morrison_step"])
+def test_chain_layers(name):
+    t = CASES["n=1"]
+    program = programs.sgd_step(t.d, 0.05, 0.3, t.w0) if name == "sgd_step" else programs.sherman_morrison_step(t.d, 0.3)
+    check_layers(build(program), t.data)
+
+
+# -- end to end ----------------------------------------------------------------------
+
+E2E = 1e-6
+
+
+@settings(max_examples=20)
+@given(compiled_tasks())
+def test_compiled_networks_match_the_closed_forms(t):
+    for program, expected in sgd_and_ridge(t):
+        assert_agree(build(program).predict(*t.data), expected, E2E, program.name)
+
+
+@settings(max_examples=10)
+@given(compiled_tasks(n=__import__("hypothesis").strategies.just(1)))
+def test_compiled_chains_match_the_closed_forms(t):
+    net = build(programs.sgd_step(t.d, t.alpha, t.lam, t.w0))
+    got = net.predict(*t.data)
+    assert np.isnan(got[0])
+    assert_agree(got[1:], reference.sgd_one_step(*t.data, t.alpha, t.lam, t.w0)[1:], E2E, "sgd_step")
+    net = build(programs.sherman_morrison_step(t.d, t.lam))
+    assert_agree(net.predict(*t.data)[1:], reference.ridge(*t.data, t.lam)[1:], E2E, "sherman_morrison_step")
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_catalogue(name):
+    """Edge cases; each network's domain is calibrated to include the case's own task."""
+    t = CASES[name]
+    for program, expected in sgd_and_ridge(t):
+        net = build(program, extra=[t.data])
+        assert_agree(net.predict(*t.data), expected, E2E, f"{name}: {program.name}")
+
+
+def test_jax_batch_matches_numpy():
+    """The passes round differently and the products magnify rounding by ~P (their P^2
+    weights cancel to a product of size 1), so they agree to the layers' own error, not to 1e-12."""
+    program = programs.ridge(3, 5, 0.5)
+    net = build(program)
+    tasks = standard_tasks(3, 5, 6, seed=9)
+    X, y, q = (np.stack(parts) for parts in zip(*tasks))
+    batch = net.predict_batch(X, y, q)
+    for task, got in zip(tasks, batch):
+        assert_agree(got, net.predict(*task), 1e-9, "jax vs numpy")
+        assert_agree(net.predict(*task, backend="jax"), got, 1e-9, "jax single vs batch")
+        assert_agree(got, reference.ridge(*task, 0.5), 1e-8, "jax vs closed form")
+
+
+# -- float32 ---------------------------------------------------------------------------
+
+FLOAT32 = {"sgd": 1e-3, "ridge": 3e-2}  # measured worst: see the benchmark and README
+
+
+@pytest.mark.parametrize("d, n, lam", [(2, 4, 1.0), (8, 16, 0.5), (8, 16, 0.1)])
+def test_float32_runs_within_its_documented_bound(d, n, lam):
+    for program, name in ((programs.sgd(d, n, 0.05, lam), "sgd"), (programs.ridge(d, n, lam), "ridge")):
+        tasks = standard_tasks(d, n, 64)
+        net = compile(program, Bounds.calibrate(program, tasks), dtype=np.float32)
+        assert net.weights.dtype == np.float32
+        for task in standard_tasks(d, n, 5, seed=7):
+            expected = (reference.sgd_one_pass(*task, 0.05, lam) if name == "sgd" else reference.ridge(*task, lam))
+            assert_agree(net.predict(*task), expected, FLOAT32[name], f"float32 {name}")
+
+
+def test_float32_layers_stay_within_their_predicted_bounds():
+    program = programs.ridge(4, 6, 0.5)
+    net = compile(program, Bounds.calibrate(program, standard_tasks(4, 6, 64)), dtype=np.float32)
+    trace = net.trace(*standard_tasks(4, 6, 1, seed=3)[0])
+    width = program.layout.width
+    for l, ins in enumerate(program.instructions):
+        exact = ins.apply(trace.states[l][:width], program.layout)
+        rows = program.layout.rows(ins.writes)
+        assert np.abs(trace.states[l + 1][rows] - exact[rows]).max() <= net.layers[l].predicted_error, str(ins)
+
+
+# -- size, constants, trace ----------------------------------------------------------------
+
+
+def test_sizes_beside_the_paper():
+    sgd = build(programs.sgd_step(4, 0.1, 0.1, np.ones(4))).size()
+    assert sgd["layers"] == 9 and sgd["paper"] == {"layers": 9, "data_rows": 19} and sgd["data_rows"] == 19
+    sm = build(programs.sherman_morrison_step(4, 1.0)).size()
+    assert sm["layers"] == 14 and sm["paper"] == {"layers": 14, "data_rows": 3 + 20 + 48}
+    ridge = build(programs.ridge(3, 4, 1.0))
+    info = ridge.size()
+    w = ridge.weights
+    assert info["parameters"] == sum(a.size for a in w.arrays().values())
+    assert (info["layers"], info["residual_width"], info["heads"]) == (ridge.program.depth, ridge.layout.width, 2)
+
+
+def test_constants_and_predicted_errors_are_exposed():
+    net = build(programs.ridge(3, 4, 1.0))
+    assert set(net.constants) >= {"attention_sharpness", "product_scale", "bypass_offset", "ln_pad"}
+    assert len(net.layers) == net.program.depth
+    kinds = {report.instruction.split()[0]: report for report in net.layers}
+    assert "product_scale" in kinds["mul"].constants and "div_pad" in kinds["div"].constants
+    assert all(0 < report.predicted_error < np.inf and report.out_bound > 0 for report in net.layers)
+
+
+def test_trace_is_labelled_by_register():
+    net = build(programs.ridge(2, 3, 1.0))
+    task = standard_tasks(2, 3, 1, seed=5)[0]
+    trace = net.trace(*task)
+    assert trace.states.shape == (net.program.depth + 1, net.layout.width, 7)
+    assert "Ainv[1,0]" in trace.labels and "mean_pad" in trace.labels
+    exact = net.program.run(*task, trace=True)
+    assert np.allclose(trace.register("Ainv")[-1], exact[-1][net.program.layout.rows("Ainv")], atol=1e-9)
+
+
+# -- what the compiler refuses -----------------------------------------------------------------
+
+
+def test_inputs_outside_the_declared_bound():
+    net = build(programs.sgd(2, 3, 0.05, 0.1))
+    X, y, q = standard_tasks(2, 3, 1)[0]
+    bound = net.bounds.values["x_in"]
+    with pytest.raises(DomainError, match=rf"X\[1, 0\] = .* outside the declared input bound \|x_in\| <= {bound:.6g}"):
+        net.predict(np.array([[0.0, 0.0], [bound * 1.5, 0.0], [0.0, 0.0]]), y, q)
+    with pytest.raises(DomainError, match=r"y\[2\]"):
+        net.predict(X, np.array([0.0, 0.0, 1e6]), q)
+
+
+def test_intermediate_outside_its_bound_is_an_error_not_a_number():
+    program = programs.sgd(2, 4, 0.1, 0.0)
+    bounds = Bounds.calibrate(program, standard_tasks(2, 4, 64), x_max=20.0)
+    net = compile(program, bounds)
+    X = np.full((4, 2), 15.0)  # inside the input bound; SGD with 2 alpha |x|^2 = 90 diverges
+    with pytest.raises(DomainError, match=r"register '\w+' reached .* after layer \d+ .* beyond its declared bound"):
+        net.predict(X, np.ones(4), np.ones(2))
+
+
+def test_what_cannot_be_placed():
+    program = programs.ridge(2, 2, 1.0)
+    bounds = Bounds.calibrate(program, standard_tasks(2, 2, 8))
+    with pytest.raises(ValueError, match=r"no floor for divisor registers \['den1'\]"):
+        compile(program, Bounds(bounds.values, {}))
+    with pytest.raises(ValueError, match=r"no bound for registers \['uuT'\]"):
+        compile(program, Bounds({k: v for k, v in bounds.values.items() if k != "uuT"}, bounds.floors))
+    with pytest.raises(ValueError, match="positive number"):
+        Bounds({**bounds.values, "w": -1.0}, bounds.floors)
+    with pytest.raises(TypeError, match="takes a Program"):
+        compile(program.instructions, bounds)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        compile(program, bounds, dtype=np.float16)
+
+    from construct import Aff, Program
+    from construct.prompt import input_registers
+    from construct.registers import Layout, Register
+
+    clash = Program("clash", 1, 1, Layout(input_registers(1) + [Register("one", (1,)), Register("pred", (1,))]),
+                    (Aff("pred", (("one", 1.0),)),))
+    with pytest.raises(ValueError, match=r"\['one'\] clash with the compiler's own registers"):
+        compile(clash, Bounds.calibrate(clash, standard_tasks(1, 1, 2)))
+
+
+def test_compiled_network_refuses_symbols():
+    import sympy
+
+    net = build(programs.sgd(1, 1, 0.1, 0.1))
+    with pytest.raises(ValueError, match="runs on numbers"):
+        net.predict([[sympy.Symbol("x")]], [1.0], [1.0])
