@@ -2,17 +2,23 @@
 
 The pieces, in pipeline order: registers and layouts (``registers``), the RAW
 instructions (``instructions``), the prompt encoding (``prompt``), the exact
-machine (``machine``), programs (``program``, ``programs``) and the
-closed-form references they are checked against (``reference``).
+machine (``machine``), programs (``program``, ``programs``), the closed-form
+references they are checked against (``reference``), and the compiler
+(``compiler``, with ``blocks``, ``scales`` and ``bounds``) that turns a
+program into the weights of a transformer (``network``) run by a generic
+forward pass (``forward``, ``forward_jax``).
 """
 
 from . import programs, reference
+from .bounds import Bounds, DomainError
+from .compiler import CompiledNetwork, compile
 from .instructions import Aff, Div, Instruction, Mov, Mul
 from .machine import run
+from .network import Weights
 from .program import Program
 from .registers import Layout, Register
 
 __all__ = [
-    "Aff", "Div", "Instruction", "Layout", "Mov", "Mul", "Program", "Register",
-    "programs", "reference", "run",
+    "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "Instruction", "Layout", "Mov", "Mul", "Program",
+    "Register", "Weights", "compile", "programs", "reference", "run",
 ]
