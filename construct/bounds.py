@@ -94,12 +94,8 @@ class Bounds:
                 if declared < peak[name]:
                     raise ValueError(f"{name} bound {declared} is below the calibration tasks' {peak[name]:.4g}")
                 values[name] = float(declared)
-        floors = {}
-        for den, v in low.items():
-            if v == 0:
-                raise ValueError(f"divisor {den!r} is 0 on a calibration task; no floor can be declared")
-            floors[den] = v / margin
-        return cls(values, floors)
+        # a zero divisor has already stopped the machine, so every floor is positive
+        return cls(values, {den: v / margin for den, v in low.items()})
 
     def check_task(self, X: np.ndarray, y: np.ndarray, x_query: np.ndarray) -> None:
         """Inputs within the declared input bounds, else DomainError naming the bound."""

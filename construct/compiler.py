@@ -266,17 +266,39 @@ class CompiledNetwork:
         self._guard(peak, low)
         return self._read(out)
 
-    def predict_batch(self, X, y, x_query) -> np.ndarray:
-        """Predictions for a batch of tasks (JAX, vmapped): X (B, n, d), y (B, n), x_query (B, d)."""
+    def predict_batch(self, X, y, x_query, outside: str = "raise") -> np.ndarray:
+        """Predictions for a batch of tasks (JAX, vmapped): X (B, n, d), y (B, n), x_query (B, d).
+
+        A task outside the network's domain raises ``DomainError``; with
+        ``outside="nan"`` its row is NaN instead (the others are returned).
+        """
+        if outside not in ("raise", "nan"):
+            raise ValueError(f"outside must be 'raise' or 'nan', got {outside!r}")
         X, y, x_query = np.asarray(X), np.asarray(y), np.asarray(x_query)
         if X.ndim != 3 or y.ndim != 2 or x_query.ndim != 2 or not (len(X) == len(y) == len(x_query)):
             raise ValueError(f"a batch needs X (B, n, d), y (B, n), x_query (B, d); got {X.shape}, {y.shape}, "
                              f"{x_query.shape}")
-        toks = np.stack([self._tokens(*task) for task in zip(X, y, x_query)])
-        out, peak, low = forward_jax.forward_monitored(self.weights, toks)
-        for task_peak, task_low in zip(peak, low):
-            self._guard(task_peak, task_low)
-        return np.stack([self._read(o) for o in out])
+        toks, inside = [], []
+        for task in zip(X, y, x_query):
+            try:
+                toks.append(self._tokens(*task))
+                inside.append(True)
+            except DomainError:
+                if outside == "raise":
+                    raise
+                toks.append(np.zeros((2 * self.program.n + 1, self.program.d + 1)))
+                inside.append(False)
+        out, peak, low = forward_jax.forward_monitored(self.weights, np.stack(toks))
+        preds = np.full((len(toks), self.program.n + 1), np.nan)
+        for k in np.flatnonzero(inside):
+            try:
+                self._guard(peak[k], low[k])
+            except DomainError:
+                if outside == "raise":
+                    raise
+                continue
+            preds[k] = self._read(out[k])
+        return preds
 
     def trace(self, X, y, x_query, backend: str = "numpy") -> Trace:
         """The residual stream after every layer, rows labelled by register."""

@@ -114,7 +114,10 @@ def test_jax_batch_matches_numpy():
 
 # -- float32 ---------------------------------------------------------------------------
 
-FLOAT32 = {"sgd": 1e-3, "ridge": 3e-2}  # measured worst: see the benchmark and README
+# Documented float32 bounds (README). Measured worst (benchmark, lam = 0.1, d <= 8, n <= 32): sgd 2.7e-4,
+# ridge 0.14. Ridge's error comes from w = Ainv @ b, whose terms (|Ainv| |b| ~ 500) cancel to |w| ~ 2
+# while a float32 GeLU product is good to ~1e-5 of its terms' bound, and from Ainv's drift over n updates.
+FLOAT32 = {"sgd": 1e-3, "ridge": 0.3}
 
 
 @pytest.mark.parametrize("d, n, lam", [(2, 4, 1.0), (8, 16, 0.5), (8, 16, 0.1)])
@@ -225,3 +228,16 @@ def test_compiled_network_refuses_symbols():
     net = build(programs.sgd(1, 1, 0.1, 0.1))
     with pytest.raises(ValueError, match="runs on numbers"):
         net.predict([[sympy.Symbol("x")]], [1.0], [1.0])
+
+
+def test_batch_can_mark_refused_tasks_instead_of_raising():
+    program = programs.sgd(2, 3, 0.05, 0.1)
+    net = build(program)
+    tasks = standard_tasks(2, 3, 3, seed=4)
+    X, y, q = (np.stack(parts) for parts in zip(*tasks))
+    X[1, 0, 0] = 10 * net.bounds.values["x_in"]
+    with pytest.raises(DomainError, match="outside the declared input bound"):
+        net.predict_batch(X, y, q)
+    preds = net.predict_batch(X, y, q, outside="nan")
+    assert np.isnan(preds[1]).all() and not np.isnan(preds[[0, 2]]).any()
+    assert_agree(preds[2], net.predict(*tasks[2]), 1e-9, "kept rows")
