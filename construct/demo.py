@@ -1,4 +1,4 @@
-"""The main demo: the paper's chains in its notation, and programs beside the closed forms."""
+"""The main demo: the paper's chain, then transformers built from programs, beside the closed forms."""
 
 from __future__ import annotations
 
@@ -7,13 +7,37 @@ import argparse
 import numpy as np
 
 from . import programs, reference
+from .bounds import Bounds, DomainError
+from .compiler import compile
 
 
-def _table(title: str, got: np.ndarray, expected: np.ndarray) -> str:
-    lines = [title, f"  {'prefix':>6}  {'program':>14}  {'closed form':>14}  {'|error|':>9}"]
-    for k, (g, e) in enumerate(zip(got, expected)):
-        lines.append(f"  {k:>6}  {g:>14.10f}  {e:>14.10f}  {abs(g - e):>9.1e}")
+def _tasks(rng, d: int, n: int, count: int) -> list[tuple]:
+    out = []
+    for _ in range(count):
+        X = rng.normal(size=(n, d))
+        out.append((X, X @ rng.normal(size=d), rng.normal(size=d)))
+    return out
+
+
+def _table(title: str, net, program, task, closed) -> str:
+    machine = program.predict(*task)
+    try:
+        network = net.predict(*task)
+    except DomainError as err:
+        return f"{title}\n  the transformer refuses this task: {err}"
+    lines = [title, f"  {'prefix':>6}  {'transformer':>15}  {'exact machine':>15}  {'closed form':>15}  {'|error|':>8}"]
+    for k, (t, m, c) in enumerate(zip(network, machine, closed)):
+        lines.append(f"  {k:>6}  {t:>15.11f}  {m:>15.11f}  {c:>15.11f}  {abs(t - c):>8.1e}")
     return "\n".join(lines)
+
+
+def _size(net) -> str:
+    s = net.size()
+    text = (f"{s['layers']} layers, residual width {s['residual_width']} ({s['data_rows']} data rows), "
+            f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
+    if "paper" in s:
+        text += f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,28 +49,31 @@ def main(argv: list[str] | None = None) -> int:
     d, n = args.d, args.n
     if d < 1 or n < 1:
         parser.error("--d and --n must be at least 1")
+    rng = np.random.default_rng(args.seed)
+    alpha, lam = 0.05, 0.1
 
     step = programs.sgd_step(2, alpha=0.1, lam=0.01, w0=np.zeros(2))
-    print(f"Theorem 1 (one SGD step), d = 2: {step.depth} instructions, {step.data_rows} data rows "
-          f"(paper: 9 and 3 + 4d = 11)")
+    print("Theorem 1 (one SGD step), d = 2, in the paper's notation (rows [start, stop)):")
     print(step.listing("paper"))
-    print("\nThe same chain on named registers:")
+    print("\n... and on named registers:")
     print(step.listing())
 
-    rng = np.random.default_rng(args.seed)
-    X = rng.normal(size=(n, d))
-    y = X @ rng.normal(size=d)
-    x_query = rng.normal(size=d)
-    alpha, lam = 0.05, 0.1
+    print("\nCompiled, one transformer layer per instruction (d = 2):")
+    sm = programs.sherman_morrison_step(2, lam)
+    for program in (step, sm):
+        net = compile(program, Bounds.calibrate(program, _tasks(rng, 2, 1, 64)))
+        print(f"  {program.name}: {_size(net)}")
+
+    task = _tasks(rng, d, n, 1)[0]
+    print(f"\nA random task: d = {d}, n = {n}, x ~ N(0, I), y = w^T x. Prefix k predicts example k+1 from "
+          "examples 1..k (k = n is the query). Each network is compiled for the domain of 64 sample tasks.\n")
     sgd = programs.sgd(d, n, alpha, lam)
-    ridge = programs.ridge(d, n, lam)
-    print(f"\nA random task: d = {d}, n = {n}, x ~ N(0, I), y = w^T x. Prefix k predicts example k+1 "
-          f"from examples 1..k (k = n is the query).\n")
-    print(_table(f"one-pass SGD, alpha = {alpha}, lam = {lam}: program (depth {sgd.depth}, width {sgd.width}) "
-                 "vs the SGD recurrence",
-                 sgd.predict(X, y, x_query), reference.sgd_one_pass(X, y, x_query, alpha, lam)))
+    net = compile(sgd, Bounds.calibrate(sgd, _tasks(rng, d, n, 64)))
+    print(_table(f"one-pass SGD, alpha = {alpha}, lam = {lam}: {_size(net)}", net, sgd, task,
+                 reference.sgd_one_pass(*task, alpha, lam)))
     print()
-    print(_table(f"ridge, lam = {lam}: Sherman-Morrison program (depth {ridge.depth}, width {ridge.width}) "
-                 "vs numpy.linalg.solve",
-                 ridge.predict(X, y, x_query), reference.ridge(X, y, x_query, lam)))
+    ridge = programs.ridge(d, n, lam)
+    net = compile(ridge, Bounds.calibrate(ridge, _tasks(rng, d, n, 64)))
+    print(_table(f"ridge (Sherman-Morrison), lam = {lam}: {_size(net)}", net, ridge, task,
+                 reference.ridge(*task, lam)))
     return 0
