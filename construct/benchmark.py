@@ -31,20 +31,12 @@ import numpy as np
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
 
 
-def _tasks(d: int, n: int, count: int, seed: int):
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        X, w = rng.normal(size=(n, d)), rng.normal(size=d)
-        out.append((X, X @ w, rng.normal(size=d)))
-    return out
-
-
 def measure(algo: str, d: int, n: int) -> dict:
     """One configuration, measured in this process."""
     from . import programs, reference
     from .bounds import Bounds, DomainError
     from .compiler import compile
+    from .tasks import gaussian_tasks
 
     if algo == "sgd":
         program, closed = programs.sgd(d, n, ALPHA, LAM), lambda t: reference.sgd_one_pass(*t, ALPHA, LAM)
@@ -62,11 +54,11 @@ def measure(algo: str, d: int, n: int) -> dict:
             return np.full(n + 1, np.nan)
 
     start = time.perf_counter()
-    bounds = Bounds.calibrate(program, _tasks(d, n, CALIBRATION, seed=0))
+    bounds = Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, seed=0))
     net = compile(program, bounds)
     compile_s = time.perf_counter() - start
 
-    tasks = _tasks(d, n, BATCH, seed=1)
+    tasks = gaussian_tasks(d, n, BATCH, seed=1)
     start = time.perf_counter()
     numpy_preds = [refused(lambda: net.predict(*t)) for t in tasks[:NUMPY_TASKS]]
     numpy_s = (time.perf_counter() - start) / NUMPY_TASKS

@@ -9,14 +9,7 @@ import numpy as np
 from . import programs, reference
 from .bounds import Bounds, DomainError
 from .compiler import compile
-
-
-def _tasks(rng, d: int, n: int, count: int) -> list[tuple]:
-    out = []
-    for _ in range(count):
-        X = rng.normal(size=(n, d))
-        out.append((X, X @ rng.normal(size=d), rng.normal(size=d)))
-    return out
+from .tasks import gaussian_tasks
 
 
 def _table(title: str, net, program, task, closed) -> str:
@@ -49,7 +42,6 @@ def main(argv: list[str] | None = None) -> int:
     d, n = args.d, args.n
     if d < 1 or n < 1:
         parser.error("--d and --n must be at least 1")
-    rng = np.random.default_rng(args.seed)
     alpha, lam = 0.05, 0.1
 
     step = programs.sgd_step(2, alpha=0.1, lam=0.01, w0=np.zeros(2))
@@ -61,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     print("\nCompiled, one transformer layer per instruction (d = 2):")
     sm = programs.sherman_morrison_step(2, lam)
     for program in (step, sm):
-        net = compile(program, Bounds.calibrate(program, _tasks(rng, 2, 1, 64)))
+        net = compile(program, Bounds.calibrate(program, gaussian_tasks(2, 1, 64, seed=args.seed + 1)))
         print(f"  {program.name}: {_size(net)}")
 
-    task = _tasks(rng, d, n, 1)[0]
+    (task,) = gaussian_tasks(d, n, 1, seed=args.seed)
     print(f"\nA random task: d = {d}, n = {n}, x ~ N(0, I), y = w^T x. Prefix k predicts example k+1 from "
           "examples 1..k (k = n is the query). Each network is compiled for the domain of 64 sample tasks.\n")
     sgd = programs.sgd(d, n, alpha, lam)
-    net = compile(sgd, Bounds.calibrate(sgd, _tasks(rng, d, n, 64)))
+    net = compile(sgd, Bounds.calibrate(sgd, gaussian_tasks(d, n, 64, seed=args.seed + 2)))
     print(_table(f"one-pass SGD, alpha = {alpha}, lam = {lam}: {_size(net)}", net, sgd, task,
                  reference.sgd_one_pass(*task, alpha, lam)))
     print()
     ridge = programs.ridge(d, n, lam)
-    net = compile(ridge, Bounds.calibrate(ridge, _tasks(rng, d, n, 64)))
+    net = compile(ridge, Bounds.calibrate(ridge, gaussian_tasks(d, n, 64, seed=args.seed + 3)))
     print(_table(f"ridge (Sherman-Morrison), lam = {lam}: {_size(net)}", net, ridge, task,
                  reference.ridge(*task, lam)))
     return 0

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from hypothesis import strategies as st
 
+from construct.tasks import gaussian_tasks
+
 
 @dataclass(frozen=True)
 class Task:
@@ -65,21 +67,11 @@ def assert_agree(got, expected, rtol: float, what: str = "") -> None:
     )
 
 
-def standard_tasks(d: int, n: int, count: int, seed: int = 0) -> list[tuple]:
-    """Tasks of the compiled-network tests: x ~ N(0, I), w ~ N(0, I), y = w^T x."""
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(count):
-        X, w = rng.normal(size=(n, d)), rng.normal(size=d)
-        out.append((X, X @ w, rng.normal(size=d)))
-    return out
-
-
 @st.composite
 def compiled_tasks(draw, d=st.integers(1, 8), n=st.integers(1, 16)):
     """The compiled networks' accuracy range: x ~ N(0, I), w ~ N(0, I), lam in [0.1, 10], alpha in (0, 0.1]."""
     d, n = draw(d), draw(n)
     seed = draw(st.integers(0, 2**32 - 1))
-    (X, y, xq), = standard_tasks(d, n, 1, seed)
+    (X, y, xq), = gaussian_tasks(d, n, 1, seed)
     w0 = np.random.default_rng(seed + 1).normal(size=d)
     return Task(X, y, xq, draw(st.floats(1e-3, 0.1)), draw(st.floats(0.1, 10.0)), w0)

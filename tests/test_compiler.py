@@ -8,12 +8,13 @@ from catalogue import CASES
 from construct import programs, reference
 from construct.bounds import Bounds, DomainError
 from construct.compiler import compile
-from support import assert_agree, compiled_tasks, standard_tasks
+from construct.tasks import gaussian_tasks
+from support import assert_agree, compiled_tasks
 
 
 def build(program, seed=0, extra=()):
     """Calibrate on 64 standard tasks (and any extra ones), margin 4, and compile."""
-    tasks = standard_tasks(program.d, program.n, 64, seed) + list(extra)
+    tasks = gaussian_tasks(program.d, program.n, 64, seed) + list(extra)
     return compile(program, Bounds.calibrate(program, tasks))
 
 
@@ -103,7 +104,7 @@ def test_jax_batch_matches_numpy():
     weights cancel to a product of size 1), so they agree to the layers' own error, not to 1e-12."""
     program = programs.ridge(3, 5, 0.5)
     net = build(program)
-    tasks = standard_tasks(3, 5, 6, seed=9)
+    tasks = gaussian_tasks(3, 5, 6, seed=9)
     X, y, q = (np.stack(parts) for parts in zip(*tasks))
     batch = net.predict_batch(X, y, q)
     for task, got in zip(tasks, batch):
@@ -123,18 +124,18 @@ FLOAT32 = {"sgd": 1e-3, "ridge": 0.3}
 @pytest.mark.parametrize("d, n, lam", [(2, 4, 1.0), (8, 16, 0.5), (8, 16, 0.1)])
 def test_float32_runs_within_its_documented_bound(d, n, lam):
     for program, name in ((programs.sgd(d, n, 0.05, lam), "sgd"), (programs.ridge(d, n, lam), "ridge")):
-        tasks = standard_tasks(d, n, 64)
+        tasks = gaussian_tasks(d, n, 64)
         net = compile(program, Bounds.calibrate(program, tasks), dtype=np.float32)
         assert net.weights.dtype == np.float32
-        for task in standard_tasks(d, n, 5, seed=7):
+        for task in gaussian_tasks(d, n, 5, seed=7):
             expected = (reference.sgd_one_pass(*task, 0.05, lam) if name == "sgd" else reference.ridge(*task, lam))
             assert_agree(net.predict(*task), expected, FLOAT32[name], f"float32 {name}")
 
 
 def test_float32_layers_stay_within_their_predicted_bounds():
     program = programs.ridge(4, 6, 0.5)
-    net = compile(program, Bounds.calibrate(program, standard_tasks(4, 6, 64)), dtype=np.float32)
-    trace = net.trace(*standard_tasks(4, 6, 1, seed=3)[0])
+    net = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 6, 64)), dtype=np.float32)
+    trace = net.trace(*gaussian_tasks(4, 6, 1, seed=3)[0])
     width = program.layout.width
     for l, ins in enumerate(program.instructions):
         exact = ins.apply(trace.states[l][:width], program.layout)
@@ -168,7 +169,7 @@ def test_constants_and_predicted_errors_are_exposed():
 
 def test_trace_is_labelled_by_register():
     net = build(programs.ridge(2, 3, 1.0))
-    task = standard_tasks(2, 3, 1, seed=5)[0]
+    task = gaussian_tasks(2, 3, 1, seed=5)[0]
     trace = net.trace(*task)
     assert trace.states.shape == (net.program.depth + 1, net.layout.width, 7)
     assert "Ainv[1,0]" in trace.labels and "mean_pad" in trace.labels
@@ -181,7 +182,7 @@ def test_trace_is_labelled_by_register():
 
 def test_inputs_outside_the_declared_bound():
     net = build(programs.sgd(2, 3, 0.05, 0.1))
-    X, y, q = standard_tasks(2, 3, 1)[0]
+    X, y, q = gaussian_tasks(2, 3, 1)[0]
     bound = net.bounds.values["x_in"]
     with pytest.raises(DomainError, match=rf"X\[1, 0\] = .* outside the declared input bound \|x_in\| <= {bound:.6g}"):
         net.predict(np.array([[0.0, 0.0], [bound * 1.5, 0.0], [0.0, 0.0]]), y, q)
@@ -191,7 +192,7 @@ def test_inputs_outside_the_declared_bound():
 
 def test_intermediate_outside_its_bound_is_an_error_not_a_number():
     program = programs.sgd(2, 4, 0.1, 0.0)
-    bounds = Bounds.calibrate(program, standard_tasks(2, 4, 64), x_max=20.0)
+    bounds = Bounds.calibrate(program, gaussian_tasks(2, 4, 64), x_max=20.0)
     net = compile(program, bounds)
     X = np.full((4, 2), 15.0)  # inside the input bound; SGD with 2 alpha |x|^2 = 90 diverges
     with pytest.raises(DomainError, match=r"register '\w+' reached .* after layer \d+ .* beyond its declared bound"):
@@ -200,7 +201,7 @@ def test_intermediate_outside_its_bound_is_an_error_not_a_number():
 
 def test_what_cannot_be_placed():
     program = programs.ridge(2, 2, 1.0)
-    bounds = Bounds.calibrate(program, standard_tasks(2, 2, 8))
+    bounds = Bounds.calibrate(program, gaussian_tasks(2, 2, 8))
     with pytest.raises(ValueError, match=r"no floor for divisor registers \['den1'\]"):
         compile(program, Bounds(bounds.values, {}))
     with pytest.raises(ValueError, match=r"no bound for registers \['uuT'\]"):
@@ -219,7 +220,7 @@ def test_what_cannot_be_placed():
     clash = Program("clash", 1, 1, Layout(input_registers(1) + [Register("one", (1,)), Register("pred", (1,))]),
                     (Aff("pred", (("one", 1.0),)),))
     with pytest.raises(ValueError, match=r"\['one'\] clash with the compiler's own registers"):
-        compile(clash, Bounds.calibrate(clash, standard_tasks(1, 1, 2)))
+        compile(clash, Bounds.calibrate(clash, gaussian_tasks(1, 1, 2)))
 
 
 def test_compiled_network_refuses_symbols():
@@ -233,7 +234,7 @@ def test_compiled_network_refuses_symbols():
 def test_batch_can_mark_refused_tasks_instead_of_raising():
     program = programs.sgd(2, 3, 0.05, 0.1)
     net = build(program)
-    tasks = standard_tasks(2, 3, 3, seed=4)
+    tasks = gaussian_tasks(2, 3, 3, seed=4)
     X, y, q = (np.stack(parts) for parts in zip(*tasks))
     X[1, 0, 0] = 10 * net.bounds.values["x_in"]
     with pytest.raises(DomainError, match="outside the declared input bound"):
