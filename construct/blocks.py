@@ -92,8 +92,12 @@ class Context:
         return range(*self.layout.span(name))
 
 
-def reset(plan: LayerPlan, rows) -> None:
-    """The self head subtracts each dirty row from itself: it is 0 again before layer norm."""
+def clear(plan: LayerPlan, rows) -> None:
+    """The self head subtracts each row from itself, so it holds 0 after attention.
+
+    Used for rows the previous layer left dirty and for a register the MLP
+    is about to fill.
+    """
     for r in rows:
         plan.write(plan.self_, r, r, -1.0)
 
@@ -120,12 +124,6 @@ def centre(plan: LayerPlan, ctx: Context) -> None:
             for r, coef in list(head.get(w, {}).items()):
                 plan.write(head, mp, r, -coef)
     plan.attn_bias[mp] -= sum(plan.attn_bias.get(w, 0.0) for w in rows)
-
-
-def overwrite(plan: LayerPlan, ctx: Context, name: str) -> None:
-    """Self head writes ``-old`` into a register the MLP will fill (so it holds 0 in between)."""
-    for r in ctx.rows(name):
-        plan.write(plan.self_, r, r, -1.0)
 
 
 def mov(ins: Mov, ctx: Context) -> LayerPlan:
@@ -173,7 +171,7 @@ def aff(ins: Aff, ctx: Context) -> LayerPlan:
                         plan.write(plan.self_, o, r, float(w[a, b]))
             scale += float(abs(w).sum(axis=1).max()) * ctx.bounds[reg]
             terms += int((w != 0).sum(axis=1).max())
-    overwrite(plan, ctx, ins.out)
+    clear(plan, ctx.rows(ins.out))
     if ins.bias is not None:
         bias = [float(ins.bias)] * len(out_rows) if ins.bias.ndim == 0 else [float(b) for b in ins.bias]
         for o, b in zip(out_rows, bias):
@@ -219,7 +217,7 @@ def mul(ins: Mul, ctx: Context) -> LayerPlan:
     scratch_used: list[int] = []
     a_rows = _operand_rows(plan, ctx, ins.a, ins.out, scratch_used)
     b_rows = _operand_rows(plan, ctx, ins.b, ins.out, scratch_used)
-    overwrite(plan, ctx, ins.out)
+    clear(plan, ctx.rows(ins.out))
     out_rows = list(ctx.rows(ins.out))
     S_a, S_b = ctx.bounds[ins.a], ctx.bounds[ins.b]
     P = ctx.product_scale
@@ -267,7 +265,7 @@ def div(ins: Div, ctx: Context) -> LayerPlan:
     plan = LayerPlan(str(ins))
     scratch_used: list[int] = []
     num_rows = _operand_rows(plan, ctx, ins.num, ins.out, scratch_used)
-    overwrite(plan, ctx, ins.out)
+    clear(plan, ctx.rows(ins.out))
     floor = ctx.floors[ins.den]
     N_d = scales.pad_size(ctx.sum_sq, ctx.layout.width, ctx.ln_eps, ctx.dtype, floor)
     (den_row,) = ctx.rows(ins.den)

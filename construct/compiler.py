@@ -32,7 +32,7 @@ import numpy as np
 from . import blocks, forward, forward_jax, scales
 from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO, Context, LayerPlan
 from .bounds import Bounds, DomainError
-from .instructions import Div, Mul
+from .instructions import Aff, Div, Mul
 from .network import Weights
 from .program import Program
 from .prompt import POS, X_IN, Y_IN, check_task, tokens, x_columns
@@ -58,30 +58,26 @@ class LayerReport:
         return self.predicted_error / self.out_bound
 
 
+def _copied_operands(program: Program) -> list[str]:
+    """Registers a mul or div overwrites while reading them; the layer copies them to scratch first."""
+    return [
+        ins.out
+        for ins in program.instructions
+        if (isinstance(ins, Mul) and ins.out in (ins.a, ins.b)) or (isinstance(ins, Div) and ins.out == ins.num)
+    ]
+
+
 def _compiler_registers(program: Program) -> list[Register]:
     regs = [Register(name, (1,)) for name in (ONE, POS_SQ, LN_POS, LN_NEG, ZERO, MEAN_PAD)]
     if any(isinstance(ins, Div) for ins in program.instructions):
         regs += [Register(DIV_POS, (1,)), Register(DIV_NEG, (1,))]
-    overwritten = [
-        program.layout[ins.out].size
-        for ins in program.instructions
-        if (isinstance(ins, Mul) and ins.out in (ins.a, ins.b)) or (isinstance(ins, Div) and ins.out == ins.num)
-    ]
-    if overwritten:
-        regs.append(Register(SCRATCH, (2 * max(overwritten),)))
+    copied = _copied_operands(program)
+    if copied:  # room for both operands of a square like w <- w @ w
+        regs.append(Register(SCRATCH, (2 * max(program.layout[name].size for name in copied),)))
     clash = [r.name for r in regs if r.name in program.layout]
     if clash:
         raise ValueError(f"program registers {clash} clash with the compiler's own registers; rename them")
     return regs
-
-
-def _scratch_bound(program: Program, values: dict) -> float:
-    copied = [
-        values[ins.out]
-        for ins in program.instructions
-        if (isinstance(ins, Mul) and ins.out in (ins.a, ins.b)) or (isinstance(ins, Div) and ins.out == ins.num)
-    ]
-    return max(copied, default=0.0)
 
 
 def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetwork":
@@ -89,13 +85,17 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetw
     if not isinstance(program, Program):
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
     bounds.require(program)
+    for k, ins in enumerate(program.instructions, start=1):
+        if isinstance(ins, Aff) and any(c.dtype == object for c in [*(w for _, w, _ in ins.terms), ins.bias]
+                                        if c is not None):
+            raise ValueError(f"instruction {k} ({ins}) has symbolic constants; compile needs numbers")
     eps = scales.machine_eps(dtype)
     layout = program.layout.extended(_compiler_registers(program))
     T = 2 * program.n + 1
     values = dict(bounds.values)
     values.update({ONE: 1.0, POS_SQ: float((T - 1) ** 2), ZERO: 0.0})
     if SCRATCH in layout:
-        values[SCRATCH] = _scratch_bound(program, values)
+        values[SCRATCH] = max(values[name] for name in _copied_operands(program))
     values[MEAN_PAD] = sum(layout[name].size * values[name] for name in values if name in layout)
     sum_sq = sum(layout[name].size * values[name] ** 2 for name in values if name in layout)
     ctx = Context(
@@ -108,7 +108,7 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetw
     dirty: set[int] = set()
     for ins in program.instructions:
         plan = blocks.BLOCKS[type(ins)](ins, ctx)
-        blocks.reset(plan, sorted(dirty))
+        blocks.clear(plan, sorted(dirty))
         if plan.units:  # the MLP works: centre the column its layer norm sees
             blocks.centre(plan, ctx)
         dirty = plan.dirty

@@ -242,3 +242,12 @@ def test_batch_can_mark_refused_tasks_instead_of_raising():
     preds = net.predict_batch(X, y, q, outside="nan")
     assert np.isnan(preds[1]).all() and not np.isnan(preds[[0, 2]]).any()
     assert_agree(preds[2], net.predict(*tasks[2]), 1e-9, "kept rows")
+
+
+def test_symbolic_programs_are_not_compiled():
+    import sympy
+
+    program = programs.sgd(1, 1, sympy.Symbol("alpha"), 0.1)
+    bounds = Bounds({name: 1.0 for name in program.layout.names}, {})
+    with pytest.raises(ValueError, match=r"instruction \d+ .* has symbolic constants"):
+        compile(program, bounds)
