@@ -244,7 +244,7 @@ def mul(ins: Mul, ctx: Context) -> LayerPlan:
     plan.units = list(units.values())
     plan.ln_scale = ctx.ln_pad * math.sqrt(2 / ctx.layout.width)
     rho = scales.pad_error(ctx.ln_pad, ctx.sum_sq, ctx.layout.width, ctx.ln_eps)
-    plan.error = q * S_a * S_b * (scales.product_error(P, ctx.dtype) + 2 * rho) + 2 * ctx.leak * ctx.bounds[ins.out]
+    plan.error = q * S_a * S_b * (scales.product_error(P, ctx.dtype) + rho) + 2 * ctx.leak * ctx.bounds[ins.out]
     plan.out_bound = ctx.bounds[ins.out]
     plan.constants = {"attention_sharpness": ctx.sharpness, "product_scale": P, "ln_pad": ctx.ln_pad}
     return plan
@@ -284,7 +284,7 @@ def div(ins: Div, ctx: Context) -> LayerPlan:
         plan.mlp_bias[o] -= Q * B
     plan.ln_scale = N_d * math.sqrt(2 / ctx.layout.width)
     rho = scales.pad_error(N_d, ctx.sum_sq, ctx.layout.width, ctx.ln_eps, floor)
-    plan.error = Q * (scales.bypass_error(B, ctx.dtype) + rho + 4 * ctx.leak)
+    plan.error = Q * (scales.bypass_error(B, ctx.dtype) + rho / 2 + 4 * ctx.leak)
     plan.out_bound = Q
     plan.constants = {"attention_sharpness": ctx.sharpness, "bypass_offset": B, "div_pad": N_d}
     return plan

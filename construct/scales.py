@@ -12,7 +12,9 @@ pre-activation ``u`` when ``|u|`` is small (this covers the layer norm, the
 near the bypass offset ``B``. ``KAPPA = 4`` is an upper bound on what we
 measure (about 1.3 for the product in isolation).
 
-The bounds are the ones the proofs (``proofs/``) re-derive symbolically.
+Each truncation term is a lemma of ``proofs/lemmas.py``, proved there
+symbolically (``python -m proofs``); a test checks that the functions below
+compute exactly the bounds the lemmas state.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def machine_eps(dtype) -> float:
 
 
 def attention_leak(sharpness: float) -> float:
-    """Softmax mass off the selected token.
+    """Lemma ``attention_selection``: the softmax mass off the selected token.
 
     Keys ``[j, j^2]`` and the query ``N [2 tau, -1]`` give the score
     ``-N (j - tau)^2`` up to a constant in j. The selected token ``j*`` is the
@@ -67,12 +69,12 @@ def attention_sharpness(dtype) -> float:
 
 # -- c. GeLU product --------------------------------------------------------------
 
-PRODUCT_TRUNCATION = 0.2  # |R - ab| <= 0.2 / P^4 for |a|, |b| <= 1 and P >= 10
-PRODUCT_ROUNDING = 15 * KAPPA  # rounding <= 15 KAPPA eps P
+PRODUCT_TRUNCATION = 0.2  # lemma gelu_product_bound: |R_P - ab| <= 0.2 / P^4 for |a|, |b| <= 1, P >= 10
+PRODUCT_ROUNDING = 15 * KAPPA  # rounding model: at most 15 KAPPA eps P
 
 
-def product_error(P: float, dtype) -> float:
-    """Bound on ``|R_P(a, b) - a b|`` for ``|a|, |b| <= 1`` (a and b already scaled).
+def product_truncation(P: float) -> float:
+    """Lemma ``gelu_product_bound``: ``|R_P(a, b) - a b| <= 0.2 / P^4`` for ``|a|, |b| <= 1``, ``P >= 10``.
 
     With ``f_P(a, b) = sqrt(pi/2) P^2 [gelu((a+b)/P) - gelu(a/P) - gelu(b/P)]``
     and ``gelu(u) = u/2 + E(u)``, E even with Taylor series
@@ -84,11 +86,21 @@ def product_error(P: float, dtype) -> float:
     Richardson extrapolation over two scales, ``R_P = (4 f_{2P} - f_P) / 3``,
     removes the ``P^-2`` term; the first surviving term is
     ``-[(a+b)^6 - a^6 - b^6] / (320 P^4)``, at most ``62/320 < 0.194`` over
-    the unit square, and the rest adds less than 0.006 for P >= 10.
-    Rounding: the six units have ``|u| <= 2/P`` and output weights up to
-    ``(16/3) sqrt(pi/2) P^2``, giving at most ``15 KAPPA eps P``.
+    the unit square, and the rest adds less than 0.002 for P >= 10.
     """
-    return PRODUCT_TRUNCATION / P**4 + PRODUCT_ROUNDING * machine_eps(dtype) * P
+    if P < 10:
+        raise ValueError(f"the product bound holds for P >= 10, got P = {P}")
+    return PRODUCT_TRUNCATION / P**4
+
+
+def product_error(P: float, dtype) -> float:
+    """Bound on ``|R_P(a, b) - a b|`` in floating point, for ``|a|, |b| <= 1`` (a, b already scaled).
+
+    Truncation (the lemma) plus rounding: the six units have ``|u| <= 2/P``
+    and output weights up to ``(16/3) sqrt(pi/2) P^2``, giving at most
+    ``15 KAPPA eps P``.
+    """
+    return product_truncation(P) + PRODUCT_ROUNDING * machine_eps(dtype) * P
 
 
 def product_scale(dtype) -> float:
@@ -100,15 +112,24 @@ def product_scale(dtype) -> float:
 # -- b. GeLU bypass -----------------------------------------------------------------
 
 
-def bypass_error(B: float, dtype) -> float:
-    """Bound on ``|gelu(B + u) - B - u|`` for ``|u| <= 1``, rounding included.
+def bypass_truncation(B: float, U: float = 1.0) -> float:
+    """Lemma ``gelu_bypass``: ``|gelu(B + u) - B - u| <= (B - U) Phi(U - B)`` for ``|u| <= U``, ``B - U >= 1``.
 
-    ``gelu(v) - v = -v Phi(-v)``, and ``v Phi(-v)`` falls for ``v >= 1``, so
-    with ``v = B + u >= B - 1`` the truncation is at most
-    ``(B + 1) Phi(1 - B)``; the unit and the subtraction of B round to at most
-    ``(KAPPA + 1) eps (B + 1)``.
+    ``gelu(v) - v = -v Phi(-v)``, and ``v Phi(-v)`` decreases for ``v >= 1``
+    (Mills' ratio), so over ``v = B + u >= B - U`` it is largest at ``B - U``.
     """
-    return (B + 1) * float(ndtr(1 - B)) + (KAPPA + 1) * machine_eps(dtype) * (B + 1)
+    if B - U < 1:
+        raise ValueError(f"the bypass bound needs B - U >= 1, got B = {B}, U = {U}")
+    return (B - U) * float(ndtr(U - B))
+
+
+def bypass_error(B: float, dtype) -> float:
+    """Bound on ``|gelu(B + u) - B - u|`` for ``|u| <= 1`` in floating point.
+
+    The lemma, plus rounding: the unit and the subtraction of B round to at
+    most ``(KAPPA + 1) eps (B + 1)``.
+    """
+    return bypass_truncation(B) + (KAPPA + 1) * machine_eps(dtype) * (B + 1)
 
 
 def bypass_offset(dtype) -> float:
@@ -121,20 +142,20 @@ def bypass_offset(dtype) -> float:
 
 
 def pad_size(sum_sq: float, width: int, ln_eps: float, dtype, floor: float = 1.0) -> float:
-    """N for pads ``[N c, -N c]`` that make layer norm divide by ``N |c| sqrt(2/D)`` to ``eps/2``.
+    """N for pads ``[N c, -N c]`` that make layer norm divide by ``N |c| sqrt(2/D)`` to ``rho <= eps/2``.
 
-    With the rest of the column ``v`` (any mean), the variance over the D
-    rows is ``(2 N^2 c^2 + sum v^2)/D - mean^2``, so the standard deviation
-    is ``N |c| sqrt(2/D) sqrt(1 + rho)`` with
-    ``0 <= rho <= (sum v^2 + D ln_eps) / (2 N^2 c^2)``. The mean is
-    subtracted exactly by the MLP's weights (they sum to zero over the rows,
-    with a compensating weight on an always-zero row), so rho is the only
-    error. ``rho <= eps / 2`` needs ``N >= sqrt((sum v^2 + D ln_eps)/eps) / |c|min``.
-    ``floor`` is the least ``|c|`` (1 for the permanent pads).
+    Lemmas ``layer_norm_bypass`` and ``layer_norm_division``: with the rest
+    of the column ``v`` (any mean), the variance over the D rows is
+    ``(2 N^2 c^2 + sum v^2)/D - mean^2``, so for weights summing to zero over
+    the rows ``N |c| sqrt(2/D) w . LN(h) = (w . v) / (|c| sqrt(1 + rho))`` with
+    ``0 <= rho <= (sum v^2 + D ln_eps) / (2 N^2 c^2)``: a value is off by at
+    most ``rho/2`` relative, a product of two by ``rho``. ``rho <= eps/2``
+    needs ``N >= sqrt((sum v^2 + D ln_eps)/eps) / |c|min``; ``floor`` is the
+    least ``|c|`` (1 for the permanent pads).
     """
     return math.sqrt((sum_sq + width * ln_eps) / machine_eps(dtype)) / floor
 
 
 def pad_error(N: float, sum_sq: float, width: int, ln_eps: float, floor: float = 1.0) -> float:
-    """rho: relative excess of the layer-norm scale over ``N |c| sqrt(2/D)``."""
+    """The lemmas' bound on rho, the relative excess of the layer-norm variance over ``2 N^2 c^2 / D``."""
     return (sum_sq + width * ln_eps) / (2 * N**2 * floor**2)
