@@ -1,0 +1,129 @@
+"""The programs compute the theorems: the exact machine on symbolic prompts against the formulas.
+
+These run the very programs the tests run (``construct.programs``), with
+every input and parameter a sympy symbol, through the very machine
+(``construct.machine``), and compare with the formulas written here from
+SPEC.md sections 4-5.
+"""
+
+from __future__ import annotations
+
+from itertools import combinations
+
+import numpy as np
+import sympy as sp
+
+from construct import programs
+from construct.instructions import Div
+
+from .registry import proof, require, zero
+
+alpha = sp.Symbol("alpha", real=True)
+lam = sp.Symbol("lam", positive=True)
+
+
+def vector(name: str, d: int) -> sp.Matrix:
+    return sp.Matrix(sp.symbols(f"{name}_1:{d + 1}", real=True))
+
+
+def examples(d: int, n: int):
+    """Symbolic X (n x d), y (n), x_query (d) as numpy object arrays, and the same as sympy matrices."""
+    xs = [vector(f"x{k}", d) for k in range(1, n + 1)]
+    ys = list(sp.symbols(f"y1:{n + 1}", real=True))
+    xq = vector("q", d)
+    X = np.array([[e for e in x] for x in xs], dtype=object)
+    return X, np.array(ys, dtype=object), np.array(list(xq), dtype=object), xs, ys, xq
+
+
+def sgd_update(w, x, y):
+    """Theorem 1's step on the loss (w^T x - y)^2 + lam |w|^2."""
+    return w - 2 * alpha * (x * ((x.T * w)[0] - y) + lam * w)
+
+
+def ridge_weights(xs, ys, d):
+    """(X^T X + lam I)^{-1} X^T y on the given examples."""
+    A = lam * sp.eye(d)
+    rhs = sp.zeros(d, 1)
+    for x, y in zip(xs, ys):
+        A += x * x.T
+        rhs += x * y
+    return A.inv() * rhs
+
+
+@proof("theorem1_sgd_step", "the 9-instruction chain predicts w1^T x2, w1 = w0 - 2 alpha (x1 (x1^T w0 - y1) + lam w0)",
+       "d = 1, 2, 3; w0, alpha, lam, x1, y1, x2 symbolic")
+def theorem1_sgd_step():
+    for d in (1, 2, 3):
+        X, y, xq, xs, ys, q = examples(d, 1)
+        w0 = vector("w0", d)
+        pred = programs.sgd_step(d, alpha, lam, np.array(list(w0), dtype=object)).predict(X, y, xq)[-1]
+        zero(sp.expand(pred - (sgd_update(w0, xs[0], ys[0]).T * q)[0]), f"d = {d}", sp.expand)
+
+
+@proof("theorem2_sherman_morrison_step", "the 14-instruction chain predicts ((lam I + x1 x1^T)^{-1} x1 y1)^T x2",
+       "d = 1, 2, 3; lam > 0, x1, y1, x2 symbolic")
+def theorem2_sherman_morrison_step():
+    for d in (1, 2, 3):
+        X, y, xq, xs, ys, q = examples(d, 1)
+        pred = programs.sherman_morrison_step(d, lam).predict(X, y, xq)[-1]
+        require(not pred.has(sp.Abs), "|den1| = den1 (1 + |x|^2/lam > 0 is known to sympy)")
+        zero(sp.cancel(pred - (ridge_weights(xs, ys, d).T * q)[0]), f"d = {d}", sp.cancel)
+
+
+@proof("sherman_morrison_identity", "(A + u v^T)^{-1} = A^{-1} - A^{-1} u v^T A^{-1} / (1 + v^T A^{-1} u)",
+       "A invertible 2 x 2 and 3 x 3 with symbolic entries, 1 + v^T A^{-1} u != 0")
+def sherman_morrison_identity():
+    for n in (2, 3):
+        A = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"a{i + 1}{j + 1}"))
+        u, v = vector("u", n), vector("v", n)
+        Ainv = A.adjugate() / A.det()
+        claimed = Ainv - Ainv * u * v.T * Ainv / (1 + (v.T * Ainv * u)[0])
+        product = (A + u * v.T) * claimed
+        for i in range(n):
+            for j in range(n):
+                zero(sp.cancel(product[i, j] - (1 if i == j else 0)), f"n = {n}, entry ({i}, {j})", sp.cancel)
+
+
+@proof("sgd_program", "sgd(d=2, n) predicts with one-pass SGD at every prefix", "n = 2, 3; all inputs symbolic")
+def sgd_program():
+    d = 2
+    for n in (2, 3):
+        X, y, xq, xs, ys, q = examples(d, n)
+        w0 = vector("w0", d)
+        preds = programs.sgd(d, n, alpha, lam, np.array(list(w0), dtype=object)).predict(X, y, xq)
+        w = w0
+        for k, x_next in enumerate([*xs, q]):
+            zero(sp.expand(preds[k] - (w.T * x_next)[0]), f"n = {n}, prefix {k}", sp.expand)
+            if k < n:
+                w = sgd_update(w, xs[k], ys[k])
+
+
+@proof("ridge_program", "ridge(d=2, n=2) predicts with (X^T X + lam I)^{-1} X^T y at every prefix",
+       "lam > 0; all inputs symbolic; every divisor is 1 + x^T M x with M = (lam I + sum of x_j x_j^T)^{-1}")
+def ridge_program():
+    d, n = 2, 2
+    X, y, xq, xs, ys, q = examples(d, n)
+    program = programs.ridge(d, n, lam)
+    layout = program.layout
+    states = program.run(X, y, xq, trace=True)
+    # |den1| = den1: in every column the divisor is 1 + x^T M x with M^{-1} = lam I + (some x_j x_j^T),
+    # which is symmetric positive definite, so the divisor is at least 1.
+    outer = [x * x.T for x in xs]
+    sums = [sum((outer[j] for j in subset), sp.zeros(d, d)) for r in range(n + 1) for subset in combinations(range(n), r)]
+    positive = {}
+    for k, ins in enumerate(program.instructions):
+        if not isinstance(ins, Div):
+            continue
+        H = states[k]
+        for c in range(H.shape[1]):
+            den = H[layout.rows(ins.den)][0, c]
+            x = sp.Matrix(H[layout.rows("x")][:, c])
+            M = sp.Matrix(d, d, list(H[layout.rows("Ainv_src")][:, c]))
+            zero(sp.cancel(den - 1 - (x.T * M * x)[0]), f"divisor of column {c} is 1 + x^T M x", sp.cancel)
+            inverse = sp.simplify(M.inv() - lam * sp.eye(d))
+            require(any(sp.simplify(inverse - S) == sp.zeros(d, d) for S in sums),
+                    f"column {c}: M^-1 - lam I is not a sum of the examples' x x^T")
+            positive[sp.Abs(den)] = den
+    preds = [sp.cancel(p.subs(positive)) for p in program.read(states[-1])]
+    for k, x_next in enumerate([*xs, q]):
+        zero(sp.cancel(preds[k] - (ridge_weights(xs[:k], ys[:k], d).T * x_next)[0]), f"prefix {k}", sp.cancel)
