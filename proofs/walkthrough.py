@@ -1,0 +1,170 @@
+"""Write proofs/WALKTHROUGH.md, the construction step by step for a student.
+
+    python -m proofs.walkthrough          # rewrite the file
+    python -m proofs.walkthrough --check  # exit 1 if the committed file is out of date
+
+Everything in the file is computed here from the library: the layouts, the
+instructions in both notations, the symbolic hidden states (the exact
+machine run on sympy symbols), the constants the compiler chooses and the
+lemmas' bounds at those constants.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import sympy as sp
+
+from construct import programs, scales
+from construct.prompt import X_IN, Y_IN, x_columns
+
+from . import PROOFS, lemmas
+from .theorems import alpha, examples, lam, vector
+
+PATH = Path(__file__).resolve().parent / "WALKTHROUGH.md"
+
+
+def _cell(expr) -> str:
+    return f"`{sp.sstr(expr)}`" if expr != 0 else "0"
+
+
+def _layout_table(program) -> list[str]:
+    lines = ["| register | rows `[start, stop)` | row labels |", "| --- | --- | --- |"]
+    for reg in program.layout:
+        labels = reg.labels()
+        shown = ", ".join(labels) if len(labels) <= 4 else f"{labels[0]}, ..., {labels[-1]}"
+        lines.append(f"| `{reg.name}` | {program.layout.paper(reg.name)} | {shown} |")
+    return lines
+
+
+def _steps(program, X, y, xq) -> list[str]:
+    states = program.run(X, y, xq, trace=True)
+    final = sp.factor(sp.cancel(states[-1][program.layout.rows(program.readout)][0, -1]))
+    T = states[0].shape[1]
+    out = []
+    for k, ins in enumerate(program.instructions, start=1):
+        out += [f"**{k}.** `{ins}` &nbsp; (paper: `{ins.paper(program.layout)}`)", ""]
+        reg = program.layout[ins.writes]
+        head = "| entry | " + " | ".join(f"column {c} before | column {c} after" for c in range(T)) + " |"
+        out += [head, "| --- |" + " --- | --- |" * T]
+        before, after = states[k - 1], states[k]
+        for label, row in zip(reg.labels(), range(*program.layout.span(ins.writes))):
+            cells = " | ".join(f"{_cell(before[row, c])} | {_cell(after[row, c])}" for c in range(T))
+            out.append(f"| `{label}` | {cells} |")
+        out.append("")
+    out += [f"Simplified, the query's prediction is {_cell(final)}.", ""]
+    return out
+
+
+def _chain(title: str, program, d: int, intro: str) -> list[str]:
+    X, y, xq, *_ = examples(d, 1)
+    return [f"## {title}", "", intro, "", *_layout_table(program), "",
+            f"Depth {program.depth}, {program.data_rows} data rows. Each step: the register it writes, before and "
+            "after, in every column (every other row is unchanged; the layer proofs check the compiled layers "
+            "do the same).", "", *_steps(program, X, y, xq)]
+
+
+def _prompt_section(d: int) -> list[str]:
+    X, y, xq, *_ = examples(d, 1)
+    program = programs.sgd_step(d, alpha, lam, np.array(list(vector("w0", d)), dtype=object))
+    H = program.encode(X, y, xq)
+    T = H.shape[1]
+    rows = [*range(*program.layout.span(Y_IN)), *range(*program.layout.span(X_IN)), program.layout.span("pos")[0]]
+    lines = ["## 1. The prompt", "",
+             f"An input x becomes the token `[0, x]`, its label y the token `[y, 0]`; the prompt "
+             f"`x~_1, y~_1, x~_q` is a hidden state with one column per token (here d = {d}, one example). "
+             "Row 0 is the y slot, rows 1..d the x slot, and `pos` holds the column index; every other row starts "
+             f"at 0. Predictions are read at the x~ columns {[int(c) for c in x_columns(1)]}.", "",
+             "| row | " + " | ".join(f"column {c}" for c in range(T)) + " |", "| --- |" + " --- |" * T]
+    for r in rows:
+        lines.append(f"| `{program.layout.labels[r]}` | " + " | ".join(_cell(H[r, c]) for c in range(T)) + " |")
+    return lines + [""]
+
+
+def _lemmas_section() -> list[str]:
+    f64 = np.float64
+    N_att, P, B = scales.attention_sharpness(f64), scales.product_scale(f64), scales.bypass_offset(f64)
+    leak = float(lemmas.leak_bound(N_att))
+    lines = ["## 4. The lemmas, at the constants the compiler chooses (float64)", "",
+             "Each approximate mechanism has one constant; `construct/scales.py` bounds its truncation by the "
+             "lemma below and adds a rounding model, then picks the constant that minimises the sum.", ""]
+    for p in PROOFS:
+        if p.group == "lemmas":
+            lines += [f"* **{p.name}**: {p.statement}. *Hypotheses:* {p.hypotheses}."]
+    lines += ["", "| mechanism | constant | lemma's bound at it | with rounding |", "| --- | --- | --- | --- |",
+              f"| attention selection | N_att = {N_att:.2f} | off-target mass {leak:.2e} | (below eps) |",
+              f"| GeLU product (normalised operands) | P = {P:.1f} | {float(lemmas.PRODUCT_BOUND.subs(lemmas.P, P)):.2e}"
+              f" | {scales.product_error(P, f64):.2e} |",
+              f"| GeLU bypass (abs(u) <= 1) | B = {B:.2f} | "
+              f"{float(lemmas.bypass_bound(sp.Float(B, 30), 1).evalf(30)):.2e} | {scales.bypass_error(B, f64):.2e} |",
+              "| layer-norm pads | N from the column's bound | rho <= eps/2 by choice of N | |", ""]
+    return lines
+
+
+def _layers_section() -> list[str]:
+    return ["## 5. From the lemmas to the weights", "",
+            "The layer proofs compile small programs with the real compiler and run one layer of its float64 "
+            "weights (read as exact rationals) on a hidden state of sympy symbols, each nonlinearity at the limit "
+            "its lemma approaches: one-hot attention, layer norm dividing by the pads' own scale, a product unit as "
+            "`u/2 + u^2/sqrt(2 pi)`, a bypass unit as the identity. The result equals the instruction's, up to "
+            "coefficients below 1e-12 relative that come from rounding the weights to float64.", "",
+            "| instruction | attention | MLP |", "| --- | --- | --- |",
+            "| mov | source head on column i - offset adds `src`; self head subtracts the old `dst` | off |",
+            "| aff | self head adds `sum W_j r_j - out`, the bias adds `b` | off |",
+            "| mul | self head clears `out` (copies an overwritten operand to scratch) and writes the mean pad | "
+            "two-scale GeLU products |",
+            "| div | self head writes pads `+-N_d den`, clears `out`, the mean pad; the bias lifts the permanent pads |"
+            " one bypass unit per entry; the bias restores the pads |", ""]
+
+
+def _errata_section() -> list[str]:
+    lines = ["## 6. Errata of the printed chains", ""]
+    for p in PROOFS:
+        if p.group == "errata":
+            lines.append(f"* **{p.name}**: {p.statement}. *As checked:* {p.hypotheses}.")
+    return lines + [""]
+
+
+def render() -> str:
+    d = 2
+    sgd = programs.sgd_step(d, alpha, lam, np.array(list(vector("w0", d)), dtype=object))
+    sm = programs.sherman_morrison_step(1, lam)
+    parts = [
+        "# Walkthrough: the construction, step by step", "",
+        "Generated by `python -m proofs.walkthrough` from the code; do not edit by hand (a test checks it is up "
+        "to date). `python -m proofs` proves every claim made here.", "",
+        *_prompt_section(d),
+        *_chain("2. Theorem 1: one step of SGD (d = 2)", sgd, d,
+                "Loss `(w^T x - y)^2 + lam |w|^2`, step `w1 = w0 - 2 alpha (x (x^T w0 - y) + lam w0)`, prediction "
+                "`w1^T x_q`. The paper's chain, with its errata fixed (section 6). Column 0 also takes a step, on "
+                "(x_1, 0); only column 2's prediction is the theorem's."),
+        *_chain("3. Theorem 2: one Sherman-Morrison update (d = 1)", sm, 1,
+                "`A1^{-1} = A0^{-1} - A0^{-1} x x^T A0^{-1} / (1 + x^T A0^{-1} x)` with `A0 = lam I`, "
+                "`w = A1^{-1} x_1 y_1`, prediction `w^T x_q`."),
+        *_lemmas_section(), *_layers_section(), *_errata_section(),
+    ]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m proofs.walkthrough", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file differs from what the code gives")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        current = PATH.read_text() if PATH.exists() else ""
+        if current != text:
+            print(f"{PATH} is out of date: run python -m proofs.walkthrough", file=sys.stderr)
+            return 1
+        return 0
+    PATH.write_text(text)
+    print(f"wrote {PATH}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
