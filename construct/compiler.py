@@ -120,6 +120,7 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetw
     constants = {
         "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
         "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
+        "column_sum_sq": ctx.sum_sq, "width": layout.width,
     }
     return CompiledNetwork(program, weights, layout, bounds, constants, reports)
 

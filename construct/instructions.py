@@ -314,6 +314,8 @@ class Aff:
                 parts.append(reg)
             elif w == -1:
                 parts.append(f"-{reg}")
+            elif isinstance(w.item(), sympy.Basic) and w.item().could_extract_minus_sign():
+                parts.append(f"-{_fmt(-w.item())} {reg}")
             else:
                 parts.append(f"{_fmt(w.item())} {reg}")
         if self.bias is not None:

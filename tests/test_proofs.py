@@ -1,0 +1,82 @@
+"""The proofs run in the test suite, the walkthrough is current, and the compiler uses the proven bounds."""
+
+import numpy as np
+import pytest
+import sympy as sp
+
+import proofs
+from construct import programs, scales
+from construct.bounds import Bounds
+from construct.compiler import compile
+from construct.instructions import Div, Mul
+from construct.tasks import gaussian_tasks
+from proofs import lemmas, registry, walkthrough
+
+
+@pytest.mark.parametrize("proof", proofs.PROOFS, ids=lambda p: p.name)
+def test_proof_holds(proof):
+    holds, _, message = proofs.run(proof)
+    assert holds, f"{proof.name}: {message}"
+
+
+def test_a_failing_proof_fails_the_run(monkeypatch, capsys):
+    def broken():
+        registry.require(sp.simplify(sp.sin(1) ** 2 + sp.cos(1) ** 2 - 2) == 0, "not an identity")
+
+    monkeypatch.setattr(registry, "PROOFS", [registry.Proof("broken", "1 = 2", "", broken, "test")])
+    assert registry.main([]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    assert registry.main(["--list"]) == 0
+
+
+def test_walkthrough_is_up_to_date():
+    assert walkthrough.PATH.read_text() == walkthrough.render(), "run: python -m proofs.walkthrough"
+
+
+@pytest.mark.parametrize("P", [10.0, 57.3, 569.77, 1e4])
+def test_product_bound_is_the_lemma(P):
+    assert scales.product_truncation(P) == pytest.approx(float(lemmas.PRODUCT_BOUND.subs(lemmas.P, P)), rel=1e-15)
+
+
+@pytest.mark.parametrize("B", [2.0, 5.5, 9.44, 20.0])
+def test_bypass_bound_is_the_lemma(B):
+    lemma = float(lemmas.bypass_bound(sp.Float(B, 40), 1).evalf(40))
+    assert scales.bypass_truncation(B) == pytest.approx(lemma, rel=1e-12)
+
+
+@pytest.mark.parametrize("N", [5.0, 24.5, 44.64])
+def test_attention_leak_is_the_lemma(N):
+    assert scales.attention_leak(N) == pytest.approx(float(lemmas.leak_bound(sp.Float(N, 40)).evalf(40)), rel=1e-12)
+
+
+def test_pad_error_is_the_lemma():
+    N, sum_sq, width, ln_eps, floor = 3.1e11, 1234.5, 57, 1e-5, 0.25
+    assert scales.pad_error(N, sum_sq, width, ln_eps, floor) == pytest.approx(
+        float(lemmas.rho_bound(sum_sq, width, ln_eps, N, floor)), rel=1e-15)
+
+
+def test_predicted_layer_errors_are_the_lemmas_bounds():
+    """Each mul and div layer's predicted error, recomputed from the lemmas' expressions plus the rounding model."""
+    program = programs.ridge(3, 3, 0.5)
+    net = compile(program, Bounds.calibrate(program, gaussian_tasks(3, 3, 32)))
+    c, values = net.constants, net.bounds.values
+    leak = float(lemmas.leak_bound(sp.Float(c["attention_sharpness"], 40)).evalf(40))
+    eps = float(np.finfo(np.float64).eps)
+    checked = 0
+    for report, ins in zip(net.layers, program.instructions):
+        if isinstance(ins, Mul):
+            P = report.constants["product_scale"]
+            rho = float(lemmas.rho_bound(c["column_sum_sq"], c["width"], c["ln_eps"], report.constants["ln_pad"]))
+            per_product = float(lemmas.PRODUCT_BOUND.subs(lemmas.P, P)) + scales.PRODUCT_ROUNDING * eps * P + rho
+            expected = ins.shape[1] * values[ins.a] * values[ins.b] * per_product + 2 * leak * values[ins.out]
+        elif isinstance(ins, Div):
+            B, N_d = report.constants["bypass_offset"], report.constants["div_pad"]
+            rho = float(lemmas.rho_bound(c["column_sum_sq"], c["width"], c["ln_eps"], N_d, net.bounds.floors[ins.den]))
+            truncation = float(lemmas.bypass_bound(sp.Float(B, 40), 1).evalf(40))
+            rounding = (scales.KAPPA + 1) * eps * (B + 1)
+            expected = values[ins.out] * (truncation + rounding + rho / 2 + 4 * leak)
+        else:
+            continue
+        assert report.predicted_error == pytest.approx(expected, rel=1e-12), str(ins)
+        checked += 1
+    assert checked == sum(isinstance(ins, (Mul, Div)) for ins in program.instructions)
