@@ -6,12 +6,15 @@ machine (``machine``), programs (``program``, ``programs``), the closed-form
 references they are checked against (``reference``), and the compiler
 (``compiler``, with ``blocks``, ``scales`` and ``bounds``) that turns a
 program into the weights of a transformer (``network``) run by a generic
-forward pass (``forward``, ``forward_jax``).
+forward pass (``forward``, ``forward_jax``). Compiled networks are saved to
+and loaded from one file by ``export`` (``save``, ``load``); ``cli`` is the
+command line ``icl-construct``, ``plots`` draws them (matplotlib, optional).
 """
 
 from . import programs, reference
 from .bounds import Bounds, DomainError
 from .compiler import CompiledNetwork, compile
+from .export import WeightsFileError, load, save
 from .instructions import Aff, Div, Instruction, Mov, Mul
 from .machine import run
 from .network import Weights
@@ -20,5 +23,5 @@ from .registers import Layout, Register
 
 __all__ = [
     "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "Instruction", "Layout", "Mov", "Mul", "Program",
-    "Register", "Weights", "compile", "programs", "reference", "run",
+    "Register", "Weights", "WeightsFileError", "compile", "load", "programs", "reference", "run", "save",
 ]
