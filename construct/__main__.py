@@ -1,5 +1,7 @@
+"""``python -m construct [options]`` runs the demo, the same as ``icl-construct demo [options]``."""
+
 import sys
 
-from .demo import main
+from .cli import main
 
-sys.exit(main())
+sys.exit(main(["demo", *sys.argv[1:]]))

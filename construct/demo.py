@@ -1,71 +1,108 @@
-"""The main demo: the paper's chain, then transformers built from programs, beside the closed forms."""
+"""The main demo (``icl-construct demo``): the paper's chains, then SGD and ridge transformers on a random task.
+
+``run`` computes everything as plain data (what ``--json`` prints) and
+``render`` lays it out as text. Each network is compiled for the domain of
+64 sample tasks (``Bounds.calibrate``, margin 4) and run on a fresh task; its
+predictions at every prefix are printed beside the exact machine's and the
+closed form's (``closed_form``), with the error against the closed form.
+
+The paper gives exact sizes only for its one-example chains (Theorems 1 and
+2); for n examples it states orders of growth, which are printed as such.
+"""
 
 from __future__ import annotations
 
-import argparse
+from typing import Callable
 
 import numpy as np
 
 from . import programs, reference
 from .bounds import Bounds, DomainError
-from .compiler import compile
+from .compiler import CompiledNetwork, compile
+from .program import Program
 from .tasks import gaussian_tasks
 
-
-def _table(title: str, net, program, task, closed) -> str:
-    machine = program.predict(*task)
-    try:
-        network = net.predict(*task)
-    except DomainError as err:
-        return f"{title}\n  the transformer refuses this task: {err}"
-    lines = [title, f"  {'prefix':>6}  {'transformer':>15}  {'exact machine':>15}  {'closed form':>15}  {'|error|':>8}"]
-    for k, (t, m, c) in enumerate(zip(network, machine, closed)):
-        lines.append(f"  {k:>6}  {t:>15.11f}  {m:>15.11f}  {c:>15.11f}  {abs(t - c):>8.1e}")
-    return "\n".join(lines)
+ALPHA, LAM, CALIBRATION_TASKS = 0.05, 0.1, 64
+PAPER_ORDERS = {"sgd": "O(n) layers, O(n + d) width", "ridge": "O(n) layers, O(d^2) width"}
 
 
-def _size(net) -> str:
+def closed_form(program: Program, X, y, x_query) -> np.ndarray:
+    """The closed-form predictions (``reference``) of the algorithm ``program`` carries out, at every prefix."""
+    p = program.params
+    forms = {
+        "sgd": lambda: reference.sgd_one_pass(X, y, x_query, p["alpha"], p["lam"], p["w0"]),
+        "sgd_step": lambda: reference.sgd_one_step(X, y, x_query, p["alpha"], p["lam"], p["w0"]),
+        "ridge": lambda: reference.ridge(X, y, x_query, p["lam"]),
+        "sherman_morrison_step": lambda: reference.ridge(X, y, x_query, p["lam"]),
+    }
+    if program.name not in forms:
+        raise ValueError(f"no closed form is known for program {program.name!r}")
+    return forms[program.name]()
+
+
+def size_text(net: CompiledNetwork) -> str:
+    """Depth and widths, with the paper's numbers (exact for its chains, orders of growth otherwise)."""
     s = net.size()
     text = (f"{s['layers']} layers, residual width {s['residual_width']} ({s['data_rows']} data rows), "
             f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
     if "paper" in s:
-        text += f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
+        return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
+    if net.program.name in PAPER_ORDERS:
+        return text + f"; paper: {PAPER_ORDERS[net.program.name]}"
     return text
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m construct", description=__doc__)
-    parser.add_argument("--d", type=int, default=3, help="input dimension (default 3)")
-    parser.add_argument("--n", type=int, default=6, help="number of examples (default 6)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random task (default 0)")
-    args = parser.parse_args(argv)
-    d, n = args.d, args.n
-    if d < 1 or n < 1:
-        parser.error("--d and --n must be at least 1")
-    alpha, lam = 0.05, 0.1
+def _compiled(program: Program, seed: int) -> CompiledNetwork:
+    return compile(program, Bounds.calibrate(program, gaussian_tasks(program.d, program.n, CALIBRATION_TASKS, seed)))
 
-    step = programs.sgd_step(2, alpha=0.1, lam=0.01, w0=np.zeros(2))
-    print("Theorem 1 (one SGD step), d = 2, in the paper's notation (rows [start, stop)):")
-    print(step.listing("paper"))
-    print("\n... and on named registers:")
-    print(step.listing())
 
-    print("\nCompiled, one transformer layer per instruction (d = 2):")
-    sm = programs.sherman_morrison_step(2, lam)
-    for program in (step, sm):
-        net = compile(program, Bounds.calibrate(program, gaussian_tasks(2, 1, 64, seed=args.seed + 1)))
-        print(f"  {program.name}: {_size(net)}")
+def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda: None) -> dict:
+    """The demo's numbers; ``step`` is called after each of the four compilations (for a progress bar)."""
+    chains = []
+    for program in (programs.sgd_step(2, alpha=0.1, lam=0.01, w0=np.zeros(2)), programs.sherman_morrison_step(2, LAM)):
+        net = _compiled(program, seed + 1)
+        chains.append({"program": program.name, "d": 2, "size": net.size(), "size_text": size_text(net),
+                       "listing": program.listing(), "listing_paper": program.listing("paper")})
+        step()
+    (task,) = gaussian_tasks(d, n, 1, seed=seed)
+    learners = []
+    for program, title, offset in ((programs.sgd(d, n, ALPHA, LAM), f"one-pass SGD, alpha = {ALPHA}, lam = {LAM}", 2),
+                                   (programs.ridge(d, n, LAM), f"ridge (Sherman-Morrison), lam = {LAM}", 3)):
+        net = _compiled(program, seed + offset)
+        closed = closed_form(program, *task)
+        entry = {"program": program.name, "title": title, "params": {k: np.asarray(v).tolist() for k, v in
+                                                                     program.params.items()},
+                 "size": net.size(), "size_text": size_text(net),
+                 "machine": program.predict(*task).tolist(), "closed_form": closed.tolist()}
+        try:
+            network = net.predict(*task)
+            entry.update(transformer=network.tolist(), abs_error=np.abs(network - closed).tolist())
+        except DomainError as err:
+            entry["refused"] = str(err)
+        learners.append(entry)
+        step()
+    X, y, x_query = task
+    return {"d": d, "n": n, "seed": seed, "chains": chains, "learners": learners,
+            "task": {"X": X.tolist(), "y": y.tolist(), "x_query": x_query.tolist()}}
 
-    (task,) = gaussian_tasks(d, n, 1, seed=args.seed)
-    print(f"\nA random task: d = {d}, n = {n}, x ~ N(0, I), y = w^T x. Prefix k predicts example k+1 from "
-          "examples 1..k (k = n is the query). Each network is compiled for the domain of 64 sample tasks.\n")
-    sgd = programs.sgd(d, n, alpha, lam)
-    net = compile(sgd, Bounds.calibrate(sgd, gaussian_tasks(d, n, 64, seed=args.seed + 2)))
-    print(_table(f"one-pass SGD, alpha = {alpha}, lam = {lam}: {_size(net)}", net, sgd, task,
-                 reference.sgd_one_pass(*task, alpha, lam)))
-    print()
-    ridge = programs.ridge(d, n, lam)
-    net = compile(ridge, Bounds.calibrate(ridge, gaussian_tasks(d, n, 64, seed=args.seed + 3)))
-    print(_table(f"ridge (Sherman-Morrison), lam = {lam}: {_size(net)}", net, ridge, task,
-                 reference.ridge(*task, lam)))
-    return 0
+
+def render(result: dict) -> str:
+    sgd_step, sm_step = result["chains"]
+    lines = ["Theorem 1 (one SGD step), d = 2, in the paper's notation (rows [start, stop)):",
+             sgd_step["listing_paper"], "", "... and on named registers:", sgd_step["listing"], "",
+             "Compiled, one transformer layer per instruction (d = 2):"]
+    lines += [f"  {chain['program']}: {chain['size_text']}" for chain in (sgd_step, sm_step)]
+    lines += ["", f"A random task: d = {result['d']}, n = {result['n']}, x ~ N(0, I), y = w^T x. Prefix k predicts "
+              "example k+1 from examples 1..k (k = n is the query). Each network is compiled for the domain of "
+              f"{CALIBRATION_TASKS} sample tasks.", ""]
+    for entry in result["learners"]:
+        lines.append(f"{entry['title']}: {entry['size_text']}")
+        if "refused" in entry:
+            lines += [f"  the transformer refuses this task: {entry['refused']}", ""]
+            continue
+        lines.append(f"  {'prefix':>6}  {'transformer':>15}  {'exact machine':>15}  {'closed form':>15}  {'|error|':>8}")
+        for k, (t, m, c, e) in enumerate(zip(entry["transformer"], entry["machine"], entry["closed_form"],
+                                             entry["abs_error"])):
+            lines.append(f"  {k:>6}  {t:>15.11f}  {m:>15.11f}  {c:>15.11f}  {e:>8.1e}")
+        lines.append("")
+    return "\n".join(lines).rstrip()
