@@ -4,6 +4,8 @@ They share no code with the RAW machine or the programs and are the ground
 truth for every test. Each takes a task ``(X, y, x_query)`` with ``n``
 examples and returns ``n + 1`` predictions in float64: entry ``k`` predicts
 the label of input ``k + 1`` (the query for ``k = n``) from examples 1..k.
+The ``*_weights`` functions give the weights behind those predictions, one
+row per prefix (the trained-learner comparisons use them).
 
 The SGD formulas use the loss of Theorem 1, ``(w^T x - y)^2 + lam |w|^2``,
 whose gradient step of size ``alpha`` is
@@ -15,7 +17,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sgd_one_step", "sgd_one_pass", "gd_one_step", "ridge", "ols"]
+__all__ = [
+    "sgd_one_step", "sgd_one_pass", "gd_one_step", "ridge", "ols",
+    "sgd_one_pass_weights", "gd_one_step_weights", "ridge_weights", "ols_weights",
+]
 
 
 def _task(X, y, x_query):
@@ -61,50 +66,65 @@ def sgd_one_step(X, y, x_query, alpha, lam, w0=None):
     return np.array([w0 @ X[0], w1 @ x_query])
 
 
+def _at_next_inputs(weights: np.ndarray, X: np.ndarray, x_query: np.ndarray) -> np.ndarray:
+    """Entry k: the weights after k examples applied to input k + 1 (the query for k = n)."""
+    return np.einsum("kd,kd->k", weights, _inputs(X, x_query))
+
+
+def sgd_one_pass_weights(X, y, alpha, lam, w0=None):
+    """The weights of one-pass SGD after 0, 1, ..., n examples: (n + 1, d)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w = _w0(w0, X.shape[1])
+    weights = [w]
+    for x, label in zip(X, y):
+        w = _sgd_update(w, x, label, alpha, lam)
+        weights.append(w)
+    return np.array(weights)
+
+
+def gd_one_step_weights(X, y, alpha, lam, w0=None):
+    """One batch gradient step from w0 on the first k examples, k = 0..n: (n + 1, d)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    w0 = _w0(w0, X.shape[1])
+    return np.array([w0 - 2 * alpha * (X[:k].T @ (X[:k] @ w0) - X[:k].T @ y[:k] + lam * w0)
+                     for k in range(X.shape[0] + 1)])
+
+
+def ridge_weights(X, y, lam):
+    """Ridge on the first k examples, k = 0..n: solve (X^T X + lam I) w = X^T y. Needs lam > 0."""
+    if not lam > 0:
+        raise ValueError(f"lam must be > 0 for ridge, got {lam!r}")
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    eye = np.eye(X.shape[1])
+    return np.array([np.linalg.solve(X[:k].T @ X[:k] + lam * eye, X[:k].T @ y[:k]) for k in range(X.shape[0] + 1)])
+
+
+def ols_weights(X, y):
+    """Minimum-norm least squares on the first k examples, k = 0..n (lstsq: the pseudo-inverse)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    zeros = np.zeros(X.shape[1])
+    return np.array([np.linalg.lstsq(X[:k], y[:k], rcond=None)[0] if k else zeros for k in range(X.shape[0] + 1)])
+
+
 def sgd_one_pass(X, y, x_query, alpha, lam, w0=None):
     """One pass of per-example SGD from w0: entry k uses the weights after examples 1..k."""
     X, y, x_query = _task(X, y, x_query)
-    w = _w0(w0, X.shape[1])
-    preds = []
-    for x, label in zip(X, y):
-        preds.append(w @ x)
-        w = _sgd_update(w, x, label, alpha, lam)
-    preds.append(w @ x_query)
-    return np.array(preds)
+    return _at_next_inputs(sgd_one_pass_weights(X, y, alpha, lam, w0), X, x_query)
 
 
 def gd_one_step(X, y, x_query, alpha, lam, w0=None):
     """One batch gradient step from w0 on the first k examples: w0 - 2 alpha (X^T X w0 - X^T y + lam w0)."""
     X, y, x_query = _task(X, y, x_query)
-    w0 = _w0(w0, X.shape[1])
-    preds = []
-    for k, x_next in enumerate(_inputs(X, x_query)):
-        Xk, yk = X[:k], y[:k]
-        w = w0 - 2 * alpha * (Xk.T @ (Xk @ w0) - Xk.T @ yk + lam * w0)
-        preds.append(w @ x_next)
-    return np.array(preds)
+    return _at_next_inputs(gd_one_step_weights(X, y, alpha, lam, w0), X, x_query)
 
 
 def ridge(X, y, x_query, lam):
     """Ridge on the first k examples: solve (X^T X + lam I) w = X^T y. Needs lam > 0."""
     X, y, x_query = _task(X, y, x_query)
-    if not lam > 0:
-        raise ValueError(f"lam must be > 0 for ridge, got {lam!r}")
-    d = X.shape[1]
-    preds = []
-    for k, x_next in enumerate(_inputs(X, x_query)):
-        Xk, yk = X[:k], y[:k]
-        w = np.linalg.solve(Xk.T @ Xk + lam * np.eye(d), Xk.T @ yk)
-        preds.append(w @ x_next)
-    return np.array(preds)
+    return _at_next_inputs(ridge_weights(X, y, lam), X, x_query)
 
 
 def ols(X, y, x_query):
     """Minimum-norm least squares on the first k examples (lstsq, i.e. the pseudo-inverse)."""
     X, y, x_query = _task(X, y, x_query)
-    d = X.shape[1]
-    preds = []
-    for k, x_next in enumerate(_inputs(X, x_query)):
-        w = np.linalg.lstsq(X[:k], y[:k], rcond=None)[0] if k else np.zeros(d)
-        preds.append(w @ x_next)
-    return np.array(preds)
+    return _at_next_inputs(ols_weights(X, y), X, x_query)
