@@ -1,0 +1,7 @@
+"""Trained in-context learners beside the constructions (SPEC.md section 7).
+
+``model`` (a GPT-2-style transformer in equinox), ``train`` (the training
+command), ``predictors`` (one interface for the trained model, the compiled
+networks and the closed forms), ``metrics`` (SPD, ILWD), ``probes`` and
+``experiments`` (the paper's four comparisons, in small).
+"""

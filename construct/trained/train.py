@@ -1,0 +1,255 @@
+"""Train a transformer to learn linear regression in context.
+
+    python -m construct.trained.train CONFIG.toml --out DIR [--resume] [--steps N]
+
+The config (see ``construct/trained/configs/``) has four tables: ``[task]``
+(``construct.tasks.TaskDistribution``'s fields), ``[curriculum]`` (``start``
+active dimensions, one more every ``every`` steps; omit for none),
+``[model]`` (``layers``, ``width``, ``heads``) and ``[train]`` (``steps``,
+``batch``, ``lr``, ``warmup``, ``seed``, ``log_every``, ``checkpoint_every``).
+Adam with linear warmup and cosine decay (to a tenth of ``lr``), gradients
+clipped at global norm 1; the loss is the mean squared error of the
+predictions at every x token.
+
+The run directory holds ``log.jsonl`` (one JSON line every ``log_every``
+steps), ``checkpoint.eqx`` and ``checkpoint.json`` (model, optimiser state
+and step, written atomically) and at the end ``model.eqx`` and
+``model.json`` (the model alone, its config, the final loss and the
+command that made it). Batch ``s`` is task batch ``s`` of the seeded
+distribution, so ``--resume`` continues the very same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from tqdm import tqdm
+
+from ..tasks import TaskDistribution
+from .model import ModelConfig, Transformer, predict_examples
+
+TRAIN_KEYS = {"steps", "batch", "lr", "warmup", "seed", "log_every", "checkpoint_every"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    task: TaskDistribution
+    model: ModelConfig
+    steps: int
+    batch: int = 64
+    lr: float = 1e-3
+    warmup: int = 500
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every: int = 1000
+    curriculum_start: int | None = None
+    curriculum_every: int | None = None
+
+    def active(self, step: int) -> int:
+        """Active input dimensions at ``step``."""
+        if self.curriculum_start is None:
+            return self.task.d
+        return min(self.task.d, self.curriculum_start + step // self.curriculum_every)
+
+    def as_dict(self) -> dict:
+        task = asdict(self.task)
+        task["x_scale"], task["w_scale"] = list(task["x_scale"]), list(task["w_scale"])
+        model = {k: getattr(self.model, k) for k in ("layers", "width", "heads")}  # d, n come from [task]
+        out = {"task": task, "model": model,
+               "train": {k: getattr(self, k) for k in sorted(TRAIN_KEYS)}}
+        if self.curriculum_start is not None:
+            out["curriculum"] = {"start": self.curriculum_start, "every": self.curriculum_every}
+        return out
+
+
+def _table(raw: dict, name: str, allowed: set[str], required: set[str] = frozenset()) -> dict:
+    table = raw.get(name, {})
+    unknown = set(table) - allowed
+    if unknown:
+        raise ValueError(f"config [{name}]: unknown keys {sorted(unknown)} (allowed: {sorted(allowed)})")
+    missing = required - set(table)
+    if missing:
+        raise ValueError(f"config [{name}]: missing keys {sorted(missing)}")
+    return table
+
+
+def config_from_dict(raw: dict) -> TrainConfig:
+    """A TrainConfig from the parsed TOML, with errors that name the table and key."""
+    unknown = set(raw) - {"task", "curriculum", "model", "train"}
+    if unknown:
+        raise ValueError(f"config: unknown tables {sorted(unknown)}")
+    task_fields = {f.name for f in fields(TaskDistribution)}
+    task = _table(raw, "task", task_fields, {"d", "n"})
+    task = {k: tuple(v) if isinstance(v, list) else v for k, v in task.items()}
+    model = _table(raw, "model", {"layers", "width", "heads"})
+    train = _table(raw, "train", TRAIN_KEYS, {"steps"})
+    curriculum = _table(raw, "curriculum", {"start", "every"})
+    if curriculum and set(curriculum) != {"start", "every"}:
+        raise ValueError("config [curriculum]: give both start and every")
+    distribution = TaskDistribution(**task)
+    config = TrainConfig(
+        task=distribution, model=ModelConfig(d=distribution.d, max_examples=distribution.n, **model), **train,
+        curriculum_start=curriculum.get("start"), curriculum_every=curriculum.get("every"),
+    )
+    for name in ("steps", "batch", "warmup", "log_every", "checkpoint_every"):
+        if not isinstance(getattr(config, name), int) or getattr(config, name) < (0 if name == "warmup" else 1):
+            raise ValueError(f"config [train]: {name} must be a positive integer, got {getattr(config, name)!r}")
+    if config.curriculum_start is not None and not (1 <= config.curriculum_start <= distribution.d
+                                                    and config.curriculum_every >= 1):
+        raise ValueError("config [curriculum]: start must be in 1..d and every >= 1")
+    return config
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    with open(path, "rb") as f:
+        return config_from_dict(tomllib.load(f))
+
+
+def optimizer(config: TrainConfig):
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, max(config.warmup, 1), config.steps,
+                                                  end_value=config.lr / 10)
+    return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule)), schedule
+
+
+def initial(config: TrainConfig):
+    model = Transformer(config.model, jax.random.PRNGKey(config.seed))
+    opt, _ = optimizer(config)
+    return model, opt.init(eqx.filter(model, eqx.is_array))
+
+
+def make_step(config: TrainConfig):
+    opt, _ = optimizer(config)
+
+    @eqx.filter_jit
+    def step(model, opt_state, X, y):
+        def loss(m):
+            return jnp.mean((predict_examples(m, X, y) - y) ** 2)
+
+        value, grads = eqx.filter_value_and_grad(loss)(model)
+        updates, opt_state = opt.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, value
+
+    return step
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_checkpoint(out: Path, model, opt_state, step: int, config: TrainConfig) -> None:
+    _atomic(out / "checkpoint.eqx", lambda p: eqx.tree_serialise_leaves(p, (model, opt_state)))
+    _atomic(out / "checkpoint.json", lambda p: p.write_text(json.dumps({"step": step, "config": config.as_dict()})))
+
+
+def load_checkpoint(out: Path, config: TrainConfig):
+    meta = json.loads((out / "checkpoint.json").read_text())
+    if meta["config"] != config.as_dict():
+        raise ValueError(f"{out}: the checkpoint was made with another config; refusing to resume")
+    model, opt_state = eqx.tree_deserialise_leaves(out / "checkpoint.eqx", initial(config))
+    return model, opt_state, meta["step"]
+
+
+def save_model(path: Path, model, config: TrainConfig, info: dict) -> None:
+    """``path`` (.eqx) and its ``.json`` sidecar: everything needed to load the model again."""
+    _atomic(path, lambda p: eqx.tree_serialise_leaves(p, model))
+    sidecar = path.with_suffix(".json")
+    _atomic(sidecar, lambda p: p.write_text(json.dumps({"config": config.as_dict(), **info}, indent=1)))
+
+
+def model_info(path: str | Path) -> dict:
+    """The sidecar of a saved model: its config, steps, final loss, training seconds and command."""
+    return json.loads(Path(path).with_suffix(".json").read_text())
+
+
+def load_model(path: str | Path):
+    """(model, config) from a ``model.eqx`` written by ``save_model``."""
+    path = Path(path)
+    meta = model_info(path)
+    config = config_from_dict(meta["config"])
+    return eqx.tree_deserialise_leaves(path, Transformer(config.model, jax.random.PRNGKey(0))), config
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          command: str | None = None, until: int | None = None):
+    """Train (or resume) into ``out``; returns the model. ``until`` stops early, leaving a checkpoint to resume."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if resume and (out / "checkpoint.json").exists():
+        model, opt_state, start = load_checkpoint(out, config)
+    elif resume:
+        raise FileNotFoundError(f"{out}: no checkpoint to resume from")
+    else:
+        model, opt_state = initial(config)
+        start = 0
+        (out / "log.jsonl").write_text("")
+    step_fn = make_step(config)
+    _, schedule = optimizer(config)
+    began = time.perf_counter()
+    stop = config.steps if until is None else min(until, config.steps)
+    bar = tqdm(range(start, stop), initial=start, total=config.steps, disable=not progress,
+               desc="train", file=sys.stderr)
+    loss = float("nan")
+    with open(out / "log.jsonl", "a") as log:
+        for step in bar:
+            batch = config.task.sample(config.batch, step, active=config.active(step))
+            model, opt_state, value = step_fn(model, opt_state, jnp.asarray(batch.X, jnp.float32),
+                                              jnp.asarray(batch.y, jnp.float32))
+            if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
+                loss = float(value)
+                record = {"step": step + 1, "loss": loss, "lr": float(schedule(step)),
+                          "active": config.active(step), "seconds": round(time.perf_counter() - began, 2)}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{loss:.4f}", active=config.active(step))
+            if (step + 1) % config.checkpoint_every == 0 or step + 1 in (config.steps, stop):
+                save_checkpoint(out, model, opt_state, step + 1, config)
+    if stop < config.steps:
+        return model
+    save_model(out / "model.eqx", model, config, {"steps": config.steps, "final_loss": loss,
+                                                  "seconds": round(time.perf_counter() - began, 1),
+                                                  "command": command or ""})
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m construct.trained.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", help="a TOML config (see construct/trained/configs/)")
+    parser.add_argument("--out", required=True, help="run directory (log, checkpoints, final model)")
+    parser.add_argument("--resume", action="store_true", help="continue from the run directory's checkpoint")
+    parser.add_argument("--steps", type=int, help="override [train] steps")
+    parser.add_argument("--until", type=int, help="stop after this step (resume later with --resume)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        if args.steps is not None:
+            raw = config.as_dict()
+            raw["train"]["steps"] = args.steps
+            config = config_from_dict(raw)
+        command = shlex.join(["python", "-m", "construct.trained.train", *(argv if argv is not None else sys.argv[1:])])
+        train(config, args.out, resume=args.resume, progress=not args.no_progress, command=command,
+              until=args.until)
+    except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
