@@ -1,0 +1,204 @@
+"""Trained learners: the task sampler, the metrics, the predictors, training and the experiments."""
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+
+from construct import programs
+from construct.bounds import Bounds
+from construct.compiler import compile
+from construct.tasks import TaskDistribution, gaussian_tasks
+from construct.trained import metrics
+from construct.trained import predictors as P
+from construct.trained.experiments import CONFIGS
+from construct.trained.model import ModelConfig, Transformer, predict_examples
+from construct.trained.train import config_from_dict, load_config, load_model, train
+
+TINY = CONFIGS / "quick_d2.toml"
+
+
+# -- tasks ------------------------------------------------------------------------------------
+
+
+def test_sampler_is_reproducible_per_batch_index():
+    dist = TaskDistribution(d=3, n=5, seed=7)
+    a, b, c = dist.sample(4, 11), dist.sample(4, 11), dist.sample(4, 12)
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.y, b.y) and not np.array_equal(a.X, c.X)
+
+
+def test_sampler_options():
+    noiseless = TaskDistribution(d=4, n=6).sample(64, 0, active=2)
+    assert np.all(noiseless.X[..., 2:] == 0) and np.all(noiseless.w[:, 2:] == 0)
+    assert np.allclose(noiseless.y, np.einsum("bnd,bd->bn", noiseless.X, noiseless.w))
+    pooled = TaskDistribution(d=3, n=4, pool=2).sample(50, 3)
+    assert len({tuple(w) for w in pooled.w}) == 2
+    noisy = TaskDistribution(d=3, n=4000, noise=0.5, seed=1).sample(2, 0)
+    residual = noisy.y - np.einsum("bnd,bd->bn", noisy.X, noisy.w)
+    assert 0.45 < residual.std() < 0.55
+    mixture = TaskDistribution(d=2, n=2000, x_scale=(0.1, 10.0)).sample(40, 0)
+    assert set(np.round(mixture.X.std(axis=(1, 2)), 0)) <= {0.0, 10.0, 9.0, 11.0}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(d=0, n=2), "d"), (dict(d=2, n=2, noise=-1.0), "noise"), (dict(d=2, n=2, x_scale=()), "x_scale"),
+    (dict(d=2, n=2, w_scale=-1.0), "w_scale"), (dict(d=2, n=2, pool=0), "pool"),
+])
+def test_sampler_refuses_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TaskDistribution(**kwargs)
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def batch_with_queries(d=3, n=6, count=12, m=16, seed=0):
+    batch = TaskDistribution(d=d, n=n, seed=seed).sample(count, 0, queries=m)
+    return batch, np.repeat(batch.queries[:, None], n + 1, axis=1)
+
+
+def test_spd_of_a_predictor_with_itself_is_zero():
+    batch, Q = batch_with_queries()
+    for p in (P.ols(), P.NearestNeighbours(3, "inverse_square")):
+        pred = p.predict(batch.X, batch.y, Q)
+        assert np.all(metrics.spd(pred, pred, 3) == 0)
+
+
+def test_implicit_weights_recover_a_linear_predictor_exactly():
+    batch, Q = batch_with_queries()
+    for p in (P.ridge(0.3), P.sgd(0.05), P.gd(0.1), P.ols()):
+        w, intercept, r2 = metrics.implicit_weights(Q, p.predict(batch.X, batch.y, Q))
+        assert np.allclose(w, p.weights(batch.X, batch.y), atol=1e-10)
+        assert np.allclose(intercept, 0, atol=1e-10) and np.allclose(r2, 1)
+
+
+def test_ilwd_between_linear_predictors_is_their_weight_distance():
+    batch, Q = batch_with_queries()
+    a, b = P.ridge(1.0), P.sgd(0.05)
+    fitted = [metrics.implicit_weights(Q, p.predict(batch.X, batch.y, Q))[0] for p in (a, b)]
+    exact = ((a.weights(batch.X, batch.y) - b.weights(batch.X, batch.y)) ** 2).sum(-1).mean(0)
+    assert np.allclose(metrics.ilwd(*fitted), exact, rtol=1e-9, atol=1e-12)
+
+
+def test_implicit_weights_need_enough_queries():
+    batch, Q = batch_with_queries(m=3)
+    with pytest.raises(ValueError, match="at least d \\+ 1 = 4 queries"):
+        metrics.implicit_weights(Q, P.ols().predict(batch.X, batch.y, Q))
+
+
+def test_bootstrap_interval_contains_the_mean():
+    per_task = np.random.default_rng(0).normal(size=(200, 3))
+    lo, hi = metrics.bootstrap(per_task)
+    assert np.all(lo < per_task.mean(0)) and np.all(per_task.mean(0) < hi)
+
+
+# -- predictors -----------------------------------------------------------------------------------
+
+
+def test_knn_against_a_direct_computation():
+    batch, Q = batch_with_queries(d=2, n=5, count=3, m=4)
+    pred = P.NearestNeighbours(3).predict(batch.X, batch.y, Q)
+    b, k, j = 1, 4, 2
+    nearest = np.argsort(((batch.X[b, :k] - Q[b, k, j]) ** 2).sum(-1))[:3]
+    assert pred[b, k, j] == pytest.approx(batch.y[b, nearest].mean())
+    assert np.all(pred[:, 0] == 0)
+
+
+def test_compiled_ridge_network_matches_closed_form_ridge():
+    d, n, lam = 3, 5, 0.5
+    program = programs.ridge(d, n, lam)
+    net = P.Compiled(compile(program, Bounds.calibrate(program, gaussian_tasks(d, n, 64))))
+    batch, Q = batch_with_queries(d=d, n=n, count=6, m=2, seed=3)
+    assert np.all(metrics.spd(net.predict(batch.X, batch.y, Q), P.ridge(lam).predict(batch.X, batch.y, Q), d) < 1e-10)
+    assert np.all(metrics.spd(net.predict_next(batch.X, batch.y, batch.queries[:, 0])[..., None],
+                              P.ridge(lam).predict_next(batch.X, batch.y, batch.queries[:, 0])[..., None], d) < 1e-10)
+    assert np.allclose(net.weights(batch.X, batch.y), P.ridge(lam).weights(batch.X, batch.y), atol=1e-7)
+
+
+def test_trained_predictor_paths_agree():
+    """Padded prompts read at position 2k give what the plain prompt gives at its x tokens."""
+    model = Transformer(ModelConfig(d=2, max_examples=4, layers=2, width=16), jax.random.PRNGKey(0))
+    batch, _ = batch_with_queries(d=2, n=4, count=5, m=1)
+    trained = P.Trained(model)
+    x_query = batch.queries[:, 0]
+    assert np.allclose(trained.predict_next(batch.X, batch.y, x_query),
+                       trained.predict(batch.X, batch.y, P.next_example_queries(batch.X, x_query))[..., 0], atol=1e-5)
+
+
+# -- training -----------------------------------------------------------------------------------------
+
+
+def tiny_config(steps=60):
+    raw = load_config(TINY).as_dict()
+    raw["train"].update(steps=steps, log_every=10, checkpoint_every=30)
+    return config_from_dict(raw)
+
+
+def test_a_quick_training_run_lowers_the_loss(tmp_path):
+    config = tiny_config(300)
+    batch = config.task.sample(256, 10**7)
+    before = Transformer(config.model, jax.random.PRNGKey(config.seed))
+    after = train(config, tmp_path, progress=False)
+
+    def loss(model):
+        return float(np.mean((np.asarray(predict_examples(model, batch.X, batch.y)) - batch.y) ** 2))
+
+    # below the initial loss, and below predicting 0 (the loss of a model that learned nothing)
+    assert loss(after) < 0.85 * loss(before) and loss(after) < 0.9 * float(np.mean(batch.y**2))
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(10, 301, 10))
+    model, saved = load_model(tmp_path / "model.eqx")
+    assert saved.as_dict() == config.as_dict()
+
+
+def test_resume_continues_the_same_run(tmp_path):
+    config = tiny_config(60)
+    straight = train(config, tmp_path / "straight", progress=False)
+    train(config, tmp_path / "split", progress=False, until=30)
+    resumed = train(config, tmp_path / "split", progress=False, resume=True)
+    leaves = [jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)) for m in (straight, resumed)]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+    other = replace(config, lr=config.lr * 2)
+    with pytest.raises(ValueError, match="another config"):
+        train(other, tmp_path / "split", progress=False, resume=True)
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"task": {"d": 2}}, r"missing keys \['n'\]"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "speed": 1}}, r"unknown keys \['speed'\]"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5}, "curriculum": {"start": 1}}, "both start and every"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 0}}, "steps must be a positive integer"),
+    ({"task": {"d": 2, "n": 3}, "model": {"width": 10, "heads": 3}, "train": {"steps": 5}}, "multiple of heads"),
+])
+def test_bad_configs(raw, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_dict(raw)
+
+
+def test_committed_checkpoint_loads_and_records_its_command():
+    path = CONFIGS.parent / "checkpoints" / "noiseless.eqx"
+    model, config = load_model(path)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    assert meta["command"].startswith("python -m construct.trained.train")
+    assert config.as_dict() == load_config(CONFIGS / "noiseless.toml").as_dict()
+    assert path.stat().st_size < 5 * 2**20
+
+
+# -- experiments -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("experiment", ["noiseless", "noisy", "depth", "probes"])
+def test_experiment_quick_mode(experiment, tmp_path):
+    cmd = [sys.executable, "-m", "construct.trained.experiments", experiment, "--quick", "--no-progress",
+           "--out", str(tmp_path)]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "results.json").read_text())
+    assert result["experiment"] == experiment and result["quick"] and result["seconds"] < 120
+    pictures = {"noiseless": ["spd.png", "ilwd.png"], "noisy": ["noisy.png"], "depth": ["depth.png"],
+                "probes": ["probes.png"]}[experiment]
+    assert all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
