@@ -54,7 +54,8 @@ def _matplotlib():
     return matplotlib, Figure, FigureCanvasAgg
 
 
-def _figure(width: float, height: float):
+def figure(width: float, height: float):
+    """A matplotlib Figure drawn off screen (no pyplot state); PlotsUnavailable without matplotlib."""
     _, Figure, FigureCanvasAgg = _matplotlib()
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
@@ -149,7 +150,7 @@ def weights_heatmap(net: CompiledNetwork, layer: int, path) -> Path:
         (w.b2[l][:, None], "b2", 1, None),
     ]
     cell = _cell_size(D)
-    fig = _figure(min(max(9.0, cell * (2 * D + 2 * U) + 5.0), 24.0), cell * D + 3.2)
+    fig = figure(min(max(9.0, cell * (2 * D + 2 * U) + 5.0), 24.0), cell * D + 3.2)
     grid = fig.add_gridspec(1, 6, width_ratios=[D, D, 0.04 * D + 1, U, U, 0.04 * D + 1])
     colours = [_colours([data for data, _, g, _ in panels if g == group], WEIGHT_DECADES) for group in (0, 1)]
     axes, images = [], {}
@@ -172,7 +173,7 @@ def weights_heatmap(net: CompiledNetwork, layer: int, path) -> Path:
     for group, label in ((1, "MLP"), (0, "attention")):  # the first bar sits outermost
         _colourbar(fig, images[group], axes, colours[group], f"{label} weights (symmetric log)")
     fig.suptitle(f"{net.program.name}, layer {layer} of {w.depth}: {net.layers[l].instruction}", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _token_names(T: int) -> list[str]:
@@ -201,7 +202,7 @@ def residual_stream(trace: Trace, path, tokens=None, registers=None) -> Path:
     states = trace.states[:, rows, :]
     names, cell = _token_names(T), _cell_size(len(rows))
     panel = min(max(0.09 * L1, 1.6), 6.0)
-    fig = _figure(min(max(8.0, len(tokens) * (panel + 0.25) + 2.6), 24.0), cell * len(rows) + 2.0)
+    fig = figure(min(max(8.0, len(tokens) * (panel + 0.25) + 2.6), 24.0), cell * len(rows) + 2.0)
     grid = fig.add_gridspec(1, len(tokens))
     colours = _colours([states[..., tokens]], STREAM_DECADES)
     axes = []
@@ -219,7 +220,7 @@ def residual_stream(trace: Trace, path, tokens=None, registers=None) -> Path:
     _colourbar(fig, image, axes, colours, "value (symmetric log)")
     fig.suptitle("the residual stream, one column per layer" +
                  ("" if len(rows) == trace.layout.width else " (the compiler's pad rows not shown)"), fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def error_vs_examples(path, d: int = 3, n: int = 8, alpha: float = 0.05, lam: float = 0.1, count: int = 128,
@@ -262,7 +263,7 @@ def error_vs_examples(path, d: int = 3, n: int = 8, alpha: float = 0.05, lam: fl
               "mean_squared_error": {key: np.mean(v, axis=0).tolist() for key, v in sq.items()},
               "max_relative_gap": {key: np.max(v, axis=0).tolist() for key, v in gap.items()}}
 
-    fig = _figure(11.0, 4.2)
+    fig = figure(11.0, 4.2)
     left, right = fig.subplots(1, 2)
     styles = {"SGD": "tab:blue", "ridge": "tab:orange", "OLS": "tab:green"}
     for key, values in curves["mean_squared_error"].items():
@@ -283,11 +284,11 @@ def error_vs_examples(path, d: int = 3, n: int = 8, alpha: float = 0.05, lam: fl
     for ax in (left, right):
         ax.set_xticks(k)
         ax.grid(alpha=0.3)
-    _save(fig, path)
+    save_figure(fig, path)
     return curves
 
 
-def _save(fig, path) -> Path:
+def save_figure(fig, path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path

@@ -18,6 +18,14 @@ from .registry import proof, require, zero
 from .theorems import alpha, examples, lam, ridge_weights, sgd_update, vector
 
 
+def theorem1_chain(d: int):
+    """Theorem 1's program on symbolic inputs: (program, initial state, example x1, y1, query q, w0)."""
+    X, y, xq, xs, ys, q = examples(d, 1)
+    w0 = vector("w0", d)
+    program = programs.sgd_step(d, alpha, lam, np.array(list(w0), dtype=object))
+    return program, program.encode(X, y, xq), xs[0], ys[0], q, w0
+
+
 def run_steps(program, H, steps):
     """Run ``steps`` (instructions, or functions of the state) one after another on ``H``."""
     for step in steps:
@@ -30,15 +38,13 @@ def run_steps(program, H, steps):
        "d = 1, 2, 3; alpha, lam, w0, x1, y1, x2 symbolic; alpha lam != 0")
 def erratum_theorem1_penalty_sign():
     for d in (1, 2, 3):
-        X, y, xq, xs, ys, q = examples(d, 1)
-        w0 = vector("w0", d)
-        program = programs.sgd_step(d, alpha, lam, np.array(list(w0), dtype=object))
+        program, H, x1, y1, q, w0 = theorem1_chain(d)
         printed = list(program.instructions)
         printed[5] = Aff("g", (("grad", 1), ("w", -lam)))  # step 6 as printed
-        H = run_steps(program, program.encode(X, y, xq), printed)
+        H = run_steps(program, H, printed)
         pred = H[program.layout.rows("pred")][0, -1]
-        stated = (sgd_update(w0, xs[0], ys[0]).T * q)[0]
-        computed = ((w0 - 2 * alpha * (xs[0] * ((xs[0].T * w0)[0] - ys[0]) - lam * w0)).T * q)[0]
+        stated = (sgd_update(w0, x1, y1).T * q)[0]
+        computed = ((w0 - 2 * alpha * (x1 * ((x1.T * w0)[0] - y1) - lam * w0)).T * q)[0]
         zero(sp.expand(pred - computed), f"d = {d}: printed chain", sp.expand)
         zero(sp.factor(pred - stated) - 4 * alpha * lam * (w0.T * q)[0], f"d = {d}: off by 4 alpha lam w0^T x2",
              sp.expand)
@@ -81,15 +87,13 @@ def printed_mov(program, source_col: int, dest_col: int, src: str, dst: str):
        "d = 1, 2, 3; steps 1 and 8 printed as mov(1, 0, ...) and mov(2, 1, ...), read as (source, destination)")
 def erratum_mov_column_order():
     for d in (1, 2, 3):
-        X, y, xq, xs, ys, q = examples(d, 1)
-        w0 = vector("w0", d)
-        program = programs.sgd_step(d, alpha, lam, np.array(list(w0), dtype=object))
+        program, H, x1, y1, q, w0 = theorem1_chain(d)
         steps = list(program.instructions)
         # step 1 copies x from column 1 (the y token: empty x slot) back into column 0; step 8 w from 2 into 1.
         # Causal attention cannot even read a later column; the machine applies it literally.
         steps[0] = printed_mov(program, 1, 0, X_IN, "x")
         steps[7] = printed_mov(program, 2, 1, "w", "w")
-        H = run_steps(program, program.encode(X, y, xq), steps)
+        H = run_steps(program, H, steps)
         pred = H[program.layout.rows("pred")][0, -1]
         zero(sp.expand(pred - (1 - 2 * alpha * lam) * (w0.T * q)[0]), f"d = {d}", sp.expand)
-        require(not any(s in pred.free_symbols for s in [*xs[0], ys[0]]), "the prediction ignores x1 and y1")
+        require(not any(s in pred.free_symbols for s in [*x1, y1]), "the prediction ignores x1 and y1")

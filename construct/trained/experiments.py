@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import programs
+from .. import plots, programs
 from ..bounds import Bounds
 from ..compiler import compile
 from ..tasks import TaskDistribution
@@ -109,12 +109,10 @@ def compiled_networks(task: TaskDistribution, alpha: float, lam: float, calibrat
 
 
 def _plot_curves(path: Path, title: str, ylabel: str, curves: dict, bands: dict | None = None, log: bool = True):
-    import matplotlib
+    fig = plots.figure(7.5, 4.8)
+    from matplotlib.ticker import MaxNLocator  # matplotlib is there: plots.figure checked
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.subplots()
     for name, values in curves.items():
         k = np.arange(len(values))
         style = "--" if name.startswith("compiled") else "-"
@@ -124,13 +122,12 @@ def _plot_curves(path: Path, title: str, ylabel: str, curves: dict, bands: dict 
     if log:
         ax.set_yscale("log")
     ax.set_xlabel("number of in-context examples k")
-    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 # -- experiments ---------------------------------------------------------------------------------
@@ -209,12 +206,8 @@ def noisy(config: dict, out: Path, quick: bool, progress: bool) -> dict:
 
 
 def _plot_lam(path: Path, curves: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    fig = plots.figure(7.5, 4.8)
+    ax = fig.subplots()
     for label, scores in curves.items():
         lams = sorted(scores)
         line, = ax.plot(lams, [scores[lam] for lam in lams], marker="o", label=label)
@@ -227,8 +220,7 @@ def _plot_lam(path: Path, curves: dict):
     ax.set_title("Which ridge does the noisy-trained transformer match?")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 def depth(config: dict, out: Path, quick: bool, progress: bool) -> dict:
@@ -256,13 +248,9 @@ def depth(config: dict, out: Path, quick: bool, progress: bool) -> dict:
 
 
 def _plot_bars(path: Path, curves: dict):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     families = list(next(iter(curves.values())))
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), layout="constrained")
+    fig = plots.figure(7.5, 4.8)
+    ax = fig.subplots()
     width = 0.8 / len(curves)
     for i, (label, scores) in enumerate(curves.items()):
         x = np.arange(len(families)) + i * width
@@ -277,8 +265,7 @@ def _plot_bars(path: Path, curves: dict):
     ax.set_title("Which algorithm does each depth match?")
     ax.legend()
     ax.grid(alpha=0.3, axis="y")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 def probes(config: dict, out: Path, quick: bool, progress: bool) -> dict:
@@ -297,12 +284,10 @@ def probes(config: dict, out: Path, quick: bool, progress: bool) -> dict:
 
 
 def _plot_probes(path: Path, curves: dict):
-    import matplotlib
+    fig = plots.figure(10, 4.5)
+    from matplotlib.ticker import MaxNLocator  # matplotlib is there: plots.figure checked
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), layout="constrained", sharey=True)
+    axes = fig.subplots(1, 2, sharey=True)
     for ax, target in zip(axes, ("X^T y", "w_OLS")):
         for label, errors in curves.items():
             if f": {target}," in label:
@@ -311,13 +296,12 @@ def _plot_probes(path: Path, curves: dict):
                         label=label.replace(f": {target},", ":"))
         ax.set_title(f"probing {target}")
         ax.set_xlabel("layer (0 = embedding)")
-        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     axes[0].set_ylabel("held-out error / variance of the target")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    plots.save_figure(fig, path)
 
 
 def _lists(table: dict) -> dict:
