@@ -26,11 +26,11 @@ def theorem1_chain(d: int):
     return program, program.encode(X, y, xq), xs[0], ys[0], q, w0
 
 
-def run_steps(program, H, steps):
-    """Run ``steps`` (instructions, or functions of the state) one after another on ``H``."""
+def query_prediction(program, H, steps):
+    """Run ``steps`` (instructions, or functions of the state) on ``H``; the prediction at the query column."""
     for step in steps:
         H = step(H) if callable(step) else step.apply(H, program.layout)
-    return H
+    return H[program.layout.rows("pred")][0, -1]
 
 
 @proof("erratum_theorem1_penalty_sign",
@@ -41,8 +41,7 @@ def erratum_theorem1_penalty_sign():
         program, H, x1, y1, q, w0 = theorem1_chain(d)
         printed = list(program.instructions)
         printed[5] = Aff("g", (("grad", 1), ("w", -lam)))  # step 6 as printed
-        H = run_steps(program, H, printed)
-        pred = H[program.layout.rows("pred")][0, -1]
+        pred = query_prediction(program, H, printed)
         stated = (sgd_update(w0, x1, y1).T * q)[0]
         computed = ((w0 - 2 * alpha * (x1 * ((x1.T * w0)[0] - y1) - lam * w0)).T * q)[0]
         zero(sp.expand(pred - computed), f"d = {d}: printed chain", sp.expand)
@@ -57,7 +56,9 @@ def erratum_theorem2_final_shape():
     for d in (2, 3):
         X, y, xq, xs, ys, q = examples(d, 1)
         program = programs.sherman_morrison_step(d, lam)
-        H = run_steps(program, program.encode(X, y, xq), program.instructions[:-1])
+        H = program.encode(X, y, xq)
+        for ins in program.instructions[:-1]:
+            H = ins.apply(H, program.layout)
         layout = program.layout
         w = H[layout.rows("w")][:, -1]
         # mul(d, 1, 1, r1, r2, w'): r1 read as d x 1, the first row of r2 as 1 x 1, d products written
@@ -93,7 +94,6 @@ def erratum_mov_column_order():
         # Causal attention cannot even read a later column; the machine applies it literally.
         steps[0] = printed_mov(program, 1, 0, X_IN, "x")
         steps[7] = printed_mov(program, 2, 1, "w", "w")
-        H = run_steps(program, H, steps)
-        pred = H[program.layout.rows("pred")][0, -1]
+        pred = query_prediction(program, H, steps)
         zero(sp.expand(pred - (1 - 2 * alpha * lam) * (w0.T * q)[0]), f"d = {d}", sp.expand)
         require(not any(s in pred.free_symbols for s in [*x1, y1]), "the prediction ignores x1 and y1")

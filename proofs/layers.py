@@ -74,14 +74,7 @@ def ideal_layer(net, l: int, H: np.ndarray) -> np.ndarray:
     """Layer ``l`` of the network on state ``H`` (rows x columns), nonlinearities at their limits."""
     w, layout = net.weights, net.layout
     D = layout.width
-    positions = w.positions[:T].astype(np.float64)  # only position rows reach the scores
-    heads = []
-    for h in range(w.heads):
-        scores = (positions @ w.Wq[l, h]) @ (positions @ w.Wk[l, h]).T
-        chosen = [int(np.argmax(scores[i, : i + 1])) for i in range(T)]
-        Wv = exact(w.Wv[l, h])
-        heads.append(np.stack([Wv.T @ H[:, chosen[i]] for i in range(T)], axis=1))
-    X = H + exact(w.Wo[l]).T @ np.concatenate(heads, axis=0) + exact(w.bo[l])[:, None]
+    X = attention_part(net, l, H)
     pads = [layout.span(name)[0] for name in PADS if name in layout]
     Z = np.empty_like(X)
     for c in range(T):
@@ -125,25 +118,28 @@ def check_layer(net, l: int = 0) -> None:
             scale = max(_coefficients(want, symbols) + [1e-300])
             require(error <= TOLERANCE * scale,
                     f"{ins}: {layout.labels[r]} in column {c} off by {error:.3g} (coefficients up to {scale:.3g})")
+    if w_units(net, l):  # what layer norm sees: the mean pad is minus the sum of the other rows
+        X = attention_part(net, l, H)
+        mp = layout.span(MEAN_PAD)[0]
+        rows = [r for r in range(layout.width) if layout.labels[r] not in (*PADS, MEAN_PAD)]
+        for c in range(T):
+            require(sp.expand(X[mp, c] + sum(X[r, c] for r in rows)) == 0,
+                    f"{ins}: the mean pad is not minus the sum of the other rows in column {c}")
     for c in range(T):
         for name in (LN_POS, LN_NEG, ONE, POS_SQ, ZERO):
             row = layout.span(name)[0]
             require(sp.simplify(out[row, c] - H[row, c]) == 0, f"{ins}: {name} changed in column {c}")
-        if w_units(net, l):
-            rows = [r for r in range(layout.width) if layout.labels[r] not in (*PADS, MEAN_PAD)]
-            mp = layout.span(MEAN_PAD)[0]
-            X_mean_pad = attention_part(net, l, H)
-            require(sp.expand(X_mean_pad[mp, c] + sum(X_mean_pad[r, c] for r in rows)) == 0,
-                    f"{ins}: the mean pad is not minus the sum of the other rows in column {c}")
-
-
 def w_units(net, l: int) -> bool:
     """Whether layer ``l``'s MLP has any unit (mul and div layers)."""
     return bool(np.any(net.weights.W1[l]) or np.any(net.weights.W2[l]))
 
 
 def attention_part(net, l: int, H: np.ndarray) -> np.ndarray:
-    """The state after attention only (what layer norm sees), for the mean-pad check."""
+    """The state after attention, one-hot on each head's highest-scoring visible token.
+
+    The scores come from the actual Wq, Wk at the actual positions (only the
+    position rows reach them), so the selection is the weights' own.
+    """
     w = net.weights
     positions = w.positions[:T].astype(np.float64)
     heads = []
