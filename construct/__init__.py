@@ -1,25 +1,26 @@
 """icl-construct: transformers built by hand that learn in context, and their verification.
 
-The pieces, in pipeline order: registers and layouts (``registers``), the RAW
-instructions (``instructions``), the prompt encoding (``prompt``), the exact
-machine (``machine``), programs (``program``, ``programs``), the closed-form
-references they are checked against (``reference``), and the compiler
-(``compiler``, with ``blocks``, ``scales`` and ``bounds``) that turns a
-program into the weights of a transformer (``network``) run by a generic
-forward pass (``forward``, ``forward_jax``). Compiled networks are saved to
-and loaded from one file by ``export`` (``save``, ``load``); ``cli`` is the
-command line ``icl-construct``, ``plots`` draws them (matplotlib, optional).
+The pipeline, one subpackage per stage, imports flowing down this list:
+
+* ``raw``: registers and layouts, the RAW instructions, the prompt
+  encoding, the exact machine, the programs (``construct.programs``);
+* ``transformer``: a generic transformer's weights and its forward passes
+  (numpy, JAX), which know nothing about programs;
+* ``compiler``: the domain, the scale constants, one layer per instruction,
+  the assembly into weights, the compiled network;
+* ``export``: one file with the weights and a manifest, loaded back bit for bit;
+* ``cli``: the command line ``icl-construct``, its demo and benchmark.
+
+Beside them: ``reference`` (closed-form solvers, the ground truth),
+``tasks`` (random regression tasks), ``plots`` (pictures, matplotlib
+optional) and ``trained`` (trained transformers compared with all of it).
 """
 
-from . import programs, reference
-from .bounds import Bounds, DomainError
-from .compiler import CompiledNetwork, compile
+from . import reference
+from .compiler import Bounds, CompiledNetwork, DomainError, compile
 from .export import WeightsFileError, load, save
-from .instructions import Aff, Div, Instruction, Mov, Mul
-from .machine import run
-from .network import Weights
-from .program import Program
-from .registers import Layout, Register
+from .raw import Aff, Div, Instruction, Layout, Mov, Mul, Program, Register, programs, run
+from .transformer import Weights
 
 __all__ = [
     "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "Instruction", "Layout", "Mov", "Mul", "Program",

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import programs, reference
-from .bounds import Bounds, DomainError
-from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
+from . import reference
+from .raw import programs
+from .compiler import Bounds, DomainError
+from .compiler.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
 from .compiler import CompiledNetwork, Trace, compile
-from .instructions import Mov
-from .registers import Layout
+from .raw.instructions import Mov
+from .raw.registers import Layout
 from .tasks import gaussian_tasks
 
 EXTRA = "pip install 'icl-construct[plots]'"

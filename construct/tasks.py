@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .prompt import check_count
+from .raw.prompt import check_count
 
 
 def gaussian_tasks(d: int, n: int, count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

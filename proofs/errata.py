@@ -12,7 +12,7 @@ import numpy as np
 import sympy as sp
 
 from construct import Aff, programs
-from construct.prompt import X_IN
+from construct.raw.prompt import X_IN
 
 from .registry import proof, require, zero
 from .theorems import alpha, examples, lam, ridge_weights, sgd_update, vector

@@ -35,9 +35,9 @@ import numpy as np
 import sympy as sp
 
 from construct import Aff, Bounds, Div, Mov, Mul, Program, compile
-from construct.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
-from construct.prompt import POS, input_registers
-from construct.registers import Layout, Register
+from construct.compiler.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
+from construct.raw.prompt import POS, input_registers
+from construct.raw.registers import Layout, Register
 
 from .registry import proof, require
 

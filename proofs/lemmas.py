@@ -3,7 +3,7 @@
 Each proof states its hypotheses and conclusion and checks every algebraic
 step with sympy (identities by simplification, series by expansion, sums in
 closed form). The bound expressions at the bottom of each section are the
-ones ``construct/scales.py`` computes; ``tests/test_proofs.py`` checks that
+ones ``construct/compiler/scales.py`` computes; ``tests/test_proofs.py`` checks that
 they agree.
 """
 

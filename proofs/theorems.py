@@ -2,7 +2,7 @@
 
 These run the very programs the tests run (``construct.programs``), with
 every input and parameter a sympy symbol, through the very machine
-(``construct.machine``), and compare with the formulas written here from
+(``construct.raw.machine``), and compare with the formulas written here from
 SPEC.md sections 4-5.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import sympy as sp
 
 from construct import programs
-from construct.instructions import Div
+from construct.raw.instructions import Div
 
 from .registry import proof, require, zero
 

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from construct import programs, scales
-from construct.prompt import X_IN, Y_IN, x_columns
+from construct import programs
+from construct.compiler import scales
+from construct.raw.prompt import X_IN, Y_IN, x_columns
 
 from . import PROOFS, lemmas
 from .theorems import alpha, examples, lam, vector
@@ -89,7 +90,7 @@ def _lemmas_section() -> list[str]:
     N_att, P, B = scales.attention_sharpness(f64), scales.product_scale(f64), scales.bypass_offset(f64)
     leak = float(lemmas.leak_bound(N_att))
     lines = ["## 4. The lemmas, at the constants the compiler chooses (float64)", "",
-             "Each approximate mechanism has one constant; `construct/scales.py` bounds its truncation by the "
+             "Each approximate mechanism has one constant; `construct/compiler/scales.py` bounds its truncation by the "
              "lemma below and adds a rounding model, then picks the constant that minimises the sum.", ""]
     for p in PROOFS:
         if p.group == "lemmas":

@@ -57,8 +57,8 @@ def test_overflow_stops_the_run_naming_the_instruction():
 
 def test_programs_refuse_writing_the_prompt():
     from construct import Aff, Program
-    from construct.prompt import input_registers
-    from construct.registers import Layout, Register
+    from construct.raw.prompt import input_registers
+    from construct.raw.registers import Layout, Register
 
     layout = Layout(input_registers(1) + [Register("pred", (1,))])
     with pytest.raises(ValueError, match="writes the input register 'x_in'"):

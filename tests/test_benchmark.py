@@ -4,7 +4,7 @@ import sys
 
 
 def test_benchmark_prints_every_column():
-    cmd = [sys.executable, "-m", "construct.benchmark", "--d", "2", "--n", "2", "--algo", "ridge", "--json"]
+    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--d", "2", "--n", "2", "--algo", "ridge", "--json"]
     rows = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
     (row,) = rows
     assert row["algo"] == "ridge" and row["layers"] == 4 + 9 * 2 + 3

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 
 from catalogue import CASES
 from construct import programs, reference
-from construct.bounds import Bounds, DomainError
+from construct.compiler import Bounds, DomainError
 from construct.compiler import compile
 from construct.tasks import gaussian_tasks
 from support import assert_agree, compiled_tasks
@@ -214,8 +214,8 @@ def test_what_cannot_be_placed():
         compile(program, bounds, dtype=np.float16)
 
     from construct import Aff, Program
-    from construct.prompt import input_registers
-    from construct.registers import Layout, Register
+    from construct.raw.prompt import input_registers
+    from construct.raw.registers import Layout, Register
 
     clash = Program("clash", 1, 1, Layout(input_registers(1) + [Register("one", (1,)), Register("pred", (1,))]),
                     (Aff("pred", (("one", 1.0),)),))

@@ -10,8 +10,10 @@ import pytest
 import sympy
 
 import construct
-from construct import network, programs
-from construct.export import EQUATIONS, MANIFEST, WeightsFileError, load, save
+from construct import programs
+from construct.transformer import weights as network
+from construct.export import WeightsFileError, load, save
+from construct.export.npz import EQUATIONS, MANIFEST
 from construct.tasks import gaussian_tasks
 
 

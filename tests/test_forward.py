@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from construct import forward, forward_jax
-from construct.network import Weights
+from construct.transformer import forward, forward_jax
+from construct.transformer import Weights
 
 PACKAGE = Path(__file__).resolve().parent.parent / "construct"
 
@@ -86,11 +86,11 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-@pytest.mark.parametrize("module", ["network.py", "forward.py", "forward_jax.py"])
+@pytest.mark.parametrize("module", sorted(p.name for p in (PACKAGE / "transformer").glob("*.py")))
 def test_forward_pass_knows_nothing_of_programs(module):
     allowed = {"__future__", "dataclasses", "functools", "weakref", "numpy", "scipy.special", "jax", "jax.numpy",
-               ".network"}
-    assert imported_modules(PACKAGE / module) <= allowed
+               ".weights"}
+    assert imported_modules(PACKAGE / "transformer" / module) <= allowed
 
 
 @pytest.mark.parametrize("field, value, message", [

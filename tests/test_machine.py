@@ -3,7 +3,7 @@ import pytest
 import sympy
 
 from construct import Mov, programs, run
-from construct.registers import Layout, Register
+from construct.raw.registers import Layout, Register
 
 
 def test_machine_runs_a_general_program_on_symbols():

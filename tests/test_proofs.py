@@ -5,10 +5,11 @@ import pytest
 import sympy as sp
 
 import proofs
-from construct import programs, scales
-from construct.bounds import Bounds
+from construct import programs
+from construct.compiler import scales
+from construct.compiler import Bounds
 from construct.compiler import compile
-from construct.instructions import Div, Mul
+from construct.raw.instructions import Div, Mul
 from construct.tasks import gaussian_tasks
 from proofs import lemmas, registry, walkthrough
 

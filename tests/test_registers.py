@@ -1,6 +1,6 @@
 import pytest
 
-from construct.registers import Layout, Register
+from construct.raw.registers import Layout, Register
 
 
 def test_labels_name_every_row():

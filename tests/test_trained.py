@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from construct import programs
-from construct.bounds import Bounds
+from construct.compiler import Bounds
 from construct.compiler import compile
 from construct.tasks import TaskDistribution, gaussian_tasks
 from construct.trained import metrics

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from .. import plots, programs
-from ..bounds import Bounds
-from ..compiler import compile
+from .. import Bounds
+from .. import compile
 from ..tasks import TaskDistribution
 from . import metrics
 from . import predictors as P

@@ -2,7 +2,7 @@
 
 Pre-layer-norm blocks (attention, then a 4x-wide GeLU MLP, each added to
 the residual), learned positions, a final layer norm and a linear read-out.
-The prompt uses the encoding of ``construct.prompt``: ``x~ = [0, x]``,
+The prompt uses the encoding of ``construct.raw.prompt``: ``x~ = [0, x]``,
 ``y~ = [y, 0]``; the output at x~_k is the prediction of y_k from examples
 1..k-1. Floating point is JAX's default (float32).
 """

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import reference
-from ..compiler import CompiledNetwork
+from .. import CompiledNetwork
 from .model import Transformer, tokens
 
 

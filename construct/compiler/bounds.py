@@ -22,9 +22,9 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from .instructions import Div
-from .program import Program
-from .prompt import POS, X_IN, Y_IN
+from ..raw.instructions import Div
+from ..raw.program import Program
+from ..raw.prompt import POS, X_IN, Y_IN
 
 
 class DomainError(ValueError):

@@ -1,8 +1,8 @@
 """Benchmark of the compiled networks: size, time, memory and error against the closed forms.
 
-    python -m construct.benchmark            # the full table (a few minutes)
-    python -m construct.benchmark --json     # the same numbers as JSON
-    python -m construct.benchmark --d 2 --n 1 4 --algo ridge
+    python -m construct.cli.benchmark            # the full table (a few minutes)
+    python -m construct.cli.benchmark --json     # the same numbers as JSON
+    python -m construct.cli.benchmark --d 2 --n 1 4 --algo ridge
 
 Each configuration runs in a fresh subprocess, so "peak MB" is that
 process's own peak resident memory (weights, activations, JAX's buffers).
@@ -33,10 +33,11 @@ ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64,
 
 def measure(algo: str, d: int, n: int) -> dict:
     """One configuration, measured in this process."""
-    from . import programs, reference
-    from .bounds import Bounds, DomainError
-    from .compiler import compile
-    from .tasks import gaussian_tasks
+    from .. import reference
+    from ..raw import programs
+    from ..compiler.bounds import Bounds, DomainError
+    from ..compiler import compile
+    from ..tasks import gaussian_tasks
 
     if algo == "sgd":
         program, closed = programs.sgd(d, n, ALPHA, LAM), lambda t: reference.sgd_one_pass(*t, ALPHA, LAM)
@@ -88,7 +89,7 @@ def measure(algo: str, d: int, n: int) -> dict:
 
 
 def _in_subprocess(algo: str, d: int, n: int) -> dict:
-    cmd = [sys.executable, "-m", "construct.benchmark", "--child", algo, str(d), str(n)]
+    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--child", algo, str(d), str(n)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark of {algo} d={d} n={n} failed:\n{done.stderr}")
@@ -110,7 +111,7 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m construct.benchmark", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m construct.cli.benchmark", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--d", type=int, nargs="+", default=[2, 4, 8], help="input dimensions (default 2 4 8)")
     parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 32], help="examples (default 1 4 16 32)")

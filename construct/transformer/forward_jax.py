@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .network import Weights, check_tokens
+from .weights import Weights, check_tokens
 
 
 def _layer(ln_eps, H, p):

@@ -30,8 +30,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from . import scales
-from .instructions import Aff, Div, Mov, Mul
-from .registers import Layout
+from ..raw.instructions import Aff, Div, Mov, Mul
+from ..raw.registers import Layout
 
 ONE, POS_SQ, LN_POS, LN_NEG, ZERO = "one", "pos_sq", "ln_pad_pos", "ln_pad_neg", "zero"
 DIV_POS, DIV_NEG, SCRATCH, MEAN_PAD = "div_pad_pos", "div_pad_neg", "scratch", "mean_pad"

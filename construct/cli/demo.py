@@ -16,11 +16,12 @@ from typing import Callable
 
 import numpy as np
 
-from . import programs, reference
-from .bounds import Bounds, DomainError
-from .compiler import CompiledNetwork, compile
-from .program import Program
-from .tasks import gaussian_tasks
+from .. import reference
+from ..raw import programs
+from ..compiler import Bounds, DomainError
+from ..compiler import CompiledNetwork, compile
+from ..raw.program import Program
+from ..tasks import gaussian_tasks
 
 ALPHA, LAM, CALIBRATION_TASKS = 0.05, 0.1, 64
 PAPER_ORDERS = {"sgd": "O(n) layers, O(n + d) width", "ridge": "O(n) layers, O(d^2) width"}

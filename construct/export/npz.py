@@ -19,7 +19,7 @@ One ``.npz`` file: a zip archive (members deflate-compressed) that
 
 * ``manifest.json``, UTF-8 JSON (``unzip -p FILE manifest.json`` prints it;
   ``numpy.load(FILE)["manifest.json"]`` gives its bytes). Its keys:
-  ``format``, ``version``; ``equations`` (the layer, as ``network.py`` states
+  ``format``, ``version``; ``equations`` (the layer, as ``transformer/weights.py`` states
   it); ``dtype``, ``ln_eps``; ``arrays`` (name -> shape, dtype, sha256 of the
   raw C-order bytes); ``sizes``; ``tokens`` (the prompt encoding);
   ``readout`` (register, row, the columns predictions are read at);
@@ -53,17 +53,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .bounds import Bounds
-from .compiler import CompiledNetwork, LayerReport
-from .instructions import Aff, Div, Mov, Mul
-from .network import DTYPES, Weights
-from .program import Program
-from .prompt import check_count, x_columns
-from .registers import Layout, Register
+from ..compiler import Bounds
+from ..compiler import CompiledNetwork, LayerReport
+from ..raw.instructions import Aff, Div, Mov, Mul
+from ..transformer.weights import DTYPES, Weights
+from ..raw.program import Program
+from ..raw.prompt import check_count, x_columns
+from ..raw.registers import Layout, Register
 
 FORMAT, VERSION, MANIFEST = "icl-construct weights", 1, "manifest.json"
 
-# The layer exactly as network.py's docstring states it (a test keeps them equal), then what it leaves implicit.
+# The layer exactly as transformer/weights.py's docstring states it (a test keeps them equal), then what it leaves implicit.
 EQUATIONS = (
     "heads      B_j = causal_softmax((H Wq_j)(H Wk_j)^T) (H Wv_j)          j = 1..m",
     "attention  X   = H + [B_1 ... B_m] Wo + bo",

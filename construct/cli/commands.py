@@ -4,7 +4,7 @@
     icl-construct predict --algo ridge --data FILE [--lam 0.1]  your own data, beside the closed form
     icl-construct export --algo sgd -d 3 -n 6 -o sgd.npz        weights and manifest in one file
     icl-construct trace --algo ridge -d 2 -n 2 [--png FILE]     register values after every layer
-    icl-construct bench [--d 2 4 --n 1 4 --algo ridge]          the benchmark (construct.benchmark)
+    icl-construct bench [--d 2 4 --n 1 4 --algo ridge]          the benchmark (construct.cli.benchmark)
     icl-construct proofs [ARGS]                                 the machine-checked proofs (python -m proofs)
 
 ``--json`` prints the numbers as JSON instead of text; ``--help`` works on
@@ -45,12 +45,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from . import benchmark, demo, plots, programs
-from .bounds import Bounds, DomainError
-from .compiler import CompiledNetwork, compile
-from .export import save
-from .program import Program
-from .tasks import gaussian_tasks
+from .. import plots
+from ..raw import programs
+from . import benchmark, demo
+from ..compiler import Bounds, DomainError
+from ..compiler import CompiledNetwork, compile
+from ..export import save
+from ..raw.program import Program
+from ..tasks import gaussian_tasks
 
 ALGOS = ("sgd", "ridge", "sgd_step", "sherman_morrison_step")
 ALPHA, LAM, MARGIN, CALIBRATION = 0.05, 0.1, 4.0, 256
@@ -430,7 +432,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="compile a network and write its weights and manifest to one .npz",
                        description="Compile a network and write it to one .npz file: the weight arrays and "
-                       "manifest.json (format in construct/export.py and the README). construct.load reads it.")
+                       "manifest.json (format in construct/export/npz.py and the README). construct.load reads it.")
     _network_options(p, 3, 6)
     p.add_argument("-o", "--output", type=Path, required=True, metavar="PATH", help="file to write (.npz)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="weights' dtype")

@@ -1,6 +1,6 @@
 """The programs: the paper's two chains and their n-example generalisations.
 
-All four run on the prompt of ``prompt.py`` and leave the prediction in the
+All four run on the prompt of ``prompt.py`` (this package) and leave the prediction in the
 one-row register ``pred``. Parameters may be numbers or sympy expressions
 (the proofs pass symbols); numbers are checked, symbols are taken as given.
 

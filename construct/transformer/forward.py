@@ -1,6 +1,6 @@
 """The reference forward pass: plain numpy, one prompt at a time, in the weights' dtype.
 
-It spells out the equations of ``network.py`` and nothing else; the JAX pass
+It spells out the equations of ``weights.py`` and nothing else; the JAX pass
 (``forward_jax.py``) is tested against it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erf
 
-from .network import Weights, check_tokens
+from .weights import Weights, check_tokens
 
 
 def gelu(u: np.ndarray) -> np.ndarray:

@@ -1,0 +1,174 @@
+"""A compiled network: the weights, the domain they were built for, and how to run and inspect them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..raw.instructions import Div
+from ..raw.program import Program
+from ..raw.prompt import check_task, tokens, x_columns
+from ..raw.registers import Layout
+from ..transformer import forward, forward_jax
+from ..transformer.weights import Weights
+from .bounds import Bounds, DomainError
+
+PAPER = {"sgd_step": lambda d: (9, 3 + 4 * d), "sherman_morrison_step": lambda d: (14, 3 + 5 * d + 3 * d * d)}
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    """One layer: its instruction, the constants it uses, its predicted error bound."""
+
+    index: int
+    instruction: str
+    constants: dict
+    predicted_error: float  # absolute, on each entry of the written register
+    out_bound: float
+
+    @property
+    def relative_error(self) -> float:
+        return self.predicted_error / self.out_bound
+
+
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """Hidden states after the embedding and after each layer, rows labelled by register."""
+
+    states: np.ndarray  # (L + 1, D, T): the machine's orientation
+    layout: Layout
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self.layout.labels
+
+    def register(self, name: str) -> np.ndarray:
+        """``(L + 1, size, T)``: the register's value after each layer (0 = embedding)."""
+        return self.states[:, self.layout.rows(name), :]
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledNetwork:
+    """A program's transformer: weights, the domain it was built for, and its predicted errors."""
+
+    program: Program
+    weights: Weights
+    layout: Layout
+    bounds: Bounds
+    constants: dict
+    layers: tuple[LayerReport, ...]
+
+    # -- running ---------------------------------------------------------------
+
+    def _tokens(self, X, y, x_query) -> np.ndarray:
+        X, y, x_query = check_task(X, y, x_query, self.program.d, self.program.n)
+        if X.dtype == object or y.dtype == object or x_query.dtype == object:
+            raise ValueError("a compiled network runs on numbers; use the program for symbolic inputs")
+        self.bounds.check_task(X, y, x_query)
+        return tokens(X, y, x_query)
+
+    def _guard(self, peak: np.ndarray, low: np.ndarray) -> None:
+        """Every program register within its bound and every divisor above its floor, in every layer.
+
+        ``peak`` and ``low`` are the largest and smallest ``|value|`` of each
+        row over the tokens, after the embedding and after each layer.
+        """
+        if not np.all(np.isfinite(peak)):
+            raise DomainError("the forward pass produced NaN or inf; the task is outside the network's domain")
+        for name in self.program.layout.names:
+            reg_peak = peak[:, self.layout.rows(name)].max(axis=1)
+            bound = self.bounds.values[name]
+            over = np.flatnonzero(reg_peak > bound * (1 + 1e-6))
+            if over.size:
+                l = int(over[0])
+                where = "the embedding" if l == 0 else f"layer {l} ({self.layers[l - 1].instruction})"
+                raise DomainError(
+                    f"register {name!r} reached {reg_peak[l]:.6g} after {where}, beyond its declared bound "
+                    f"{bound:.6g}; the task is outside the domain this network was compiled for"
+                )
+        for k, ins in enumerate(self.program.instructions):
+            if isinstance(ins, Div):
+                value = float(low[k, self.layout.span(ins.den)[0]])
+                floor = self.bounds.floors[ins.den]
+                if value < floor * (1 - 1e-6):
+                    raise DomainError(
+                        f"divisor {ins.den!r} fell to {value:.6g} before layer {k + 1} ({ins}), below its "
+                        f"declared floor {floor:.6g}; the task is outside the network's domain"
+                    )
+
+    def _pass(self, backend: str):
+        if backend == "numpy":
+            return forward
+        if backend == "jax":
+            return forward_jax
+        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+
+    def _read(self, out: np.ndarray) -> np.ndarray:
+        preds = out[x_columns(self.program.n)].astype(np.float64)
+        if self.program.query_only:
+            preds[:-1] = np.nan
+        return preds
+
+    def predict(self, X, y, x_query, backend: str = "numpy") -> np.ndarray:
+        """``n + 1`` predictions, one per x~ column (same contract as the program's)."""
+        out, peak, low = self._pass(backend).forward_monitored(self.weights, self._tokens(X, y, x_query))
+        self._guard(peak, low)
+        return self._read(out)
+
+    def predict_batch(self, X, y, x_query, outside: str = "raise") -> np.ndarray:
+        """Predictions for a batch of tasks (JAX, vmapped): X (B, n, d), y (B, n), x_query (B, d).
+
+        A task outside the network's domain raises ``DomainError``; with
+        ``outside="nan"`` its row is NaN instead (the others are returned).
+        """
+        if outside not in ("raise", "nan"):
+            raise ValueError(f"outside must be 'raise' or 'nan', got {outside!r}")
+        X, y, x_query = np.asarray(X), np.asarray(y), np.asarray(x_query)
+        if X.ndim != 3 or y.ndim != 2 or x_query.ndim != 2 or not (len(X) == len(y) == len(x_query)):
+            raise ValueError(f"a batch needs X (B, n, d), y (B, n), x_query (B, d); got {X.shape}, {y.shape}, "
+                             f"{x_query.shape}")
+        toks, inside = [], []
+        for task in zip(X, y, x_query):
+            try:
+                toks.append(self._tokens(*task))
+                inside.append(True)
+            except DomainError:
+                if outside == "raise":
+                    raise
+                toks.append(np.zeros((2 * self.program.n + 1, self.program.d + 1)))
+                inside.append(False)
+        out, peak, low = forward_jax.forward_monitored(self.weights, np.stack(toks))
+        preds = np.full((len(toks), self.program.n + 1), np.nan)
+        for k in np.flatnonzero(inside):
+            try:
+                self._guard(peak[k], low[k])
+            except DomainError:
+                if outside == "raise":
+                    raise
+                continue
+            preds[k] = self._read(out[k])
+        return preds
+
+    def trace(self, X, y, x_query, backend: str = "numpy") -> Trace:
+        """The residual stream after every layer, rows labelled by register."""
+        states = self._pass(backend).hidden_states(self.weights, self._tokens(X, y, x_query))
+        magnitude = np.abs(states)
+        self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
+        return Trace(states.transpose(0, 2, 1).astype(np.float64), self.layout)
+
+    # -- size ------------------------------------------------------------------
+
+    def size(self) -> dict:
+        """Depth, widths and parameter count, with the paper's numbers where it gives them."""
+        w = self.weights
+        info = {
+            "layers": w.depth, "residual_width": w.width, "mlp_width": w.mlp_width, "heads": w.heads,
+            "head_size": w.head_size, "parameters": w.parameter_count, "data_rows": self.program.data_rows,
+        }
+        if self.program.name in PAPER:
+            layers, rows = PAPER[self.program.name](self.program.d)
+            info["paper"] = {"layers": layers, "data_rows": rows}
+        return info
