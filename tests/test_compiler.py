@@ -251,3 +251,33 @@ def test_symbolic_programs_are_not_compiled():
     bounds = Bounds({name: 1.0 for name in program.layout.names}, {})
     with pytest.raises(ValueError, match=r"instruction \d+ .* has symbolic constants"):
         compile(program, bounds)
+
+
+# -- size is known before allocation ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("program", [programs.ridge(3, 4, 0.1), programs.sgd(2, 3, 0.1, 0.1),
+                                     programs.sherman_morrison_step(2, 0.1)], ids=lambda p: p.name)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_size_estimate_is_the_networks_size(program, dtype):
+    from construct.compiler import estimate as estimated
+
+    bounds = Bounds.calibrate(program, gaussian_tasks(program.d, program.n, 8))
+    w = compile(program, bounds, dtype=dtype).weights
+    estimate = estimated(program, bounds, dtype)
+    assert estimate.parameters == w.parameter_count
+    assert (estimate.layers, estimate.width, estimate.head_size, estimate.mlp_width) == (
+        w.depth, w.width, w.head_size, w.mlp_width)
+
+
+def test_a_network_too_large_is_refused_before_allocation():
+    from construct import SizeError
+
+    program = programs.ridge(40, 2, 0.1)
+    bounds = Bounds({name: 1.0 for name in program.layout.names}, {"den1": 1.0})
+    with pytest.raises(SizeError, match=r"ridge \(d = 40, n = 2, float64\) would need 25 layers.* about 32\.\d\d GiB"
+                                        r".*above the limit of 4\.00 GiB; raise the limit"):
+        compile(program, bounds)
+    with pytest.raises(SizeError, match=r"above the limit of 0\.0625 MiB"):
+        compile(programs.ridge(2, 2, 0.1), Bounds({n: 1.0 for n in programs.ridge(2, 2, 0.1).layout.names},
+                                                  {"den1": 1.0}), max_bytes=2**16)

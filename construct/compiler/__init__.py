@@ -3,12 +3,13 @@
 Pipeline: ``bounds`` (the domain a network is built for) -> ``scales`` (the
 constant of each mechanism and its error bound) -> ``blocks`` (what one
 layer does for each instruction, as logical pieces) -> ``build`` (the
-assembly into dense ``Weights``) -> ``compiled`` (the network that runs,
+assembly into dense ``Weights``, refused beforehand by ``size`` if too large) -> ``compiled`` (the network that runs,
 guards its domain and reports its layers).
 """
 
 from .bounds import Bounds, DomainError
-from .build import compile
+from .build import compile, estimate
 from .compiled import CompiledNetwork, LayerReport, Trace
+from .size import Size, SizeError
 
-__all__ = ["Bounds", "CompiledNetwork", "DomainError", "LayerReport", "Trace", "compile"]
+__all__ = ["Bounds", "CompiledNetwork", "DomainError", "LayerReport", "Size", "SizeError", "Trace", "compile", "estimate"]

@@ -33,7 +33,7 @@ from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
 from ..raw.registers import Register
 from ..transformer.weights import Weights
-from . import blocks, scales
+from . import blocks, scales, size
 from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO, Context, LayerPlan
 from .bounds import Bounds
 from .compiled import CompiledNetwork, LayerReport
@@ -64,8 +64,36 @@ def _compiler_registers(program: Program) -> list[Register]:
     return regs
 
 
-def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetwork":
-    """One transformer layer per instruction of ``program``, built for the domain ``bounds``."""
+def compile(program: Program, bounds: Bounds, dtype=np.float64,
+            max_bytes: float | None = size.DEFAULT_MAX_BYTES) -> "CompiledNetwork":
+    """One transformer layer per instruction of ``program``, built for the domain ``bounds``.
+
+    Refuses (``SizeError``) before allocating the weights if building and
+    running the network would need more than ``max_bytes`` (None: no limit).
+    """
+    plans, ctx = _plan(program, bounds, dtype)
+    shape = _size(plans, ctx, program)
+    size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
+    weights = _assemble(plans, ctx, program, shape)
+    reports = tuple(
+        LayerReport(k, plan.label, plan.constants, plan.error, plan.out_bound) for k, plan in enumerate(plans, 1)
+    )
+    constants = {
+        "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
+        "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
+        "column_sum_sq": ctx.sum_sq, "width": ctx.layout.width,
+    }
+    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports)
+
+
+def estimate(program: Program, bounds: Bounds, dtype=np.float64) -> size.Size:
+    """The shapes and cost of ``compile(program, bounds, dtype)``, from the layer plans alone (nothing dense)."""
+    plans, ctx = _plan(program, bounds, dtype)
+    return _size(plans, ctx, program)
+
+
+def _plan(program: Program, bounds: Bounds, dtype) -> tuple[list[LayerPlan], Context]:
+    """Every layer as logical pieces, and the context (layout, bounds, constants) they were planned in."""
     if not isinstance(program, Program):
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
     bounds.require(program)
@@ -97,26 +125,24 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64) -> "CompiledNetw
             blocks.centre(plan, ctx)
         dirty = plan.dirty
         plans.append(plan)
-    weights = _assemble(plans, ctx, program)
-    reports = tuple(
-        LayerReport(k, plan.label, plan.constants, plan.error, plan.out_bound) for k, plan in enumerate(plans, 1)
+    return plans, ctx
+
+
+def _size(plans: list[LayerPlan], ctx: Context, program: Program) -> size.Size:
+    """The dense shapes the plans need: head size from the most rows a head writes, MLP width from the most units."""
+    return size.Size(
+        layers=len(plans), heads=HEADS, width=ctx.layout.width,
+        head_size=max([2] + [len(p.source) for p in plans] + [len(p.self_) for p in plans]),
+        mlp_width=max([1] + [len(p.units) for p in plans]), tokens=2 * program.n + 1, inputs=program.d + 1,
+        dtype=ctx.dtype,
     )
-    constants = {
-        "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
-        "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
-        "column_sum_sq": ctx.sum_sq, "width": layout.width,
-    }
-    return CompiledNetwork(program, weights, layout, bounds, constants, reports)
 
 
-def _assemble(plans: list[LayerPlan], ctx: Context, program: Program) -> Weights:
+def _assemble(plans: list[LayerPlan], ctx: Context, program: Program, shape: size.Size) -> Weights:
     """The one step that turns logical plans into dense arrays (float64, then the target dtype)."""
-    layout, D, L = ctx.layout, ctx.layout.width, len(plans)
+    layout, D, L = ctx.layout, shape.width, shape.layers
     row = lambda name: layout.span(name)[0]  # noqa: E731 (one-row registers)
-    dh = max([2] + [len(p.source) for p in plans] + [len(p.self_) for p in plans])
-    U = max([1] + [len(p.units) for p in plans])
-    T = 2 * program.n + 1
-    d = program.d
+    dh, U, T, d = shape.head_size, shape.mlp_width, shape.tokens, program.d
 
     embed = np.zeros((d + 1, D))
     embed[0, row(Y_IN)] = 1.0

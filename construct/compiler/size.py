@@ -1,0 +1,90 @@
+"""What a network will cost, known before anything large is allocated, and the limit that refuses it.
+
+The compiler plans every layer as logical pieces (``blocks``) before it
+assembles dense arrays, so the array shapes, and from them the memory and
+the arithmetic of a forward pass, are known exactly at that point.
+``compile`` refuses a network whose estimate exceeds its ``max_bytes``
+(default ``DEFAULT_MAX_BYTES``, well under a laptop's memory) with a
+``SizeError`` that gives the estimate and how to raise the limit.
+
+Memory counted: the weight arrays in float64 (the assembly's working
+precision) plus a cast copy for float32, and the numpy forward pass's
+states ``(L + 1) x T x D`` with one layer's temporaries. Arithmetic: the
+multiply-adds of one prompt's forward pass (dense, zeros included: that is
+what the passes compute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_MAX_BYTES = 4 * 2**30
+
+
+class SizeError(ValueError):
+    """A network (or a run of it) would need more memory or time than the limit allows."""
+
+
+@dataclass(frozen=True)
+class Size:
+    """Array shapes of a network and what they cost: L layers, m heads, width D, head size dh, MLP width U."""
+
+    layers: int
+    heads: int
+    width: int
+    head_size: int
+    mlp_width: int
+    tokens: int
+    inputs: int  # d + 1 token slots
+    dtype: np.dtype
+
+    @property
+    def parameters(self) -> int:
+        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
+        per_layer = 3 * m * D * dh + m * dh * D + 4 * D + D * U + U + U * D
+        return L * per_layer + self.inputs * D + T * D + D
+
+    @property
+    def weight_bytes(self) -> int:
+        """The arrays as assembled (float64), plus the cast copy when the target is float32."""
+        extra = self.parameters * np.dtype(self.dtype).itemsize if np.dtype(self.dtype) != np.float64 else 0
+        return self.parameters * 8 + extra
+
+    @property
+    def forward_bytes(self) -> int:
+        """The numpy pass on one prompt: every state, and one layer's largest temporaries."""
+        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
+        item = np.dtype(self.dtype).itemsize
+        return ((L + 1) * T * D + 3 * m * T * dh + m * T * T + 2 * T * U + 3 * T * D) * item
+
+    @property
+    def bytes(self) -> int:
+        return self.weight_bytes + self.forward_bytes
+
+    @property
+    def flops(self) -> int:
+        """Multiply-adds of one forward pass on a full-length prompt."""
+        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
+        return L * (T * (3 * m * D * dh + m * dh * D + 2 * D * U) + 2 * m * T * T * dh)
+
+    def describe(self) -> str:
+        return (f"{self.layers} layers, width {self.width}, head size {self.head_size}, MLP width {self.mlp_width}, "
+                f"{self.parameters:,} parameters: about {gib(self.bytes)} to build and run")
+
+
+def gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.3g} MiB"
+
+
+def check(size: Size, max_bytes: float | None, what: str) -> None:
+    """Refuse ``size`` above ``max_bytes`` (None: no limit), naming the estimate and the way to raise the limit."""
+    if max_bytes is None:
+        return
+    if not (isinstance(max_bytes, (int, float)) and not isinstance(max_bytes, bool) and max_bytes > 0):
+        raise ValueError(f"max_bytes must be a positive number of bytes or None, got {max_bytes!r}")
+    if size.bytes > max_bytes:
+        raise SizeError(f"{what} would need {size.describe()}, above the limit of {gib(max_bytes)}; "
+                        "raise the limit (compile(..., max_bytes=...), or --max-memory on the command line) "
+                        "if this machine has the memory")
