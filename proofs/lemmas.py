@@ -81,19 +81,20 @@ def gelu_product_tanh():
     _product_remainder(gelu_tanh, (TANH_K / 2 - 1 / (3 * pi)) * (4 * a**3 * b + 6 * a**2 * b**2 + 4 * a * b**3))
 
 
-PRODUCT_BOUND = Rational(1, 5) / P**4  # the bound scales.product_truncation computes
+PRODUCT_BOUND = Rational(63, 10**4) / P**6  # the bound scales.product_truncation computes
+RICHARDSON = ((1, Rational(1, 45)), (2, Rational(-20, 45)), (4, Rational(64, 45)))  # (scale multiple, weight)
 
 
 def product_tail(scale):
-    """Bound on sum_{k>=3} |r_k| P^{4-2k}: (2/21) P^4 (e^{2/P^2} - 1 - 2/P^2 - 2/P^4)."""
+    """Bound on sum_{k>=4} |r_k| P^{6-2k}: (2/405) P^6 (e^x - 1 - x - x^2/2 - x^3/6), x = 2/P^2."""
     x = 2 / scale**2
-    return Rational(2, 21) * scale**4 * (exp(x) - 1 - x - x**2 / 2)
+    return Rational(2, 405) * scale**6 * (exp(x) - 1 - x - x**2 / 2 - x**3 / 6)
 
 
 @proof(
     "gelu_product_bound",
-    "R_P = (4 f_2P - f_P)/3 satisfies |R_P(a, b) - ab| <= 1/(5 P^4)",
-    "erf GeLU; |a|, |b| <= 1; P >= 10",
+    "R_P = (f_P - 20 f_2P + 64 f_4P)/45 satisfies |R_P(a, b) - ab| <= 0.0063 / P^6",
+    "erf GeLU; |a|, |b| <= 1; P >= 4",
 )
 def gelu_product_bound():
     # 1. The Taylor series of E(u) = gelu(u) - u/2 = u (Phi(u) - 1/2), term by term:
@@ -105,33 +106,43 @@ def gelu_product_bound():
     E_k = u * closed / sqrt(2 * pi)  # E(u) = sum_k E_k
     series_E = sp.series(gelu(u) - u / 2, u, 0, 14).removeO()
     zero(sp.expand(series_E - sum(E_k.subs(k, j) for j in range(6))), "first six terms agree with sympy's series")
-    # 2. The k-th term of f_P, and Richardson's factor (4 (2P)^{-2k} - P^{-2k}) / 3.
+    # 2. The k-th term of f_P, and Richardson's factor rho_k = sum_m w_m m^(-2k) over the three scales.
     p_k = (a + b) ** (2 * k + 2) - a ** (2 * k + 2) - b ** (2 * k + 2)
     f_k = sqrt(pi / 2) * P**2 * E_k.subs(u, 1) * p_k / P ** (2 * k + 2)
-    r_k = Rational(1, 2) * (-1) ** k / (2**k * factorial(k) * (2 * k + 1)) * p_k * (4 ** (1 - k) - 1) / 3
-    zero(sp.simplify((4 * f_k.subs(P, 2 * P) - f_k) / 3 - r_k / P ** (2 * k)), "R_P = sum_k r_k / P^(2k)")
+    rho_k = (1 - 20 * 4 ** (-k) + 64 * 16 ** (-k)) / 45
+    zero(sp.simplify(sum(w * m ** (-2 * k) for m, w in RICHARDSON) - rho_k), "rho_k in closed form")
+    r_k = Rational(1, 2) * (-1) ** k / (2**k * factorial(k) * (2 * k + 1)) * p_k * rho_k
+    zero(sp.simplify(sum(w * f_k.subs(P, m * P) for m, w in RICHARDSON) - r_k / P ** (2 * k)),
+         "R_P = sum_k r_k / P^(2k)")
     zero(sp.expand(r_k.subs(k, 0) - a * b), "k = 0 gives ab")
     zero(r_k.subs(k, 1), "k = 1 cancels (Richardson)")
+    zero(r_k.subs(k, 2), "k = 2 cancels (Richardson)")
+    require(rho_k.subs(k, 3) == Rational(1, 64), "rho_3 = 1/64")
     # 3. |p_k| <= 2^(2k+2) - 2 on the square: binomial expansion and the triangle inequality.
     #    (sympy 1.14 sums binomial(m, j) over j = 1..m-1 to 2^m - 1, wrongly; we sum 0..m and drop the ends.)
     j, m = sp.symbols("j m", integer=True, positive=True)
     zero(sp.summation(sp.binomial(m, j), (j, 0, m)) - 2 - (2**m - 2), "sum of the inner binomials")
-    r2_max = Rational(1, 2) / (4 * 2 * 5) * (2**6 - 2) * Rational(3, 4) / 3
-    require(r2_max == Rational(31, 160), "|r_2| <= 31/160 on the square")
-    #    For k >= 3, |r_k| <= (1/2) 4^(k+1) / (2^k k! (2k+1)) / 3 <= 2^(k+1) / (21 k!) (2k+1 >= 7), so
-    #    sum_{k>=3} |r_k| P^(4-2k) <= (2/21) sum_{k>=3} 2^k P^(4-2k) / k! = product_tail(P).
+    r3_max = Rational(1, 2) / (8 * 6 * 7) * (2**8 - 2) * Rational(1, 64)
+    require(r3_max == Rational(127, 21504), "|r_3| <= 127/21504 on the square")
+    #    For k >= 4, 0 <= rho_k <= 1/45: 45 rho_k = 1 - 4^-k (20 - 64 4^-k), and as 4^-k <= 4^-4 falls,
+    #    0 < 20 - 64 4^-k <= 20 and 20 4^-k <= 20/256 < 1.
+    kk = sp.Symbol("k", integer=True, positive=True)
+    zero(sp.simplify(45 * rho_k.subs(k, kk) - (1 - 4 ** (-kk) * (20 - 64 * 4 ** (-kk)))), "45 rho_k")
+    require(20 - 64 * Rational(1, 4**4) > 0 and 20 * Rational(1, 4**4) < 1, "the bracket at k = 4")
+    #    so |r_k| <= (1/2) 4^(k+1) / (2^k k! (2k+1)) / 45 <= 2^(k+1) / (405 k!) (2k+1 >= 9), and
+    #    sum_{k>=4} |r_k| P^(6-2k) <= (2/405) sum_{k>=4} 2^k P^(6-2k) / k! = product_tail(P).
     x = sp.Symbol("x", positive=True)
-    zero(sp.summation(x**k / factorial(k), (k, 3, sp.oo)) - (exp(x) - 1 - x - x**2 / 2), "exponential tail")
-    # 4. The tail falls with P, so at P >= 10 the total is at most 31/160 + product_tail(10) < 1/5.
-    require(sp.diff(product_tail(P), P).subs(P, 10).evalf() < 0, "tail decreasing at P = 10")
-    tail10 = product_tail(sp.Integer(10))
-    require(tail10.evalf(30) < Rational(13, 10**4), f"tail at P = 10 is {tail10.evalf(6)}")
-    require(Rational(31, 160) + Rational(13, 10**4) < Rational(1, 5), "31/160 + 0.0013 < 1/5")
-    # the tail is a power series in 1/P^2 with positive coefficients, hence decreasing for all P > 0
+    zero(sp.summation(x**k / factorial(k), (k, 4, sp.oo)) - (exp(x) - 1 - x - x**2 / 2 - x**3 / 6),
+         "exponential tail")
+    # 4. The tail is a power series in y = 1/P^2 with positive coefficients, hence falls as P grows,
+    #    so at P >= 4 the total is at most 127/21504 + product_tail(4) < 0.0063.
     y = sp.Symbol("y", positive=True)
-    zero(sp.simplify(product_tail(1 / sqrt(y)) - Rational(2, 21) * sp.summation(2**k * y ** (k - 2) / factorial(k),
-                                                                                 (k, 3, sp.oo))),
+    zero(sp.simplify(product_tail(1 / sqrt(y)) - Rational(2, 405) * sp.summation(2**k * y ** (k - 3) / factorial(k),
+                                                                                  (k, 4, sp.oo))),
          "tail as a series in y = 1/P^2 with positive coefficients")
+    tail4 = product_tail(sp.Integer(4))
+    require(tail4.evalf(30) < Rational(22, 10**5), f"tail at P = 4 is {tail4.evalf(6)}")
+    require(Rational(127, 21504) + Rational(22, 10**5) < Rational(63, 10**4), "127/21504 + 0.00022 < 0.0063")
 
 
 def bypass_bound(offset, reach):

@@ -204,11 +204,12 @@ def mul(ins: Mul, ctx: Context) -> LayerPlan:
     it divides the column by ``N sqrt(2/D)`` to relative ``eps/2``
     (``scales.pad_size``); ``ln_scale`` multiplies it back. Each scalar
     product ``A_ij B_jk`` is ``S_a S_b R_P(A_ij/S_a, B_jk/S_b)``, with
-    ``S_a, S_b`` the operands' bounds and ``R_P`` the two-scale GeLU product
+    ``S_a, S_b`` the operands' bounds and ``R_P`` the three-scale GeLU product
     of ``scales.product_error``: units ``(a+b)/s``, ``a/s``, ``b/s`` for
-    ``s = P, 2P`` with output weights ``+-c_s S_a S_b``,
-    ``c_P = -sqrt(pi/2) P^2 / 3`` and ``c_2P = 4 sqrt(pi/2) (2P)^2 / 3``. Units
-    ``a/s`` and ``b/s`` are shared by every product that uses the same entry.
+    ``s = P, 2P, 4P`` with output weights ``+-c_s S_a S_b``,
+    ``c_s = w_s sqrt(pi/2) s^2`` and Richardson weights ``w = (1, -20, 64)/45``
+    (``scales.RICHARDSON``). Units ``a/s`` and ``b/s`` are shared by every
+    product that uses the same entry.
     Error per output entry: ``q S_a S_b (product_error + rho)``, plus the
     attention leak on the zeroing.
     """
@@ -229,7 +230,9 @@ def mul(ins: Mul, ctx: Context) -> LayerPlan:
             units[key] = Unit(dict(inputs), 0.0)
         return units[key]
 
-    for s, c in ((P, -SQRT_HALF_PI * P**2 / 3), (2 * P, 4 * SQRT_HALF_PI * (2 * P) ** 2 / 3)):
+    for multiple, weight in scales.RICHARDSON:
+        s = multiple * P
+        c = weight * SQRT_HALF_PI * s**2
         for i in range(p):
             for k in range(r):
                 o = out_rows[i * r + k]
