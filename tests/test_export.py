@@ -2,6 +2,7 @@
 
 import dataclasses
 import hashlib
+import io
 import json
 import zipfile
 
@@ -145,15 +146,15 @@ def saved(small, tmp_path):
 
 
 def _members(path):
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files if name != MANIFEST}
-        manifest = json.loads(npz[MANIFEST])
+    with zipfile.ZipFile(path) as z:
+        manifest = json.loads(z.read(MANIFEST))
+        arrays = {name[:-4]: np.lib.format.read_array(z.open(name)) for name in z.namelist() if name != MANIFEST}
     return manifest, arrays
 
 
-def _write(path, manifest, arrays):
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr(MANIFEST, manifest if isinstance(manifest, str) else json.dumps(manifest))
+def _write(path, manifest, arrays, compression=zipfile.ZIP_DEFLATED):
+    with zipfile.ZipFile(path, "w", compression) as z:
+        z.writestr(MANIFEST, manifest if isinstance(manifest, (str, bytes)) else json.dumps(manifest))
         for name, a in arrays.items():
             with z.open(f"{name}.npy", "w") as f:
                 np.lib.format.write_array(f, a)
@@ -171,16 +172,38 @@ def test_truncated_files_are_refused(saved):
             load(saved)
 
 
-@pytest.mark.parametrize("member, match", [("W1.npy", "array 'W1'"), (MANIFEST, "cannot read manifest.json")])
-def test_flipped_bytes_are_refused(saved, member, match):
+@pytest.mark.parametrize("member", ["W1.npy", MANIFEST])
+def test_flipped_bytes_are_refused(saved, member):
     data = bytearray(saved.read_bytes())
     with zipfile.ZipFile(saved) as z:
         info = z.getinfo(member)
     start = info.header_offset + 30 + len(info.filename) + len(info.extra)  # the member's (compressed) data
     data[start + info.compress_size // 2] ^= 0xFF
     saved.write_bytes(bytes(data))
-    with pytest.raises(WeightsFileError, match=match):
+    with pytest.raises(WeightsFileError, match=rf"cannot read {member} \(truncated or corrupt\?\)"):
         load(saved)
+
+
+def test_every_single_bit_flip_loads_the_same_network_or_is_refused(saved, small):
+    """Bit flips anywhere in the file (the issue found some escaping as TokenError, NotImplementedError,
+    RuntimeError): each one is refused with a WeightsFileError, or (in bytes the format does not use, such
+    as zip timestamps) loads the very same network."""
+    data = saved.read_bytes()
+    rng = np.random.default_rng(0)
+    positions = np.concatenate([np.arange(0, 200), rng.choice(len(data), 400, replace=False)])
+    refused = 0
+    for pos in positions:
+        flipped = bytearray(data)
+        flipped[pos] ^= 1 << int(rng.integers(8))
+        saved.write_bytes(bytes(flipped))
+        try:
+            got = load(saved)
+        except WeightsFileError:
+            refused += 1
+            continue
+        for name, a in small.weights.arrays().items():
+            assert np.array_equal(got.weights.arrays()[name], a), f"flip at byte {pos} changed {name}"
+    assert refused > len(positions) // 2
 
 
 def test_files_that_are_not_weights_are_refused(tmp_path):
@@ -191,58 +214,285 @@ def test_files_that_are_not_weights_are_refused(tmp_path):
     single = tmp_path / "single.npz"
     with single.open("wb") as f:
         np.save(f, np.zeros(3))
-    with pytest.raises(WeightsFileError, match="single array"):
+    with pytest.raises(WeightsFileError, match="not a readable .npz"):
         load(single)
     other = tmp_path / "other.npz"
     np.savez(other, a=np.zeros(3))
     with pytest.raises(WeightsFileError, match="no manifest.json"):
         load(other)
+    directory = tmp_path / "dir.npz"
+    directory.mkdir()
+    with pytest.raises(FileNotFoundError, match="no weights file"):
+        load(directory)
 
 
-def _edit(key, value):
-    def apply(manifest):
-        target = manifest
-        *path, last = key
-        for k in path:
-            target = target[k]
-        if value is DELETE:
-            del target[last]
-        else:
-            target[last] = value(target[last]) if callable(value) else value
-    return apply
+# -- hostile archives: nothing is allocated or parsed beyond what the manifest's program needs ------------
 
 
-DELETE = object()
-
-MANIFEST_EDITS = {
-    "no version": (_edit(("version",), DELETE), "no format version"),
-    "future version": (_edit(("version",), 2), "format version 2 is not supported"),
-    "other format": (_edit(("format",), "something else"), "does not declare format"),
-    "shape": (_edit(("arrays", "bo", "shape"), lambda s: [s[0], s[1] + 1]), "array 'bo' has shape"),
-    "dtype": (_edit(("arrays", "W1", "dtype"), "float32"), "array 'W1' has dtype"),
-    "array list": (_edit(("arrays", "W2"), DELETE), "array list differs"),
-    "register shape": (_edit(("layout", "registers", 5, "shape"), [2]), "rows do not match its shape"),
-    "row labels": (_edit(("layout", "row_labels", 0), "y"), "row labels do not match"),
-    "read-out row": (_edit(("readout", "row"), 0), "read-out row"),
-    "listing": (_edit(("listing", "paper", 0), "  1  mov(i-1, i, [0, 1), [0, 1))"), "listing"),
-    "sizes": (_edit(("sizes", "parameters"), 1), "sizes"),
-    "instruction": (_edit(("program", "instructions", 0, "offset"), 2),
-                    r"listing\['registers'\]\[0\] is '  1  mov  pos_prev <- pos of column i-1'"),
-    "unknown kind": (_edit(("program", "instructions", 0, "kind"), "jump"), "unknown instruction kind"),
-    "missing key": (_edit(("program", "n"), DELETE), "missing key 'n'"),
-    "bounds": (_edit(("bounds", "values", "w"), -1.0), "bound for register 'w' must be a positive number"),
-    "no bound": (_edit(("bounds", "values", "w"), DELETE), r"no bound for registers \['w'\]"),
-}
+def _npy_header(shape, dtype="<f8"):
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": dtype, "fortran_order": False, "shape": shape})
+    return buffer.getvalue()
 
 
-@pytest.mark.parametrize("case", sorted(MANIFEST_EDITS))
-def test_edited_manifests_are_refused(saved, case):
-    edit, match = MANIFEST_EDITS[case]
+def test_a_small_file_declaring_a_huge_array_is_refused_before_allocation(saved):
     manifest, arrays = _members(saved)
-    edit(manifest)
+    with zipfile.ZipFile(saved, "w", zipfile.ZIP_DEFLATED) as z:  # a 9 kB file whose W1 header says (1e6, 1e6)
+        z.writestr(MANIFEST, json.dumps(manifest))
+        for name, a in arrays.items():
+            if name == "W1":
+                z.writestr("W1.npy", _npy_header((10**6, 10**6)) + b"\0" * 64)
+            else:
+                with z.open(f"{name}.npy", "w") as f:
+                    np.lib.format.write_array(f, a)
+    with pytest.raises(WeightsFileError, match=r"member W1.npy declares \d+ bytes; an array of shape"):
+        load(saved)
+    manifest["arrays"]["W1"]["shape"] = [10**6, 10**6, 10**6]
+    _write(saved, manifest, arrays)
+    with pytest.raises(WeightsFileError, match=r"member W1.npy declares"):
+        load(saved)
+
+
+def test_a_zip_entry_declaring_more_than_it_can_hold_is_refused(saved):
+    data = bytearray(saved.read_bytes())
+    with zipfile.ZipFile(saved) as z:
+        info = z.getinfo("W2.npy")
+    for offset in range(len(data) - 46):  # W2's uncompressed size in the central directory, made 2 GiB
+        if data[offset:offset + 4] == b"PK\x01\x02" and data[offset + 46:offset + 52] == b"W2.npy":
+            data[offset + 24:offset + 28] = (2**31).to_bytes(4, "little")
+            break
+    else:
+        raise AssertionError("no central directory entry for W2.npy")
+    saved.write_bytes(bytes(data))
+    assert info.compress_size < 2**20
+    with pytest.raises(WeightsFileError, match="declares 2,147,483,648 bytes, more than its"):
+        load(saved)
+
+
+@pytest.mark.parametrize("case", ["encrypted", "bzip2", "duplicate", "extra", "missing"])
+def test_archives_the_format_does_not_allow(saved, case):
+    manifest, arrays = _members(saved)
+    if case == "bzip2":
+        _write(saved, manifest, arrays, zipfile.ZIP_BZIP2)
+        match = "compression method 12; the format uses only stored"
+    elif case == "encrypted":
+        _write(saved, manifest, arrays)
+        data = bytearray(saved.read_bytes())
+        data[6] |= 1  # the first local header's flag bits
+        for offset in range(len(data) - 4):  # and every central directory entry's
+            if data[offset:offset + 4] == b"PK\x01\x02":
+                data[offset + 8] |= 1
+        saved.write_bytes(bytes(data))
+        match = "is encrypted"
+    else:
+        _write(saved, manifest, arrays)
+        with zipfile.ZipFile(saved, "a") as z:
+            if case == "duplicate":
+                with pytest.warns(UserWarning, match="Duplicate name"):
+                    z.writestr("W1.npy", b"x")
+            elif case == "extra":
+                z.writestr("notes.txt", b"x")
+        if case == "missing":
+            _write(saved, manifest, {k: v for k, v in arrays.items() if k != "W2"})
+        match = {"duplicate": r"duplicated \['W1.npy'\]", "extra": r"unknown \['notes.txt'\]",
+                 "missing": r"missing \['W2.npy'\]"}[case]
+    with pytest.raises(WeightsFileError, match=match):
+        load(saved)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("[" * 100_000 + "]" * 100_000, "cannot read manifest.json"),
+    ('{"version": 1, "format": "icl-construct weights", "x": ' + "9" * 5000 + "}", "cannot read manifest.json"),
+    ('{"version": 1e999}', "overflows a float"),
+    ('{"version": NaN}', "every number must be finite"),
+    ("not json", "cannot read manifest.json"),
+    ("\udcff", "cannot read manifest.json"),
+])
+def test_malformed_manifest_text(saved, text, match):
+    _, arrays = _members(saved)
+    _write(saved, text.encode("utf-8", "surrogateescape"), arrays)
+    with pytest.raises(WeightsFileError, match=match):
+        load(saved)
+
+
+def test_a_manifest_above_its_size_cap(saved):
+    from construct.export.npz import MAX_MANIFEST_BYTES
+
+    _, arrays = _members(saved)
+    _write(saved, " " * (MAX_MANIFEST_BYTES + 1), arrays)
+    with pytest.raises(WeightsFileError, match=r"member manifest.json declares 16,777,217 bytes, more than the"):
+        load(saved)
+
+
+@pytest.mark.parametrize("header, match", [
+    (lambda: b"\x93NUMPY\x01\x00" + b"\xff" * 20, "bad .npy header"),
+    (lambda: b"\x93NUMPY\x09\x00" + b"\x00" * 20, "bad .npy header"),
+    (lambda: b"\x93NUMPY\x01\x00\x10\x00{'descr': <f8}   \n", "bad .npy header"),
+    (lambda: _npy_header((3, 2, 10)).replace(b"False", b"True "), "Fortran order"),
+])
+def test_bad_npy_headers(saved, header, match):
+    manifest, arrays = _members(saved)
+    with zipfile.ZipFile(saved, "w") as z:
+        z.writestr(MANIFEST, json.dumps(manifest))
+        for name, a in arrays.items():
+            if name == "bo":
+                raw = header()
+                body = b"\0" * (a.nbytes - max(0, len(raw) - 128))
+                z.writestr("bo.npy", raw + body)
+            else:
+                with z.open(f"{name}.npy", "w") as f:
+                    np.lib.format.write_array(f, a)
+    with pytest.raises(WeightsFileError, match=match):
+        load(saved)
+
+
+def test_load_refuses_a_network_above_max_bytes(saved):
+    with pytest.raises(construct.SizeError, match=r"the arrays take .* above the limit of 0\.00977 MiB"):
+        load(saved, max_bytes=10 * 1024)
+
+
+# -- the manifest cannot lie -------------------------------------------------------------------------------
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _leaves(v, (*path, k))
+    elif isinstance(value, list) and value:
+        for k, v in enumerate(value):
+            yield from _leaves(v, (*path, k))
+    else:
+        yield path
+
+
+def _changed(value):
+    """A different value of the same JSON type, and a value of another type that Python thinks equal or truthy."""
+    if isinstance(value, bool):
+        return [not value, int(value), str(value).lower()]
+    if isinstance(value, int):
+        return [value + 1, float(value), str(value)]
+    if isinstance(value, float):
+        return [value * (1 + 1e-12) if value else 1e-300, value + 1.0, str(value)]
+    if isinstance(value, str):
+        return [value + " ", value.upper() if value.upper() != value else value.lower(), None]
+    return [0, "", False]
+
+
+def _set(manifest, path, value):
+    target = manifest
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+
+
+def test_no_edit_of_any_manifest_field_loads(saved, request):
+    """Every leaf of the manifest (list entries sampled: first, middle, last), changed to another value of
+    its type or to a look-alike of another type (1.0 for 1, "false" for false), is refused; the whole
+    manifest is checked under --runslow. One exception, by design: the constants chosen by log/erf
+    evaluations are taken from the file within 1e-9 (their last bits are platform-dependent), so a change
+    of one part in 1e12 loads; it must then build the same network (it does when the constant is unused,
+    like sgd's bypass offset) or be refused."""
+    import copy
+
+    from construct.compiler.build import CHOSEN
+
+    manifest, arrays = _members(saved)
+    paths = list(_leaves(manifest))
+    def sampled(path):
+        return all(not isinstance(k, int) or k in (0, 1, 7) for k in path)
+    chosen = paths if request.config.getoption("--runslow") else [p for p in paths if sampled(p)]
+    assert len(chosen) > 120
+    for path in chosen:
+        target = manifest
+        for key in path:
+            target = target[key]
+        for value in _changed(target):
+            edited = copy.deepcopy(manifest)
+            _set(edited, path, value)
+            _write(saved, edited, arrays)
+            if path[0] == "constants" and path[-1] in CHOSEN and isinstance(value, float) and \
+                    abs(value / target - 1) < 1e-9:
+                try:
+                    got = load(saved)
+                except WeightsFileError:
+                    continue
+                assert all(np.array_equal(a, arrays[k]) for k, a in got.weights.arrays().items()), path
+                continue
+            with pytest.raises(WeightsFileError):
+                load(saved)
+                print(f"loaded with {'.'.join(map(str, path))} = {value!r}")
+
+
+def test_added_and_removed_fields_are_refused(saved):
+    manifest, arrays = _members(saved)
+    for edit, match in ((lambda m: m.update(extra=1), r"keys \['extra'\]"),
+                        (lambda m: m["program"].pop("params"), "missing key 'params'"),
+                        (lambda m: m["bounds"]["values"].update(ghost=1.0), r"registers the program does not have"),
+                        (lambda m: m["bounds"]["values"].pop("w"), r"no bound for registers \['w'\]")):
+        edited = json.loads(json.dumps(manifest))
+        edit(edited)
+        _write(saved, edited, arrays)
+        with pytest.raises(WeightsFileError, match=match):
+            load(saved)
+
+
+@pytest.mark.parametrize("path, value, match", [
+    (("bounds", "values", "w"), lambda v: v * 10, r"program.params, bounds or dtype were edited"),
+    (("bounds", "values", "x_in"), lambda v: v * 1000, r"program.params, bounds or dtype were edited"),
+    (("program", "params", "lam"), lambda v: v + 0.5, r"program.params, bounds or dtype were edited"),
+    (("program", "params", "lam"), lambda v: str(v), r"lam must be a finite real number"),
+    (("program", "params", "alpha"), lambda v: True, r"alpha must be a finite real number"),
+    (("program", "d"), lambda v: float(v), r"program.d is 3.0"),
+    (("program", "n"), lambda v: v + 1, r"program.n is 5; the declared arrays are for n = 4"),
+    (("program", "query_only"), lambda v: "false", r"program.query_only is 'false'"),
+    (("ln_eps",), lambda v: v * 2, r"ln_eps is 2e-05; the network its program and domain describe has 1e-05"),
+    (("constants", "ln_eps"), lambda v: 1e-3, r"constants.ln_eps is 0.001"),
+    (("constants", "product_scale"), lambda v: v * 2, r"constants.product_scale is .*this compiler chooses"),
+    (("layers", 3, "predicted_error"), lambda v: v / 10, r"layers\[3\].predicted_error is"),
+    (("bounds", "values", "w"), lambda v: True, r"bound for register 'w' must be a positive number"),
+    (("dtype",), lambda v: "float16", r"dtype is 'float16'"),
+])
+def test_edits_that_would_change_behaviour_name_the_field(saved, path, value, match):
+    """The issue's examples: widened bounds answered 2.4x off; an edited lam or ln_eps loaded and predicted
+    something else; truthy strings passed type checks."""
+    manifest, arrays = _members(saved)
+    target = manifest
+    for key in path:
+        target = target[key]
+    _set(manifest, path, value(target))
     _write(saved, manifest, arrays)
     with pytest.raises(WeightsFileError, match=match):
         load(saved)
+
+
+def test_a_consistent_rewrite_with_other_bounds_is_that_network(saved, small):
+    """Editing bounds and the arrays and hashes to match is not a lie: it is the network compiled for those
+    bounds, and it loads as exactly that."""
+    wider = construct.Bounds({k: v * 2 for k, v in small.bounds.values.items()}, small.bounds.floors)
+    other = construct.compile(small.program, wider)
+    path = save(other, saved)
+    got = load(path)
+    assert got.bounds == wider and np.array_equal(got.weights.W1, other.weights.W1)
+
+
+def test_files_of_an_older_compiler_are_refused_with_how_to_reexport(saved):
+    manifest, arrays = _members(saved)
+    del manifest["compiler"]
+    _write(saved, manifest, arrays)
+    with pytest.raises(WeightsFileError, match=r"written by compiler revision 1; this library compiles revision 2 .*"
+                                              r"Re-export it .*construct.save\(construct.compile\(program, bounds\)"):
+        load(saved)
+
+
+def test_a_file_rebuilds_with_its_own_scale_constants(saved, small, monkeypatch):
+    """Constants chosen by log/erf evaluations may differ in the last bit on another platform; the file's
+    own (within 1e-9 of this machine's choice) are used, so the rebuild is bit for bit."""
+    from construct.compiler import build
+
+    chosen = build.chosen_constants(np.float64)
+    monkeypatch.setattr(build, "chosen_constants",
+                        lambda dtype: {k: v * (1 + 1e-12) for k, v in chosen.items()})
+    assert np.array_equal(load(saved).weights.W2, small.weights.W2)
 
 
 def test_the_unedited_rewrite_loads(saved, small):
@@ -251,31 +501,42 @@ def test_the_unedited_rewrite_loads(saved, small):
     assert np.array_equal(load(saved).weights.W1, small.weights.W1)
 
 
-def test_bad_manifest_text_is_refused(saved):
-    manifest, arrays = _members(saved)
-    text = json.dumps(manifest)
-    for bad, match in ((text[: len(text) // 2], "cannot read manifest.json"),
-                       (text.replace('"ln_eps": 1e-05', '"ln_eps": NaN', 1), "every number must be finite")):
-        _write(saved, bad, arrays)
-        with pytest.raises(WeightsFileError, match=match):
-            load(saved)
-
-
 def test_bad_arrays_are_refused(saved):
     manifest, arrays = _members(saved)
-    cases = []
-    cases.append(({k: v for k, v in arrays.items() if k != "W2"}, manifest, r"lacks arrays \['W2'\]"))
-    cases.append(({**arrays, "extra": np.zeros(2)}, manifest, r"unknown arrays \['extra'\]"))
-    cases.append(({**arrays, "W1": arrays["W1"].astype(np.float32)}, manifest, "array 'W1' has dtype float32"))
+    cases = [({**arrays, "W1": arrays["W1"].astype(np.float32)}, manifest, r"member W1.npy declares 113,960 bytes")]
     changed = arrays["b2"].copy()
     changed[0, 0] += 1.0
     cases.append(({**arrays, "b2": changed}, manifest, "does not match its sha256"))
+    rehashed = json.loads(json.dumps(manifest))
+    rehashed["arrays"]["b2"]["sha256"] = _sha(changed)  # the hash agrees: the rebuild must catch it
+    cases.append(({**arrays, "b2": changed}, rehashed, r"array 'b2' differs first at \[0, 0\]"))
     nan = arrays["W1"].copy()
     nan[0, 0, 0] = np.nan
-    rehashed = json.loads(json.dumps(manifest))
-    rehashed["arrays"]["W1"]["sha256"] = _sha(nan)  # the hash agrees, so the finiteness check must catch it
-    cases.append(({**arrays, "W1": nan}, rehashed, "array 'W1' has non-finite entries"))
+    cases.append(({**arrays, "W1": nan}, manifest, "array 'W1' has non-finite entries"))
     for arrays_, manifest_, match in cases:
         _write(saved, manifest_, arrays_)
         with pytest.raises(WeightsFileError, match=match):
             load(saved)
+
+
+def test_custom_programs_round_trip_from_their_instructions(tmp_path):
+    from construct.raw.prompt import input_registers
+
+    layout = construct.Layout(input_registers(2) + [construct.Register("s", (1,)), construct.Register("pred", (1,))])
+    program = construct.Program("dot_query", 2, 1, layout, (construct.Mul("x_in", "x_in", "s", (1, 2, 1)),
+                                                           construct.Aff("pred", (("s", 0.5),), bias=1.0)))
+    net = compiled(program)
+    got = load(save(net, tmp_path / "custom.npz"))
+    assert got.program.name == "dot_query" and np.array_equal(got.weights.W2, net.weights.W2)
+    task = gaussian_tasks(2, 1, 1, seed=3)[0]
+    assert np.array_equal(got.predict(*task), net.predict(*task))
+
+
+def test_programs_whose_params_a_file_could_not_vouch_for_are_not_saved(tmp_path):
+    ridge = programs.ridge(2, 2, 0.5)
+    renamed = construct.Program("ridge", 2, 2, ridge.layout, ridge.instructions, params={"lam": 0.7})
+    with pytest.raises(ValueError, match=r"named 'ridge' but is not construct.programs.ridge with its params"):
+        save(compiled(renamed), tmp_path / "x.npz")
+    custom = construct.Program("mine", 2, 2, ridge.layout, ridge.instructions, params={"lam": 0.5})
+    with pytest.raises(ValueError, match=r"custom program 'mine' has params \['lam'\]"):
+        save(compiled(custom), tmp_path / "x.npz")

@@ -41,7 +41,7 @@ class Bounds:
     def __post_init__(self) -> None:
         for kind, table in (("bound", self.values), ("floor", self.floors)):
             for name, value in table.items():
-                if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                if isinstance(value, bool) or not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
                     raise ValueError(f"{kind} for register {name!r} must be a positive number, got {value!r}")
         object.__setattr__(self, "values", dict(self.values))
         object.__setattr__(self, "floors", dict(self.floors))

@@ -64,14 +64,23 @@ def _compiler_registers(program: Program) -> list[Register]:
     return regs
 
 
+REVISION = 2  # bumped whenever compile's output for the same program, bounds and dtype changes
+CHOSEN = ("attention_sharpness", "product_scale", "bypass_offset")  # constants chosen by evaluating log, erf, pow
+
+
 def compile(program: Program, bounds: Bounds, dtype=np.float64,
-            max_bytes: float | None = size.DEFAULT_MAX_BYTES) -> "CompiledNetwork":
+            max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None) -> "CompiledNetwork":
     """One transformer layer per instruction of ``program``, built for the domain ``bounds``.
 
     Refuses (``SizeError``) before allocating the weights if building and
     running the network would need more than ``max_bytes`` (None: no limit).
+    ``scale_constants`` replaces the constants of ``CHOSEN``, which the
+    compiler otherwise chooses by evaluating ``log``, ``erf`` and powers
+    (whose last bit may differ between platforms): ``load`` passes a file's
+    own, so that a file rebuilds bit for bit on any machine. Everything
+    else in the weights is exact arithmetic on the program and the bounds.
     """
-    plans, ctx = _plan(program, bounds, dtype)
+    plans, ctx = _plan(program, bounds, dtype, scale_constants)
     shape = _size(plans, ctx, program)
     size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
     weights = _assemble(plans, ctx, program, shape)
@@ -92,7 +101,30 @@ def estimate(program: Program, bounds: Bounds, dtype=np.float64) -> size.Size:
     return _size(plans, ctx, program)
 
 
-def _plan(program: Program, bounds: Bounds, dtype) -> tuple[list[LayerPlan], Context]:
+def chosen_constants(dtype) -> dict[str, float]:
+    """The constants of ``CHOSEN`` as this machine's compiler picks them for ``dtype``."""
+    return {"attention_sharpness": scales.attention_sharpness(dtype), "product_scale": scales.product_scale(dtype),
+            "bypass_offset": scales.bypass_offset(dtype)}
+
+
+def _checked_constants(given: dict | None, dtype) -> dict[str, float]:
+    chosen = chosen_constants(dtype)
+    if given is None:
+        return chosen
+    if not isinstance(given, dict) or set(given) != set(CHOSEN):
+        raise ValueError(f"scale_constants must give exactly {list(CHOSEN)}, got {given!r}")
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, float) or not np.isfinite(value) or value <= 0:
+            raise ValueError(f"scale constant {name} must be a positive finite float, got {value!r}")
+    if given["product_scale"] < scales.PRODUCT_MIN_SCALE:
+        raise ValueError(f"product_scale {given['product_scale']} is below the lemma's {scales.PRODUCT_MIN_SCALE}")
+    if given["bypass_offset"] < 2:
+        raise ValueError(f"bypass_offset {given['bypass_offset']} is below 2 (the bypass lemma needs B - 1 >= 1)")
+    return dict(given)
+
+
+def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None = None
+          ) -> tuple[list[LayerPlan], Context]:
     """Every layer as logical pieces, and the context (layout, bounds, constants) they were planned in."""
     if not isinstance(program, Program):
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
@@ -110,10 +142,11 @@ def _plan(program: Program, bounds: Bounds, dtype) -> tuple[list[LayerPlan], Con
         values[SCRATCH] = max(values[name] for name in _copied_operands(program))
     values[MEAN_PAD] = sum(layout[name].size * values[name] for name in values if name in layout)
     sum_sq = sum(layout[name].size * values[name] ** 2 for name in values if name in layout)
+    chosen = _checked_constants(scale_constants, dtype)
     ctx = Context(
         layout=layout, bounds=values, floors=dict(bounds.floors), eps=eps, dtype=np.dtype(dtype),
-        sharpness=scales.attention_sharpness(dtype), product_scale=scales.product_scale(dtype),
-        bypass_offset=scales.bypass_offset(dtype), ln_pad=scales.pad_size(sum_sq, layout.width, LN_EPS, dtype),
+        sharpness=chosen["attention_sharpness"], product_scale=chosen["product_scale"],
+        bypass_offset=chosen["bypass_offset"], ln_pad=scales.pad_size(sum_sq, layout.width, LN_EPS, dtype),
         ln_eps=LN_EPS, sum_sq=sum_sq,
     )
     plans: list[LayerPlan] = []

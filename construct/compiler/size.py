@@ -43,8 +43,7 @@ class Size:
     @property
     def parameters(self) -> int:
         L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
-        per_layer = 3 * m * D * dh + m * dh * D + 4 * D + D * U + U + U * D
-        return L * per_layer + self.inputs * D + T * D + D
+        return sum(int(np.prod(shape)) for shape in self.array_shapes().values())
 
     @property
     def weight_bytes(self) -> int:
@@ -68,6 +67,13 @@ class Size:
         """Multiply-adds of one forward pass on a full-length prompt."""
         L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
         return L * (T * (3 * m * D * dh + m * dh * D + 2 * D * U) + 2 * m * T * T * dh)
+
+    def array_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The shape of every weight array (``construct.transformer.Weights``'s fields)."""
+        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
+        return {"embed": (self.inputs, D), "positions": (T, D), "readout": (D,), "Wq": (L, m, D, dh),
+                "Wk": (L, m, D, dh), "Wv": (L, m, D, dh), "Wo": (L, m * dh, D), "bo": (L, D), "ln_gain": (L, D),
+                "ln_bias": (L, D), "W1": (L, D, U), "b1": (L, U), "W2": (L, U, D), "b2": (L, D)}
 
     def describe(self) -> str:
         return (f"{self.layers} layers, width {self.width}, head size {self.head_size}, MLP width {self.mlp_width}, "

@@ -19,47 +19,53 @@ One ``.npz`` file: a zip archive (members deflate-compressed) that
 
 * ``manifest.json``, UTF-8 JSON (``unzip -p FILE manifest.json`` prints it;
   ``numpy.load(FILE)["manifest.json"]`` gives its bytes). Its keys:
-  ``format``, ``version``; ``equations`` (the layer, as ``transformer/weights.py`` states
-  it); ``dtype``, ``ln_eps``; ``arrays`` (name -> shape, dtype, sha256 of the
+  ``format``, ``version``; ``compiler`` (its ``revision``); ``equations``
+  (the layer, as ``transformer/weights.py`` states it); ``dtype``, ``ln_eps``; ``arrays`` (name -> shape, dtype, sha256 of the
   raw C-order bytes); ``sizes``; ``tokens`` (the prompt encoding);
   ``readout`` (register, row, the columns predictions are read at);
   ``layout`` (every register with its shape and rows ``[start, stop)``, and
   a label per row); ``constants``; ``bounds`` (the domain: a bound per
   register, a floor per divisor); ``layers`` (per layer: instruction,
   constants, predicted error); ``listing`` (registers and paper forms); and
-  ``program`` (name, d, n, params and every instruction as data), from which
-  ``load`` rebuilds the network with its domain guard.
+  ``program`` (``source``: "construct.programs" or "custom"; name, d, n,
+  params, its own layout and every instruction as data).
 
 Floats in the manifest are written with Python's shortest round-trip repr,
-so they read back exactly. ``load`` refuses, with a ``WeightsFileError``
-naming the problem: a truncated or corrupt archive (the zip CRC covers every
-member), an unknown or missing version, a missing, extra, mis-shaped or
-mis-typed array, a hash that does not match, non-finite values, and a
-manifest whose layout, listing or sizes disagree with the arrays. A missing
-file is a ``FileNotFoundError``. Files are written to a temporary name and
-renamed, so an interrupted ``save`` leaves no half-written file.
+so they read back exactly. ``load`` trusts nothing in the file (see the
+comment above it): it rebuilds the network from the manifest's program,
+bounds and dtype and requires the file to equal it, array for array and
+field for field, so an edited manifest cannot change what the loaded
+network claims or predicts; everything else wrong with a file (damaged,
+hostile or oversized archives, other versions, older compiler revisions)
+is refused with a ``WeightsFileError`` naming the part. A missing file is
+a ``FileNotFoundError``. Files are written to a temporary name and renamed,
+so an interrupted ``save`` leaves no half-written file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import struct
 import tempfile
+import tokenize
 import zipfile
 import zlib
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ..compiler import Bounds
-from ..compiler import CompiledNetwork, LayerReport
+from ..compiler import Bounds, CompiledNetwork, compile, estimate, size
+from ..compiler.build import CHOSEN, REVISION, chosen_constants
+from ..compiler.size import DEFAULT_MAX_BYTES
+from ..raw import programs
 from ..raw.instructions import Aff, Div, Mov, Mul
-from ..transformer.weights import DTYPES, Weights
 from ..raw.program import Program
-from ..raw.prompt import check_count, x_columns
+from ..raw.prompt import x_columns
 from ..raw.registers import Layout, Register
+from ..transformer.weights import Weights
 
 FORMAT, VERSION, MANIFEST = "icl-construct weights", 1, "manifest.json"
 
@@ -127,6 +133,29 @@ def _sizes(program: Program, w: Weights) -> dict:
             "parameters": w.parameter_count}
 
 
+def _source(program: Program) -> str:
+    """"construct.programs" if a constructor of that module rebuilds ``program`` exactly, else "custom".
+
+    ``load`` rebuilds library programs from their name and parameters, and
+    custom programs from their instructions; a custom program's parameters
+    could then claim anything, so it is saved without them.
+    """
+    if program.name in CONSTRUCTORS:
+        try:
+            same = CONSTRUCTORS[program.name](program.d, program.n, program.params)
+        except (KeyError, ValueError, TypeError):
+            same = None
+        if same is None or [_instruction(i) for i in same.instructions] != [_instruction(i) for i in
+                                                                            program.instructions]:
+            raise ValueError(f"save: this program is named {program.name!r} but is not "
+                             f"construct.programs.{program.name} with its params; rename it")
+        return "construct.programs"
+    if program.params:
+        raise ValueError(f"save: the custom program {program.name!r} has params {sorted(program.params)}; a file "
+                         "cannot show that its instructions use them, so save it without params")
+    return "custom"
+
+
 def manifest(net: CompiledNetwork) -> dict:
     """Everything about ``net`` except the arrays themselves (they are described, not included)."""
     program, w, layout = net.program, net.weights, net.layout
@@ -134,6 +163,7 @@ def manifest(net: CompiledNetwork) -> dict:
     return {
         "format": FORMAT,
         "version": VERSION,
+        "compiler": {"revision": REVISION, "note": "load() rebuilds the network and requires this file to equal it"},
         "equations": list(EQUATIONS),
         "dtype": str(w.dtype),
         "ln_eps": w.ln_eps,
@@ -165,8 +195,11 @@ def manifest(net: CompiledNetwork) -> dict:
         "listing": {"registers": program.listing("registers").splitlines(),
                     "paper": program.listing("paper").splitlines()},
         "program": {
+            "source": _source(program),
             "name": program.name, "d": program.d, "n": program.n, "readout": program.readout,
             "query_only": program.query_only,
+            "layout": [{"name": reg.name, "shape": list(reg.shape), "start": program.layout.span(reg.name)[0]}
+                       for reg in program.layout],
             "params": {k: _numbers(v, f"parameter {k!r} of {program.name}") for k, v in program.params.items()},
             "instructions": [_instruction(ins) for ins in program.instructions],
         },
@@ -205,184 +238,396 @@ def save(net: CompiledNetwork, path, compress: bool = True) -> Path:
 
 
 # -- loading ----------------------------------------------------------------------------
+#
+# The file is not trusted. The manifest is read first (size-capped, strict JSON); the program,
+# bounds and dtype it names are rebuilt with the library's own constructors; the arrays' shapes
+# follow from that program, and every zip member and .npy header is checked against them before
+# anything is read; finally the network is compiled again and the file must equal what this
+# compiler writes for that program and domain: every array bit for bit, and the whole manifest.
+# So no edit can make a loaded network claim or predict anything its program and domain do not.
 
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, KeyError)
+MAX_MANIFEST_BYTES = 16 * 2**20
+MAX_HEADER_BYTES = 4096  # an .npy header of one of our arrays is under 200 bytes
+DEFLATE_RATIO = 1032  # deflate expands at most about 1032-fold
+CONSTRUCTORS = {
+    "sgd": lambda d, n, p: programs.sgd(d, n, p["alpha"], p["lam"], p["w0"]),
+    "ridge": lambda d, n, p: programs.ridge(d, n, p["lam"]),
+    "sgd_step": lambda d, n, p: programs.sgd_step(d, p["alpha"], p["lam"], p["w0"]),
+    "sherman_morrison_step": lambda d, n, p: programs.sherman_morrison_step(d, p["lam"]),
+}
+# What a damaged archive can raise from zipfile, zlib, struct and numpy's header parser.
+_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, KeyError, IndexError,
+           TypeError, OverflowError, NotImplementedError, RuntimeError, SyntaxError, UnicodeDecodeError,
+           struct.error, tokenize.TokenError, MemoryError, RecursionError)
 
 
-@contextmanager
-def _reading(path: Path, what: str):
-    """Turn a malformed part of the file into one WeightsFileError that says which part."""
+def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
+    """The network saved at ``path``: the one this library compiles for the file's program, domain and dtype.
+
+    Refuses with a ``WeightsFileError`` that names the part at fault any file
+    that is damaged, of another format version, written by another compiler
+    revision, or different in any array or manifest field from what the
+    rebuild gives. ``max_bytes`` bounds the network's size, checked before
+    its arrays are read. A missing file is a ``FileNotFoundError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    with path.open("rb") as f:  # permission errors surface here, as themselves
+        try:
+            archive = zipfile.ZipFile(f)
+        except _DAMAGE + (OSError,) as err:
+            raise WeightsFileError(f"{path}: not a readable .npz archive (truncated or corrupt?): {_why(err)}") \
+                from None
+        with archive:
+            members = _members(path, archive)
+            stated = _read_manifest(path, archive, members)
+            declared, dtype = _declared_arrays(path, stated, members, max_bytes)
+            program, bounds, constants = _rebuild_inputs(path, stated, declared, dtype)
+            try:
+                shape = estimate(program, bounds, dtype)
+            except ValueError as err:
+                raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
+            for name, want in shape.array_shapes().items():
+                if declared[name] != want:
+                    raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
+                                           f"{list(declared[name])}; its program gives {list(want)}")
+            arrays = _read_arrays(path, archive, members, declared, np.dtype(dtype))
+    net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants)
+    _require_same(path, net, arrays, stated)
+    return net
+
+
+def _why(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+
+
+def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name: exactly the manifest and the format's arrays, plain or deflated."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    expected = {MANIFEST} | {f"{name}.npy" for name in ARRAY_MEANINGS}
+    if MANIFEST not in names:
+        raise WeightsFileError(f"{path}: no {MANIFEST} in the archive; not an icl-construct weights file")
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
+    if duplicated or missing or extra:
+        raise WeightsFileError(f"{path}: the archive's members differ from the format's: duplicated {duplicated}, "
+                               f"missing {missing}, unknown {extra}")
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise WeightsFileError(f"{path}: member {info.filename} is encrypted; the format has no encryption")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise WeightsFileError(f"{path}: member {info.filename} uses compression method {info.compress_type}; "
+                                   "the format uses only stored (0) or deflated (8)")
+        most = info.compress_size if info.compress_type == zipfile.ZIP_STORED else DEFLATE_RATIO * info.compress_size
+        if info.file_size > most + 1024:
+            raise WeightsFileError(f"{path}: member {info.filename} declares {info.file_size:,} bytes, more than its "
+                                   f"{info.compress_size:,} stored bytes can hold")
+    return {info.filename: info for info in infos}
+
+
+def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    """A member's bytes, refused without reading if its declared size exceeds ``limit``; CRC checked."""
+    if info.file_size > limit:
+        raise WeightsFileError(f"{path}: member {info.filename} declares {info.file_size:,} bytes, more than the "
+                               f"{limit:,} it may hold")
     try:
-        yield
-    except WeightsFileError:
-        raise
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
-        detail = f"missing key {err}" if isinstance(err, KeyError) else str(err)
-        raise WeightsFileError(f"{path}: {what} in the manifest is malformed: {detail}") from None
+        with archive.open(info) as member:
+            data = member.read(limit + 1)
+    except _DAMAGE + (OSError,) as err:
+        raise WeightsFileError(f"{path}: cannot read {info.filename} (truncated or corrupt?): {_why(err)}") from None
+    if len(data) != info.file_size:
+        raise WeightsFileError(f"{path}: {info.filename} holds {len(data)} bytes, its zip entry says "
+                               f"{info.file_size} (truncated or corrupt?)")
+    return data
 
 
 def _refuse_constant(token: str):
     raise ValueError(f"the manifest contains {token}; every number must be finite")
 
 
-def _read_manifest(path: Path, npz) -> dict:
-    if MANIFEST not in npz.files:
-        raise WeightsFileError(f"{path}: no {MANIFEST} in the archive; not an icl-construct weights file")
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not np.isfinite(value):
+        raise ValueError(f"the manifest contains {text}, which overflows a float; every number must be finite")
+    return value
+
+
+def _read_manifest(path: Path, archive: zipfile.ZipFile, members: dict) -> dict:
+    raw = _read_member(path, archive, members[MANIFEST], MAX_MANIFEST_BYTES)
     try:
-        raw = npz[MANIFEST]
-        if not isinstance(raw, bytes):
-            raise ValueError(f"{MANIFEST} is an array, not a JSON text")
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-    except _ARCHIVE_ERRORS as err:
-        raise WeightsFileError(f"{path}: cannot read {MANIFEST} (corrupt?): {err}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        stated = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError) as err:
+        raise WeightsFileError(f"{path}: cannot read {MANIFEST} (corrupt?): {_why(err)}") from None
+    if not isinstance(stated, dict) or stated.get("format") != FORMAT:
         raise WeightsFileError(f"{path}: {MANIFEST} does not declare format {FORMAT!r}")
-    if "version" not in manifest:
+    if "version" not in stated:
         raise WeightsFileError(f"{path}: {MANIFEST} has no format version")
-    if manifest["version"] != VERSION:
-        raise WeightsFileError(f"{path}: format version {manifest['version']!r} is not supported "
+    if not _same(stated["version"], VERSION):
+        raise WeightsFileError(f"{path}: format version {stated['version']!r} is not supported "
                                f"(this library reads version {VERSION})")
-    return manifest
+    revision = stated.get("compiler", {"revision": 1})
+    revision = revision.get("revision") if isinstance(revision, dict) else revision
+    if not _same(revision, REVISION):
+        raise WeightsFileError(
+            f"{path}: written by compiler revision {revision!r}; this library compiles revision {REVISION} and "
+            "can only vouch for a file it rebuilds exactly. Re-export it from its program and domain: "
+            "construct.save(construct.compile(program, bounds), path), or icl-construct export")
+    return stated
 
 
-def _read_arrays(path: Path, npz, manifest: dict) -> dict[str, np.ndarray]:
-    with _reading(path, "'arrays'"):
-        declared = {name: (tuple(spec["shape"]), np.dtype(spec["dtype"]), spec["sha256"])
-                    for name, spec in manifest["arrays"].items()}
-        dtype = np.dtype(manifest["dtype"])
-    if dtype not in DTYPES:
-        raise WeightsFileError(f"{path}: dtype {dtype} is not float32 or float64")
-    stored = {name for name in npz.files if name != MANIFEST}
-    missing, extra = sorted(set(ARRAY_MEANINGS) - stored), sorted(stored - set(ARRAY_MEANINGS))
-    if missing or extra:
-        raise WeightsFileError(f"{path}: the archive lacks arrays {missing} / has unknown arrays {extra}")
-    undeclared = sorted(set(ARRAY_MEANINGS) ^ set(declared))
-    if undeclared:
-        raise WeightsFileError(f"{path}: the manifest's array list differs from the format's in {undeclared}")
-    arrays = {}
-    for name in ARRAY_MEANINGS:
-        shape, declared_dtype, digest = declared[name]
-        try:
-            a = npz[name]
-        except _ARCHIVE_ERRORS as err:
-            raise WeightsFileError(f"{path}: cannot read array {name!r} (truncated or corrupt?): {err}") from None
-        if not isinstance(a, np.ndarray):
-            raise WeightsFileError(f"{path}: member {name!r} is not an .npy array")
-        if a.dtype != dtype or declared_dtype != dtype:
-            raise WeightsFileError(f"{path}: array {name!r} has dtype {a.dtype} (manifest: {declared_dtype}); "
-                                   f"the file's dtype is {dtype}")
-        if a.shape != shape:
-            raise WeightsFileError(f"{path}: array {name!r} has shape {a.shape}, the manifest says {shape}")
-        if _sha256(a) != digest:
-            raise WeightsFileError(f"{path}: array {name!r} does not match its sha256 in the manifest "
-                                   "(altered, or the manifest comes from another export)")
-        if not np.all(np.isfinite(a)):
-            raise WeightsFileError(f"{path}: array {name!r} has non-finite entries")
-        arrays[name] = a
-    return arrays
+def _field(stated: dict, *keys):
+    value = stated
+    for key in keys:
+        if not isinstance(value, dict) or key not in value:
+            raise ValueError(f"missing key {'.'.join(map(str, keys))!r}")
+        value = value[key]
+    return value
 
 
-def _build_instruction(spec: dict):
-    kind = spec["kind"]
+def _rebuild_inputs(path: Path, stated: dict, declared: dict, dtype: str):
+    """The program, bounds and chosen constants the manifest states, built by the library itself.
+
+    The program's sizes are held to the declared arrays before anything
+    grows with them: d and n before the program is built, its width and
+    depth before its layers are planned.
+    """
+    try:
+        spec = _field(stated, "program")
+        name, d, n, params = (_field(spec, k) for k in ("name", "d", "n", "params"))
+        for what, value, rows in (("d", d, declared["embed"][0] - 1), ("n", n, (declared["positions"][0] - 1) / 2)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value == rows):
+                raise ValueError(f"program.{what} is {value!r}; the declared arrays are for {what} = {rows:g}")
+        if not isinstance(params, dict):
+            raise ValueError("program.params must be an object")
+        source = _field(spec, "source")
+        if source == "construct.programs":
+            if name not in CONSTRUCTORS:
+                raise ValueError(f"program.name {name!r} is not one of construct.programs' {sorted(CONSTRUCTORS)}")
+            params = {k: (np.array(v, dtype=np.float64) if isinstance(v, list) and
+                          all(_is_number(x) for x in v) else v) for k, v in params.items()}
+            program = CONSTRUCTORS[name](d, n, params)
+        elif source == "custom":
+            if name in CONSTRUCTORS or params:
+                raise ValueError(f"a custom program is not named like construct.programs' and has no params; "
+                                 f"got {name!r} with params {sorted(params)}")
+            program = _custom_program(spec)
+        else:
+            raise ValueError(f"program.source is {source!r}, not 'construct.programs' or 'custom'")
+        if program.width > declared["readout"][0] or program.depth != declared["Wq"][0]:
+            raise ValueError(f"the program has width {program.width} and depth {program.depth}; the declared arrays "
+                             f"have width {declared['readout'][0]} and depth {declared['Wq'][0]}")
+        values, floors = _field(stated, "bounds", "values"), _field(stated, "bounds", "floors")
+        if not (isinstance(values, dict) and isinstance(floors, dict)):
+            raise ValueError("bounds.values and bounds.floors must be objects")
+        bounds = Bounds(values, floors)
+        bounds.require(program)
+        extra = sorted(set(values) - set(program.layout.names))
+        if extra:
+            raise ValueError(f"bounds for registers the program does not have: {extra}")
+        constants = _field(stated, "constants")
+        if not isinstance(constants, dict):
+            raise ValueError("constants must be an object")
+        chosen = {k: _field(constants, k) for k in CHOSEN}
+        local = chosen_constants(dtype)
+        for k, v in chosen.items():
+            if not _is_number(v) or not abs(v - local[k]) <= 1e-9 * local[k]:
+                raise ValueError(f"constants.{k} is {v!r}; this compiler chooses {local[k]!r} "
+                                 "(a constant is a property of the compiler, not of the file)")
+        return program, bounds, {k: float(v) for k, v in chosen.items()}
+    except (ValueError, TypeError, KeyError) as err:
+        raise WeightsFileError(f"{path}: the manifest's program or domain is malformed: {err}") from None
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _strings(*values) -> None:
+    for v in values:
+        if not isinstance(v, str):
+            raise ValueError(f"expected a register name, got {v!r}")
+
+
+def _custom_program(spec: dict) -> Program:
+    """A program not from ``construct.programs``, from its instruction data, every field type-checked."""
+    registers = spec.get("layout")
+    if not isinstance(registers, list):
+        raise ValueError("a custom program needs program.layout, a list of registers")
+    regs = []
+    for r in registers:
+        if not (isinstance(r, dict) and isinstance(r.get("name"), str) and isinstance(r.get("shape"), list)
+                and isinstance(r.get("start"), int) and not isinstance(r.get("start"), bool)):
+            raise ValueError(f"a register is {{name, shape, start}}, got {r!r}")
+        regs.append((Register(r["name"], tuple(r["shape"])), r["start"]))
+    layout = Layout([reg for reg, _ in regs], {reg.name: start for reg, start in regs})
+    query_only = spec.get("query_only")
+    if not isinstance(query_only, bool):
+        raise ValueError(f"program.query_only must be true or false, got {query_only!r}")
+    readout = spec.get("readout")
+    _strings(readout)
+    instructions = spec.get("instructions")
+    if not isinstance(instructions, list):
+        raise ValueError("program.instructions must be a list")
+    _strings(spec["name"])
+    return Program(spec["name"], spec["d"], spec["n"], layout, tuple(_build_instruction(i) for i in instructions),
+                   readout=readout, query_only=query_only)
+
+
+def _build_instruction(spec):
+    if not isinstance(spec, dict):
+        raise ValueError(f"an instruction is an object, got {spec!r}")
+    kind = spec.get("kind")
     if kind == "mov":
+        _strings(spec["src"], spec["dst"])
         return Mov(spec["src"], spec["dst"], spec["offset"])
     if kind == "mul":
+        _strings(spec["a"], spec["b"], spec["out"])
+        if not isinstance(spec["shape"], list):
+            raise ValueError(f"mul shape must be a list, got {spec['shape']!r}")
         return Mul(spec["a"], spec["b"], spec["out"], tuple(spec["shape"]))
     if kind == "div":
+        _strings(spec["num"], spec["den"], spec["out"])
         return Div(spec["num"], spec["den"], spec["out"])
     if kind == "aff":
-        terms = tuple((t["register"], np.array(t["coefficient"], dtype=np.float64), t["label"])
-                      for t in spec["terms"])
-        bias = None if spec["bias"] is None else np.array(spec["bias"], dtype=np.float64)
-        return Aff(spec["out"], terms, bias, spec["bias_label"])
+        _strings(spec["out"])
+        terms = []
+        for t in spec["terms"]:
+            _strings(t["register"])
+            if t["label"] is not None:
+                _strings(t["label"])
+            terms.append((t["register"], _numeric(t["coefficient"]), t["label"]))
+        bias = None if spec["bias"] is None else _numeric(spec["bias"])
+        if spec["bias_label"] is not None:
+            _strings(spec["bias_label"])
+        return Aff(spec["out"], tuple(terms), bias, spec["bias_label"])
     raise ValueError(f"unknown instruction kind {kind!r}")
 
 
-def _build(path: Path, manifest: dict, weights: Weights) -> CompiledNetwork:
-    with _reading(path, "'layout'"):
-        registers = manifest["layout"]["registers"]
-        regs = [(Register(r["name"], tuple(r["shape"])), r["rows"][0], r["part"]) for r in registers]
-        layout = Layout([reg for reg, _, _ in regs], {reg.name: start for reg, start, _ in regs})
-        own = [(reg, start) for reg, start, part in regs if part == "program"]
-        program_layout = Layout([reg for reg, _ in own], {reg.name: start for reg, start in own})
-        if [list(layout.span(r["name"])) for r in registers] != [r["rows"] for r in registers]:
-            raise ValueError("a register's rows do not match its shape")
-        if list(layout.labels) != manifest["layout"]["row_labels"]:
-            raise ValueError("the row labels do not match the registers")
-    with _reading(path, "'program'"):
-        spec = manifest["program"]
-        check_count(spec["d"], "d"), check_count(spec["n"], "n")
-        params = {k: (np.array(v) if isinstance(v, list) else float(v)) for k, v in spec["params"].items()}
-        program = Program(spec["name"], spec["d"], spec["n"], program_layout,
-                          tuple(_build_instruction(i) for i in spec["instructions"]),
-                          readout=spec["readout"], query_only=spec["query_only"], params=params)
-    with _reading(path, "'bounds'"):
-        bounds = Bounds(manifest["bounds"]["values"], manifest["bounds"]["floors"])
-        bounds.require(program)
-    with _reading(path, "'layers'"):
-        layers = tuple(LayerReport(r["index"], r["instruction"], r["constants"], r["predicted_error"],
-                                   r["out_bound"]) for r in manifest["layers"])
-        constants = dict(manifest["constants"])
-        readout_row, columns = manifest["readout"]["row"], manifest["readout"]["columns"]
-        stated = (manifest["listing"], manifest["sizes"], manifest["layout"]["width"])
-    listing = {form: program.listing(form).splitlines() for form in ("registers", "paper")}
-    readout = np.zeros(layout.width, dtype=weights.dtype)
-    readout[layout.span(program.readout)[0]] = 1
-    mismatches = [
-        (what, got, want) for what, got, want in (
-            ("layers", weights.depth, program.depth),
-            ("layer reports", len(layers), program.depth),
-            ("residual width", weights.width, layout.width),
-            ("embedding rows", weights.embed.shape[0], program.d + 1),
-            ("prompt length", weights.max_tokens, 2 * program.n + 1),
-            ("read-out row", readout_row, layout.span(program.readout)[0]),
-            ("read-out columns", columns, x_columns(program.n).tolist()),
-            ("ln_eps", constants.get("ln_eps"), weights.ln_eps),
-            ("listing", stated[0], listing),
-            ("sizes", stated[1], _sizes(program, weights)),
-            ("layout width", stated[2], layout.width),
-            ("layer instructions", [r.instruction for r in layers], [str(i) for i in program.instructions]),
-        ) if got != want
-    ]
-    if not np.array_equal(weights.readout, readout):
-        mismatches.append(("readout array", "not one-hot on that row", f"one-hot on row {readout_row}"))
-    if mismatches:
-        what, got, want = mismatches[0]
-        where, got, want = _first_difference(got, want)
-        raise WeightsFileError(f"{path}: the manifest disagrees with the arrays: {what}{where} is {got!r}, "
-                               f"the arrays and program give {want!r}")
-    return CompiledNetwork(program, weights, layout, bounds, constants, layers)
+def _numeric(value) -> np.ndarray:
+    flat = np.array(value, dtype=object).ravel()
+    if not all(_is_number(x) for x in flat):
+        raise ValueError(f"a constant must hold numbers only, got {value!r}")
+    return np.array(value, dtype=np.float64)
+
+
+def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes) -> tuple[dict, str]:
+    """The arrays' shapes as the manifest declares them, checked against the zip entries and ``max_bytes``.
+
+    Everything the loader builds before reading the arrays (the program,
+    its layer plans) is bounded by these shapes, so they are checked first.
+    """
+    dtype = stated.get("dtype")
+    if dtype not in ("float64", "float32"):
+        raise WeightsFileError(f"{path}: the manifest's dtype is {dtype!r}, not 'float64' or 'float32'")
+    spec = stated.get("arrays")
+    if not isinstance(spec, dict) or set(spec) != set(ARRAY_MEANINGS):
+        raise WeightsFileError(f"{path}: the manifest's array list differs from the format's {sorted(ARRAY_MEANINGS)}")
+    item = np.dtype(dtype).itemsize
+    declared, total = {}, 0
+    for name in ARRAY_MEANINGS:
+        entry = spec[name]
+        shape = entry.get("shape") if isinstance(entry, dict) else None
+        if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                                for s in shape)):
+            raise WeightsFileError(f"{path}: the manifest's arrays.{name}.shape is {shape!r}, not a list of sizes")
+        if entry.get("dtype") != dtype:
+            raise WeightsFileError(f"{path}: the manifest's arrays.{name}.dtype is {entry.get('dtype')!r}; "
+                                   f"the file's dtype is {dtype}")
+        nbytes = int(np.prod(shape, dtype=object)) * item
+        file_size = members[f"{name}.npy"].file_size
+        if not nbytes < file_size <= nbytes + MAX_HEADER_BYTES:
+            raise WeightsFileError(f"{path}: member {name}.npy declares {file_size:,} bytes; an array of shape "
+                                   f"{shape} {dtype} takes {nbytes:,} plus a header")
+        declared[name] = tuple(shape)
+        total += nbytes
+    if max_bytes is not None and total > max_bytes:
+        raise size.SizeError(f"{path}: the arrays take {size.gib(total)}, above the limit of {size.gib(max_bytes)}; "
+                             "raise it with load(path, max_bytes=...) if this machine has the memory")
+    return declared, dtype
+
+
+def _read_arrays(path: Path, archive: zipfile.ZipFile, members: dict, shapes: dict[str, tuple[int, ...]],
+                 dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Every array, each checked (zip size, .npy header, then CRC and finiteness) against ``shapes``."""
+    arrays = {}
+    for name in ARRAY_MEANINGS:
+        shape = shapes[name]
+        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        data = _read_member(path, archive, members[f"{name}.npy"], MAX_HEADER_BYTES + nbytes)
+        arrays[name] = _parse_npy(path, name, data, shape, dtype)
+    return arrays
+
+
+def _parse_npy(path: Path, name: str, data: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    try:
+        stream = io.BytesIO(data)
+        major, _ = np.lib.format.read_magic(stream)
+        reader = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}.get(major)
+        if reader is None:
+            raise ValueError(f".npy format version {major} is not 1 or 2")
+        got_shape, fortran, got_dtype = reader(stream, max_header_size=MAX_HEADER_BYTES)
+    except _DAMAGE as err:
+        raise WeightsFileError(f"{path}: array {name!r} has a bad .npy header: {_why(err)}") from None
+    if got_shape != shape or fortran or got_dtype != dtype.newbyteorder("<"):
+        raise WeightsFileError(f"{path}: array {name!r} is {got_dtype} {got_shape}"
+                               f"{' (Fortran order)' if fortran else ''}; the program gives {dtype} {shape}")
+    body = data[stream.tell():]
+    if len(body) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
+        raise WeightsFileError(f"{path}: array {name!r} holds {len(body)} bytes of data for shape {shape}")
+    a = np.frombuffer(body, dtype=got_dtype).reshape(shape).astype(dtype)
+    if not np.all(np.isfinite(a)):
+        raise WeightsFileError(f"{path}: array {name!r} has non-finite entries")
+    return a
+
+
+def _params(program: Program) -> str:
+    return ", ".join(f"{k} = {np.asarray(v).tolist()}" for k, v in program.params.items())
+
+
+def _same(a, b) -> bool:
+    """JSON values equal in value and in type (True is not 1, 1 is not 1.0)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def _require_same(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray], stated: dict) -> None:
+    """The file must be exactly what this compiler writes for its program and domain."""
+    for name, a in arrays.items():
+        if _sha256(a) != stated["arrays"][name].get("sha256"):
+            raise WeightsFileError(f"{path}: array {name!r} does not match its sha256 in the manifest "
+                                   "(altered, or the manifest comes from another export)")
+    for name, rebuilt in net.weights.arrays().items():
+        if not np.array_equal(arrays[name], rebuilt):
+            where = tuple(int(i) for i in np.argwhere(arrays[name] != rebuilt)[0])
+            p = net.program
+            raise WeightsFileError(
+                f"{path}: the arrays are not the network that the manifest's program ({p.name}, d = {p.d}, n = {p.n}, "
+                f"{_params(p)}), bounds and dtype compile to: array {name!r} differs first at {list(where)} "
+                f"({arrays[name][where]!r} in the file, {rebuilt[where]!r} rebuilt); the manifest's program.params, "
+                "bounds or dtype were edited")
+    want = json.loads(json.dumps(manifest(net), allow_nan=False))
+    if not _same(stated, want):
+        where, got, expected = _first_difference(stated, want)
+        raise WeightsFileError(f"{path}: the manifest's {where or 'top level'} is {got!r}; the network its program "
+                               f"and domain describe has {expected!r} (edited, or inconsistent)")
 
 
 def _first_difference(got, want, where: str = ""):
-    """Where two JSON-like values first differ, and the two parts there (so an error names one line, not all)."""
+    """Where two JSON-like values first differ, and the two parts there (so an error names one field, not all)."""
     if isinstance(got, dict) and isinstance(want, dict) and got.keys() == want.keys():
-        key = next(k for k in want if got[k] != want[k])
-        return _first_difference(got[key], want[key], f"{where}[{key!r}]")
+        key = next(k for k in want if not _same(got[k], want[k]))
+        return _first_difference(got[key], want[key], f"{where}.{key}" if where else key)
     if isinstance(got, list) and isinstance(want, list) and len(got) == len(want):
-        k = next(k for k, (a, b) in enumerate(zip(got, want)) if a != b)
+        k = next(k for k, (a, b) in enumerate(zip(got, want)) if not _same(a, b))
         return _first_difference(got[k], want[k], f"{where}[{k}]")
+    if isinstance(got, dict) and isinstance(want, dict):
+        diff = sorted(set(got) ^ set(want))
+        return f"{where} keys {diff}" if where else f"keys {diff}", sorted(got), sorted(want)
     return where, got, want
-
-
-def load(path) -> CompiledNetwork:
-    """The network saved at ``path``, equal to the saved one: weights bit-exact, same program and domain."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except _ARCHIVE_ERRORS as err:
-        raise WeightsFileError(f"{path}: not a readable .npz archive (truncated or corrupt?): {err}") from None
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise WeightsFileError(f"{path}: holds a single array, not an .npz archive of weights")
-    with npz:
-        manifest = _read_manifest(path, npz)
-        arrays = _read_arrays(path, npz, manifest)
-    with _reading(path, "'ln_eps'"):
-        ln_eps = float(manifest["ln_eps"])
-    try:
-        weights = Weights(**arrays, ln_eps=ln_eps)
-    except ValueError as err:
-        raise WeightsFileError(f"{path}: the arrays do not fit together: {err}") from None
-    return _build(path, manifest, weights)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import product
 from typing import Iterable, Mapping
 
@@ -92,10 +93,14 @@ class Layout:
                 raise ValueError(f"registers {a!r} rows [{a0}, {a1}) and {b!r} rows [{b0}, {b1}) overlap")
         self._placed = placed
         self.width = max((stop for _, stop, _ in spans), default=0)
+
+    @cached_property
+    def labels(self) -> tuple[str, ...]:
+        """One label per row (``"(unused)"`` between registers); made on first use, since only displays need them."""
         labels = ["(unused)"] * self.width
-        for reg, start in placed.values():
+        for reg, start in self._placed.values():
             labels[start : start + reg.size] = reg.labels()
-        self.labels: tuple[str, ...] = tuple(labels)
+        return tuple(labels)
 
     # -- lookup ---------------------------------------------------------------
 
