@@ -49,9 +49,13 @@ def test_bad_tasks(program, change, name):
 
 
 def test_overflow_stops_the_run_naming_the_instruction():
+    """x = 1e120: block 1 gives w = 0.4e120, block 2 wx = 4e239 and then grad = x err = 4e359, the first
+    overflow, in instruction 15 (the second block's grad). An overflow ignored would surface later as an
+    invalid operation (inf - inf) in another instruction, which this message does not match."""
     program = programs.sgd(1, 3, 0.2, 0.0)
     X = np.full((3, 1), 1e120)
-    with pytest.raises(FloatingPointError, match=r"instruction \d+ \(mul"):
+    with pytest.raises(FloatingPointError, match=r"^instruction 15 \(mul  grad <- x \(1x1\) @ err \(1x1\)\): "
+                                                 r"overflow encountered"):
         program.predict(X, np.ones(3), np.ones(1))
 
 

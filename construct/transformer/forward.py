@@ -33,16 +33,25 @@ def causal_softmax(scores: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
-def layer(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
-    """Layer ``l`` applied to one hidden state ``H`` (T x D)."""
+def attention(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
+    """The first half of layer ``l``: ``X = H + [B_1 ... B_m] Wo + bo`` for one hidden state ``H`` (T x D)."""
     Q = np.einsum("td,mdh->mth", H, w.Wq[l])
     K = np.einsum("td,mdh->mth", H, w.Wk[l])
     V = np.einsum("td,mdh->mth", H, w.Wv[l])
     B = causal_softmax(Q @ K.transpose(0, 2, 1)) @ V           # (m, T, dh)
     heads = B.transpose(1, 0, 2).reshape(H.shape[0], -1)        # (T, m*dh)
-    X = H + heads @ w.Wo[l] + w.bo[l]
+    return H + heads @ w.Wo[l] + w.bo[l]
+
+
+def mlp(w: Weights, l: int, X: np.ndarray) -> np.ndarray:
+    """The second half of layer ``l``: ``X + gelu(LN(X) W1 + b1) W2 + b2``."""
     hidden = gelu(layer_norm(X, w.ln_gain[l], w.ln_bias[l], w.ln_eps) @ w.W1[l] + w.b1[l])
     return X + hidden @ w.W2[l] + w.b2[l]
+
+
+def layer(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
+    """Layer ``l`` applied to one hidden state ``H`` (T x D)."""
+    return mlp(w, l, attention(w, l, H))
 
 
 def hidden_states(w: Weights, tokens: np.ndarray) -> np.ndarray:
