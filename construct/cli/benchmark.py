@@ -61,21 +61,21 @@ def measure(algo: str, d: int, n: int) -> dict:
 
     tasks = gaussian_tasks(d, n, BATCH, seed=1)
     start = time.perf_counter()
-    numpy_preds = [refused(lambda: net.predict(*t)) for t in tasks[:NUMPY_TASKS]]
+    numpy_preds = [refused(lambda: net.predict(*t, tolerance=None)) for t in tasks[:NUMPY_TASKS]]
     numpy_s = (time.perf_counter() - start) / NUMPY_TASKS
 
     X, y, q = (np.stack(parts) for parts in zip(*tasks))
     start = time.perf_counter()
-    net.predict_batch(X[:1], y[:1], q[:1], outside="nan")
+    net.predict_batch(X[:1], y[:1], q[:1], outside="nan", backend="jax", tolerance=None)
     jit_s = time.perf_counter() - start
-    net.predict_batch(X, y, q, outside="nan")  # warm-up at the batch shape
+    net.predict_batch(X, y, q, outside="nan", backend="jax", tolerance=None)  # warm-up at the batch shape
     start = time.perf_counter()
-    jax_preds = net.predict_batch(X, y, q, outside="nan")
+    jax_preds = net.predict_batch(X, y, q, outside="nan", backend="jax", tolerance=None)
     jax_s = (time.perf_counter() - start) / BATCH
 
     expected = [closed(t) for t in tasks]
     f32 = compile(program, bounds, dtype=np.float32)
-    f32_pairs = [(refused(lambda: f32.predict(*t)), e) for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
+    f32_pairs = [(refused(lambda: f32.predict(*t, tolerance=None)), e) for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
     size = net.size()
     return {
         "algo": algo, "d": d, "n": n, "layers": size["layers"], "D": size["residual_width"],

@@ -35,7 +35,6 @@ from ..raw.registers import Layout
 
 ONE, POS_SQ, LN_POS, LN_NEG, ZERO = "one", "pos_sq", "ln_pad_pos", "ln_pad_neg", "zero"
 DIV_POS, DIV_NEG, SCRATCH, MEAN_PAD = "div_pad_pos", "div_pad_neg", "scratch", "mean_pad"
-SQRT_HALF_PI = scales.SQRT_HALF_PI
 
 
 @dataclass
@@ -45,6 +44,38 @@ class Unit:
     inputs: dict[int, float]
     bias: float
     outputs: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProductMechanism:
+    """What a mul layer's MLP computes, for the certificate: ``out[k] = sum_j x[pairs[k][j][0]] x[pairs[k][j][1]]``.
+
+    Rows are those the MLP reads in the state after attention (an operand the
+    layer overwrites is read from its scratch copy; ``copies`` maps such a
+    row to the row it copies in the layer's input). Scales: operand bounds
+    ``S_a``, ``S_b`` and the product scale ``P``.
+    """
+
+    out: tuple[int, ...]
+    pairs: tuple[tuple[tuple[int, int], ...], ...]
+    S_a: float
+    S_b: float
+    P: float
+    copies: dict[int, int]
+    multiples: tuple[int, ...]  # each unit's scale: it reads x / (m P)
+
+
+@dataclass(frozen=True)
+class DivisionMechanism:
+    """What a div layer's MLP computes: ``out[k] = x[num[k]] / |x[den]|`` by layer norm and bypass units
+    ``Q (gelu(B + u) - B)``; ``copies`` as for products."""
+
+    out: tuple[int, ...]
+    num: tuple[int, ...]
+    den: int
+    Q: float
+    B: float
+    copies: dict[int, int]
 
 
 @dataclass
@@ -63,6 +94,7 @@ class LayerPlan:
     constants: dict[str, float] = field(default_factory=dict)
     error: float = 0.0        # predicted bound on |written entry - exact|
     out_bound: float = 1.0    # the written register's bound
+    mechanism: ProductMechanism | DivisionMechanism | None = None  # what the MLP computes, if it works
 
     def write(self, head: dict, row: int, read_row: int, coef: float) -> None:
         head[row][read_row] = head[row].get(read_row, 0.0) + coef
@@ -81,6 +113,7 @@ class Context:
     product_scale: float
     bypass_offset: float
     ln_pad: float
+    ln_scale: float  # ln_pad sqrt(2 / D), a power of two
     ln_eps: float
     sum_sq: float  # bound on the sum of squares of all rows but the pads
 
@@ -196,6 +229,12 @@ def _operand_rows(plan: LayerPlan, ctx: Context, name: str, out: str, scratch_us
     return rows
 
 
+def _copies(ctx: Context, name: str, scratch_used: list[int]) -> dict[int, int]:
+    """Scratch rows used, each with the row of ``name`` it copies (operands are copied in order)."""
+    size = ctx.layout[name].size
+    return {s: ctx.rows(name)[k % size] for k, s in enumerate(scratch_used)}
+
+
 def mul(ins: Mul, ctx: Context) -> LayerPlan:
     """mul: ``out <- A @ B`` by GeLU products in the MLP (Lemmas 4, 6, 7).
 
@@ -230,9 +269,11 @@ def mul(ins: Mul, ctx: Context) -> LayerPlan:
             units[key] = Unit(dict(inputs), 0.0)
         return units[key]
 
-    for multiple, weight in scales.RICHARDSON:
+    multiples = {}
+    for (multiple, _), (C, _) in zip(scales.RICHARDSON, scales.RICHARDSON_CONSTANTS):
         s = multiple * P
-        c = weight * SQRT_HALF_PI * s**2
+        c = C * s**2
+        before = set(units)
         for i in range(p):
             for k in range(r):
                 o = out_rows[i * r + k]
@@ -244,8 +285,15 @@ def mul(ins: Mul, ctx: Context) -> LayerPlan:
                     both[rb] += wb  # ra == rb for a square (u u^T's diagonal)
                     for u, sign in ((unit(both), 1.0), (unit({ra: wa}), -1.0), (unit({rb: wb}), -1.0)):
                         u.outputs[o] = u.outputs.get(o, 0.0) + sign * c * S_a * S_b
+        multiples.update(dict.fromkeys(set(units) - before, multiple))
     plan.units = list(units.values())
-    plan.ln_scale = ctx.ln_pad * math.sqrt(2 / ctx.layout.width)
+    plan.mechanism = ProductMechanism(
+        out=tuple(out_rows),
+        pairs=tuple(tuple((a_rows[i * q + j], b_rows[j * r + k]) for j in range(q)) for i in range(p) for k in range(r)),
+        S_a=S_a, S_b=S_b, P=P, copies=_copies(ctx, ins.out, scratch_used),
+        multiples=tuple(multiples[key] for key in units),
+    )
+    plan.ln_scale = ctx.ln_scale
     rho = scales.pad_error(ctx.ln_pad, ctx.sum_sq, ctx.layout.width, ctx.ln_eps)
     plan.error = q * S_a * S_b * (scales.product_error(P, ctx.dtype) + rho) + 2 * ctx.leak * ctx.bounds[ins.out]
     plan.out_bound = ctx.bounds[ins.out]
@@ -270,7 +318,7 @@ def div(ins: Div, ctx: Context) -> LayerPlan:
     num_rows = _operand_rows(plan, ctx, ins.num, ins.out, scratch_used)
     clear(plan, ctx.rows(ins.out))
     floor = ctx.floors[ins.den]
-    N_d = scales.pad_size(ctx.sum_sq, ctx.layout.width, ctx.ln_eps, ctx.dtype, floor)
+    N_d, ln_scale = scales.pad_size(ctx.sum_sq, ctx.layout.width, ctx.ln_eps, ctx.dtype, floor)
     (den_row,) = ctx.rows(ins.den)
     (pos_pad,), (neg_pad,) = ctx.rows(DIV_POS), ctx.rows(DIV_NEG)
     plan.write(plan.self_, pos_pad, den_row, N_d)
@@ -281,11 +329,13 @@ def div(ins: Div, ctx: Context) -> LayerPlan:
     plan.attn_bias[ln_neg] += ctx.ln_pad
     plan.mlp_bias[ln_pos] += ctx.ln_pad
     plan.mlp_bias[ln_neg] -= ctx.ln_pad
-    Q, B = ctx.bounds[ins.out], ctx.bypass_offset
+    Q, B = scales.power_of_two(ctx.bounds[ins.out]), ctx.bypass_offset  # 1/Q and Q B exact
     for n, o in zip(num_rows, ctx.rows(ins.out)):
         plan.units.append(Unit({n: 1 / Q}, B, {o: Q}))
         plan.mlp_bias[o] -= Q * B
-    plan.ln_scale = N_d * math.sqrt(2 / ctx.layout.width)
+    plan.mechanism = DivisionMechanism(out=tuple(ctx.rows(ins.out)), num=tuple(num_rows), den=den_row, Q=Q, B=B,
+                                       copies=_copies(ctx, ins.out, scratch_used))
+    plan.ln_scale = ln_scale
     rho = scales.pad_error(N_d, ctx.sum_sq, ctx.layout.width, ctx.ln_eps, floor)
     plan.error = Q * (scales.bypass_error(B, ctx.dtype) + rho / 2 + 4 * ctx.leak)
     plan.out_bound = Q

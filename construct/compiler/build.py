@@ -33,7 +33,7 @@ from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
 from ..raw.registers import Register
 from ..transformer.weights import Weights
-from . import blocks, scales, size
+from . import blocks, certificate, scales, size
 from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO, Context, LayerPlan
 from .bounds import Bounds
 from .compiled import CompiledNetwork, LayerReport
@@ -92,7 +92,9 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64,
         "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
         "column_sum_sq": ctx.sum_sq, "width": ctx.layout.width,
     }
-    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports)
+    mechanisms = tuple(certificate.LayerMechanism((plan.source_offset or 0, 0), plan.mechanism, plan.ln_scale)
+                       for plan in plans)
+    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms)
 
 
 def estimate(program: Program, bounds: Bounds, dtype=np.float64) -> size.Size:
@@ -143,10 +145,11 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
     values[MEAN_PAD] = sum(layout[name].size * values[name] for name in values if name in layout)
     sum_sq = sum(layout[name].size * values[name] ** 2 for name in values if name in layout)
     chosen = _checked_constants(scale_constants, dtype)
+    ln_pad, ln_scale = scales.pad_size(sum_sq, layout.width, LN_EPS, dtype)
     ctx = Context(
         layout=layout, bounds=values, floors=dict(bounds.floors), eps=eps, dtype=np.dtype(dtype),
         sharpness=chosen["attention_sharpness"], product_scale=chosen["product_scale"],
-        bypass_offset=chosen["bypass_offset"], ln_pad=scales.pad_size(sum_sq, layout.width, LN_EPS, dtype),
+        bypass_offset=chosen["bypass_offset"], ln_pad=ln_pad, ln_scale=ln_scale,
         ln_eps=LN_EPS, sum_sq=sum_sq,
     )
     plans: list[LayerPlan] = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -12,7 +13,17 @@ from ..raw.prompt import check_task, tokens, x_columns
 from ..raw.registers import Layout
 from ..transformer import forward, forward_jax
 from ..transformer.weights import Weights
+from . import certificate
 from .bounds import Bounds, DomainError
+
+DEFAULT_TOLERANCE = 1e-6
+
+
+def _check_tolerance(tolerance) -> None:
+    if tolerance is not None and not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
+                                      and np.isfinite(tolerance) and tolerance > 0):
+        raise ValueError(f"tolerance must be a positive number or None, got {tolerance!r}")
+
 
 PAPER = {"sgd_step": lambda d: (9, 3 + 4 * d), "sherman_morrison_step": lambda d: (14, 3 + 5 * d + 3 * d * d)}
 
@@ -60,6 +71,7 @@ class CompiledNetwork:
     bounds: Bounds
     constants: dict
     layers: tuple[LayerReport, ...]
+    mechanisms: tuple[certificate.LayerMechanism, ...]
 
     # -- running ---------------------------------------------------------------
 
@@ -112,17 +124,84 @@ class CompiledNetwork:
             preds[:-1] = np.nan
         return preds
 
-    def predict(self, X, y, x_query, backend: str = "numpy") -> np.ndarray:
-        """``n + 1`` predictions, one per x~ column (same contract as the program's)."""
-        out, peak, low = self._pass(backend).forward_monitored(self.weights, self._tokens(X, y, x_query))
-        self._guard(peak, low)
-        return self._read(out)
+    def certify(self, X, y, x_query) -> certificate.Certificate:
+        """Predictions from the numpy pass, each with a proven bound on its distance from the exact answer.
 
-    def predict_batch(self, X, y, x_query, outside: str = "raise") -> np.ndarray:
-        """Predictions for a batch of tasks (JAX, vmapped): X (B, n, d), y (B, n), x_query (B, d).
+        Raises ``DomainError`` if the task leaves the network's domain.
+        """
+        return self._checked(X, y, x_query, None)
 
-        A task outside the network's domain raises ``DomainError``; with
-        ``outside="nan"`` its row is NaN instead (the others are returned).
+    @cached_property
+    def _certifier(self) -> certificate.Certifier:
+        return certificate.Certifier(self)
+
+    def predict(self, X, y, x_query, backend: str = "numpy", tolerance: float | None = DEFAULT_TOLERANCE,
+                return_bound: bool = False):
+        """``n + 1`` predictions, one per x~ column (same contract as the program's).
+
+        The numpy pass certifies each answer (``certify``): an answer whose
+        bound exceeds ``tolerance * (1 + |answer|)`` is refused with a
+        ``CertificateError`` that gives the bound and the layer it comes
+        from most; ``return_bound=True`` returns ``(predictions, bounds)``.
+        ``backend="jax"`` is faster and not certified: it needs
+        ``tolerance=None`` and cannot return bounds.
+        """
+        if backend == "jax":
+            if tolerance is not None or return_bound:
+                raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to "
+                                 "accept its answers without a bound")
+            out, peak, low = forward_jax.forward_monitored(self.weights, self._tokens(X, y, x_query))
+            self._guard(peak, low)
+            return self._read(out)
+        if backend != "numpy":
+            raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+        cert = self._checked(X, y, x_query, tolerance)
+        return (cert.predictions, cert.bounds) if return_bound else cert.predictions
+
+    def _checked(self, X, y, x_query, tolerance) -> certificate.Certificate:
+        _check_tolerance(tolerance)
+        tokens = self._tokens(X, y, x_query)
+        run = self._certifier.run(tokens)
+        magnitude = np.abs(run.states)
+        self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
+        cert = self._certificate(run)
+        if tolerance is not None:
+            over = np.flatnonzero(cert.bounds > tolerance * (1 + np.abs(cert.predictions)))
+            if over.size:
+                raise certificate.CertificateError(self._refusal(tokens, cert, int(over[-1]), tolerance))
+        return cert
+
+    def _certificate(self, run: certificate.Run) -> certificate.Certificate:
+        predictions = self._read(run.states[-1] @ self.weights.readout)
+        bounds = run.bounds.astype(np.float64)
+        bounds[np.isnan(predictions)] = np.nan
+        return certificate.Certificate(predictions, bounds, run.intervals)
+
+    def _refusal(self, tokens, cert, k: int, tolerance: float) -> str:
+        """Why answer ``k`` is refused: its bound, and the layer whose local errors make most of it."""
+        share = self._certifier.run(tokens, components=True).shares[:, k]
+        which = "the query's prediction" if k == self.program.n else f"prediction {k} (from {k} examples)"
+        if np.isfinite(share).all():
+            worst = int(np.argmax(share))
+            part = f"{share[worst] / share.sum():.0%} of the bound comes from"
+        else:  # an error reached a divisor, or overflowed: name the last layer where the bound became unbounded
+            worst = int(np.flatnonzero(~np.isfinite(share))[-1])
+            part = "the bound is unbounded from"
+        ins = self.program.instructions[worst]
+        return (f"{which} {cert.predictions[k]:.10g} has a certified error bound {cert.bounds[k]:.3g}, above the "
+                f"tolerance {tolerance:g} x (1 + |prediction|); {part} layer {worst + 1} ({ins}), writing register "
+                f"{ins.writes!r}; the task is outside what this network can answer to that tolerance (pass a larger "
+                "tolerance to accept it)")
+
+    def predict_batch(self, X, y, x_query, outside: str = "raise", tolerance: float | None = DEFAULT_TOLERANCE,
+                      return_bound: bool = False, backend: str = "numpy"):
+        """Predictions for a batch of tasks: X (B, n, d), y (B, n), x_query (B, d).
+
+        Certified like ``predict`` (the numpy pass, one task at a time); with
+        ``backend="jax"`` (and ``tolerance=None``) the JAX pass runs the batch
+        at once, vmapped, uncertified. A task outside the network's domain,
+        or above the tolerance, raises; with ``outside="nan"`` its row is NaN
+        instead (the others are returned).
         """
         if outside not in ("raise", "nan"):
             raise ValueError(f"outside must be 'raise' or 'nan', got {outside!r}")
@@ -130,6 +209,13 @@ class CompiledNetwork:
         if X.ndim != 3 or y.ndim != 2 or x_query.ndim != 2 or not (len(X) == len(y) == len(x_query)):
             raise ValueError(f"a batch needs X (B, n, d), y (B, n), x_query (B, d); got {X.shape}, {y.shape}, "
                              f"{x_query.shape}")
+        if backend == "numpy":
+            return self._batch_certified(X, y, x_query, outside, tolerance, return_bound)
+        if backend != "jax":
+            raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+        if tolerance is not None or return_bound:
+            raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to accept "
+                             "its answers without a bound")
         toks, inside = [], []
         for task in zip(X, y, x_query):
             try:
@@ -151,6 +237,19 @@ class CompiledNetwork:
                 continue
             preds[k] = self._read(out[k])
         return preds
+
+    def _batch_certified(self, X, y, x_query, outside, tolerance, return_bound):
+        preds = np.full((len(X), self.program.n + 1), np.nan)
+        bounds = preds.copy()
+        for k, task in enumerate(zip(X, y, x_query)):
+            try:
+                cert = self._checked(*task, tolerance)
+            except DomainError:
+                if outside == "raise":
+                    raise
+                continue
+            preds[k], bounds[k] = cert.predictions, cert.bounds
+        return (preds, bounds) if return_bound else preds
 
     def trace(self, X, y, x_query, backend: str = "numpy") -> Trace:
         """The residual stream after every layer, rows labelled by register."""

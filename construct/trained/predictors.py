@@ -175,7 +175,7 @@ class Compiled(Predictor):
 
     def predict_next(self, X, y, x_query) -> np.ndarray:
         """One prompt per task; a task outside the network's domain gives a row of NaN."""
-        return self.network.predict_batch(X, y, x_query, outside="nan")
+        return self.network.predict_batch(X, y, x_query, outside="nan", backend="jax", tolerance=None)
 
     def _prompts(self, X, y, Q):
         B, n, d = X.shape
@@ -191,7 +191,7 @@ class Compiled(Predictor):
         B, n, _ = X.shape
         m = Q.shape[2]
         Xs, ys = self._prompts(X, y, Q)
-        preds = self.network.predict_batch(Xs[:, :n], ys, Xs[:, n], outside="nan")  # (B (n+1) m, n + 1)
+        preds = self.network.predict_batch(Xs[:, :n], ys, Xs[:, n], outside="nan", backend="jax", tolerance=None)  # (B (n+1) m, n + 1)
         preds = preds.reshape(B, n + 1, m, n + 1)
         k = np.arange(n + 1)
         return preds[:, k, :, k].transpose(1, 0, 2)

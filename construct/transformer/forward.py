@@ -1,10 +1,13 @@
 """The reference forward pass: plain numpy, one prompt at a time, in the weights' dtype.
 
 It spells out the equations of ``weights.py`` and nothing else; the JAX pass
-(``forward_jax.py``) is tested against it.
+(``forward_jax.py``) is tested against it. ``layer_parts`` keeps a layer's
+intermediates, from which ``rounding`` bounds the pass's own rounding.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import erf
@@ -17,13 +20,6 @@ def gelu(u: np.ndarray) -> np.ndarray:
     return u * (1 + erf(u / np.sqrt(2).astype(u.dtype))) / 2
 
 
-def layer_norm(x: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
-    mean = x.mean(axis=-1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=-1, keepdims=True)
-    return gain * centred / np.sqrt(var + x.dtype.type(eps)) + bias
-
-
 def causal_softmax(scores: np.ndarray) -> np.ndarray:
     """Softmax over the last axis with entry (i, j) masked out for j > i."""
     T = scores.shape[-1]
@@ -33,33 +29,83 @@ def causal_softmax(scores: np.ndarray) -> np.ndarray:
     return weights / weights.sum(axis=-1, keepdims=True)
 
 
+@dataclass(frozen=True, eq=False)
+class LayerParts:
+    """Every intermediate of one layer on one prompt, exactly as the pass computes them.
+
+    ``A`` (m, T, T) attention weights, ``V`` (m, T, dh) values, ``B`` (m, T, dh)
+    head outputs, ``Y`` (T, D) their projection ``[B_1 ... B_m] Wo``, ``X``
+    (T, D) the state after attention, ``mean`` and
+    ``sigma`` (T, 1) layer norm's mean and ``sqrt(var + ln_eps)``, ``centred``
+    (T, D) ``X - mean``, ``normed`` (T, D), ``pre`` and ``hidden`` (T, U) the
+    MLP's pre-activations and GeLU outputs, ``mlp`` (T, D) ``hidden @ W2``
+    and ``out`` (T, D) the layer's output. A running error analysis of the
+    pass (``rounding``) reads them.
+    """
+
+    A: np.ndarray
+    V: np.ndarray
+    B: np.ndarray
+    Y: np.ndarray
+    X: np.ndarray
+    mean: np.ndarray
+    centred: np.ndarray
+    sigma: np.ndarray
+    normed: np.ndarray
+    pre: np.ndarray
+    hidden: np.ndarray
+    mlp: np.ndarray
+    out: np.ndarray
+
+
+def _heads(H: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``H @ W[h]`` for every head h, as one matrix product (T x D by D x m*dh)."""
+    m, D, dh = W.shape
+    return (H @ W.transpose(1, 0, 2).reshape(D, m * dh)).reshape(-1, m, dh).transpose(1, 0, 2)
+
+
+def layer_parts(w: Weights, l: int, H: np.ndarray) -> LayerParts:
+    """Layer ``l`` applied to one hidden state ``H`` (T x D), with every intermediate kept.
+
+    The heads' products are batched matrix products over the head axis.
+    """
+    T = H.shape[0]
+    Q, K, V = (_heads(H, W) for W in (w.Wq[l], w.Wk[l], w.Wv[l]))  # (m, T, dh)
+    A = causal_softmax(Q @ K.transpose(0, 2, 1))                  # (m, T, T)
+    B = A @ V
+    Y = B.transpose(1, 0, 2).reshape(T, -1) @ w.Wo[l]
+    X = H + Y + w.bo[l]
+    mean = X.mean(axis=-1, keepdims=True)
+    centred = X - mean
+    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + X.dtype.type(w.ln_eps))
+    normed = w.ln_gain[l] * centred / sigma + w.ln_bias[l]
+    pre = normed @ w.W1[l] + w.b1[l]
+    hidden = gelu(pre)
+    mlp = hidden @ w.W2[l]
+    return LayerParts(A, V, B, Y, X, mean, centred, sigma, normed, pre, hidden, mlp, X + mlp + w.b2[l])
+
+
 def attention(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
     """The first half of layer ``l``: ``X = H + [B_1 ... B_m] Wo + bo`` for one hidden state ``H`` (T x D)."""
-    Q = np.einsum("td,mdh->mth", H, w.Wq[l])
-    K = np.einsum("td,mdh->mth", H, w.Wk[l])
-    V = np.einsum("td,mdh->mth", H, w.Wv[l])
-    B = causal_softmax(Q @ K.transpose(0, 2, 1)) @ V           # (m, T, dh)
-    heads = B.transpose(1, 0, 2).reshape(H.shape[0], -1)        # (T, m*dh)
-    return H + heads @ w.Wo[l] + w.bo[l]
-
-
-def mlp(w: Weights, l: int, X: np.ndarray) -> np.ndarray:
-    """The second half of layer ``l``: ``X + gelu(LN(X) W1 + b1) W2 + b2``."""
-    hidden = gelu(layer_norm(X, w.ln_gain[l], w.ln_bias[l], w.ln_eps) @ w.W1[l] + w.b1[l])
-    return X + hidden @ w.W2[l] + w.b2[l]
+    return layer_parts(w, l, H).X
 
 
 def layer(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
     """Layer ``l`` applied to one hidden state ``H`` (T x D)."""
-    return mlp(w, l, attention(w, l, H))
+    return layer_parts(w, l, H).out
+
+
+def embed(w: Weights, tokens: np.ndarray) -> np.ndarray:
+    """The state before the first layer: ``tokens @ embed + positions[:T]`` for one checked prompt."""
+    tokens = check_tokens(w, tokens)
+    if tokens.ndim != 2:
+        raise ValueError(f"the numpy pass takes one prompt (T, d+1), got shape {tokens.shape}")
+    return tokens @ w.embed + w.positions[: tokens.shape[0]]
 
 
 def hidden_states(w: Weights, tokens: np.ndarray) -> np.ndarray:
     """States after the embedding and after each layer: (L + 1, T, D)."""
-    tokens = check_tokens(w, tokens)
-    if tokens.ndim != 2:
-        raise ValueError(f"the numpy pass takes one prompt (T, d+1), got shape {tokens.shape}")
-    H = tokens @ w.embed + w.positions[: tokens.shape[0]]
+    H = embed(w, tokens)
     states = [H]
     with np.errstate(over="ignore", invalid="ignore"):
         for l in range(w.depth):

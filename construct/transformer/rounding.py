@@ -1,0 +1,169 @@
+"""A running error analysis of the numpy pass: how far its floating-point layer can be from exact arithmetic.
+
+For one layer, from its input ``H`` and the intermediates the pass computed
+(``forward.LayerParts``), these functions bound elementwise the distance
+between the pass's output and the same layer evaluated in exact arithmetic
+on the same ``H``, with three computed quantities taken as given: the
+softmax weights ``A``, and layer norm's ``mean`` and ``sigma``. (Nothing
+needs them exactly: how close ``A`` is to one-hot and ``sigma`` to the
+value a mechanism wants is measured from these very values, by
+``construct.compiler.certificate``.) The bounds know nothing about
+programs: they read weights and activations only.
+
+The floating-point model, for float64 and float32 with unit roundoff
+``u = eps / 2`` (round to nearest):
+
+* (M1) an addition, subtraction, multiplication or division of two floats
+  is exact up to a factor ``(1 + d)``, ``|d| <= u``, plus at most ``tiny``
+  (the smallest normal number) in absolute terms, which covers underflow;
+  adding zero or multiplying by one is exact;
+* (M2) a dot product of ``k`` nonzero terms, in any order and with or
+  without fused multiply-adds (as BLAS computes matrix products), is within
+  ``gamma_k * sum |x_i y_i|`` of its value, ``gamma_k = k u / (1 - k u)``
+  (Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §3.1);
+  a term whose weight is zero is exactly zero and is not counted;
+* (M3) ``scipy.special.erf`` is within ``ERF_ULPS * u * |erf(t)| + tiny`` of
+  erf: Cephes documents a peak relative error of 3.7e-16 (3.3u) in float64,
+  and float32 inputs are evaluated in float64 and rounded once
+  (``tests/test_rounding.py`` checks both against mpmath on 12,000 points).
+
+Every bound below is a sum of such terms over the operations the pass
+performs, in the order ``forward.layer_parts`` performs them. The bounds
+are computed in the dtype's own arithmetic; ``SAFETY`` inflates them to
+cover the rounding of that computation (at most a few hundred operations
+per entry, each relative ``u``, so ``1 + 2^-20`` in float64; ``1 + 2^-10``
+in float32).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .forward import LayerParts
+from .weights import Weights
+
+ERF_ULPS = {np.dtype(np.float64): 4.0, np.dtype(np.float32): 2.0}
+GELU_LIPSCHITZ = 1.13  # sup |gelu'(x)| = 1.1289 (at x = 2.4)
+TWO_OVER_SQRT_PI = 1.1284  # sup |erf'|, rounded up
+SAFETY = {np.dtype(np.float64): 1 + 2.0**-20, np.dtype(np.float32): 1 + 2.0**-10}
+
+
+def unit_roundoff(dtype) -> float:
+    return float(np.finfo(dtype).eps) / 2
+
+
+def gamma(k, u: float):
+    """``k u / (1 - k u)``, elementwise over counts ``k``; refuses counts where the bound breaks down."""
+    k = np.asarray(k, dtype=np.float64)
+    if np.any(k * u >= 0.5):
+        raise ValueError(f"a dot product of {int(k.max())} terms is beyond the rounding model in this dtype")
+    return k * u / (1 - k * u)
+
+
+def gelu_slope(reach: np.ndarray) -> np.ndarray:
+    """A bound on |gelu'| over [-reach, reach]: ``gelu'(x) = Phi(x) + x phi(x)`` with ``|Phi(x) - 1/2| <= |x| phi(0)``
+    and ``|x phi(x)| <= |x| phi(0)``, so ``|gelu'(x)| <= 1/2 + 2 phi(0) |x|``, and never above 1.13."""
+    return np.minimum(0.5 + 0.7979 * reach, GELU_LIPSCHITZ)
+
+
+def nonzeros(W: np.ndarray) -> np.ndarray:
+    """Nonzero weights feeding each output column of ``W`` (..., rows, columns): the k of (M2)."""
+    return np.count_nonzero(W, axis=-2)
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionBound:
+    """``rounding`` (T, D): |X - X'| with X' = H + sum_h (A_h (H Wv_h)) Wo_h + bo exactly (A given);
+    ``values`` (m, T, dh): an upper bound on |H Wv_h| entrywise, for the selection error."""
+
+    rounding: np.ndarray
+    values: np.ndarray
+
+
+def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> AttentionBound:
+    """Bound the rounding of ``X = H + [A_h (H Wv_h)]_h Wo + bo`` as ``forward.layer_parts`` computes it."""
+    u, tiny = unit_roundoff(H.dtype), float(np.finfo(H.dtype).tiny)
+    T = H.shape[0]
+    absH = np.abs(H)
+    Wv, Wo = w.Wv[l], w.Wo[l]
+    # V = H Wv: (M2) per value column
+    dV = gamma(nonzeros(Wv), u)[:, None, :] * (absH @ np.abs(Wv)) + tiny * (nonzeros(Wv)[:, None, :] > 0)
+    values = np.abs(parts.V) + dV
+    # B = A V: row i has at most i + 1 nonzero weights; plus A |V - V^|
+    visible = gamma(np.arange(1, T + 1), u)[None, :, None]
+    dB = visible * (parts.A @ np.abs(parts.V)) + parts.A @ dV
+    heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)
+    dheads = dB.transpose(1, 0, 2).reshape(T, -1)
+    absWo = np.abs(Wo)
+    dY = gamma(nonzeros(Wo), u) * (heads @ absWo) + dheads @ absWo
+    # X = (H + Y) + bo: a rounding wherever something nonzero is added
+    first = np.where(parts.Y != 0, u * (absH + np.abs(parts.Y)) * (1 + u), 0.0)
+    second = np.where(w.bo[l] != 0, u * np.abs(parts.X), 0.0)
+    rounding = (dY + first + second + tiny * (absWo.sum(axis=0) > 0)) * SAFETY[H.dtype]
+    return AttentionBound(rounding, values)
+
+
+def selection(w: Weights, l: int, parts: LayerParts, values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Bound |X' - X*| (T, D), X* = H + sum_h V_h[chosen_h] Wo_h + bo: each head's weights against one-hot.
+
+    ``chosen`` (m, T) is the token each head is meant to read at each
+    position. Row i of head h is off by ``(1 - A[i, c]) |V_c| + sum_{j != c}
+    A[i, j] |V_j|`` with ``c = chosen[h, i]``; both terms are sums of
+    nonnegative numbers, computed without cancellation.
+    """
+    u = unit_roundoff(values.dtype)
+    m, T, _ = parts.A.shape
+    rows = np.arange(T)
+    off = parts.A.copy()
+    on = np.empty((m, T), dtype=off.dtype)
+    for h in range(m):
+        on[h] = off[h, rows, chosen[h]]
+        off[h, rows, chosen[h]] = 0.0
+    missing = (1 - on + u)[:, :, None] * values[np.arange(m)[:, None], chosen]  # (m, T, dh)
+    per_head = missing + off @ values
+    return (per_head.transpose(1, 0, 2).reshape(T, -1) @ np.abs(w.Wo[l])) * SAFETY[values.dtype]
+
+
+@dataclass(frozen=True, eq=False)
+class MLPBound:
+    """``rounding`` (T, D): |out - out'| with out' = X + gelu(p') W2 + b2 exactly, p' = LN(X) W1 + b1 computed
+    exactly from the pass's mean and sigma; ``pre`` (T, U): |pre - p'|; ``hidden`` (T, U): |hidden - gelu(p')|."""
+
+    rounding: np.ndarray
+    pre: np.ndarray
+    hidden: np.ndarray
+
+
+def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
+    """Bound the rounding of the MLP half of layer ``l`` as ``forward.layer_parts`` computes it."""
+    dtype = parts.X.dtype
+    u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
+    gain, bias, W1, b1, W2, b2 = w.ln_gain[l], w.ln_bias[l], w.W1[l], w.b1[l], w.W2[l], w.b2[l]
+    # normed = (gain * (X - mean)) / sigma + bias: the subtraction and the division round, the gain unless it is 1,
+    # the bias unless it is 0
+    steps = 2 + (gain != 1)
+    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain) * np.abs(parts.centred) / parts.sigma + \
+        np.where(bias != 0, u * np.abs(parts.normed), 0.0) + tiny
+    # pre = normed W1 + b1
+    absW1 = np.abs(W1)
+    dpre = gamma(nonzeros(W1), u) * (np.abs(parts.normed) @ absW1) + dnormed @ absW1 + \
+        np.where(b1 != 0, u * (1 + u) * np.abs(parts.pre), 0.0) + tiny
+    # hidden = (pre * (1 + erf(pre / sqrt 2))) / 2, against gelu at the exact pre-activation: with s the computed
+    # 1 + erf and e = s - 1 the computed erf, rounding of t = pre / sqrt 2 (2u), of erf (ERF_ULPS u |e|), of 1 + e
+    # (u s) and of pre * s (u |pre s|)
+    p = np.abs(parts.pre)
+    s = np.abs(2 * parts.hidden / np.where(parts.pre != 0, parts.pre, 1))
+    e = np.abs(s - 1) + 4 * u * s  # the computed erf, from s (both within a few u)
+    evaluation = 0.5 * p * ((2 * u * s + ERF_ULPS[dtype] * u * e + TWO_OVER_SQRT_PI * gamma(2, u) * p / np.sqrt(2))
+                            * (1 + 8 * u)) + tiny * (1 + p)
+    evaluation = np.where(parts.pre != 0, evaluation, 0.0)
+    dhidden = gelu_slope(p + dpre) * dpre + evaluation
+    # mlp = hidden W2; out = (X + mlp) + b2
+    absW2 = np.abs(W2)
+    dmlp = gamma(nonzeros(W2), u) * (np.abs(parts.hidden) @ absW2) + dhidden @ absW2
+    first = np.where(parts.mlp != 0, u * (np.abs(parts.X) + np.abs(parts.mlp)) * (1 + u), 0.0)
+    second = np.where(b2 != 0, u * np.abs(parts.out), 0.0)
+    rounding = (dmlp + first + second + tiny * (absW2.sum(axis=0) > 0)) * SAFETY[dtype]
+    return MLPBound(rounding, dpre * SAFETY[dtype], dhidden * SAFETY[dtype])

@@ -1,0 +1,100 @@
+"""The running error analysis of the numpy pass is sound: every bound holds against exact arithmetic.
+
+Exact arithmetic here is Python's ``fractions`` for the linear algebra (the
+floats read as the rationals they are) and mpmath at 50 digits for erf; the
+softmax weights and layer norm's mean and sigma are the pass's own, as the
+bounds' statement says.
+"""
+
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import erf
+
+from construct.transformer import forward, rounding
+from test_forward import random_weights
+
+mpmath.mp.dps = 50
+
+
+def exact(a):
+    return np.vectorize(lambda x: Fraction(float(x)), otypes=[object])(np.asarray(a))
+
+
+def gelu_exact(x: Fraction) -> mpmath.mpf:
+    v = mpmath.mpf(x.numerator) / x.denominator
+    return v * (1 + mpmath.erf(v / mpmath.sqrt(2))) / 2
+
+
+def as_fraction(v: mpmath.mpf) -> Fraction:
+    return Fraction(mpmath.nstr(v, 45))
+
+
+@settings(max_examples=12)
+@given(seed=st.integers(0, 10**6), m=st.integers(1, 3), D=st.integers(2, 9), dh=st.integers(1, 4),
+       U=st.integers(1, 8), T=st.integers(1, 6), scale=st.sampled_from([1e-3, 1.0, 30.0]),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_layer_rounding_bounds_hold_against_exact_arithmetic(seed, m, D, dh, U, T, scale, dtype):
+    w = random_weights(seed, L=1, m=m, D=D, dh=dh, U=U, T=T, dtype=dtype)
+    H = (np.random.default_rng(seed + 1).normal(size=(T, D)) * scale).astype(dtype)
+    parts = forward.layer_parts(w, 0, H)
+    att = rounding.attention(w, 0, H, parts)
+    # X' = H + sum_h (A_h (H Wv_h)) Wo_h + bo, exactly, with the pass's A
+    Hq, Wv, Wo, A = exact(H), exact(w.Wv[0]), exact(w.Wo[0]), exact(parts.A)
+    V = np.stack([Hq @ Wv[h] for h in range(m)])
+    assert np.all(np.abs(np.vectorize(float)(V)) <= att.values * (1 + 1e-12) + 1e-300)
+    B = np.stack([A[h] @ V[h] for h in range(m)])
+    X_exact = Hq + B.transpose(1, 0, 2).reshape(T, -1) @ Wo + exact(w.bo[0])
+    err = np.abs(np.vectorize(float)(exact(parts.X) - X_exact))
+    assert np.all(err <= att.rounding), f"attention: {err.max():.3g} above its bound"
+    # out' = X + gelu(p') W2 + b2, p' = (gain (X - mean) / sigma + bias) W1 + b1, exactly from the pass's X
+    bound = rounding.mlp(w, 0, parts)
+    X, mean, sigma = exact(parts.X), exact(parts.mean), exact(parts.sigma)
+    normed = exact(w.ln_gain[0]) * (X - mean) / sigma + exact(w.ln_bias[0])
+    pre = normed @ exact(w.W1[0]) + exact(w.b1[0])
+    pre_err = np.abs(np.vectorize(float)(exact(parts.pre) - pre))
+    assert np.all(pre_err <= bound.pre), f"pre-activation: {pre_err.max():.3g} above its bound"
+    hidden = np.vectorize(lambda x: as_fraction(gelu_exact(x)), otypes=[object])(pre)
+    hidden_err = np.abs(np.vectorize(float)(exact(parts.hidden) - hidden))
+    assert np.all(hidden_err <= bound.hidden), f"gelu: {hidden_err.max():.3g} above its bound"
+    out = X + hidden @ exact(w.W2[0]) + exact(w.b2[0])
+    out_err = np.abs(np.vectorize(float)(exact(parts.out) - out))
+    assert np.all(out_err <= bound.rounding), f"MLP: {out_err.max():.3g} above its bound"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_erf_is_as_accurate_as_the_model_assumes(dtype):
+    """(M3): |erf computed - erf| <= ERF_ULPS u |erf| + tiny, on 12,000 points where the networks evaluate it."""
+    rng = np.random.default_rng(0)
+    t = np.concatenate([rng.uniform(-1e-3, 1e-3, 3000), rng.uniform(-1, 1, 3000), rng.uniform(-9, 9, 5500),
+                        10.0 ** rng.uniform(-40, -3, 500)]).astype(dtype)
+    got = erf(t)
+    assert got.dtype == dtype
+    u, tiny = rounding.unit_roundoff(dtype), float(np.finfo(dtype).tiny)
+    worst = 0.0
+    for x, g in zip(t, got):
+        e = mpmath.erf(mpmath.mpf(float(x)))
+        excess = abs(mpmath.mpf(float(g)) - e) - tiny
+        worst = max(worst, float(excess / (u * abs(e))) if e else 0.0)
+    assert worst <= rounding.ERF_ULPS[np.dtype(dtype)]
+
+
+def test_untouched_rows_have_no_rounding():
+    """A row no weight writes is copied exactly, and its bound is exactly 0."""
+    w = random_weights(4, L=1, D=6, U=5, T=4)
+    arrays = w.arrays()
+    for name, column in (("Wo", np.s_[..., 2]), ("bo", np.s_[..., 2]), ("W2", np.s_[..., 2]), ("b2", np.s_[..., 2])):
+        arrays[name] = arrays[name].copy()
+        arrays[name][column] = 0.0
+    from construct.transformer import Weights
+
+    w = Weights(**arrays, ln_eps=w.ln_eps)
+    H = np.random.default_rng(5).normal(size=(4, 6))
+    parts = forward.layer_parts(w, 0, H)
+    assert np.array_equal(parts.out[:, 2], H[:, 2])
+    assert np.all(rounding.attention(w, 0, H, parts).rounding[:, 2] == 0)
+    assert np.all(rounding.mlp(w, 0, parts).rounding[:, 2] == 0)
