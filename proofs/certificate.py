@@ -1,0 +1,94 @@
+"""The certificate's inequalities, proved: every step ``construct/compiler/certificate.py`` and
+``construct/transformer/rounding.py`` take that is mathematics rather than the floating-point model.
+
+What the certificate assumes (and these proofs do not): the floating-point
+model stated in ``construct/transformer/rounding.py`` (IEEE round to
+nearest; dot products within gamma_k of their value in any order; erf
+within 4 ulp), and that the weights are the compiler's construction (the
+identities of ``proofs/layers.py``). What it then bounds is the distance of
+each answer from the exact machine's, in real arithmetic.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy import Rational, exp, factorial, pi, sqrt
+
+from .lemmas import Phi, gelu, phi
+from .registry import proof, require, zero
+
+x, v = sp.symbols("x v", real=True)
+n, dn, dd = sp.symbols("n dn dd", real=True)
+D = sp.Symbol("D", positive=True)
+k = sp.Symbol("k", integer=True, nonnegative=True)
+
+
+@proof("division_remainder",
+       "n/D - (n - dn)/(D - dd) = dn/D - n dd/D^2 + r, |r| <= (|n| dd^2/D + |dn| |dd|) / (D (D - |dd|))",
+       "D = |den| > |dd| (the divisor's error), the sign of den known; Jacobian terms as the adjoint uses them")
+def division_remainder():
+    # the divisor's magnitude D = |den| moves by dd (its sign is fixed while |dd| < D); the numerator by dn
+    r = n / D - (n - dn) / (D - dd) - (dn / D - n * dd / D**2)
+    zero(sp.simplify(r - (-n * dd**2 / (D**2 * (D - dd)) + dn * dd / (D * (D - dd)))), "the remainder in closed form")
+    # |D - dd| >= D - |dd| > 0 bounds both denominators, which gives the stated bound term by term
+
+
+@proof("product_remainder", "AB - (A - dA)(B - dB) = dA B + A dB - dA dB; the Jacobian part is dA B + A dB",
+       "matrices of any sizes (checked entrywise for 2 x 2 by 2 x 2 with symbols)")
+def product_remainder():
+    A = sp.Matrix(2, 2, sp.symbols("a0:4", real=True))
+    B = sp.Matrix(2, 2, sp.symbols("b0:4", real=True))
+    dA = sp.Matrix(2, 2, sp.symbols("da0:4", real=True))
+    dB = sp.Matrix(2, 2, sp.symbols("db0:4", real=True))
+    diff = A * B - (A - dA) * (B - dB) - (dA * B + A * dB - dA * dB)
+    require(all(sp.expand(e) == 0 for e in diff), "the product's expansion")
+
+
+@proof("gelu_slope", "|gelu'(x)| <= 1/2 + 2 phi(0) |x|, and |gelu'(x)| <= 1.13 for every x",
+       "gelu(x) = x Phi(x); phi(0) = 1/sqrt(2 pi)")
+def gelu_slope():
+    slope = sp.diff(gelu(x), x)
+    zero(slope - (Phi(x) - Rational(1, 2)) - x * phi(x) - Rational(1, 2), "gelu' = 1/2 + (Phi - 1/2) + x phi")
+    # |Phi(x) - 1/2| = |int_0^x phi| <= |x| phi(0), and |x phi(x)| <= |x| phi(0) since phi(x) <= phi(0)
+    zero(sp.integrate(phi(v), (v, 0, x)) - (Phi(x) - Rational(1, 2)), "Phi(x) - 1/2 = int_0^x phi")
+    require(sp.simplify(phi(x) / phi(0) - exp(-x**2 / 2)) == 0, "phi(x) = phi(0) e^(-x^2/2) <= phi(0)")
+    require(2 * phi(0).evalf(30) < Rational(7979, 10000), "2 phi(0) < 0.7979")
+    # the maximum of gelu': gelu'' = phi(x) (2 - x^2) vanishes at x = sqrt 2, where gelu' = Phi(sqrt 2) + sqrt 2 phi(sqrt 2)
+    zero(sp.diff(slope, x) - phi(x) * (2 - x**2), "gelu'' = phi(x) (2 - x^2)")
+    peak = slope.subs(x, sqrt(2))
+    require(peak.evalf(30) < Rational(113, 100), f"gelu'(sqrt 2) = {peak.evalf(8)} < 1.13")
+    # minimum of gelu' at x = -sqrt 2 (the other zero of gelu''), and gelu' -> 0, 1 at -oo, +oo
+    require(abs(slope.subs(x, -sqrt(2)).evalf(30)) < Rational(113, 100), "|gelu'(-sqrt 2)| < 1.13")
+    zero(sp.limit(slope, x, sp.oo) - 1, "gelu' -> 1")
+    zero(sp.limit(slope, x, -sp.oo), "gelu' -> 0")
+
+
+@proof("bypass_mills", "|gelu(v) - v| = v Phi(-v) <= phi(v) for v > 0",
+       "Mills' ratio Phi(-v) <= phi(v)/v for v > 0")
+def bypass_mills():
+    vp = sp.Symbol("v", positive=True)
+    zero(gelu(vp) - vp + vp * Phi(-vp), "gelu(v) - v = -v Phi(-v)")
+    m = phi(vp) / vp - Phi(-vp)  # m' = -phi/v^2 < 0 and m -> 0, so m > 0
+    zero(sp.diff(m, vp) + phi(vp) / vp**2, "m'(v) = -phi(v)/v^2")
+    zero(sp.limit(m, vp, sp.oo), "m -> 0")
+
+
+@proof("product_truncation_at_size",
+       "|R_P(x, y) - xy| <= s^8/(43008 P^6) + (s^2/810)(e^z - 1 - z - z^2/2 - z^3/6), s = |x| + |y|, z = s^2/(2P^2)",
+       "the three-scale R_P of lemma gelu_product_bound; any x, y (the lemma's 0.0063/P^6 is s = 2)")
+def product_truncation_at_size():
+    P = sp.Symbol("P", positive=True)
+    ss = sp.Symbol("s", positive=True)
+    # from the lemma: R_P - xy = sum_{k>=3} r_k / P^(2k), |r_k| <= (1/2) |p_k| rho_k / (2^k k! (2k+1)),
+    # |p_k| <= s^(2k+2) (the binomial expansion of (x+y)^(2k+2) minus its end terms, by the triangle inequality)
+    r3 = Rational(1, 2) * ss**8 * Rational(1, 64) / (2**3 * factorial(3) * 7)
+    zero(r3 - ss**8 / 43008, "k = 3: rho_3 = 1/64")
+    # k >= 4: rho_k <= 1/45 and 2k + 1 >= 9, so |r_k| P^(-2k) <= (s^2 / 810) (s^2 / (2 P^2))^k / k!
+    term = Rational(1, 2) * ss**(2 * k + 2) / 45 / (2**k * factorial(k) * 9) / P**(2 * k)
+    zero(sp.simplify(term - ss**2 / 810 * (ss**2 / (2 * P**2))**k / factorial(k)), "the k-th term")
+    z = sp.Symbol("z", positive=True)
+    zero(sp.summation(z**k / factorial(k), (k, 4, sp.oo)) - (exp(z) - 1 - z - z**2 / 2 - z**3 / 6), "the tail")
+    # at s = 2 (the unit square) the tail is the lemma's, (2/405)(e^x - ...) with x = 2/P^2; the leading term is
+    # 256/43008, a little above the lemma's 127/21504, which uses |p_3| <= 2^8 - 2 there
+    zero(sp.simplify((ss**2 / 810).subs(ss, 2) - Rational(2, 405)), "s = 2: the tail's coefficient is 2/405")
+    zero(sp.simplify((ss**2 / (2 * P**2)).subs(ss, 2) - 2 / P**2), "s = 2: z = 2/P^2")
