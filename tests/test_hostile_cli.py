@@ -54,6 +54,10 @@ def tmp(tmp_path_factory):
     (tmp / "locked").mkdir()
     (tmp / "locked.npz").write_bytes(b"")
     (tmp / "gzip.csv").write_bytes(gzip.compress(GOOD.encode()))
+    (tmp / "utf16.csv").write_text(GOOD, encoding="utf-16")
+    os.mkfifo(tmp / "pipe.csv")
+    (tmp / "wide.csv").write_text(",".join(["1"] * 5001) + "\n" + ",".join(["2"] * 5000) + ",\n")
+    (tmp / "picture.png").mkdir()
     (tmp / "binary.csv").write_bytes(bytes([0x31, 0x2C, 0xFF, 0xFE, 0x00, 0x80]) * 50)
     np.savez(tmp / "zip.csv", X=np.ones((2, 3)), y=np.ones(2), x_query=np.ones(3))
     (tmp / "zip.csv.npz").rename(tmp / "zip.csv")
@@ -128,7 +132,10 @@ DATA_FILES = {
     "empty file": (PREDICT + ["{tmp}/empty.csv"], 2, r"empty\.csv has no rows"),
     "only a header": (PREDICT + ["{tmp}/header.csv"], 2, r"header\.csv: needs at least one example row .* found 0 and 0"),
     "gzip named .csv": (PREDICT + ["{tmp}/gzip.csv"], 2, r"gzip\.csv is a gzip file \(decompress it first: gunzip\)"),
-    "npz named .csv": (PREDICT + ["{tmp}/zip.csv"], 2, r"zip\.csv is a zip archive \(an \.npz\?\), not a CSV text file"),
+    "npz named .csv": (PREDICT + ["{tmp}/zip.csv"], 2, r"zip\.csv is a zip archive \(an \.npz, or a spreadsheet\?\), "
+                       r"not a CSV text file"),
+    "UTF-16 text": (PREDICT + ["{tmp}/utf16.csv"], 2, r"utf16\.csv is a UTF-16 text file \(save it as UTF-8\)"),
+    "a named pipe": (PREDICT + ["{tmp}/pipe.csv"], 2, r"--data: .*pipe\.csv is not a regular file"),
     "binary named .csv": (PREDICT + ["{tmp}/binary.csv"], 2, r"binary\.csv is not a UTF-8 text file \(it holds the byte 0xff\)"),
     "NUL byte in a cell": (PREDICT + ["{tmp}/nul.csv"], 2, r"nul\.csv line 2, column 2: '0\\x00' is not a number"),
     "typo in the first row": (PREDICT + ["{tmp}/typo_first.csv"], 2, r"typo_first\.csv line 1, column 3: '3x' is not a number"),
@@ -228,7 +235,9 @@ NUMERIC_OPTIONS = {
     "--w0, wrong count": (EXPORT + ["sgd", "--w0", "1", "2"], 2, r"bad parameter: w0 must have shape \(3,\), got \(2,\)"),
     "--w0 for ridge": (EXPORT + ["ridge", "--w0", "1", "2", "3"], 2, r"--w0 is for SGD only, not for --algo ridge"),
     "--alpha for ridge": (EXPORT + ["ridge", "--alpha", "0.1"], 2, r"--alpha is for SGD only, not for --algo ridge"),
-    "one-example chain, n = 2": (EXPORT + ["sgd_step", "-n", "2"], 2, r"--algo sgd_step .* needs n = 1, got 2"),
+    "one-example chain, n = 6": (EXPORT + ["sgd_step"], 2, r"--algo sgd_step .* needs n = 1, got 6"),
+    "one-example chain, 3 examples in the data": (PREDICT[:2] + ["sherman_morrison_step", "--data", "{tmp}/good.csv"],
+                                                  2, r"--algo sherman_morrison_step .* needs n = 1, got 3"),
     "-d 0": (EXPORT + ["sgd", "-d", "0"], 2, r"argument -d/--d: must be an integer >= 1, got 0"),
     "-d 2.5": (EXPORT + ["sgd", "-d", "2.5"], 2, r"argument -d/--d: '2\.5' is not a whole number"),
     "-n -1": (EXPORT + ["sgd", "-n", "-1"], 2, r"argument -n/--n: must be an integer >= 1, got -1"),
@@ -306,6 +315,8 @@ SIZES = {
     "a large CSV, --max-memory 400MiB": (PREDICT + ["{tmp}/large.csv", "--max-memory", "400MiB"], 2,
                                          r"reading .*large\.csv would need about 4\d\d MiB of memory .* above "
                                          r"--max-memory 400 MiB"),
+    "a CSV of 5000 columns": (PREDICT + ["{tmp}/wide.csv"], 2, r"predict on 1 query \(ridge, d = 5000, n = 1\) would "
+                              r"need more than .* \(that much already at d = \d+; the cost grows with d\)"),
     "an .npz header claiming 10^10 numbers": (PREDICT + ["{tmp}/huge_header.npz"], 2, r"loading .*huge_header\.npz would "
                                               r"need about 149 GiB of memory"),
 }
@@ -358,7 +369,8 @@ OUTPUTS = {
     "--weights-png .txt": (TRACE + ["--weights-png", "{tmp}/w.txt"], 2, r"--weights-png: .*w\.txt has the suffix \.txt"),
     "--png ''": (TRACE + ["--png", ""], 2, r"argument --png: an empty path"),
     "--png into no directory": (TRACE + ["--png", "/no/such/dir/x.png"], 2, r"--png: no directory /no/such/dir"),
-    "--png a directory": (["demo", "--png", "{tmp}/folder.csv"], 2, r"--png: .*folder\.csv has the suffix \.csv"),
+    "--png a directory": (["demo", "--png", "{tmp}/picture.png"], 2, r"--png: .*picture\.png is a directory; name a "
+                          r"file in it"),
     "--png and --weights-png the same file": (TRACE + ["--png", "{tmp}/s.png", "--weights-png", "{tmp}/s.png"], 2,
                                               r"--png and --weights-png name the same file .*s\.png; give two files"),
     "pictures without matplotlib": (TRACE + ["--png", "{tmp}/s.png"], 2, r"pictures need matplotlib, the optional extra "

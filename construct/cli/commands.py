@@ -214,8 +214,8 @@ def _picture(path: Path, option: str) -> Path:
 # -- building a network from the options ---------------------------------------------------------
 
 
-def _program(args, d: int, n: int, w0: bool = True) -> Program:
-    """The program ``--algo`` names with the options' parameters; ``w0=False`` leaves SGD's w0 at 0 (for sizing)."""
+def _check_algo(args, n: int) -> None:
+    """Options that ``--algo`` does not take, and the one-example chains' n."""
     algo = args.algo
     if algo in ("ridge", "sherman_morrison_step"):
         given = [f"--{opt}" for opt in ("alpha", "w0") if getattr(args, opt) is not None]
@@ -224,6 +224,12 @@ def _program(args, d: int, n: int, w0: bool = True) -> Program:
                              f"not for --algo {algo}")
     if algo.endswith("_step") and n != 1:
         raise UsageError(f"--algo {algo} is the paper's one-example chain: it needs n = 1, got {n}")
+
+
+def _program(args, d: int, n: int, w0: bool = True) -> Program:
+    """The program ``--algo`` names with the options' parameters; ``w0=False`` leaves SGD's w0 at 0 (for sizing)."""
+    _check_algo(args, n)
+    algo = args.algo
     alpha = ALPHA if args.alpha is None else args.alpha
     lam = LAM if args.lam is None else args.lam
     w = np.zeros(d) if args.w0 is None or not w0 else np.array(args.w0)
@@ -241,6 +247,7 @@ def _program(args, d: int, n: int, w0: bool = True) -> Program:
 
 def _affordable(args, what: str, n: int, d: int, cost) -> None:
     """Refuse (SizeError) a run whose ``cost(network at d')`` is above the limits; sizes from the options' program."""
+    _check_algo(args, n)
     budget.affordable(_limits(args), lambda d_: f"{what} ({args.algo}, d = {d_}, n = {n})",
                       lambda d_: cost(budget.network(lambda dd, nn: _program(args, dd, nn, w0=False), d_, n,
                                                      getattr(args, "dtype", "float64")), d_), d)

@@ -31,7 +31,9 @@ from . import budget
 
 MAX_VALUE = MAX_PARAMETER  # 1e150: its square is still finite in float64
 ARRAYS = {"X": "(n, d)", "y": "(n,)", "x_query": "(d,) or (q, d)"}
-_MAGIC = {b"\x1f\x8b": "a gzip file (decompress it first: gunzip)", b"PK\x03\x04": "a zip archive (an .npz?)",
+_MAGIC = {b"\x1f\x8b": "a gzip file (decompress it first: gunzip)",
+          b"PK\x03\x04": "a zip archive (an .npz, or a spreadsheet?)",
+          b"\xff\xfe": "a UTF-16 text file (save it as UTF-8)", b"\xfe\xff": "a UTF-16 text file (save it as UTF-8)",
           b"\x93NUMPY": "a single .npy array (save X, y and x_query together with numpy.savez to an .npz)",
           b"BZh": "a bzip2 file", b"\xfd7zXZ": "an xz file", b"%PDF": "a PDF document"}
 
