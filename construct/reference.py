@@ -15,6 +15,8 @@ whose gradient step of size ``alpha`` is
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 __all__ = [
@@ -24,9 +26,7 @@ __all__ = [
 
 
 def _task(X, y, x_query):
-    X = np.asarray(X, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    x_query = np.asarray(x_query, dtype=np.float64)
+    X, y, x_query = _real(X, "X"), _real(y, "y"), _real(x_query, "x_query")
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-d array (n, d), got shape {X.shape}")
     n, d = X.shape
@@ -38,6 +38,23 @@ def _task(X, y, x_query):
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{name} contains NaN or inf")
     return X, y, x_query
+
+
+def _real(value, name: str) -> np.ndarray:
+    """``value`` as float64, refusing what the conversion would silently change: masks, imaginary parts, text."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise ValueError(f"{name} is a masked array, whose mask would be lost; pass plain numbers")
+    a = np.asarray(value)
+    complex_ = a.dtype.kind == "c"
+    if a.dtype.kind == "O":  # a list or object array: its entries decide
+        complex_ = any(isinstance(v, (complex, np.complexfloating)) for v in a.flat)
+        if all(isinstance(v, (numbers.Real, np.bool_)) for v in a.flat):
+            a = a.astype(np.float64)
+    if complex_:
+        raise ValueError(f"{name} holds complex numbers; tasks are real")
+    if a.dtype.kind not in "biuf":
+        raise ValueError(f"{name} must hold real numbers, got dtype {a.dtype}")
+    return a.astype(np.float64)
 
 
 def _inputs(X, x_query):

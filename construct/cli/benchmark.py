@@ -19,7 +19,6 @@ warm-up call (the jit compilation is reported separately).
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import subprocess
@@ -28,21 +27,31 @@ import time
 
 import numpy as np
 
+from .. import reference
+from ..compiler import Bounds, DomainError, compile
+from ..compiler.size import DEFAULT_MAX_BYTES
+from ..raw import programs
+from ..tasks import gaussian_tasks
+from . import budget
+
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
 
+PROGRAMS = {"sgd": lambda d, n: programs.sgd(d, n, ALPHA, LAM), "ridge": lambda d, n: programs.ridge(d, n, LAM)}
+CLOSED_FORMS = {"sgd": lambda task: reference.sgd_one_pass(*task, ALPHA, LAM),
+                "ridge": lambda task: reference.ridge(*task, LAM)}
 
-def measure(algo: str, d: int, n: int) -> dict:
+
+def cost(algo: str, d: int, n: int) -> budget.Cost:
+    """What ``measure(algo, d, n)`` costs (``budget``): both networks, the numpy passes and the JAX batches."""
+    f64, f32 = (budget.network(PROGRAMS[algo], d, n, dtype) for dtype in ("float64", "float32"))
+    runs = (budget.compiling(f64) + budget.forward(f64, NUMPY_TASKS) + budget.compiling(f32)
+            + budget.forward(f32, FLOAT32_TASKS) + budget.jax_batches(f64, BATCH, 2 * BATCH + 1))
+    return budget.process() + budget.calibration(f64, CALIBRATION, d).then(runs)  # in a process of its own
+
+
+def measure(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
     """One configuration, measured in this process."""
-    from .. import reference
-    from ..raw import programs
-    from ..compiler.bounds import Bounds, DomainError
-    from ..compiler import compile
-    from ..tasks import gaussian_tasks
-
-    if algo == "sgd":
-        program, closed = programs.sgd(d, n, ALPHA, LAM), lambda t: reference.sgd_one_pass(*t, ALPHA, LAM)
-    else:
-        program, closed = programs.ridge(d, n, LAM), lambda t: reference.ridge(*t, LAM)
+    program, closed = PROGRAMS[algo](d, n), CLOSED_FORMS[algo]
 
     def worst(pairs):
         return max((float(np.max(np.abs(got - want) / (1 + np.abs(want)))) for got, want in pairs
@@ -56,7 +65,7 @@ def measure(algo: str, d: int, n: int) -> dict:
 
     start = time.perf_counter()
     bounds = Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, seed=0))
-    net = compile(program, bounds)
+    net = compile(program, bounds, max_bytes=max_bytes)
     compile_s = time.perf_counter() - start
 
     tasks = gaussian_tasks(d, n, BATCH, seed=1)
@@ -74,7 +83,7 @@ def measure(algo: str, d: int, n: int) -> dict:
     jax_s = (time.perf_counter() - start) / BATCH
 
     expected = [closed(t) for t in tasks]
-    f32 = compile(program, bounds, dtype=np.float32)
+    f32 = compile(program, bounds, dtype=np.float32, max_bytes=max_bytes)
     f32_pairs = [(refused(lambda: f32.predict(*t, tolerance=None)), e) for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
     size = net.size()
     return {
@@ -88,11 +97,12 @@ def measure(algo: str, d: int, n: int) -> dict:
     }
 
 
-def _in_subprocess(algo: str, d: int, n: int) -> dict:
-    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--child", algo, str(d), str(n)]
+def _in_subprocess(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
+    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--child", algo, str(d), str(n), repr(float(max_bytes))]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"benchmark of {algo} d={d} n={n} failed:\n{done.stderr}")
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise RuntimeError(f"the benchmark of {algo} d={d} n={n} failed in its subprocess: {last}")
     return json.loads(done.stdout)
 
 
@@ -111,27 +121,15 @@ def table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m construct.cli.benchmark", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--d", type=int, nargs="+", default=[2, 4, 8], help="input dimensions (default 2 4 8)")
-    parser.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 32], help="examples (default 1 4 16 32)")
-    parser.add_argument("--algo", nargs="+", choices=["sgd", "ridge"], default=["sgd", "ridge"])
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--child", nargs=3, metavar=("ALGO", "D", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.child:
-        algo, d, n = args.child
-        print(json.dumps(measure(algo, int(d), int(n))))
+    """``python -m construct.cli.benchmark ARGS`` is ``icl-construct bench ARGS`` (and runs one configuration as a child)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        algo, d, n, max_bytes = argv[1:]
+        print(json.dumps(measure(algo, int(d), int(n), float(max_bytes))))
         return 0
-    if min(args.d) < 1 or min(args.n) < 1:
-        parser.error("--d and --n take integers >= 1")
-    configs = [(a, d, n) for a in args.algo for d in args.d for n in args.n]
-    rows = []
-    for k, (algo, d, n) in enumerate(configs, 1):
-        print(f"[{k}/{len(configs)}] {algo} d={d} n={n}", file=sys.stderr, flush=True)
-        rows.append(_in_subprocess(algo, d, n))
-    print(json.dumps(rows, indent=1) if args.json else table(rows))
-    return 0
+    from .commands import main as command_line
+
+    return command_line(["bench", *argv])
 
 
 if __name__ == "__main__":

@@ -8,11 +8,20 @@
     icl-construct proofs [ARGS]                                 the machine-checked proofs (python -m proofs)
 
 ``--json`` prints the numbers as JSON instead of text; ``--help`` works on
-every subcommand. Errors are one line on stderr. Exit codes: 0 done; 1 the
-network refused the task (outside the domain it was compiled for) or the
-exact machine overflowed; 2 bad arguments or an unreadable input file. A
-progress bar (stderr) shows on steps that can take seconds, when stderr is
-a terminal and ``--json`` is off.
+every subcommand. A progress bar (stderr) shows on steps that can take
+seconds, when stderr is a terminal and ``--json`` is off.
+
+Exit codes: 0 done; 1 refused: the task is outside the domain the network
+was compiled for, or float64 overflows in the exact machine or the
+compiler on these numbers; 2 bad input: an option, a data file, an output
+path, or a run estimated above --max-memory or --max-seconds; 3 an internal
+error, a bug (rerun with --debug for the traceback, and report it); 130
+interrupted; 141 the output pipe was closed. Errors are one line on stderr,
+with no Python traceback unless --debug is given.
+
+Limits: before it calibrates or allocates anything, each command estimates
+the memory and the time it needs (construct.cli.budget) and refuses above
+--max-memory (default 4GiB) or --max-seconds (default 120; bench 3600).
 
 Algorithms (``--algo``): ``sgd`` (one pass of SGD over the examples, from
 ``--w0``, step ``--alpha``, penalty ``--lam``), ``ridge`` (Sherman-Morrison,
@@ -22,51 +31,143 @@ calibrated on ``--calibrate`` random tasks (default 256) with ``--margin``
 (default 4): x ~ N(0, s_x^2 I), w ~ N(0, s_w^2 I), y = w^T x, where s_x = s_w
 = 1 except for ``predict``, which matches the data: s_x is the root mean
 square of its x entries and s_w makes y's root mean square the data's.
+Every number given (options and data) must be finite and at most 1e150 in
+magnitude: the programs square their inputs.
 
 Data files for ``predict``:
 
-* CSV: one row per example or query, ``x_1,...,x_d,y``; a query row leaves
-  y empty (``0.3,-1.2,``). An optional first line of column names is
-  skipped, as are blank lines and lines starting with ``#``. The examples
-  are the rows with a y, in file order; every query is predicted from all
-  of them.
+* CSV (UTF-8, a byte-order mark is fine): one row per example or query,
+  ``x_1,...,x_d,y``; a query row leaves y empty (``0.3,-1.2,``). Blank lines
+  and lines starting with ``#`` are skipped. The first row is a header of
+  column names only if none of its cells is a number; any other cell that
+  is not a number is an error naming its line and column. The examples are
+  the rows with a y, in file order; every query is predicted from all of
+  them.
 * NPZ (``numpy.savez``): arrays ``X`` (n, d), ``y`` (n,) and ``x_query``
-  (d,) or (q, d); read with ``allow_pickle=False``.
+  (d,) or (q, d), of integers or floats; read with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import os
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from .. import plots
-from ..raw import programs
-from . import benchmark, demo
-from ..compiler import Bounds, DomainError
-from ..compiler import CompiledNetwork, compile
+from ..compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
 from ..export import save
+from ..raw import programs
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
+from . import benchmark, budget, data, demo
 
+EXIT_CODES = ("Exit codes: 0 done; 1 refused (outside the network's domain, or float64 overflows on these numbers); "
+              "2 bad input (options, data, paths, or a run estimated above --max-memory/--max-seconds); 3 internal "
+              "error (a bug: rerun with --debug and report it); 130 interrupted; 141 output pipe closed.")
 ALGOS = ("sgd", "ridge", "sgd_step", "sherman_morrison_step")
 ALPHA, LAM, MARGIN, CALIBRATION = 0.05, 0.1, 4.0, 256
+NOT_OFFERED = {"pgf": "it needs a LaTeX installation"}  # picture formats matplotlib lists but may not write
 
 
 class UsageError(Exception):
-    """Bad arguments or an unreadable input file: exit code 2."""
+    """Bad arguments or an output path that cannot be written: exit code 2."""
+
+
+class Refused(Exception):
+    """float64 overflows in the exact machine or the compiler on these numbers: exit code 1."""
+
+
+def _exit_code(err: Exception) -> int:
+    if isinstance(err, (DomainError, Refused, FloatingPointError)):
+        return 1
+    if isinstance(err, (UsageError, data.DataError, SizeError, plots.PlotsUnavailable, OSError)):
+        return 2
+    return 3
+
+
+# -- the parser's pieces -------------------------------------------------------------------------
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, with errors on one line (and a pointer to --help)."""
+    """argparse, with errors on one line (and a pointer to --help), no abbreviated options, no option twice."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)  # --d would silently mean --data in predict
+        super().__init__(*args, **kwargs)
+        self.register("action", None, _Store)
+        self.register("action", "store", _Store)
+        self.register("action", "store_true", _Flag)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _first_time(parser, namespace, dest: str, option_string: str) -> None:
+    given = namespace.__dict__.setdefault("_given", set())
+    if dest in given:
+        parser.error(f"{option_string} is given twice; give it once")
+    given.add(dest)
+
+
+class _Store(argparse.Action):
+    """argparse's store, refusing an option given twice (argparse would keep the last one silently)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _first_time(parser, namespace, self.dest, option_string)
+        setattr(namespace, self.dest, values)
+
+
+class _Flag(argparse.Action):
+    """argparse's store_true, refusing a flag given twice."""
+
+    def __init__(self, option_strings, dest, default=False, required=False, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=default, required=required, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        _first_time(parser, namespace, self.dest, option_string)
+        setattr(namespace, self.dest, True)
+
+
+def _number(low: float | None = None, *, integer: bool = False):
+    """An option type: a finite number (or an integer) of magnitude at most 1e150, and at least ``low``."""
+
+    def parse(text: str):
+        try:
+            value = int(text) if integer else float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if integer else 'a number'}") from None
+        if not np.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if abs(value) > data.MAX_VALUE:
+            raise argparse.ArgumentTypeError(f"{text} is larger than {data.MAX_VALUE:g} in magnitude, where "
+                                             "float64 overflows in the programs' products")
+        if low is not None and value < low:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if integer else 'a number'} >= {low:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file name")
+    return Path(text)
+
+
+def _limit(parse):
+    def typed(text: str) -> float:
+        try:
+            return parse(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    return typed
 
 
 def _progress(args, total: int, desc: str) -> tqdm:
@@ -78,10 +179,43 @@ def _print_json(value) -> None:
     print(json.dumps(value, indent=1))
 
 
-# -- building a network from the options ---------------------------------------------------
+def _limits(args) -> budget.Limits:
+    return budget.Limits(args.max_memory, args.max_seconds)
 
 
-def _program(args, d: int, n: int) -> Program:
+# -- output files ---------------------------------------------------------------------------------
+
+
+def _output(path: Path, option: str) -> Path:
+    """Refuse, before any work, a file that cannot be written."""
+    if path.is_dir():
+        raise UsageError(f"{option}: {path} is a directory; name a file in it")
+    parent = path.parent
+    if not parent.is_dir():
+        raise UsageError(f"{option}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"{option}: cannot write into {parent}: permission denied")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UsageError(f"{option}: {path} exists and is read-only")
+    return path
+
+
+def _picture(path: Path, option: str) -> Path:
+    """A picture path with a suffix matplotlib writes (needs matplotlib: PlotsUnavailable otherwise)."""
+    formats = sorted(set(plots.figure(1, 1).canvas.get_supported_filetypes()) - set(NOT_OFFERED))
+    suffix = path.suffix[1:].lower()
+    if suffix not in formats:
+        why = f": {NOT_OFFERED[suffix]}" if suffix in NOT_OFFERED else ""
+        raise UsageError(f"{option}: {path} has {f'the suffix .{suffix}' if suffix else 'no suffix'}, which is not "
+                         f"a picture format offered here{why}; use one of {', '.join('.' + f for f in formats)}")
+    return _output(path, option)
+
+
+# -- building a network from the options ---------------------------------------------------------
+
+
+def _check_algo(args, n: int) -> None:
+    """Options that ``--algo`` does not take, and the one-example chains' n."""
     algo = args.algo
     if algo in ("ridge", "sherman_morrison_step"):
         given = [f"--{opt}" for opt in ("alpha", "w0") if getattr(args, opt) is not None]
@@ -90,14 +224,20 @@ def _program(args, d: int, n: int) -> Program:
                              f"not for --algo {algo}")
     if algo.endswith("_step") and n != 1:
         raise UsageError(f"--algo {algo} is the paper's one-example chain: it needs n = 1, got {n}")
+
+
+def _program(args, d: int, n: int, w0: bool = True) -> Program:
+    """The program ``--algo`` names with the options' parameters; ``w0=False`` leaves SGD's w0 at 0 (for sizing)."""
+    _check_algo(args, n)
+    algo = args.algo
     alpha = ALPHA if args.alpha is None else args.alpha
     lam = LAM if args.lam is None else args.lam
-    w0 = np.zeros(d) if args.w0 is None else np.array(args.w0)
+    w = np.zeros(d) if args.w0 is None or not w0 else np.array(args.w0)
     try:
         if algo == "sgd":
-            return programs.sgd(d, n, alpha, lam, w0)
+            return programs.sgd(d, n, alpha, lam, w)
         if algo == "sgd_step":
-            return programs.sgd_step(d, alpha, lam, w0)
+            return programs.sgd_step(d, alpha, lam, w)
         if algo == "ridge":
             return programs.ridge(d, n, lam)
         return programs.sherman_morrison_step(d, lam)
@@ -105,25 +245,65 @@ def _program(args, d: int, n: int) -> Program:
         raise UsageError(f"bad parameter: {err}") from None
 
 
+def _affordable(args, what: str, n: int, d: int, cost) -> None:
+    """Refuse (SizeError) a run whose ``cost(network at d')`` is above the limits; sizes from the options' program."""
+    _check_algo(args, n)
+    budget.affordable(_limits(args), lambda d_: f"{what} ({args.algo}, d = {d_}, n = {n})",
+                      lambda d_: cost(budget.network(lambda dd, nn: _program(args, dd, nn, w0=False), d_, n,
+                                                     getattr(args, "dtype", "float64")), d_), d)
+
+
 def _calibration_tasks(d: int, n: int, count: int, seed: int, x_scale: float = 1.0, w_scale: float = 1.0):
     """Gaussian tasks with x ~ N(0, x_scale^2 I) and w ~ N(0, w_scale^2 I): y scales by both."""
     return [(X * x_scale, y * x_scale * w_scale, q * x_scale) for X, y, q in gaussian_tasks(d, n, count, seed)]
 
 
-def _compiled(args, program: Program, tasks, bar, dtype: str = "float64") -> CompiledNetwork:
-    bounds = Bounds.calibrate(program, tasks, margin=args.margin)
+def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_text: str = "x ~ N(0, I), "
+              "w ~ N(0, I)") -> CompiledNetwork:
+    """Calibrate and compile, turning float64 overflow into a refusal that names the numbers behind it."""
+    given = f"{_params_text(program)}, margin {args.margin:g}, calibration tasks {tasks_text}"
+    try:
+        bounds = Bounds.calibrate(program, tasks, margin=args.margin)
+    except FloatingPointError as err:
+        raise Refused(f"float64 overflows in the exact machine with {given} ({err}); smaller parameters, or data "
+                      "rescaled towards 1, keep the values finite") from None
+    except ValueError as err:  # calibrate names its argument: the margin
+        raise UsageError(f"--margin: {err}") from None
     bar.update()
-    net = compile(program, bounds, dtype=dtype)
+    try:
+        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory)
+    except SizeError:
+        raise
+    except (OverflowError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
+        values = bounds.values.values()
+        reason = "a constant overflows" if isinstance(err, OverflowError) else err
+        raise Refused(f"the network cannot be compiled in float64 ({reason}): its domain's bounds run from "
+                      f"{min(values):.3g} to {max(values):.3g} with {given}; a smaller --margin, smaller parameters, "
+                      "or data rescaled towards 1, bring them into range") from None
     bar.update()
     return net
 
 
-# -- demo -------------------------------------------------------------------------------------
+def _params_text(program: Program) -> str:
+    return ", ".join(f"max |{k}| = {np.max(np.abs(v)):.3g}" if isinstance(v, np.ndarray) else f"{k} = {v:.3g}"
+                     for k, v in program.params.items())
+
+
+def _params(program: Program) -> dict:
+    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in program.params.items()}
+
+
+# -- demo -----------------------------------------------------------------------------------------
 
 
 def _demo(args) -> int:
+    if args.png:
+        _picture(args.png, "--png")
+    limits = _limits(args)
+    budget.affordable(limits, lambda d: f"demo (d = {d}, n = {args.n}{', --png' if args.png else ''})",
+                      lambda d: demo.cost(d, args.n, bool(args.png)), args.d)
     with _progress(args, 4 + bool(args.png), "demo") as bar:
-        result = demo.run(args.d, args.n, args.seed, step=bar.update)
+        result = demo.run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory)
         if args.png:
             result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
                 args.png, args.d, args.n, demo.ALPHA, demo.LAM, seed=args.seed)}
@@ -137,99 +317,28 @@ def _demo(args) -> int:
     return 0
 
 
-# -- predict ----------------------------------------------------------------------------------
-
-
-def _number(text: str, where: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{where}: {text.strip()!r} is not a number") from None
-    if not np.isfinite(value):
-        raise UsageError(f"{where}: {text.strip()!r} is not a finite number")
-    return value
-
-
-def _read_csv(path: Path):
-    examples, queries, width = [], [], None
-    with path.open(newline="") as f:
-        rows = [(k, row) for k, row in enumerate(csv.reader(f), 1)
-                if row and any(c.strip() for c in row) and not row[0].lstrip().startswith("#")]
-    if rows and not _is_number(rows[0][1][0]):
-        rows = rows[1:]  # a header of column names
-    for line, row in rows:
-        if width is None:
-            width = len(row)
-        if len(row) != width:
-            raise UsageError(f"{path} line {line}: {len(row)} columns, the first row has {width}")
-        if width < 2:
-            raise UsageError(f"{path} line {line}: a row needs x_1..x_d and a y column")
-        x = [_number(c, f"{path} line {line}") for c in row[:-1]]
-        (queries if not row[-1].strip() else examples).append((x, row[-1], line))
-    if not examples or not queries:
-        raise UsageError(f"{path}: needs at least one example row (with y) and one query row (y empty); "
-                         f"found {len(examples)} and {len(queries)}")
-    X = np.array([x for x, _, _ in examples])
-    y = np.array([_number(label, f"{path} line {line}") for _, label, line in examples])
-    return X, y, np.array([x for x, _, _ in queries])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-def _read_npz(path: Path):
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("X", "y", "x_query") if k not in npz.files]
-            if missing:
-                raise UsageError(f"{path}: missing arrays {missing}; needs X (n, d), y (n,), x_query (d,) or (q, d)")
-            X, y, queries = (np.asarray(npz[k], dtype=np.float64) for k in ("X", "y", "x_query"))
-    except UsageError:
-        raise
-    except Exception as err:  # a damaged or foreign file: numpy and zipfile raise many kinds
-        raise UsageError(f"{path}: not a readable .npz of numbers ({type(err).__name__}: {err})") from None
-    queries = queries[None, :] if queries.ndim == 1 else queries
-    if X.ndim != 2 or y.shape != (X.shape[0],) or queries.ndim != 2 or queries.shape[1] != X.shape[1]:
-        raise UsageError(f"{path}: shapes X {X.shape}, y {y.shape}, x_query {queries.shape} do not fit "
-                         "X (n, d), y (n,), x_query (d,) or (q, d)")
-    if X.shape[0] == 0 or queries.shape[0] == 0:
-        raise UsageError(f"{path}: needs at least one example and one query")
-    for name, a in (("X", X), ("y", y), ("x_query", queries)):
-        if not np.all(np.isfinite(a)):
-            raise UsageError(f"{path}: {name} contains NaN or inf")
-    return X, y, queries
-
-
-def _read_data(path: Path):
-    if not path.is_file():
-        raise UsageError(f"--data: no file {path}")
-    if path.suffix.lower() == ".npz":
-        return _read_npz(path)
-    if path.suffix.lower() == ".csv":
-        return _read_csv(path)
-    raise UsageError(f"--data: {path} must be a .csv or .npz file")
+# -- predict --------------------------------------------------------------------------------------
 
 
 def _rms(a: np.ndarray) -> float:
-    value = float(np.sqrt(np.mean(a * a)))
-    return value if value > 0 else 1.0
+    """Root mean square, without overflow or underflow in the squares (1 for all zeros)."""
+    top = float(np.max(np.abs(a)))
+    return top * float(np.sqrt(np.mean((a / top) ** 2))) if top > 0 else 1.0
 
 
 def _predict(args) -> int:
-    X, y, queries = _read_data(args.data)
+    X, y, queries = data.read(args.data, _limits(args))
     (n, d), q = X.shape, len(queries)
+    _affordable(args, f"predict on {q} quer{'y' if q == 1 else 'ies'}", n, d,
+                lambda net, d_: budget.built(net, args.calibrate, d_, passes=q))
     program = _program(args, d, n)
     x_scale = _rms(np.concatenate([X.ravel(), queries.ravel()]))
     w_scale = _rms(y) / (x_scale * np.sqrt(d))
     tasks = _calibration_tasks(d, n, args.calibrate, args.seed, x_scale, w_scale)
     rows = []
     with _progress(args, 2 + q, f"predict ({program.name}, d={d}, n={n})") as bar:
-        net = _compiled(args, program, tasks, bar)
+        net = _compiled(args, program, tasks, bar, tasks_text=f"x ~ N(0, {x_scale:.3g}^2 I), w ~ N(0, {w_scale:.3g}^2 I) "
+                        "(scaled like the data)")
         for k, x_query in enumerate(queries, 1):
             try:
                 got = float(net.predict(X, y, x_query)[-1])
@@ -257,22 +366,24 @@ def _predict(args) -> int:
     return 0
 
 
-def _params(program: Program) -> dict:
-    return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in program.params.items()}
-
-
-# -- export -------------------------------------------------------------------------------------
+# -- export ---------------------------------------------------------------------------------------
 
 
 def _export(args) -> int:
-    program = _program(args, args.d, args.n)
+    if args.output.is_dir():
+        raise UsageError(f"-o: {args.output} is a directory; name a file in it, e.g. {args.output / 'net.npz'}")
     out = args.output if args.output.suffix == ".npz" else args.output.with_name(args.output.name + ".npz")
-    if not out.parent.is_dir():
-        raise UsageError(f"-o: no directory {out.parent}")
+    _output(out, "-o")
+    _affordable(args, "export", args.n, args.d,
+                lambda net, d_: budget.built(net, args.calibrate, d_, passes=0) + budget.saving(net))
+    program = _program(args, args.d, args.n)
     with _progress(args, 3, f"export ({program.name})") as bar:
         tasks = _calibration_tasks(program.d, program.n, args.calibrate, args.seed)
         net = _compiled(args, program, tasks, bar, args.dtype)
-        path = save(net, out)
+        try:
+            path = save(net, out)
+        except OSError as err:
+            raise UsageError(f"-o: cannot write {out}: {err.strerror or err}") from None
         bar.update()
     result = {"path": str(path), "bytes": path.stat().st_size, "algo": program.name, "d": program.d,
               "n": program.n, "params": _params(program), "dtype": args.dtype, "size": net.size()}
@@ -285,17 +396,32 @@ def _export(args) -> int:
     return 0
 
 
-# -- trace --------------------------------------------------------------------------------------
+# -- trace ----------------------------------------------------------------------------------------
 
 
 def _token_names(n: int) -> list[str]:
     return [f"{kind}~{k}" for k in range(1, n + 1) for kind in ("x", "y")] + ["x~q"]
 
 
+def _trace_cost(args, net: budget.Network, d: int) -> budget.Cost:
+    """Calibrate, compile, one pass keeping every state (three copies), the exact machine's states, the output."""
+    s = net.size
+    states = (s.layers + 1) * s.tokens * s.width
+    machine = budget.Cost((s.layers + 1) * net.rows * s.tokens * 8, s.layers * budget.STEP_SECONDS)
+    out = budget.writing(states) if args.json else budget.Cost()
+    return budget.built(net, args.calibrate, d, passes=0) + budget.forward(net, 1, copies=3) + machine + out
+
+
 def _trace(args) -> int:
-    program = _program(args, args.d, args.n)
     if args.layer is not None and not args.weights_png:
         raise UsageError("--layer chooses the layer --weights-png draws; give --weights-png too")
+    pictures_asked = [(p, o) for p, o in ((args.png, "--png"), (args.weights_png, "--weights-png")) if p]
+    for path, option in pictures_asked:
+        _picture(path, option)
+    if args.png and args.weights_png and args.png.resolve() == args.weights_png.resolve():
+        raise UsageError(f"--png and --weights-png name the same file {args.png}; give two files")
+    _affordable(args, "trace", args.n, args.d, lambda net, d_: _trace_cost(args, net, d_))
+    program = _program(args, args.d, args.n)
     if args.layer is not None and args.layer > program.depth:
         raise UsageError(f"--layer must be in 1..{program.depth} ({program.name} has {program.depth} layers)")
     with _progress(args, 3, f"trace ({program.name})") as bar:
@@ -343,18 +469,21 @@ def _trace(args) -> int:
     return 0
 
 
-# -- bench and proofs -------------------------------------------------------------------------
+# -- bench and proofs -----------------------------------------------------------------------------
 
 
 def _bench(args) -> int:
-    if min(args.d) < 1 or min(args.n) < 1:
-        raise UsageError("--d and --n take integers >= 1")
     configs = [(a, d, n) for a in args.algo for d in args.d for n in args.n]
+    limits, total = _limits(args), budget.Cost()
+    for algo, d, n in configs:
+        total = total.then(budget.affordable(limits, lambda d_: f"bench ({algo}, d = {d_}, n = {n})",
+                                             lambda d_: benchmark.cost(algo, d_, n), d))
+    limits.check(total, f"bench ({len(configs)} configurations)")
     rows = []
     with _progress(args, len(configs), "bench") as bar:
         for algo, d, n in configs:
             bar.set_postfix_str(f"{algo} d={d} n={n}")
-            rows.append(benchmark._in_subprocess(algo, d, n))
+            rows.append(benchmark._in_subprocess(algo, d, n, args.max_memory))
             bar.update()
     if args.json:
         _print_json(rows)
@@ -376,92 +505,100 @@ def _proofs(args) -> int:
     return int(proofs.main(args.args) or 0)
 
 
-# -- the parser ---------------------------------------------------------------------------------
+# -- the parser -----------------------------------------------------------------------------------
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
-    return value
-
-
-def _margin(text: str) -> float:
-    value = float(text)
-    if not (np.isfinite(value) and value >= 1):
-        raise argparse.ArgumentTypeError(f"must be a number >= 1, got {text}")
-    return value
+def _common_options(parser, seconds: float = budget.DEFAULT_MAX_SECONDS) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--max-memory", type=_limit(budget.parse_bytes), default=float(budget.DEFAULT_MAX_BYTES),
+                        metavar="SIZE", help="refuse a run estimated to need more memory (default 4GiB; e.g. 8GiB, "
+                        "512MiB, 16GB, or a bare number of GiB)")
+    parser.add_argument("--max-seconds", type=_limit(budget.parse_seconds), default=seconds, metavar="TIME",
+                        help=f"refuse a run estimated to take longer (default {seconds:g}; e.g. 600, 10min, 2h); "
+                        f"{budget.RATES_TEXT}")
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="on an error, print the full Python traceback too")
 
 
 def _network_options(parser, d: int, n: int, sizes: bool = True) -> None:
     parser.add_argument("--algo", choices=ALGOS, required=True, help="the algorithm the network carries out")
     if sizes:
-        parser.add_argument("-d", "--d", type=_positive_int, default=d, help=f"input dimension (default {d})")
-        parser.add_argument("-n", "--n", type=_positive_int, default=n, help=f"number of examples (default {n})")
-    parser.add_argument("--alpha", type=float, help=f"SGD step size (default {ALPHA})")
-    parser.add_argument("--lam", type=float, help=f"penalty / ridge parameter (default {LAM})")
-    parser.add_argument("--w0", type=float, nargs="+", metavar="W", help="SGD's initial weights, d numbers "
+        parser.add_argument("-d", "--d", type=_number(1, integer=True), default=d, help=f"input dimension (default {d})")
+        parser.add_argument("-n", "--n", type=_number(1, integer=True), default=n,
+                            help=f"number of examples (default {n})")
+    parser.add_argument("--alpha", type=_number(), help=f"SGD step size (default {ALPHA})")
+    parser.add_argument("--lam", type=_number(), help=f"penalty / ridge parameter (default {LAM})")
+    parser.add_argument("--w0", type=_number(), nargs="+", metavar="W", help="SGD's initial weights, d numbers "
                         "(default 0)")
-    parser.add_argument("--margin", type=_margin, default=MARGIN, help=f"calibration margin (default {MARGIN:g})")
-    parser.add_argument("--calibrate", type=_positive_int, default=CALIBRATION, metavar="COUNT",
+    parser.add_argument("--margin", type=_number(1), default=MARGIN, help=f"calibration margin (default {MARGIN:g})")
+    parser.add_argument("--calibrate", type=_number(1, integer=True), default=CALIBRATION, metavar="COUNT",
                         help=f"random tasks the domain is calibrated on (default {CALIBRATION})")
-    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--seed", type=_number(0, integer=True), default=0,
+                        help="seed of the random tasks (default 0)")
+    _common_options(parser)
 
 
 def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="icl-construct", description=__doc__.split("\n\n")[0],
-                  epilog="Run 'icl-construct COMMAND --help' for a command's options.")
+                  epilog=f"Run 'icl-construct COMMAND --help' for a command's options. {EXIT_CODES}")
+    top.add_argument("--debug", action="store_true", help="on an error, print the full Python traceback too")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    p = sub.add_parser("demo", help="SGD and ridge transformers on a random task, beside the closed forms",
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        return sub.add_parser(name, epilog=EXIT_CODES, **kwargs)
+
+    p = command("demo", help="SGD and ridge transformers on a random task, beside the closed forms",
                        description=demo.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--d", type=_positive_int, default=3, help="input dimension (default 3)")
-    p.add_argument("--n", type=_positive_int, default=6, help="number of examples (default 6)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random task (default 0)")
-    p.add_argument("--png", type=Path, metavar="FILE", help="also write the error against the number of examples")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--d", type=_number(1, integer=True), default=3, help="input dimension (default 3)")
+    p.add_argument("--n", type=_number(1, integer=True), default=6, help="number of examples (default 6)")
+    p.add_argument("--seed", type=_number(0, integer=True), default=0, help="seed of the random task (default 0)")
+    p.add_argument("--png", type=_path, metavar="FILE", help="also write the error against the number of examples")
+    _common_options(p)
     p.set_defaults(run=_demo)
 
-    p = sub.add_parser("predict", help="a network's predictions on your own data, beside the closed form",
+    p = command("predict", help="a network's predictions on your own data, beside the closed form",
                        description=__doc__.split("Data files for ``predict``:")[1].strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", type=Path, required=True, metavar="FILE", help="a .csv or .npz file (see above)")
+    p.add_argument("--data", type=_path, required=True, metavar="FILE", help="a .csv or .npz file (see above)")
     _network_options(p, 0, 0, sizes=False)
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration tasks (default 0)")
     p.set_defaults(run=_predict)
 
-    p = sub.add_parser("export", help="compile a network and write its weights and manifest to one .npz",
+    p = command("export", help="compile a network and write its weights and manifest to one .npz",
                        description="Compile a network and write it to one .npz file: the weight arrays and "
                        "manifest.json (format in construct/export/npz.py and the README). construct.load reads it.")
     _network_options(p, 3, 6)
-    p.add_argument("-o", "--output", type=Path, required=True, metavar="PATH", help="file to write (.npz)")
+    p.add_argument("-o", "--output", type=_path, required=True, metavar="PATH",
+                   help="file to write (.npz is appended if missing)")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="weights' dtype")
-    p.add_argument("--seed", type=int, default=0, help="seed of the calibration tasks (default 0)")
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("trace", help="register values after every layer, for a small random task",
+    p = command("trace", help="register values after every layer, for a small random task",
                        description="Run a network on a random task and print, after each layer, the register "
                        "it writes at every token, beside the exact machine.")
     _network_options(p, 2, 2)
-    p.add_argument("--seed", type=int, default=0, help="seed of the random task (default 0)")
-    p.add_argument("--png", type=Path, metavar="FILE", help="write the residual stream picture")
-    p.add_argument("--weights-png", type=Path, metavar="FILE", help="write a heatmap of one layer's weights")
-    p.add_argument("--layer", type=_positive_int, help="the layer --weights-png draws (default: the first mul)")
+    p.add_argument("--png", type=_path, metavar="FILE", help="write the residual stream picture")
+    p.add_argument("--weights-png", type=_path, metavar="FILE", help="write a heatmap of one layer's weights")
+    p.add_argument("--layer", type=_number(1, integer=True), help="the layer --weights-png draws (default: the first mul)")
     p.set_defaults(run=_trace)
 
-    p = sub.add_parser("bench", help="the benchmark: size, time, memory and error per configuration",
+    p = command("bench", help="the benchmark: size, time, memory and error per configuration",
                        description=benchmark.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--d", type=int, nargs="+", default=[2, 4, 8], help="input dimensions (default 2 4 8)")
-    p.add_argument("--n", type=int, nargs="+", default=[1, 4, 16, 32], help="examples (default 1 4 16 32)")
+    p.add_argument("--d", type=_number(1, integer=True), nargs="+", default=[2, 4, 8],
+                   help="input dimensions (default 2 4 8)")
+    p.add_argument("--n", type=_number(1, integer=True), nargs="+", default=[1, 4, 16, 32],
+                   help="examples (default 1 4 16 32)")
     p.add_argument("--algo", nargs="+", choices=["sgd", "ridge"], default=["sgd", "ridge"])
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _common_options(p, budget.BENCH_MAX_SECONDS)
     p.set_defaults(run=_bench)
 
-    p = sub.add_parser("proofs", help="run the machine-checked proofs (python -m proofs); other arguments go "
+    p = command("proofs", help="run the machine-checked proofs (python -m proofs); other arguments go "
                        "to it", description="Run the machine-checked proofs: icl-construct proofs ARGS is "
                        "python -m proofs ARGS.")
     p.set_defaults(run=_proofs)
     return top
+
+
+# -- main -----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -474,18 +611,30 @@ def main(argv: list[str] | None = None) -> int:
         top.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(rest)} (see {prog} --help)\n")
     try:
         return args.run(args)
-    except UsageError as err:
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
-    except (DomainError, FloatingPointError) as err:
-        print(f"{prog}: refused: {' '.join(str(err).split())}", file=sys.stderr)
-        return 1
-    except (plots.PlotsUnavailable, OSError) as err:  # no matplotlib; a file that cannot be written
-        print(f"{prog}: error: {' '.join(str(err).split())}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of our output went away (| head): stop quietly
+        _discard_stdout()
+        return 141
+    except Exception as err:
+        if args.debug:
+            traceback.print_exc()
+        code = _exit_code(err)
+        message = str(err)
+        if code == 3:
+            message = (f"internal error ({type(err).__name__}: {err}); this is a bug in icl-construct: rerun with "
+                       "--debug and open an issue with the command and its output")
+        print(f"{prog}: {'refused' if code == 1 else 'error'}: {' '.join(message.split())}", file=sys.stderr)
+        return code
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so Python's flush at exit does not fail on the closed pipe again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+        pass
 
 
 if __name__ == "__main__":

@@ -18,13 +18,19 @@ import numpy as np
 
 from .. import reference
 from ..raw import programs
-from ..compiler import Bounds, DomainError
-from ..compiler import CompiledNetwork, compile
+from ..compiler import Bounds, CompiledNetwork, DomainError, compile
+from ..compiler.size import DEFAULT_MAX_BYTES
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
+from . import budget
 
 ALPHA, LAM, CALIBRATION_TASKS = 0.05, 0.1, 64
 PAPER_ORDERS = {"sgd": "O(n) layers, O(n + d) width", "ridge": "O(n) layers, O(d^2) width"}
+CHAINS = (lambda d, n: programs.sgd_step(d, alpha=0.1, lam=0.01, w0=np.zeros(d)),  # shown at d = 2
+          lambda d, n: programs.sherman_morrison_step(d, LAM))
+LEARNERS = ((lambda d, n: programs.sgd(d, n, ALPHA, LAM), f"one-pass SGD, alpha = {ALPHA}, lam = {LAM}"),
+            (lambda d, n: programs.ridge(d, n, LAM), f"ridge (Sherman-Morrison), lam = {LAM}"))
+PICTURE_CALIBRATION, PICTURE_TASKS = 256, 128  # what plots.error_vs_examples runs for --png
 
 
 def closed_form(program: Program, X, y, x_query) -> np.ndarray:
@@ -53,23 +59,26 @@ def size_text(net: CompiledNetwork) -> str:
     return text
 
 
-def _compiled(program: Program, seed: int) -> CompiledNetwork:
-    return compile(program, Bounds.calibrate(program, gaussian_tasks(program.d, program.n, CALIBRATION_TASKS, seed)))
+def _compiled(program: Program, seed: int, max_bytes: float) -> CompiledNetwork:
+    tasks = gaussian_tasks(program.d, program.n, CALIBRATION_TASKS, seed)
+    return compile(program, Bounds.calibrate(program, tasks), max_bytes=max_bytes)
 
 
-def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda: None) -> dict:
+def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda: None,
+        max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
     """The demo's numbers; ``step`` is called after each of the four compilations (for a progress bar)."""
     chains = []
-    for program in (programs.sgd_step(2, alpha=0.1, lam=0.01, w0=np.zeros(2)), programs.sherman_morrison_step(2, LAM)):
-        net = _compiled(program, seed + 1)
+    for build in CHAINS:
+        program = build(2, 1)
+        net = _compiled(program, seed + 1, max_bytes)
         chains.append({"program": program.name, "d": 2, "size": net.size(), "size_text": size_text(net),
                        "listing": program.listing(), "listing_paper": program.listing("paper")})
         step()
     (task,) = gaussian_tasks(d, n, 1, seed=seed)
     learners = []
-    for program, title, offset in ((programs.sgd(d, n, ALPHA, LAM), f"one-pass SGD, alpha = {ALPHA}, lam = {LAM}", 2),
-                                   (programs.ridge(d, n, LAM), f"ridge (Sherman-Morrison), lam = {LAM}", 3)):
-        net = _compiled(program, seed + offset)
+    for (build, title), offset in zip(LEARNERS, (2, 3)):
+        program = build(d, n)
+        net = _compiled(program, seed + offset, max_bytes)
         closed = closed_form(program, *task)
         entry = {"program": program.name, "title": title, "params": {k: np.asarray(v).tolist() for k, v in
                                                                      program.params.items()},
@@ -85,6 +94,21 @@ def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda
     X, y, x_query = task
     return {"d": d, "n": n, "seed": seed, "chains": chains, "learners": learners,
             "task": {"X": X.tolist(), "y": y.tolist(), "x_query": x_query.tolist()}}
+
+
+def cost(d: int, n: int, picture: bool) -> budget.Cost:
+    """What ``run(d, n)`` costs (``budget``), and with ``picture`` the two networks and 128 tasks of the --png."""
+    chains = [budget.network(build, 2, 1) for build in CHAINS]
+    learners = [budget.network(build, d, n) for build, _ in LEARNERS]
+    total = budget.Cost()
+    for net, dim in [(net, 2) for net in chains] + [(net, d) for net in learners]:
+        total += budget.built(net, CALIBRATION_TASKS, dim, passes=1)
+    if picture:
+        drawn = budget.Cost()
+        for net in learners:
+            drawn += budget.built(net, PICTURE_CALIBRATION, d, passes=PICTURE_TASKS)
+        total = total.then(drawn)
+    return total
 
 
 def render(result: dict) -> str:

@@ -17,6 +17,7 @@ naming the register, the layer and the bound; no number is returned for it.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
@@ -25,6 +26,10 @@ import numpy as np
 from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
+
+
+def _real(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
 
 
 class DomainError(ValueError):
@@ -73,8 +78,11 @@ class Bounds:
         ``y_max`` declare the input bounds instead (they must cover the tasks).
         The column index ``pos`` is bounded exactly by the prompt length.
         """
-        if not (np.isfinite(margin) and margin >= 1):
-            raise ValueError(f"margin must be >= 1, got {margin!r}")
+        if not (_real(margin) and margin >= 1):
+            raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")
+        for name, declared in (("x_max", x_max), ("y_max", y_max)):
+            if declared is not None and not (_real(declared) and declared > 0):
+                raise ValueError(f"{name} must be a finite number > 0 (or None), got {declared!r}")
         layout = program.layout
         tasks = list(tasks)
         if not tasks:
@@ -87,6 +95,10 @@ class Bounds:
                 peak[name] = max(peak[name], float(np.abs(H[layout.rows(name)]).max()))
             if k in dens:  # the state before instruction k, whose divisor it holds
                 low[dens[k]] = min(low.get(dens[k], np.inf), float(np.abs(H[layout.rows(dens[k])]).min()))
+        widest = max(peak, key=peak.get)
+        if not np.isfinite(peak[widest] * margin):
+            raise ValueError(f"margin {margin:g} times the largest |value| the tasks reach ({peak[widest]:.4g}, "
+                             f"register {widest!r}) overflows float64; use a smaller margin")
         values = {name: (v * margin if v > 0 else 1.0) for name, v in peak.items()}
         values[POS] = float(2 * program.n)
         for name, declared in ((X_IN, x_max), (Y_IN, y_max)):

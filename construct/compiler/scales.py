@@ -124,7 +124,9 @@ def product_scale(dtype) -> float:
 
 
 def power_of_two(x: float, nearest: bool = False) -> float:
-    """The least power of two >= x (or, with ``nearest``, the nearest in log scale), for x > 0."""
+    """The least power of two >= x (or, with ``nearest``, the nearest in log scale), for finite x > 0."""
+    if not (math.isfinite(x) and x > 0):
+        raise OverflowError(f"a scale of {x} has no power of two: the bounds overflow float64")
     mantissa, exponent = math.frexp(x)  # x = mantissa 2^exponent, 0.5 <= mantissa < 1
     if mantissa == 0.5:
         return x

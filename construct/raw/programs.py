@@ -39,14 +39,26 @@ from .prompt import POS, X_IN, Y_IN, as_array, check_count, input_registers
 from .registers import Layout, Register
 
 
+MAX_PARAMETER = 1e150  # the programs multiply parameters with each other and with the data; 1e150^2 is finite
+
+
 def _scalar(value, name: str, *, positive: bool = False):
-    """A real parameter >= 0 (> 0 if ``positive``), or a sympy expression taken as given."""
+    """A real parameter in [0, 1e150] (in [1e-150, 1e150] if ``positive``), or a sympy expression taken as given.
+
+    The upper limit keeps a parameter's products (with another parameter,
+    or with data of the same size) finite in float64; ``positive``
+    parameters are ridge's lam, which the programs divide by.
+    """
     if isinstance(value, sympy.Basic):
         return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ValueError(f"{name} must be a finite real number, got {value!r}")
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
+    if value > MAX_PARAMETER or (positive and value < 1 / MAX_PARAMETER):
+        raise ValueError(f"{name} = {value:g} is outside [{1 / MAX_PARAMETER if positive else 0:g}, "
+                         f"{MAX_PARAMETER:g}], where the program's products of parameters and data stay finite "
+                         "in float64")
     return float(value)
 
 

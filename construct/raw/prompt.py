@@ -44,21 +44,34 @@ def check_count(value, name: str, minimum: int = 1) -> int:
 def as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
     """``value`` as float64 (or object, if it holds sympy expressions) of exactly ``shape``.
 
-    Refuses wrong shapes, non-numbers and NaN or inf with a ValueError that
-    names the argument.
+    Refuses, with a ValueError that names the argument: wrong shapes,
+    non-numbers (strings, dates, None), complex numbers (their imaginary part
+    would be dropped), masked arrays (their mask would be dropped), and NaN or
+    inf. Booleans count as the numbers 0 and 1.
     """
+    if isinstance(value, np.ma.MaskedArray):
+        raise ValueError(f"{name} is a masked array, whose mask would be lost; pass plain numbers "
+                         "(numpy.ma.filled, or leave the masked entries out)")
     obj = np.array(value, dtype=object)
     if obj.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {obj.shape}")
     if any(isinstance(v, sympy.Basic) for v in obj.flat):
         return obj
-    try:
+    dtype = np.asarray(value).dtype
+    odd = [v for v in obj.flat if not isinstance(v, (numbers.Real, np.bool_))][:1] if dtype.kind == "O" else []
+    if dtype.kind == "c" or any(isinstance(v, (complex, np.complexfloating)) for v in odd):
+        raise ValueError(f"{name} holds complex numbers; tasks are real (pass {name}.real if the imaginary "
+                         "parts are 0)")
+    if odd:
+        raise ValueError(f"{name} must hold real numbers, got {type(odd[0]).__name__} {odd[0]!r}")
+    if dtype.kind not in "biufO":
+        raise ValueError(f"{name} must hold real numbers, got dtype {dtype}")
+    with np.errstate(over="ignore"):  # a longdouble beyond float64's range becomes inf, refused below
         arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must hold real numbers") from None
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise ValueError(f"{name} contains NaN or inf at index {tuple(int(i) for i in np.argwhere(bad)[0])}")
+        raise ValueError(f"{name} contains NaN, inf or a number beyond float64's range at index "
+                         f"{tuple(int(i) for i in np.argwhere(bad)[0])}")
     return arr
 
 
