@@ -251,7 +251,8 @@ def leak_bound(sharpness):
 @proof(
     "attention_selection",
     "keys [j, j^2], query N[2 (tau + delta), -1]: every visible j scores >= N(1 - 2|delta|)|j - j*| below "
-    "j* = max(tau, 0), so the mass off j* is <= 2e^-N'/(1 - e^-N'), N' = N(1 - 2|delta|); output off by <= 2 leak max|v|",
+    "j* = max(tau, 0), so the mass off j* is <= 2e^-N'/(1 - e^-N'), N' = N(1 - 2|delta|); "
+    "output off by <= 2 leak max|v|",
     "integer positions 0..i, integer tau <= i, N > 0, |delta| < 1/2 (the float rounding of the offset), any length T",
 )
 def attention_selection():
