@@ -3,9 +3,10 @@
 ``python -m proofs`` runs every proof and prints a table (name, verdict,
 seconds, statement); it exits non-zero if any fails. The proofs run the
 library's own code: the lemmas behind the compiler's constants
-(``lemmas``), each compiled layer on a symbolic hidden state with ideal
-nonlinearities (``layers``), the programs on symbolic prompts against the
-theorems (``theorems``), and the paper's printed chains (``errata``).
+(``lemmas``), each compiled layer at its finite constants, on its float64
+weights read as exact rationals (``layers``), the programs on symbolic
+prompts against the theorems (``theorems``), and the paper's printed chains
+(``errata``).
 ``python -m proofs.walkthrough`` writes ``proofs/WALKTHROUGH.md``.
 """
 

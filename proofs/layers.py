@@ -12,8 +12,8 @@ the layer actually has. No nonlinearity is taken to a limit.
   otherwise) and ``|delta| < 1/2``; by lemma ``attention_selection`` the
   token ``max(i - o, 0)`` beats every other visible token by at least
   ``N' = N (1 - 2|delta|)`` per unit of distance, and the softmax mass off
-  it is at most ``leak = 2 e^-N' / (1 - e^-N')``, evaluated exactly. We
-  check ``leak <= 1e-3 eps`` (the design of ``scales.attention_sharpness``)
+  it is at most ``leak = 2 e^-N' / (1 - e^-N')``. We check, exactly,
+  ``leak <= 1e-3 eps`` (the design of ``scales.attention_sharpness``)
   and that its effect on the written entries, ``2 leak max|v|`` per head,
   fits the layer's declared error. The rest of the layer is checked,
   exactly, on the selected token's value (the one-hot output).
@@ -79,7 +79,7 @@ from .registry import proof, require
 WEIGHT_ROUNDING = sp.Rational(1, 2**50)
 ZERO_SUM_DEFECT = sp.Rational(1, 2**50)  # a unit's W1 column may sum to this times its absolute sum (reached: 0.3 eps)
 LEAK_TARGET = sp.Rational(1, 1000)       # the leak is at most this times eps: scales.attention_sharpness's design
-DIGITS = 30                              # precision of the comparisons that involve pi, e or a square root
+DIGITS = 30  # mpmath's precision for the error sums, which involve pi, erf and square roots (far from their limits)
 PADS = (LN_POS, LN_NEG, DIV_POS, DIV_NEG)
 DIRTY = (SCRATCH, DIV_POS, DIV_NEG)      # rows a layer may leave for the next one to clear
 
@@ -90,11 +90,6 @@ SLOPE_NEAR_ZERO = sp.lambdify(_z, lemmas.slope_near_zero(_z), "mpmath")
 BYPASS_BOUND = sp.lambdify(_B, lemmas.bypass_bound(_B, 1), "mpmath")
 LEAK_BOUND = sp.lambdify(_B, lemmas.leak_bound(_B), "mpmath")
 ROOT_HALF_PI = sp.lambdify((), sp.sqrt(sp.pi / 2), "mpmath")
-
-
-def exact(array: np.ndarray) -> np.ndarray:
-    """The float64 entries as the exact rationals they are."""
-    return np.vectorize(lambda value: sp.Rational(float(value)), otypes=[object])(array)
 
 
 @functools.lru_cache(maxsize=None)
@@ -589,11 +584,10 @@ def check_layer(net, l: int) -> LayerCheck:
         state = entering_state(net, l)
         sharpness = selection(net, l)
         leaks = [LEAK_BOUND(mp(N)) for N in sharpness]
-        for h, leak in enumerate(leaks):
-            require(leak <= mp(LEAK_TARGET * eps),
-                    f"{ins}: attention sharpness {float(sharpness[h]):.4g} lets head {h} leak "
-                    f"{float(leak):.3g} of its mass off the selected token, above the design target 1e-3 eps = "
-                    f"{float(LEAK_TARGET * eps):.3g}")
+        for h, (N, leak) in enumerate(zip(sharpness, leaks)):  # the lemma's leak at the exact N', decided by sympy
+            require(bool(lemmas.leak_bound(N) <= LEAK_TARGET * eps),
+                    f"{ins}: attention sharpness {float(N):.4g} lets head {h} leak {float(leak):.3g} of its mass off "
+                    f"the selected token, above the design target 1e-3 eps = {float(LEAK_TARGET * eps):.3g}")
         design_targets(net, l, eps)
         H = state.H
         X = attention_output(net, l, H)
