@@ -637,7 +637,8 @@ def small_network(program: Program, floors=None):
     return compile(program, Bounds(bounds, floors or {}))
 
 
-@proof("layer_mov", "the compiled mov layer copies src of column max(i - offset, 0) into dst; nothing else changes",
+@proof("layer_mov", "the compiled mov layer copies src of column max(i - offset, 0) into dst within its declared "
+       "error (the leak); nothing else changes",
        "d = 1, 2, 3; offsets 0, 1, 2; into another register, in place, and pos (sgd's pos_prev); finite N_att")
 def layer_mov():
     for d in (1, 2, 3):
@@ -645,7 +646,8 @@ def layer_mov():
             check_network(small_network(small_program(d, [("w", (d,)), ("p", (1,))], [ins])))
 
 
-@proof("layer_aff", "the compiled aff layer writes W1 r1 + W2 r2 + b exactly (one-hot), nothing else changes",
+@proof("layer_aff", "the compiled aff layer writes W1 r1 + W2 r2 + b within its declared error (the leak and its "
+       "weights' rounding); nothing else changes",
        "d = 1, 2, 3; a matrix term, a scalar term on the output itself, a bias, a bias alone; finite N_att")
 def layer_aff():
     for d in (1, 2, 3):
