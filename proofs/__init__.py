@@ -3,10 +3,11 @@
 ``python -m proofs`` runs every proof and prints a table (name, verdict,
 seconds, statement); it exits non-zero if any fails. The proofs run the
 library's own code: the lemmas behind the compiler's constants
-(``lemmas``), each compiled layer on a symbolic hidden state with ideal
-nonlinearities (``layers``), the programs on symbolic prompts against the
-theorems (``theorems``), the paper's printed chains (``errata``), and the
-inequalities the per-answer certificate uses (``certificate``).
+(``lemmas``), each compiled layer at its finite constants, on its float64
+weights read as exact rationals (``layers``), the programs on symbolic
+prompts against the theorems (``theorems``), the paper's printed chains
+(``errata``), and the inequalities the per-answer certificate uses
+(``certificate``).
 ``python -m proofs.walkthrough`` writes ``proofs/WALKTHROUGH.md``.
 """
 

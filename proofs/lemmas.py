@@ -2,9 +2,13 @@
 
 Each proof states its hypotheses and conclusion and checks every algebraic
 step with sympy (identities by simplification, series by expansion, sums in
-closed form). The bound expressions at the bottom of each section are the
-ones ``construct/compiler/scales.py`` computes; ``tests/test_proofs.py`` checks that
-they agree.
+closed form; an inequality as a sum of terms sympy's assumptions know are
+non-negative, or by the sign of a derivative). The few steps sympy cannot
+check -- the triangle inequality, a falling function staying above its
+limit, the mean value theorem, bounding an integral by its integrand -- are
+said to be arguments where they are used. The bound expressions at the
+bottom of each section are the ones ``construct/compiler/scales.py``
+computes; ``tests/test_proofs.py`` checks that they agree.
 """
 
 from __future__ import annotations
@@ -118,28 +122,45 @@ def gelu_product_bound():
     zero(r_k.subs(k, 1), "k = 1 cancels (Richardson)")
     zero(r_k.subs(k, 2), "k = 2 cancels (Richardson)")
     require(rho_k.subs(k, 3) == Rational(1, 64), "rho_3 = 1/64")
-    # 3. |p_k| <= 2^(2k+2) - 2 on the square: binomial expansion and the triangle inequality.
-    #    (sympy 1.14 sums binomial(m, j) over j = 1..m-1 to 2^m - 1, wrongly; we sum 0..m and drop the ends.)
-    j, m = sp.symbols("j m", integer=True, positive=True)
-    zero(sp.summation(sp.binomial(m, j), (j, 0, m)) - 2 - (2**m - 2), "sum of the inner binomials")
-    r3_max = Rational(1, 2) / (8 * 6 * 7) * (2**8 - 2) * Rational(1, 64)
-    require(r3_max == Rational(127, 21504), "|r_3| <= 127/21504 on the square")
-    #    For k >= 4, 0 <= rho_k <= 1/45: 45 rho_k = 1 - 4^-k (20 - 64 4^-k), and as 4^-k <= 4^-4 falls,
-    #    0 < 20 - 64 4^-k <= 20 and 20 4^-k <= 20/256 < 1.
-    kk = sp.Symbol("k", integer=True, positive=True)
-    zero(sp.simplify(45 * rho_k.subs(k, kk) - (1 - 4 ** (-kk) * (20 - 64 * 4 ** (-kk)))), "45 rho_k")
-    require(20 - 64 * Rational(1, 4**4) > 0 and 20 * Rational(1, 4**4) < 1, "the bracket at k = 4")
-    #    so |r_k| <= (1/2) 4^(k+1) / (2^k k! (2k+1)) / 45 <= 2^(k+1) / (405 k!) (2k+1 >= 9), and
-    #    sum_{k>=4} |r_k| P^(6-2k) <= (2/405) sum_{k>=4} 2^k P^(6-2k) / k! = product_tail(P).
-    x = sp.Symbol("x", positive=True)
-    zero(sp.summation(x**k / factorial(k), (k, 4, sp.oo)) - (exp(x) - 1 - x - x**2 / 2 - x**3 / 6),
-         "exponential tail")
-    # 4. The tail is a power series in y = 1/P^2 with positive coefficients, hence falls as P grows,
-    #    so at P >= 4 the total is at most 127/21504 + product_tail(4) < 0.0063.
+    # 3. |p_k| <= 2^(2k+2) - 2 on the square. The binomial theorem (sympy sums the expansion to (a+b)^n; its
+    #    closed form is stated for |a| <= |b|, and p_k is symmetric in a and b) leaves the terms j = 1..n-1 of
+    #    (a+b)^n; on the square each is at most binomial(n, j) in absolute value, and by the triangle inequality
+    #    (an argument, not a sympy step) |p_k| is at most their sum, 2^n - 2.
+    j, n = sp.symbols("j n", integer=True, positive=True)
+    expansion = sp.summation(sp.binomial(n, j) * a**j * b ** (n - j), (j, 0, n))
+    require(isinstance(expansion, sp.Piecewise) and expansion.args[0][1] == (sp.Abs(a / b) <= 1),
+            f"sympy's binomial sum is {expansion}")
+    zero(sp.powsimp(expansion.args[0][0], force=True) - (a + b) ** n, "binomial theorem (n an integer)")
+    #    (sympy 1.14 sums binomial(n, j) over j = 1..n-1 to 2^n - 1, wrongly; we sum 0..n and drop the ends.)
+    zero(sp.summation(sp.binomial(n, j), (j, 0, n)) - 2 - (2**n - 2), "sum of the inner binomials")
+    #    The first surviving term: r_3 = c_3 p_3 with c_3 = -1/43008, so |r_3| <= 254/43008 = 127/21504.
+    c_3 = sp.simplify(r_k.subs(k, 3) / p_k.subs(k, 3))
+    require(c_3 == -Rational(1, 43008), f"r_3 / p_3 = {c_3}")
+    require(abs(c_3) * (2**8 - 2) == Rational(127, 21504), "|r_3| <= 127/21504 on the square")
+    #    For k >= 4, 0 < rho_k < 1/45: 45 rho_k = q(x) = 1 - 20x + 64x^2 at x = 4^-k in (0, 1/256], where
+    #    q' = 128x - 20 < 0 (q' rises to q'(1/256) < 0), so q falls from q(0) = 1 to q(1/256) > 0.
+    kk, x = sp.Symbol("k", integer=True, positive=True), sp.Symbol("x", positive=True)
+    q_x = 1 - 20 * x + 64 * x**2
+    zero(sp.simplify(45 * rho_k.subs(k, kk) - q_x.subs(x, 4 ** (-kk))), "45 rho_k = q(4^-k)")
+    zero(sp.diff(q_x, x) - (128 * x - 20), "q' = 128 x - 20")
+    x4 = Rational(1, 4**4)
+    require(128 * x4 - 20 < 0 and q_x.subs(x, 0) == 1 and 0 < q_x.subs(x, x4) < 1, "q on (0, 1/256]")
+    #    so |r_k| = |p_k| rho_k / (2^(k+1) k! (2k+1)) <= 4^(k+1) / (45 2^(k+1) k! (2k+1)) <= 2^(k+1) / (405 k!)
+    #    (2k + 1 >= 9 for k = 4 + s, s >= 0).
+    zero(sp.simplify(r_k - (-1) ** k * p_k * rho_k / (2 ** (k + 1) * factorial(k) * (2 * k + 1))), "r_k's factors")
+    zero(sp.simplify(4 ** (kk + 1) / (45 * 2 ** (kk + 1) * factorial(kk) * (2 * kk + 1))
+                     - 9 / (2 * kk + 1) * 2 ** (kk + 1) / (405 * factorial(kk))), "the k-th bound")
+    s = sp.Symbol("s", integer=True, nonnegative=True)
+    require((2 * (4 + s) + 1 - 9).is_nonnegative, "2k + 1 >= 9 for k >= 4")
+    # 4. So sum_{k>=4} |r_k| P^(6-2k) <= (2/405) sum_{k>=4} 2^k y^(k-3) / k! with y = 1/P^2, which is
+    #    product_tail(P): a power series in y with positive coefficients, hence falling as P grows, so at P >= 4
+    #    the total is at most 127/21504 + product_tail(4) < 0.0063.
     y = sp.Symbol("y", positive=True)
+    zero(sp.simplify(2 ** (k + 1) / (405 * factorial(k)) * P ** (6 - 2 * k)
+                     - (Rational(2, 405) * 2**k * y ** (k - 3) / factorial(k)).subs(y, 1 / P**2)), "the k-th term in y")
     zero(sp.simplify(product_tail(1 / sqrt(y)) - Rational(2, 405) * sp.summation(2**k * y ** (k - 3) / factorial(k),
                                                                                   (k, 4, sp.oo))),
-         "tail as a series in y = 1/P^2 with positive coefficients")
+         "the sum is product_tail(P)")
     tail4 = product_tail(sp.Integer(4))
     require(tail4.evalf(30) < Rational(22, 10**5), f"tail at P = 4 is {tail4.evalf(6)}")
     require(Rational(127, 21504) + Rational(22, 10**5) < Rational(63, 10**4), "127/21504 + 0.00022 < 0.0063")
@@ -156,19 +177,70 @@ def bypass_bound(offset, reach):
     "|u| <= U, B - U >= 1",
 )
 def gelu_bypass():
-    # gelu(v) - v = -v Phi(-v) =: -h(v), and h >= 0 for v >= 0.
+    # gelu(v) - v = -v Phi(-v) =: -h(v), and h >= 0 for v >= 0, Phi(-v) being the integral of the positive phi
+    # over (-oo, -v]; so |gelu(v) - v| = h(v).
     zero(gelu(v) - v + v * Phi(-v), "gelu(v) - v = -v Phi(-v)")
-    # Mills' ratio: m(v) = phi(v)/v - Phi(-v) has m' = -phi(v)/v^2 < 0 and m -> 0, so m > 0 for v > 0.
     vp = sp.Symbol("v", positive=True)
+    h = vp * Phi(-vp)
+    zero(sp.integrate(phi(t), (t, -sp.oo, -vp)) - Phi(-vp), "Phi(-v) = int_-oo^-v phi")
+    require(phi(t).is_positive, "phi > 0")
+    # Mills' ratio: m(v) = phi(v)/v - Phi(-v) has m' = -phi(v)/v^2 < 0 and m -> 0 as v -> oo, so m > 0 for
+    # v > 0 (a strictly falling function with limit 0 stays above it: the one step here that is an argument).
     m = phi(vp) / vp - Phi(-vp)
     zero(sp.diff(m, vp) + phi(vp) / vp**2, "m'(v) = -phi(v)/v^2")
+    require((-phi(vp) / vp**2).is_negative, "-phi(v)/v^2 < 0")
     zero(sp.limit(m, vp, sp.oo), "m(v) -> 0 as v -> oo")
-    # h'(v) = Phi(-v) - v phi(v) < phi(v)/v - v phi(v) = phi(v)(1 - v^2)/v <= 0 for v >= 1.
-    h = vp * Phi(-vp)
+    # h'(v) = Phi(-v) - v phi(v) < phi(v)/v - v phi(v) = phi(v)(1 - v^2)/v, and for v = 1 + s (s >= 0)
+    # (1 - v^2)/v = -s(2 + s)/(1 + s) <= 0: h falls on [1, oo).
     zero(sp.diff(h, vp) - (Phi(-vp) - vp * phi(vp)), "h'(v) = Phi(-v) - v phi(v)")
     zero(sp.simplify(phi(vp) / vp - vp * phi(vp) - phi(vp) * (1 - vp**2) / vp), "phi/v - v phi = phi (1 - v^2)/v")
+    s = sp.Symbol("s", nonnegative=True)
+    zero(sp.simplify((1 - (1 + s) ** 2) / (1 + s) + s * (2 + s) / (1 + s)), "(1 - v^2)/v at v = 1 + s")
+    require((-s * (2 + s) / (1 + s)).is_nonpositive, "-s(2 + s)/(1 + s) <= 0")
     # So on v = B + u in [B - U, B + U], with B - U >= 1, h is largest at v = B - U.
     zero(h.subs(vp, B - U) - bypass_bound(B, U), "h(B - U) is the bound")
+
+
+def slope_near_zero(reach):
+    """1/2 + sqrt(2/pi) Z: lemma gelu_slope's bound on |gelu'| over |z| <= Z."""
+    return Rational(1, 2) + sqrt(2 / pi) * reach
+
+
+def size_near_zero(reach):
+    """Z (1/2 + Z/sqrt(2 pi)): lemma gelu_slope's bound on |gelu(z)| over |z| <= Z."""
+    return reach * (Rational(1, 2) + reach / sqrt(2 * pi))
+
+
+SLOPE = Rational(5, 4)  # lemma gelu_slope: |gelu'| <= 1 + phi(1) < 5/4 everywhere
+
+
+@proof(
+    "gelu_slope",
+    "|gelu'(z)| <= 1/2 + sqrt(2/pi)|z| and <= 1 + phi(1) < 5/4; |gelu(z)| <= |z|(1/2 + |z|/sqrt(2 pi)) and <= |z|",
+    "z real; so |gelu(z') - gelu(z)| <= (1/2 + sqrt(2/pi) Z)|z' - z| for |z|, |z'| <= Z (mean value theorem)",
+)
+def gelu_slope():
+    z = sp.Symbol("z", real=True)
+    zero(sp.diff(gelu(z), z) - (Phi(z) + z * phi(z)), "gelu' = Phi + z phi")
+    # 0 < phi(t) <= phi(0): phi(t)/phi(0) = exp(-t^2/2) with a non-positive exponent.
+    zero(sp.simplify(phi(t) / phi(0) - exp(-(t**2) / 2)), "phi(t)/phi(0)")
+    require((-(t**2) / 2).is_nonpositive, "-t^2/2 <= 0")
+    # Phi(z) - 1/2 = int_0^z phi, so |Phi(z) - 1/2| <= |z| phi(0) (an integral of at most phi(0) over a length
+    # |z|: an argument); also |z phi(z)| <= |z| phi(0), and 0 < Phi(z) = 1 - Phi(-z) < 1 (Phi(+-z) integrate phi > 0
+    # over a half-line), so |gelu(z)| = |z| Phi(z) <= |z|.
+    zero(sp.integrate(phi(t), (t, 0, z)) - (Phi(z) - Rational(1, 2)), "Phi(z) - 1/2 = int_0^z phi")
+    zero(sp.integrate(phi(t), (t, -sp.oo, z)).rewrite(sp.erf) - Phi(z), "Phi(z) = int_-oo^z phi")
+    zero(Phi(z) + Phi(-z) - 1, "Phi(z) + Phi(-z) = 1")
+    zero(2 * phi(0) - sqrt(2 / pi), "2 phi(0) = sqrt(2/pi)")
+    zero(slope_near_zero(sp.Abs(z)) - (Rational(1, 2) + 2 * phi(0) * sp.Abs(z)), "near zero: 1/2 + 2 phi(0)|z|")
+    zero(size_near_zero(sp.Abs(z)) - sp.Abs(z) * (Rational(1, 2) + phi(0) * sp.Abs(z)), "|z| Phi(z) bound")
+    # Everywhere: |z phi(z)| <= phi(1). (t phi)' = (1 - t^2) phi is >= 0 on [0, 1] (t = 1/(1 + s)) and <= 0 on
+    # [1, oo) (t = 1 + s), and t phi(t) is odd.
+    tp, s = sp.Symbol("t", positive=True), sp.Symbol("s", nonnegative=True)
+    zero(sp.diff(tp * phi(tp), tp) - (1 - tp**2) * phi(tp), "(t phi)' = (1 - t^2) phi")
+    require(sp.factor(1 - 1 / (1 + s) ** 2).is_nonnegative, "1 - t^2 >= 0 at t = 1/(1 + s)")
+    require(sp.factor(1 - (1 + s) ** 2).is_nonpositive, "1 - t^2 <= 0 at t = 1 + s")
+    require(1 + phi(1) < SLOPE, f"1 + phi(1) = {sp.N(1 + phi(1), 6)} < 5/4")
 
 
 def leak_bound(sharpness):
@@ -178,20 +250,35 @@ def leak_bound(sharpness):
 
 @proof(
     "attention_selection",
-    "keys [j, j^2], query N[2 tau, -1]: mass off j* = max(tau, 0) <= 2e^-N/(1 - e^-N); output off by <= 2 leak max|v|",
-    "integer positions 0..i, integer tau <= i, N > 0, any length T",
+    "keys [j, j^2], query N[2 (tau + delta), -1]: every visible j scores >= N(1 - 2|delta|)|j - j*| below "
+    "j* = max(tau, 0), so the mass off j* is <= 2e^-N'/(1 - e^-N'), N' = N(1 - 2|delta|); "
+    "output off by <= 2 leak max|v|",
+    "integer positions 0..i, integer tau <= i, N > 0, |delta| < 1/2 (the float rounding of the offset), any length T",
 )
 def attention_selection():
-    i_, j_, tau = sp.symbols("i j tau", integer=True)
-    kk = sp.Symbol("k", integer=True, positive=True)
-    # the score is -N (j - tau)^2 up to a term that does not depend on j
-    zero(sp.expand(N * (2 * tau * j_ - j_**2) - (-N * (j_ - tau) ** 2 + N * tau**2)), "score")
-    # gap to the selected token, at distance k = |j - j*| >= 1:
-    #   tau >= 0 (j* = tau): (j - tau)^2 = k^2 >= k;   tau < 0 (j* = 0): j^2 - 2 j tau - 0 >= j = k.
-    zero(sp.factor(kk**2 - kk) - kk * (kk - 1), "k^2 - k = k (k - 1) >= 0")
-    s = sp.Symbol("s", positive=True)  # s = -tau > 0
-    zero(sp.expand((j_ + s) ** 2 - s**2 - j_ - (j_**2 + 2 * j_ * s - j_)), "clamped gap - j = j^2 + 2 j s - j >= 0")
-    # at most two tokens per distance, so the mass off j* is at most sum_k 2 q^k with q = e^-N in (0, 1)
+    j_, tau = sp.symbols("j tau", integer=True)
+    dl = sp.Symbol("delta", real=True)
+    kk = sp.Symbol("k", integer=True, positive=True)  # the distance |j - j*| >= 1
+    d, s = sp.Symbol("d", nonnegative=True), sp.Symbol("s", integer=True, nonnegative=True)  # d = |delta|
+    # the score is -N (j - tau - delta)^2 up to a term that does not depend on j
+    zero(sp.expand(N * (2 * (tau + dl) * j_ - j_**2) - (-N * (j_ - tau - dl) ** 2 + N * (tau + dl) ** 2)), "score")
+    gap = lambda jj, star: (jj - tau - dl) ** 2 - (star - tau - dl) ** 2  # noqa: E731  (score(j*) - score(j))/N
+    # tau >= 0, j* = tau, j = tau +- k; delta = +-d: gap - k(1 - 2d) is a sum of non-negative terms.
+    for sign_j in (1, -1):
+        for sign_d in (1, -1):
+            excess = sp.expand((gap(tau + sign_j * kk, tau) - kk * (1 - 2 * d)).subs(dl, sign_d * d))
+            terms = [kk * (kk - 1), 2 * kk * d * (1 - sign_j * sign_d)]
+            zero(excess - sum(terms), f"tau >= 0, j = j* {'+' if sign_j > 0 else '-'} k, delta = {sign_d} d")
+            require(all(term.is_nonnegative for term in terms), "its terms are >= 0")
+    # tau <= -1 (tau = -1 - s), j* = 0, j = k: gap - k(1 - 2d) = k(k - 1) + 2k(1 + s) + 2k(d - delta) >= 0.
+    for sign_d in (1, -1):
+        excess = sp.expand((gap(kk, 0) - kk * (1 - 2 * d)).subs({tau: -1 - s, dl: sign_d * d}))
+        terms = [kk * (kk - 1), 2 * kk * (1 + s), 2 * kk * d * (1 - sign_d)]
+        zero(excess - sum(terms), f"tau < 0, j = k, delta = {sign_d} d")
+        require(all(term.is_nonnegative for term in terms), "its terms are >= 0")
+    # A softmax weight is a_j = e^(s_j) / sum_l e^(s_l) <= e^(s_j - s_j*) (the sum holds the positive e^(s_j*)),
+    # and at most two visible tokens sit at each distance k from j* (j* - k and j* + k), so the mass off j* is at
+    # most sum_k 2 q^k with q = e^-N' in (0, 1).
     q = sp.Symbol("q", positive=True)
     total = sp.piecewise_fold(sp.summation(2 * q**kk, (kk, 1, sp.oo))).subs(q, exp(-N))
     zero(sp.simplify(total - leak_bound(N)), "geometric series (q = e^-N < 1)")
@@ -200,33 +287,55 @@ def attention_selection():
     require(isinstance(finite, sp.Piecewise) and finite.args[0][1] == sp.Eq(q, 1), "only q = 1 is special")
     zero(sp.simplify(2 * finite.args[-1][0].subs(q, exp(-N)) - leak_bound(N) * (1 - exp(-N * (T - 1)))),
          "finite length T (q = e^-N != 1)")
+    # The output: with sum_j a_j = 1, sum_j a_j v_j - v_j* = sum_j a_j (v_j - v_j*), whose j* term is 0 and
+    # whose others are at most a_j 2 max|v| (the triangle inequality), so in all at most 2 leak max|v|.
+    a_, v_ = sp.IndexedBase("a", real=True), sp.IndexedBase("v", real=True)
+    jj, vs = sp.Symbol("j", integer=True), sp.Symbol("v_star", real=True)
+    mixture = sp.factor_terms(sp.expand(sp.Sum(a_[jj] * (v_[jj] - vs), (jj, 0, T - 1))).doit())
+    zero(mixture.subs(sp.Sum(a_[jj], (jj, 0, T - 1)), 1) - (sp.Sum(a_[jj] * v_[jj], (jj, 0, T - 1)) - vs),
+         "the output's deviation as a mixture of differences")
 
 
-def _layer_norm_identity(m: int, scale):
-    """Check N sqrt(2/D) w.(h - mean)/sqrt(var + e) = (w.v) / (|c| sqrt(1 + rho)) on m data rows."""
-    vs = sp.symbols(f"v1:{m + 1}", real=True)
-    ws = sp.symbols(f"w1:{m + 1}", real=True)
+def _sums(expr, i, D, named):
+    """sum_{i=3}^{D} expr, expanded by linearity into the named sums."""
+    return sp.factor_terms(sp.expand(sp.Sum(sp.expand(expr), (i, 3, D))).doit()).subs(named)
+
+
+def _layer_norm_identity(scale):
+    """Layer norm on a column of any width D whose rows 1, 2 are the pads N c and -N c, rows 3..D anything."""
+    m = sp.Symbol("m", integer=True, positive=True)
+    D = m + 2  # m >= 1 rows besides the pads
+    i = sp.Symbol("i", integer=True, positive=True)
+    v_, w_ = sp.IndexedBase("v", real=True), sp.IndexedBase("w", real=True)
     e = sp.Symbol("e", positive=True)  # layer norm's epsilon
-    D = m + 3  # data, the two pads, and a row of 0 whose weight makes the weights sum to zero
-    w0 = -sum(ws)
-    h = list(vs) + [N * scale, -N * scale, 0]
-    w = list(ws) + [0, 0, w0]
-    mean = sum(h) / D
-    var = sum((x - mean) ** 2 for x in h) / D
-    rho = (sum(x**2 for x in vs) - D * mean**2 + D * e) / (2 * N**2 * scale**2)
-    lhs = N * sqrt(Rational(2, D)) * sum(wi * (hi - mean) for wi, hi in zip(w, h)) / sqrt(var + e)
-    rhs = sum(wi * x for wi, x in zip(ws, vs)) / (sp.Abs(scale) * sqrt(1 + rho))
-    zero(sp.simplify(lhs**2 - rhs**2), f"identity squared, m = {m}")
-    # both sides are (w.v) times a positive number, so equal squares mean equal values
-    zero(sp.simplify(lhs / sum(wi * x for wi, x in zip(ws, vs)) - sp.Abs(lhs / sum(wi * x for wi, x in zip(ws, vs)))),
-         f"left side is (w.v) times a positive number, m = {m}")
-    # 0 <= rho: sum v^2 - D mean^2 >= 0 by Lagrange's identity, m sum v^2 - (sum v)^2 = sum_{i<j} (v_i - v_j)^2
-    lagrange = m * sum(x**2 for x in vs) - sum(vs) ** 2 - sum((vs[i] - vs[j]) ** 2 for i in range(m)
-                                                             for j in range(i + 1, m))
-    zero(sp.expand(lagrange), f"Lagrange's identity, m = {m}")
-    # and the remainder of order (|v|/N)^2, with its coefficient
+    S1, S2, Wv, Sw = sp.symbols("S1 S2 W Sw", real=True)  # sum v, sum v^2, w.v, sum w (w is 0 on the pads)
+    named = {sp.Sum(v_[i], (i, 3, D)): S1, sp.Sum(v_[i] ** 2, (i, 3, D)): S2,
+             sp.Sum(v_[i] * w_[i], (i, 3, D)): Wv, sp.Sum(w_[i], (i, 3, D)): Sw}
+    mu = sp.Symbol("mu", real=True)
+    mean = (N * scale - N * scale + S1) / D  # the pads cancel in the mean
+    sq = (N * scale - mean) ** 2 + (-N * scale - mean) ** 2 + _sums((v_[i] - mu) ** 2, i, D, named).subs(mu, mean)
+    zero(sp.simplify(sq - (2 * N**2 * scale**2 + S2 - D * mean**2)), "D var = 2 N^2 c^2 + sum v^2 - D mean^2")
+    rho = (S2 - D * mean**2 + D * e) / (2 * N**2 * scale**2)
+    zero(sp.simplify(sq / D + e - 2 * N**2 * scale**2 * (1 + rho) / D), "var + e = 2 N^2 c^2 (1 + rho)/D")
+    # 0 < rho: sum v^2 - D mean^2 = sum_i (v_i - S1/m)^2 + S1^2 (1/m - 1/D), both terms >= 0.
+    spread = _sums((v_[i] - S1 / m) ** 2, i, D, named)
+    zero(sp.simplify(S2 - D * mean**2 - (spread + S1**2 * (1 / m - 1 / D))), "sum v^2 - D mean^2 split")
+    require(sp.factor(S1**2 * (1 / m - 1 / D)).is_nonnegative, "S1^2 (1/m - 1/D) >= 0")
+    # rho <= (sum v^2 + D e)/(2 N^2 c^2): the difference is D mean^2 / (2 N^2 c^2) >= 0.
+    zero(sp.simplify(rho_bound(S2, D, e, N, scale) - rho - D * mean**2 / (2 * N**2 * scale**2)), "rho bound")
+    # w.(h - mean) over the rows (w = 0 on the pads) is w.v - mean sum w ...
+    dot = _sums(w_[i] * (v_[i] - mu), i, D, named).subs(mu, mean)
+    zero(sp.expand(dot - (Wv - mean * Sw)), "w.(h - mean) = w.v - mean sum w")
+    # ... and N sqrt(2/D) w.LN(h) = (w.v - mean sum w)/(|c| sqrt(1 + rho)), rho > 0.
     r = sp.Symbol("rho", positive=True)
-    zero(sp.series(1 / sqrt(1 + r), r, 0, 2).removeO() - (1 - r / 2), "(1 + rho)^(-1/2) = 1 - rho/2 + O(rho^2)")
+    lhs = N * sqrt(Rational(2) / D) * dot / sqrt(2 * N**2 * scale**2 * (1 + r) / D)
+    zero(sp.simplify(lhs - dot / (sp.Abs(scale) * sqrt(1 + r))), "the scaled layer norm")
+    # The factor 1/sqrt(1 + rho) is within rho/2 of 1: with rho = t(2 + t), t = sqrt(1 + rho) - 1 >= 0,
+    # 1/sqrt(1 + rho) - (1 - rho/2) = t^2 (3 + t)/(2 (1 + t)) >= 0 and 1 - 1/sqrt(1 + rho) = t/(1 + t) >= 0.
+    tt = sp.Symbol("t", nonnegative=True)
+    zero(sqrt(sp.factor(1 + tt * (2 + tt))) - (1 + tt), "sqrt(1 + rho) = 1 + t")
+    zero(sp.simplify(1 / (1 + tt) - (1 - tt * (2 + tt) / 2) - tt**2 * (3 + tt) / (2 * (1 + tt))), "1 - rho/2 below")
+    require((tt**2 * (3 + tt) / (2 * (1 + tt))).is_nonnegative and (tt / (1 + tt)).is_nonnegative, "both >= 0")
 
 
 def rho_bound(sum_sq, width, ln_eps, pad, floor=1):
@@ -236,20 +345,19 @@ def rho_bound(sum_sq, width, ln_eps, pad, floor=1):
 
 @proof(
     "layer_norm_bypass",
-    "N sqrt(2/D) w.LN(v, N, -N) = (w.v)(1 - rho/2 + O(rho^2)), 0 <= rho <= (|v|^2 + D e)/(2N^2)",
-    "weights w summing to 0 over the rows and 0 on the pads; layer norm eps e > 0; m = 1..4 data rows",
+    "N sqrt(2/D) w.LN(v, N, -N) = (w.v - mean sum w)/sqrt(1 + rho), 0 < rho <= (|v|^2 + D e)/(2N^2), "
+    "1 - rho/2 <= 1/sqrt(1 + rho) <= 1",
+    "any width D >= 3: pads N > 0 and -N, the other rows v anything; w = 0 on the pads; layer norm eps e > 0",
 )
 def layer_norm_bypass():
-    for m in range(1, 5):
-        _layer_norm_identity(m, sp.Integer(1))
+    _layer_norm_identity(sp.Integer(1))
 
 
 @proof(
     "layer_norm_division",
-    "N sqrt(2/D) w.LN(v, Nc, -Nc) = (w.v)/|c| (1 - rho/2 + O(rho^2)), 0 <= rho <= (|v|^2 + D e)/(2N^2c^2)",
-    "c real, c != 0; weights as in layer_norm_bypass; rho <= target needs N|c| >= sqrt((|v|^2 + D e)/(2 target))",
+    "N sqrt(2/D) w.LN(v, Nc, -Nc) = (w.v - mean sum w)/(|c| sqrt(1 + rho)), 0 < rho <= (|v|^2 + D e)/(2N^2c^2), "
+    "1 - rho/2 <= 1/sqrt(1 + rho) <= 1",
+    "any width D >= 3; c real, c != 0; as layer_norm_bypass. For |c| >= floor, rho <= (|v|^2 + D e)/(2N^2 floor^2)",
 )
 def layer_norm_division():
-    c = sp.Symbol("c", real=True, nonzero=True)
-    for m in range(1, 4):
-        _layer_norm_identity(m, c)
+    _layer_norm_identity(sp.Symbol("c", real=True, nonzero=True))

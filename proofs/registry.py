@@ -42,10 +42,13 @@ def proof(name: str, statement: str, hypotheses: str = ""):
     return register
 
 
-def require(condition: bool, message: str) -> None:
-    """One step of a proof: fail with ``message`` unless ``condition`` holds."""
+def require(condition: bool, message: str | Callable[[], str]) -> None:
+    """One step of a proof: fail with ``message`` unless ``condition`` holds.
+
+    ``message`` may be a function that writes it, for a message that costs something to write.
+    """
     if not condition:
-        raise ProofFailure(message)
+        raise ProofFailure(message() if callable(message) else message)
 
 
 def zero(expr, what: str, simplifier=sympy.simplify) -> None:

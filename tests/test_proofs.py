@@ -11,7 +11,7 @@ from construct.compiler import Bounds
 from construct.compiler import compile
 from construct.raw.instructions import Div, Mul
 from construct.tasks import gaussian_tasks
-from proofs import lemmas, registry, walkthrough
+from proofs import layers, lemmas, registry, walkthrough
 
 
 @pytest.mark.parametrize("proof", proofs.PROOFS, ids=lambda p: p.name)
@@ -81,3 +81,12 @@ def test_predicted_layer_errors_are_the_lemmas_bounds():
         assert report.predicted_error == pytest.approx(expected, rel=1e-12), str(ins)
         checked += 1
     assert checked == sum(isinstance(ins, (Mul, Div)) for ins in program.instructions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("program", [programs.sgd(3, 3, 0.1, 0.5), programs.ridge(3, 3, 0.5)], ids=["sgd", "ridge"])
+def test_every_layer_of_the_larger_programs_is_its_instruction(program):
+    """Proof layer_programs' check on d = 3, n = 3: every layer at its finite constants, within its declared error."""
+    found = layers.check_network(layers.calibrated_network(program))
+    assert len(found) == len(program.instructions)
+    assert all(f.error <= f.declared for f in found)

@@ -329,7 +329,7 @@ def div(ins: Div, ctx: Context) -> LayerPlan:
     plan.attn_bias[ln_neg] += ctx.ln_pad
     plan.mlp_bias[ln_pos] += ctx.ln_pad
     plan.mlp_bias[ln_neg] -= ctx.ln_pad
-    Q, B = scales.power_of_two(ctx.bounds[ins.out]), ctx.bypass_offset  # 1/Q and Q B exact
+    Q, B = ctx.bounds[ins.out], ctx.bypass_offset
     for n, o in zip(num_rows, ctx.rows(ins.out)):
         plan.units.append(Unit({n: 1 / Q}, B, {o: Q}))
         plan.mlp_bias[o] -= Q * B
