@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import construct
-import exact
+from construct import exact
 from catalogue import CASES
 from construct import programs
 from construct.compiler.certificate import CertificateError
@@ -138,3 +138,14 @@ def test_batches_are_certified_like_single_tasks():
     for k, task in enumerate(tasks):
         p, b = net.predict(*task, return_bound=True)
         assert np.array_equal(preds[k], p) and np.array_equal(bounds[k], b)
+
+
+def test_the_soundness_run_finds_no_violation(tmp_path):
+    """A small run of python -m construct.cli.certify (the 10,000-task run is its default, not part of the suite)."""
+    import json
+
+    from construct.cli import certify
+
+    assert certify.main(["--tasks", "50", "--seed", "3", "--out", str(tmp_path / "c.json")]) == 0
+    summary = json.loads((tmp_path / "c.json").read_text())["summary"]
+    assert summary["violations"] == 0 and summary["answers"] > 50

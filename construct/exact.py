@@ -1,9 +1,10 @@
-"""The algorithms' answers in 50-digit arithmetic, for checking certified bounds against the exact answer.
+"""The algorithms' answers in 50-digit arithmetic, to check certified bounds against the exact answer.
 
 The closed forms of ``construct.reference`` are float64 and carry their own
 rounding (for ridge at small lam, ~cond(A) eps), which would blur a check of
 bounds that are themselves ~1e-10; these compute the same formulas with
-mpmath on the float inputs' exact values.
+mpmath on the float inputs' exact values. Like ``reference``, they share no
+code with the machine or the compiler.
 """
 
 from __future__ import annotations
