@@ -198,14 +198,22 @@ def test_steps_below_the_warmup_are_refused_by_name(tmp_path, capsys):
     assert "warmup (20 steps) must be shorter than steps (10)" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["noiseless", "ols"])
-def test_committed_checkpoint_loads_and_records_its_command(name):
-    path = CONFIGS.parent / "checkpoints" / f"{name}.eqx"
+@pytest.mark.parametrize("path", sorted((CONFIGS.parent / "checkpoints").glob("*.eqx")), ids=lambda p: p.stem)
+def test_committed_models_load_with_their_config_and_command(path):
     model, config = load_model(path)
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["command"].startswith(f"python -m construct.trained.train construct/trained/configs/{name}.toml")
-    assert config.as_dict() == load_config(CONFIGS / f"{name}.toml").as_dict()
+    assert meta["command"].startswith(f"python -m construct.trained.train construct/trained/configs/{path.stem}.toml")
+    assert config.as_dict() == load_config(CONFIGS / f"{path.stem}.toml").as_dict()
     assert path.stat().st_size < 5 * 2**20
+
+
+def test_the_unfinished_ols_run_resumes_from_its_committed_checkpoint():
+    from construct.trained.train import load_checkpoint
+
+    directory = CONFIGS.parent / "checkpoints" / "in_progress" / "ols"
+    model, _, step, clock = load_checkpoint(directory, load_config(CONFIGS / "ols.toml"))
+    assert 0 < step < load_config(CONFIGS / "ols.toml").steps and clock.read()["cpu_seconds"] > 0
+    assert (directory / "checkpoint.eqx").stat().st_size < 5 * 2**20
 
 
 # -- experiments -----------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from ..tasks import TaskDistribution
 from .model import Transformer, tokens
 
 HIDDEN = 64  # units of the MLP probe
-LEARNING_RATE = 3e-3
+LEARNING_RATE = 1e-2
 
 
 @eqx.filter_jit
