@@ -41,13 +41,15 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 
+import equinox as eqx
+import jax
 import numpy as np
 
 from .. import Bounds, compile, programs
 from ..tasks import TaskDistribution
 from . import figures, metrics
 from . import predictors as P
-from .train import config_from_dict, load_config, load_model, model_info, train
+from .train import load_config, load_model, model_info, train
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CHECKPOINTS = CONFIGS.parent / "checkpoints"
@@ -114,7 +116,7 @@ def evaluation_tasks(task: TaskDistribution, count: int, queries: int, seed: int
 
 
 def next_labels(batch) -> np.ndarray:
-    """What prefix k's prediction is scored against: y_{k+1}, and w.x' + noise-free for the query: (B, n + 1)."""
+    """What prefix k's prediction is scored against: y_{k+1}, and w . x' (no noise) for the query: (B, n + 1)."""
     return np.concatenate([batch.y, np.einsum("bd,bd->b", batch.w, batch.queries[:, 0])[:, None]], axis=1)
 
 
@@ -129,9 +131,7 @@ def compiled_networks(task: TaskDistribution, alpha: float, lam: float, calibrat
 
 
 def model_facts(model, train_config, info: dict) -> dict:
-    import equinox as eqx
-    import jax
-
+    """A model's architecture and parameter count beside where it came from (``Models.used``)."""
     params = sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_array)))
     return {"layers": train_config.model.layers, "width": train_config.model.width,
             "heads": train_config.model.heads, "parameters": int(params), **info}

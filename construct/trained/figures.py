@@ -98,7 +98,7 @@ def depth(path: Path, result: dict) -> Path:
     ax.set_xticks(layers, [str(x) for x in layers])
     ax.set_yscale("log")
     ax.set_xlabel("layers")
-    ax.set_ylabel(f"mean SPD / d over 1 <= k < d (best member of each family)")
+    ax.set_ylabel("mean SPD / d over 1 <= k < d (best member of each family)")
     ax.set_title(f"Which algorithm does each depth match? d = {result['d']}")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
@@ -128,7 +128,7 @@ def noisy(path: Path, result: dict) -> Path:
 
 
 def probes(path: Path, result: dict) -> Path:
-    """Probe error by layer (best k-averaged), one panel per target; control dotted."""
+    """Probe error ratio by layer, averaged over k, one panel per target; the control dotted."""
     from matplotlib.ticker import MaxNLocator
 
     targets = list(result["model"])
