@@ -207,15 +207,6 @@ def test_committed_models_load_with_their_config_and_command(path):
     assert path.stat().st_size < 5 * 2**20
 
 
-def test_the_unfinished_ols_run_resumes_from_its_committed_checkpoint():
-    from construct.trained.train import load_checkpoint
-
-    directory = CONFIGS.parent / "checkpoints" / "in_progress" / "ols"
-    model, _, step, clock = load_checkpoint(directory, load_config(CONFIGS / "ols.toml"))
-    assert 0 < step < load_config(CONFIGS / "ols.toml").steps and clock.read()["cpu_seconds"] > 0
-    assert (directory / "checkpoint.eqx").stat().st_size < 5 * 2**20
-
-
 # -- experiments -----------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "construct" / "trained" / "results"
 CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
-EXPERIMENTS = ["noiseless_4layers", "depth", "noisy", "probes"]
+EXPERIMENTS = ["noiseless", "noiseless_4layers", "depth", "noisy", "probes"]
 
 
 def section() -> str:
@@ -67,9 +67,18 @@ def claims() -> list[str]:
     out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
     check = r["compiled_vs_closed_form_max_squared_difference"]
     out += [f"(largest squared difference {g(check['compiled sgd'])} and {g(check['compiled ridge'])})"]
-    # the unfinished OLS-phase run
-    meta = json.loads((CHECKPOINTS / "in_progress" / "ols" / "checkpoint.json").read_text())
-    out += [f"stopped at step {meta['step']} after {meta['seconds']:.0f} s wall-clock ({meta['cpu_seconds']:.0f} CPU-s)"]
+    # Figure 1, the 8-layer d = 8 model: the OLS phase?
+    r = load("noiseless")
+    d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
+    out += [f"training {minutes(r['model']['training_seconds'])}"]
+    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
+    out += [f"{interval(spd['OLS'], d)} at k = d", f"error/d {interval(err['transformer'], d)}",
+            f"ridge(0.1): {interval(spd['ridge(0.1)'], d)}"]
+    lams = r["closest_ridge"]["lam"][1: d + 1]
+    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))}" if min(lams) < max(lams)
+            else f"closest ridge has lam {g(lams[0])}"]
+    out += [f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
+    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
     # depth
     r = load("depth")
     out += [f"{r['tasks']} tasks"]
