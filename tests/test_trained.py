@@ -10,15 +10,13 @@ import jax
 import numpy as np
 import pytest
 
-from construct import programs
-from construct.compiler import Bounds
-from construct.compiler import compile
+from construct import Bounds, compile, programs
 from construct.tasks import TaskDistribution, gaussian_tasks
 from construct.trained import metrics
 from construct.trained import predictors as P
 from construct.trained.experiments import CONFIGS
 from construct.trained.model import ModelConfig, Transformer, predict_examples
-from construct.trained.train import config_from_dict, load_config, load_model, train
+from construct.trained.train import config_from_dict, load_config, load_model, main, train
 
 TINY = CONFIGS / "quick_d2.toml"
 
@@ -130,6 +128,19 @@ def test_trained_predictor_paths_agree():
                        trained.predict(batch.X, batch.y, P.next_example_queries(batch.X, x_query))[..., 0], atol=1e-5)
 
 
+def test_trained_predictions_are_those_of_each_prefix_prompt_alone():
+    """One sequence with every query after the prompt gives what prompt x_1, y_1, ..., x_k, y_k, x' gives."""
+    from construct.trained.model import tokens
+
+    model = Transformer(ModelConfig(d=3, max_examples=5, layers=2, width=16), jax.random.PRNGKey(1))
+    batch, _ = batch_with_queries(d=3, n=4, count=2, m=3)
+    Q = np.random.default_rng(2).normal(size=(2, 5, 3, 3))
+    pred = P.Trained(model, chunk=1).predict(batch.X, batch.y, Q)
+    for b, k, j in [(0, 0, 0), (0, 2, 1), (1, 4, 2), (1, 3, 0)]:
+        alone = model(tokens(batch.X[b: b + 1, :k], batch.y[b: b + 1, :k], Q[b: b + 1, k, j])[0])[-1]
+        assert pred[b, k, j] == pytest.approx(float(alone), abs=1e-5)
+
+
 # -- training -----------------------------------------------------------------------------------------
 
 
@@ -174,31 +185,67 @@ def test_resume_continues_the_same_run(tmp_path):
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 5}, "curriculum": {"start": 1}}, "both start and every"),
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 0}}, "steps must be a positive integer"),
     ({"task": {"d": 2, "n": 3}, "model": {"width": 10, "heads": 3}, "train": {"steps": 5}}, "multiple of heads"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 100}}, r"warmup \(500 steps\) must be shorter than steps \(100\)"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1, "lr_end": 1.0}}, "lr_end must be in"),
 ])
 def test_bad_configs(raw, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(raw)
 
 
-def test_committed_checkpoint_loads_and_records_its_command():
-    path = CONFIGS.parent / "checkpoints" / "noiseless.eqx"
+def test_steps_below_the_warmup_are_refused_by_name(tmp_path, capsys):
+    assert main([str(TINY), "--out", str(tmp_path), "--steps", "10", "--no-progress"]) == 2
+    assert "warmup (20 steps) must be shorter than steps (10)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS.parent / "checkpoints").glob("*.eqx")), ids=lambda p: p.stem)
+def test_committed_models_load_with_their_config_and_command(path):
     model, config = load_model(path)
     meta = json.loads(path.with_suffix(".json").read_text())
-    assert meta["command"].startswith("python -m construct.trained.train")
-    assert config.as_dict() == load_config(CONFIGS / "noiseless.toml").as_dict()
+    assert meta["command"].startswith(f"python -m construct.trained.train construct/trained/configs/{path.stem}.toml")
+    assert config.as_dict() == load_config(CONFIGS / f"{path.stem}.toml").as_dict()
     assert path.stat().st_size < 5 * 2**20
 
 
 # -- experiments -----------------------------------------------------------------------------------------
 
 
+def contains_its_mean(summary: dict) -> bool:
+    mean, low, high = (np.atleast_1d(summary[key]) for key in ("mean", "low", "high"))
+    return bool(np.all(low <= mean + 1e-12) and np.all(mean <= high + 1e-12))
+
+
 @pytest.mark.parametrize("experiment", ["noiseless", "noisy", "depth", "probes"])
 def test_experiment_quick_mode(experiment, tmp_path):
     cmd = [sys.executable, "-m", "construct.trained.experiments", experiment, "--quick", "--no-progress",
-           "--out", str(tmp_path)]
+           "--out", str(tmp_path), "--models", str(tmp_path / "models")]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     result = json.loads((tmp_path / "results.json").read_text())
     assert result["experiment"] == experiment and result["quick"] and result["seconds"] < 120
-    pictures = {"noiseless": ["spd.png", "ilwd.png"], "noisy": ["noisy.png"], "depth": ["depth.png"],
+    assert result["command"].startswith(f"python -m construct.trained.experiments {experiment} --quick")
+    assert all(used["command"] and used["training_seconds"] > 0 for used in result["models_used"].values())
+    pictures = {"noiseless": ["figure1.png", "ilwd.png"], "noisy": ["noisy.png"], "depth": ["depth.png"],
                 "probes": ["probes.png"]}[experiment]
     assert all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
+    if experiment == "noiseless":
+        names = {"transformer", "OLS", "compiled sgd", "compiled ridge", "3-NN"}
+        assert names <= set(result["error_over_d"]) and names - {"transformer"} <= set(result["spd_over_d"])
+        assert all(contains_its_mean(s) for table in ("error_over_d", "spd_over_d", "ilwd")
+                   for s in result[table].values())
+        assert set(result["refused"]) == {"compiled sgd", "compiled ridge"}
+        assert len(result["closest_ridge"]["lam"]) == len(result["k"]) == result["n"] + 1
+    if experiment == "noisy":
+        for row in result["rows"]:
+            low, high = row["best_lam_interval"]
+            assert min(row["lams"]) <= low <= high <= max(row["lams"]) and row["bayes_lam"] in row["lams"]
+            assert row["best_lam"] == row["lams"][int(np.argmin(row["mspd_over_d"]))]
+    if experiment == "depth":
+        assert [row["layers"] for row in result["rows"]] == [1, 2]
+        assert all(contains_its_mean({"mean": s["mspd_over_d"], "low": s["low"], "high": s["high"]})
+                   for row in result["rows"] for s in row["by_family"].values())
+    if experiment == "probes":
+        for who in ("model", "control"):
+            for target in ("X^T y", "w_OLS"):
+                for kind in ("linear", "MLP"):
+                    probe = result[who][target][kind]
+                    assert len(probe["mean"]) == 3 and np.shape(probe["by_k"]) == (3, 3)  # layers 0..2, k = 1..3

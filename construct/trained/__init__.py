@@ -2,6 +2,7 @@
 
 ``model`` (a GPT-2-style transformer in equinox), ``train`` (the training
 command), ``predictors`` (one interface for the trained model, the compiled
-networks and the closed forms), ``metrics`` (SPD, ILWD), ``probes`` and
-``experiments`` (the paper's four comparisons, in small).
+networks and the closed forms), ``metrics`` (SPD, ILWD, bootstrap
+intervals), ``probes`` (pooled probes per layer and k), ``experiments``
+(the paper's four comparisons, in small) and ``figures`` (their pictures).
 """

@@ -8,7 +8,7 @@
 * ILWD(A1, A2)(k) = E_tasks |w_A1 - w_A2|^2, the squared Euclidean norm
   **summed** over the d coordinates (not averaged), with a linear
   predictor's own weights where it has them;
-* intervals: percentile bootstrap over tasks.
+* intervals: percentile bootstrap over tasks (``summary``: mean and interval).
 
 Functions take per-task arrays and return one number per prefix, so the
 caller chooses mean or median (the median matters with noisy labels, where
@@ -71,3 +71,10 @@ def bootstrap(per_task: np.ndarray, statistic=np.mean, reps: int = 1000, level: 
     stats = np.stack([statistic(per_task[idx], axis=0) for idx in draws])
     tail = (1 - level) / 2 * 100
     return np.percentile(stats, tail, axis=0), np.percentile(stats, 100 - tail, axis=0)
+
+
+def summary(per_task: np.ndarray, seed: int = 0) -> dict:
+    """The mean over tasks (axis 0) with its 95% bootstrap interval, as lists: {"mean", "low", "high"}."""
+    low, high = bootstrap(per_task, seed=seed)
+    return {"mean": np.mean(per_task, axis=0).tolist(), "low": np.asarray(low).tolist(),
+            "high": np.asarray(high).tolist()}

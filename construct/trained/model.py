@@ -70,20 +70,27 @@ class Transformer(eqx.Module):
         self.ln_final = eqx.nn.LayerNorm(config.width)
         self.read_out = eqx.nn.Linear(config.width, 1, key=keys[-1])
 
-    def hidden(self, tokens):
-        """Residual stream after the embedding and after each block: (layers + 1, T, width)."""
+    def hidden(self, tokens, positions=None, mask=None):
+        """Residual stream after the embedding and after each block: (layers + 1, T, width).
+
+        ``positions`` (T,) are the tokens' position-embedding indices (default
+        0..T-1) and ``mask`` (T, T) says which tokens each one attends to
+        (default: causal). ``predictors.Trained.predict`` uses them to read
+        many queries after one prompt, each seeing only its prefix.
+        """
         T = tokens.shape[0]
-        h = jax.vmap(self.read_in)(tokens) + self.positions[:T]
-        mask = jnp.tril(jnp.ones((T, T), dtype=bool))
+        positions = jnp.arange(T) if positions is None else positions
+        h = jax.vmap(self.read_in)(tokens) + self.positions[positions]
+        mask = jnp.tril(jnp.ones((T, T), dtype=bool)) if mask is None else mask
         states = [h]
         for block in self.blocks:
             h = block(h, mask)
             states.append(h)
         return jnp.stack(states)
 
-    def __call__(self, tokens):
+    def __call__(self, tokens, positions=None, mask=None):
         """One output per token (T,)."""
-        h = self.hidden(tokens)[-1]
+        h = self.hidden(tokens, positions, mask)[-1]
         return jax.vmap(self.read_out)(jax.vmap(self.ln_final)(h))[:, 0]
 
 

@@ -6,16 +6,17 @@ The config (see ``construct/trained/configs/``) has four tables: ``[task]``
 (``construct.tasks.TaskDistribution``'s fields), ``[curriculum]`` (``start``
 active dimensions, one more every ``every`` steps; omit for none),
 ``[model]`` (``layers``, ``width``, ``heads``) and ``[train]`` (``steps``,
-``batch``, ``lr``, ``warmup``, ``seed``, ``log_every``, ``checkpoint_every``).
-Adam with linear warmup and cosine decay (to a tenth of ``lr``), gradients
-clipped at global norm 1; the loss is the mean squared error of the
-predictions at every x token.
+``batch``, ``lr``, ``warmup``, ``seed``, ``log_every``, ``checkpoint_every``,
+optional ``lr_end``). Adam with linear warmup and cosine decay to ``lr_end``
+(default a tenth of ``lr``), gradients clipped at global norm 1; the loss is
+the mean squared error of the predictions at every x token.
 
 The run directory holds ``log.jsonl`` (one JSON line every ``log_every``
 steps), ``checkpoint.eqx`` and ``checkpoint.json`` (model, optimiser state
 and step, written atomically) and at the end ``model.eqx`` and
-``model.json`` (the model alone, its config, the final loss and the
-command that made it). Batch ``s`` is task batch ``s`` of the seeded
+``model.json`` (the model alone, its config, the final loss, the training
+wall-clock and CPU seconds summed over resumed segments, and the command
+that made it; on a shared machine the two differ). Batch ``s`` is task batch ``s`` of the seeded
 distribution, so ``--resume`` continues the very same run.
 """
 
@@ -40,7 +41,7 @@ from tqdm import tqdm
 from ..tasks import TaskDistribution
 from .model import ModelConfig, Transformer, predict_examples
 
-TRAIN_KEYS = {"steps", "batch", "lr", "warmup", "seed", "log_every", "checkpoint_every"}
+TRAIN_KEYS = {"steps", "batch", "lr", "lr_end", "warmup", "seed", "log_every", "checkpoint_every"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class TrainConfig:
     steps: int
     batch: int = 64
     lr: float = 1e-3
+    lr_end: float | None = None  # None: lr / 10
     warmup: int = 500
     seed: int = 0
     log_every: int = 50
@@ -106,6 +108,11 @@ def config_from_dict(raw: dict) -> TrainConfig:
     for name in ("steps", "batch", "warmup", "log_every", "checkpoint_every"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < (0 if name == "warmup" else 1):
             raise ValueError(f"config [train]: {name} must be a positive integer, got {getattr(config, name)!r}")
+    if config.warmup >= config.steps:
+        raise ValueError(f"config [train]: warmup ({config.warmup} steps) must be shorter than steps "
+                         f"({config.steps}); lower warmup or train longer")
+    if config.lr_end is not None and not 0 <= config.lr_end <= config.lr:
+        raise ValueError(f"config [train]: lr_end must be in [0, lr = {config.lr:g}], got {config.lr_end!r}")
     if config.curriculum_start is not None and not (1 <= config.curriculum_start <= distribution.d
                                                     and config.curriculum_every >= 1):
         raise ValueError("config [curriculum]: start must be in 1..d and every >= 1")
@@ -118,8 +125,8 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def optimizer(config: TrainConfig):
-    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, max(config.warmup, 1), config.steps,
-                                                  end_value=config.lr / 10)
+    end = config.lr / 10 if config.lr_end is None else config.lr_end
+    schedule = optax.warmup_cosine_decay_schedule(0.0, config.lr, max(config.warmup, 1), config.steps, end_value=end)
     return optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule)), schedule
 
 
@@ -150,17 +157,32 @@ def _atomic(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(out: Path, model, opt_state, step: int, config: TrainConfig) -> None:
+def save_checkpoint(out: Path, model, opt_state, step: int, config: TrainConfig, clock: "Clock") -> None:
+    """Model, optimiser state, step and the training seconds so far (a resumed run adds to them)."""
     _atomic(out / "checkpoint.eqx", lambda p: eqx.tree_serialise_leaves(p, (model, opt_state)))
-    _atomic(out / "checkpoint.json", lambda p: p.write_text(json.dumps({"step": step, "config": config.as_dict()})))
+    meta = {"step": step, **clock.read(), "config": config.as_dict()}
+    _atomic(out / "checkpoint.json", lambda p: p.write_text(json.dumps(meta)))
 
 
 def load_checkpoint(out: Path, config: TrainConfig):
+    """(model, optimiser state, step, Clock of the time trained so far) from ``out``'s checkpoint."""
     meta = json.loads((out / "checkpoint.json").read_text())
     if meta["config"] != config.as_dict():
         raise ValueError(f"{out}: the checkpoint was made with another config; refusing to resume")
     model, opt_state = eqx.tree_deserialise_leaves(out / "checkpoint.eqx", initial(config))
-    return model, opt_state, meta["step"]
+    return model, opt_state, meta["step"], Clock(meta.get("seconds", 0.0), meta.get("cpu_seconds", 0.0))
+
+
+class Clock:
+    """Wall-clock and CPU seconds (all threads of this process) of a run, counted on from a resumed run's."""
+
+    def __init__(self, seconds: float = 0.0, cpu_seconds: float = 0.0):
+        self._wall = time.perf_counter() - seconds
+        self._cpu = time.process_time() - cpu_seconds
+
+    def read(self) -> dict:
+        return {"seconds": round(time.perf_counter() - self._wall, 1),
+                "cpu_seconds": round(time.process_time() - self._cpu, 1)}
 
 
 def save_model(path: Path, model, config: TrainConfig, info: dict) -> None:
@@ -189,16 +211,15 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if resume and (out / "checkpoint.json").exists():
-        model, opt_state, start = load_checkpoint(out, config)
+        model, opt_state, start, clock = load_checkpoint(out, config)
     elif resume:
         raise FileNotFoundError(f"{out}: no checkpoint to resume from")
     else:
         model, opt_state = initial(config)
-        start = 0
+        start, clock = 0, Clock()
         (out / "log.jsonl").write_text("")
     step_fn = make_step(config)
     _, schedule = optimizer(config)
-    began = time.perf_counter()
     stop = config.steps if until is None else min(until, config.steps)
     bar = tqdm(range(start, stop), initial=start, total=config.steps, disable=not progress,
                desc="train", file=sys.stderr)
@@ -211,16 +232,15 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
             if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
                 loss = float(value)
                 record = {"step": step + 1, "loss": loss, "lr": float(schedule(step)),
-                          "active": config.active(step), "seconds": round(time.perf_counter() - began, 2)}
+                          "active": config.active(step), **clock.read()}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{loss:.4f}", active=config.active(step))
             if (step + 1) % config.checkpoint_every == 0 or step + 1 in (config.steps, stop):
-                save_checkpoint(out, model, opt_state, step + 1, config)
+                save_checkpoint(out, model, opt_state, step + 1, config, clock)
     if stop < config.steps:
         return model
-    save_model(out / "model.eqx", model, config, {"steps": config.steps, "final_loss": loss,
-                                                  "seconds": round(time.perf_counter() - began, 1),
+    save_model(out / "model.eqx", model, config, {"steps": config.steps, "final_loss": loss, **clock.read(),
                                                   "command": command or ""})
     return model
 

@@ -1,0 +1,145 @@
+"""The README's trained-learner section states the committed results files' numbers, and only those.
+
+``claims()`` renders, from ``construct/trained/results/*/results.json``,
+every number the section states, as the text that states it; the tests
+check that each is in the section, that every interval the section quotes
+is one of them, and that each results file was made on 1000 or more tasks
+by the command the section names.
+"""
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "construct" / "trained" / "results"
+CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
+EXPERIMENTS = ["noiseless", "noiseless_4layers", "depth", "noisy", "probes"]
+
+
+def section() -> str:
+    """The section's text with every run of white space one space (claims do not depend on line breaks)."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Trained in-context learners beside the constructions")
+    return " ".join(text[start: text.index("\n## ", start + 1)].split())
+
+
+def load(name: str) -> dict:
+    return json.loads((RESULTS / name / "results.json").read_text())
+
+
+def g(x: float) -> str:
+    """Two significant digits, as the README writes numbers."""
+    return f"{x:.2g}"
+
+
+def interval(summary: dict, i: int | None = None) -> str:
+    """``mean [low, high]`` of a results summary (at prefix ``i``)."""
+    values = [summary[key] if i is None else summary[key][i] for key in ("mean", "low", "high")]
+    return f"{g(values[0])} [{g(values[1])}, {g(values[2])}]"
+
+
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min"
+
+
+def claims() -> list[str]:
+    """Every number of the section, as the text that states it."""
+    out = []
+    # Figure 1, the 4-layer d = 8 model
+    r = load("noiseless_4layers")
+    d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
+    out += [f"{r['tasks']} tasks", f"training {minutes(r['model']['training_seconds'])}",
+            f"calibrated on {r['calibration_tasks']} tasks"]
+    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in (1, 4, 6, 7)]
+    out += [f"{interval(spd['OLS'], d)} at the interpolation point", f"{interval(err['transformer'], d)}",
+            f"({interval(spd['ridge(0.1)'], d)} at k = d)"]
+    lams = r["closest_ridge"]["lam"][1: d + 1]
+    grid = r["closest_ridge"]["grid"]
+    out += [f"grid from {g(min(grid))} to {g(max(grid))} has lam {g(min(lams))} to {g(max(lams))}"]
+    out += [f"{interval(r['ilwd']['OLS'], 2)} at k = 2", f"{interval(r['ilwd']['OLS'], d)} at k = d"]
+    out += [f"(SPD/d {interval(spd['SGD(0.02)'], 1)} and {interval(spd['GD(0.01)'], 1)})",
+            f"(up to {g(max(spd['SGD(0.02)']['mean']))} and {g(max(spd['GD(0.01)']['mean']))})",
+            f"3-NN stays at {g(min(spd['3-NN']['mean'][1:]))} to {g(max(spd['3-NN']['mean'][1:]))}"]
+    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    check = r["compiled_vs_closed_form_max_squared_difference"]
+    out += [f"(largest squared difference {g(check['compiled sgd'])} and {g(check['compiled ridge'])})"]
+    # Figure 1, the 8-layer d = 8 model: the OLS phase?
+    r = load("noiseless")
+    d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
+    out += [f"training {minutes(r['model']['training_seconds'])}"]
+    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
+    out += [f"{interval(spd['OLS'], d)} at k = d", f"error/d {interval(err['transformer'], d)}",
+            f"ridge(0.1): {interval(spd['ridge(0.1)'], d)}"]
+    lams = r["closest_ridge"]["lam"][1: d + 1]
+    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))}" if min(lams) < max(lams)
+            else f"closest ridge has lam {g(lams[0])}"]
+    out += [f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
+    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    # depth
+    r = load("depth")
+    out += [f"{r['tasks']} tasks"]
+    by_layers = {row["layers"]: row["by_family"] for row in r["rows"]}
+    one, two, four = by_layers[1], by_layers[2], by_layers[4]
+    out += [f"{one['ridge']['predictor']}, the largest lam on the grid ({fam_interval(one['ridge'])})",
+            f"({fam_interval(one['SGD'])}, {fam_interval(one['GD'])})",
+            f"{two['ridge']['predictor']} ({fam_interval(two['ridge'])})",
+            f"{four['ridge']['predictor']} ({fam_interval(four['ridge'])})",
+            f"OLS at {fam_interval(four['OLS'])}",
+            f"({fam_interval(one['OLS'])}, {fam_interval(two['OLS'])}, {fam_interval(four['OLS'])})"]
+    # noisy
+    r = load("noisy")
+    out += [f"{r['tasks']} tasks"]
+    for row in r["rows"]:
+        bayes = row["lams"].index(row["bayes_lam"])
+        best = row["lams"].index(row["best_lam"])
+        low, high = row["best_lam_interval"]
+        out += [f"best lam is {g(row['best_lam'])} (95% interval {g(low)} to {g(high)};",
+                f"sigma^2/tau^2 = {g(row['bayes_lam'])}",
+                f"{g(row['mspd_over_d'][bayes])} [{g(row['low'][bayes])}, {g(row['high'][bayes])}] at sigma^2/tau^2",
+                f"{g(row['mspd_over_d'][best])} [{g(row['low'][best])}, {g(row['high'][best])}] at the best"]
+    # probes: the best layer of each probe
+    r = load("probes")
+    out += [f"{r['tasks']['test']} test tasks", f"{r['tasks']['train']} training tasks"]
+    for who in ("model", "control"):
+        for target in ("X^T y", "w_OLS"):
+            for kind in ("linear", "MLP"):
+                probe = r[who][target][kind]
+                layer = int(np.argmin(probe["mean"]))
+                out.append(f"{who} {target} {kind}: {interval(probe, layer)} (layer {layer})")
+    return out
+
+
+def fam_interval(score: dict) -> str:
+    return f"{g(score['mspd_over_d'])} [{g(score['low'])}, {g(score['high'])}]"
+
+
+def test_every_claim_is_in_the_readme():
+    text = section()
+    missing = [claim for claim in claims() if claim not in text]
+    assert not missing, f"the README's trained-learner section lacks {missing}"
+
+
+def test_every_interval_the_readme_quotes_is_a_claim():
+    quoted = re.findall(r"[-\d.e]+ \[[-\d.e]+, [-\d.e]+\]", section())
+    stated = claims()
+    stray = sorted({q for q in quoted if not any(q in claim for claim in stated)})
+    assert quoted and not stray, f"intervals in the README that no results file gives: {stray}"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_results_come_from_the_named_command_on_1000_tasks_or_more(name):
+    r = load(name)
+    assert not r["quick"] and r["command"] in section()
+    tasks = r["tasks"] if isinstance(r["tasks"], int) else r["tasks"]["test"]
+    assert tasks >= 1000
+
+
+def test_committed_models_record_their_commands_and_stay_small():
+    for path in CHECKPOINTS.glob("*.eqx"):
+        meta = json.loads(path.with_suffix(".json").read_text())
+        assert meta["command"].startswith("python -m construct.trained.train") and meta["seconds"] > 0
+        assert path.stat().st_size < 5 * 2**20
