@@ -31,25 +31,14 @@ LAYER_TOLERANCE = {"mov": 1e-10, "aff": 1e-10, "mul": 1e-9, "div": 1e-9}
 
 
 def check_layers(net, task):
-    """Run the network; at every layer apply the instruction with the exact machine to the
+    """Run the network; at every layer apply its instructions with the exact machine to the
     network's own input state and compare. Returns the worst errors by kind."""
-    program = net.program
-    trace = net.trace(*task)
-    width = program.layout.width
     worst = {}
-    for l, ins in enumerate(program.instructions):
-        before, after = trace.states[l][:width], trace.states[l + 1][:width]
-        exact = ins.apply(before, program.layout)
-        rows = program.layout.rows(ins.writes)
-        others = np.ones(width, bool)
-        others[rows] = False
-        assert np.array_equal(after[others], before[others]), f"layer {l + 1} ({ins}) touched other registers"
-        err = np.abs(after[rows] - exact[rows])
-        relative = float((err / (1 + np.abs(exact[rows]))).max())
-        assert relative <= LAYER_TOLERANCE[ins.kind], f"layer {l + 1} ({ins}): relative error {relative:.3g}"
-        assert err.max() <= net.layers[l].predicted_error, (
-            f"layer {l + 1} ({ins}): error {err.max():.3g} above the predicted bound {net.layers[l].predicted_error:.3g}")
-        worst[ins.kind] = max(worst.get(ins.kind, 0.0), relative)
+    for c in net.check_layers(*task):
+        where = f"layer {c.layer} ({c.instruction}), register {c.register}"
+        assert c.relative <= LAYER_TOLERANCE[c.instruction.kind], f"{where}: relative error {c.relative:.3g}"
+        assert c.error <= c.predicted, f"{where}: error {c.error:.3g} above the predicted bound {c.predicted:.3g}"
+        worst[c.instruction.kind] = max(worst.get(c.instruction.kind, 0.0), c.relative)
     return worst
 
 
@@ -136,34 +125,33 @@ def test_float32_runs_within_its_documented_bound(d, n, lam):
 def test_float32_layers_stay_within_their_predicted_bounds():
     program = programs.ridge(4, 6, 0.5)
     net = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 6, 64)), dtype=np.float32)
-    trace = net.trace(*gaussian_tasks(4, 6, 1, seed=3)[0])
-    width = program.layout.width
-    for l, ins in enumerate(program.instructions):
-        exact = ins.apply(trace.states[l][:width], program.layout)
-        rows = program.layout.rows(ins.writes)
-        assert np.abs(trace.states[l + 1][rows] - exact[rows]).max() <= net.layers[l].predicted_error, str(ins)
+    for c in net.check_layers(*gaussian_tasks(4, 6, 1, seed=3)[0]):
+        assert c.error <= c.predicted, f"layer {c.layer} ({c.instruction}): {c.error:.3g} > {c.predicted:.3g}"
 
 
 # -- size, constants, trace ----------------------------------------------------------------
 
 
 def test_sizes_beside_the_paper():
-    sgd = build(programs.sgd_step(4, 0.1, 0.1, np.ones(4))).size()
+    """Unfused, one layer per instruction: the paper's chains have the paper's depth."""
+    program = programs.sgd_step(4, 0.1, 0.1, np.ones(4))
+    sgd = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 1, 8)), fuse=False).size()
     assert sgd["layers"] == 9 and sgd["paper"] == {"layers": 9, "data_rows": 19} and sgd["data_rows"] == 19
-    sm = build(programs.sherman_morrison_step(4, 1.0)).size()
+    program = programs.sherman_morrison_step(4, 1.0)
+    sm = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 1, 8)), fuse=False).size()
     assert sm["layers"] == 14 and sm["paper"] == {"layers": 14, "data_rows": 3 + 20 + 48}
     ridge = build(programs.ridge(3, 4, 1.0))
     info = ridge.size()
     w = ridge.weights
-    assert info["parameters"] == sum(a.size for a in w.arrays().values())
-    assert (info["layers"], info["residual_width"], info["heads"]) == (ridge.program.depth, ridge.layout.width, 2)
+    assert info["parameters"] == sum(a.size for name, a in w.arrays().items() if name != "order")
+    assert (info["layers"], info["residual_width"]) == (len(ridge.steps), ridge.layout.width)
 
 
 def test_constants_and_predicted_errors_are_exposed():
     net = build(programs.ridge(3, 4, 1.0))
     assert set(net.constants) >= {"attention_sharpness", "product_scale", "bypass_offset", "ln_pad"}
-    assert len(net.layers) == net.program.depth
-    kinds = {report.instruction.split()[0]: report for report in net.layers}
+    assert len(net.layers) == len(net.steps) == net.weights.depth
+    kinds = {text.split()[0]: report for report in net.layers for text, _, _ in report.parts}
     assert "product_scale" in kinds["mul"].constants and "div_pad" in kinds["div"].constants
     assert all(0 < report.predicted_error < np.inf and report.out_bound > 0 for report in net.layers)
 
@@ -172,7 +160,7 @@ def test_trace_is_labelled_by_register():
     net = build(programs.ridge(2, 3, 1.0))
     task = gaussian_tasks(2, 3, 1, seed=5)[0]
     trace = net.trace(*task)
-    assert trace.states.shape == (net.program.depth + 1, net.layout.width, 7)
+    assert trace.states.shape == (net.weights.depth + 1, net.layout.width, 7)
     assert "Ainv[1,0]" in trace.labels and "mean_pad" in trace.labels
     exact = net.program.run(*task, trace=True)
     assert np.allclose(trace.register("Ainv")[-1], exact[-1][net.program.layout.rows("Ainv")], atol=1e-9)

@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import io
 import json
+from pathlib import Path
 import zipfile
 
 import numpy as np
@@ -449,7 +450,7 @@ def test_added_and_removed_fields_are_refused(saved):
     (("ln_eps",), lambda v: v * 2, r"ln_eps is 2e-05; the network its program and domain describe has 1e-05"),
     (("constants", "ln_eps"), lambda v: 1e-3, r"constants.ln_eps is 0.001"),
     (("constants", "product_scale"), lambda v: v * 2, r"constants.product_scale is .*this compiler chooses"),
-    (("layers", 3, "predicted_error"), lambda v: v / 10, r"layers\[3\].predicted_error is"),
+    (("layers", 3, "parts", 0, "predicted_error"), lambda v: v / 10, r"layers\[3\].parts\[0\].predicted_error is"),
     (("bounds", "values", "w"), lambda v: True, r"bound for register 'w' must be a positive number"),
     (("dtype",), lambda v: "float16", r"dtype is 'float16'"),
 ])
@@ -477,12 +478,21 @@ def test_a_consistent_rewrite_with_other_bounds_is_that_network(saved, small):
 
 
 def test_files_of_an_older_compiler_are_refused_with_how_to_reexport(saved):
+    """Files of format version 1 (revisions 1 to 3: no layer order, one instruction per layer) and of older
+    revisions: the compiler that wrote them is gone, so their weights cannot be rebuilt and vouched for."""
+    from construct.compiler.build import REVISION
+
     manifest, arrays = _members(saved)
     del manifest["compiler"]
     _write(saved, manifest, arrays)
-    with pytest.raises(WeightsFileError, match=r"written by compiler revision 1; this library compiles revision 2 .*"
-                                              r"Re-export it .*construct.save\(construct.compile\(program, bounds\)"):
+    with pytest.raises(WeightsFileError, match=rf"written by compiler revision 1; this library compiles revision "
+                                              rf"{REVISION} .*Re-export it .*construct.save\(construct.compile\("
+                                              r"program, bounds\)"):
         load(saved)
+    written = Path(__file__).parent / "data" / "sgd_version1.npz"  # saved by revision 2 (commit f4b57f5)
+    with pytest.raises(WeightsFileError, match=r"format version 1 is not supported \(this library reads version 2"
+                                              r"\); re-export it .*construct.save\(construct.compile\("):
+        load(written)
 
 
 def test_a_file_rebuilds_with_its_own_scale_constants(saved, small, monkeypatch):
@@ -504,7 +514,8 @@ def test_the_unedited_rewrite_loads(saved, small):
 
 def test_bad_arrays_are_refused(saved):
     manifest, arrays = _members(saved)
-    cases = [({**arrays, "W1": arrays["W1"].astype(np.float32)}, manifest, r"member W1.npy declares 113,960 bytes")]
+    halved = f"{arrays['W1'].nbytes // 2 + 128:,}"  # float32 data plus the 128-byte .npy header
+    cases = [({**arrays, "W1": arrays["W1"].astype(np.float32)}, manifest, f"member W1.npy declares {halved} bytes")]
     changed = arrays["b2"].copy()
     changed[0, 0] += 1.0
     cases.append(({**arrays, "b2": changed}, manifest, "does not match its sha256"))

@@ -45,22 +45,22 @@ def forward(W, tokens, ln_eps):
     f = W["embed"].dtype.type
     T = tokens.shape[0]
     H = tokens @ W["embed"] + W["positions"][:T]
-    L, m = W["Wq"].shape[:2]
-    for l in range(L):
+    m = W["Wq"].shape[1]
+    for s in W["order"]:
         blocks = []
         for j in range(m):
-            S = (H @ W["Wq"][l, j]) @ (H @ W["Wk"][l, j]).T
+            S = (H @ W["Wq"][s, j]) @ (H @ W["Wk"][s, j]).T
             A = np.zeros_like(S)
             for i in range(T):
                 row = np.exp(S[i, : i + 1] - S[i, : i + 1].max())
                 A[i, : i + 1] = row / row.sum()
-            blocks.append(A @ (H @ W["Wv"][l, j]))
-        X = H + np.concatenate(blocks, axis=1) @ W["Wo"][l] + W["bo"][l]
+            blocks.append(A @ (H @ W["Wv"][s, j]))
+        X = H + np.concatenate(blocks, axis=1) @ W["Wo"][s] + W["bo"][s]
         mean = X.mean(axis=1, keepdims=True)
         var = ((X - mean) ** 2).mean(axis=1, keepdims=True)
-        normed = W["ln_gain"][l] * (X - mean) / np.sqrt(var + f(ln_eps)) + W["ln_bias"][l]
-        u = normed @ W["W1"][l] + W["b1"][l]
-        H = X + (u * (1 + erf(u / np.sqrt(f(2)))) / 2) @ W["W2"][l] + W["b2"][l]
+        normed = W["ln_gain"][s] * (X - mean) / np.sqrt(var + f(ln_eps)) + W["ln_bias"][s]
+        u = normed @ W["W1"][s] + W["b1"][s]
+        H = X + (u * (1 + erf(u / np.sqrt(f(2)))) / 2) @ W["W2"][s] + W["b2"][s]
     return H @ W["readout"]
 
 
@@ -78,7 +78,8 @@ def test_a_reader_written_from_the_readme_matches_the_library(name, tmp_path):
     bounds = construct.Bounds.calibrate(program, gaussian_tasks(program.d, program.n, 32, seed=1))
     net = construct.compile(program, bounds, dtype=dtype)
     W, manifest = read(construct.save(net, tmp_path / "net.npz"))
-    assert all(a.dtype == dtype and a.flags.c_contiguous for a in W.values())
+    assert W["order"].dtype == np.int64 and W["order"].shape == (net.weights.depth,)
+    assert all(a.dtype == dtype and a.flags.c_contiguous for name, a in W.items() if name != "order")
     columns = manifest["readout"]["columns"]
     for X, y, x_query in gaussian_tasks(program.d, program.n, 3, seed=5):
         ours = forward(W, prompt(X, y, x_query, dtype), manifest["ln_eps"])[columns]

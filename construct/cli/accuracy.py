@@ -58,16 +58,11 @@ def _relative(got, exact) -> float:
 def layer_errors(net, task) -> dict[str, dict]:
     """Per instruction kind: worst relative error of a layer against the machine on its own input, and the
     worst ratio of absolute error to the layer's predicted bound."""
-    program, width = net.program, net.program.layout.width
-    states = net.trace(*task).states
     worst: dict[str, dict] = {}
-    for l, ins in enumerate(program.instructions):
-        rows = program.layout.rows(ins.writes)
-        exact = ins.apply(states[l][:width], program.layout)[rows]
-        got = states[l + 1][rows]
-        entry = worst.setdefault(ins.kind, {"relative": 0.0, "of_bound": 0.0})
-        entry["relative"] = max(entry["relative"], _relative(got, exact))
-        entry["of_bound"] = max(entry["of_bound"], float(np.abs(got - exact).max()) / net.layers[l].predicted_error)
+    for c in net.check_layers(*task):
+        entry = worst.setdefault(c.instruction.kind, {"relative": 0.0, "of_bound": 0.0})
+        entry["relative"] = max(entry["relative"], c.relative)
+        entry["of_bound"] = max(entry["of_bound"], c.error / c.predicted)
     return worst
 
 

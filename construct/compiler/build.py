@@ -1,11 +1,14 @@
-"""Compile a program into a transformer: one real layer per RAW instruction.
+"""Compile a program into a transformer: its instructions scheduled into layers, each layer real.
 
-``compile(program, bounds)`` extends the program's layout with the rows the
-mechanisms need, chooses the scale constants for the dtype
-(``scales``), plans each layer (``blocks``) and assembles the plans
-into dense weights (``construct.transformer.Weights``). The result
-(``compiled.CompiledNetwork``) runs through a forward pass that knows
-nothing about regression (``construct.transformer``).
+``compile(program, bounds)`` schedules the instructions into layers
+(``schedule``: fused by default, one per layer with ``fuse=False``), extends
+the program's layout with the rows the mechanisms need, chooses the scale
+constants for the dtype (``scales``), plans each layer (``blocks``) and
+assembles the plans into dense weights (``construct.transformer.Weights``).
+A layer whose plan equals an earlier one's (a program's repeated block,
+once the schedule is periodic) is stored once and applied again: the
+weights' ``order``. The result (``compiled.CompiledNetwork``) runs through a
+forward pass that knows nothing about regression (``construct.transformer``).
 
 Rows the compiler adds to the program's layout:
 
@@ -33,45 +36,50 @@ from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
 from ..raw.registers import Register
 from ..transformer.weights import Weights
-from . import blocks, certificate, scales, size
+from . import blocks, certificate, scales, schedule, size
 from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO, Context, LayerPlan
 from .bounds import Bounds
 from .compiled import CompiledNetwork, LayerReport
 
-HEADS = 2
+MIN_HEADS = 2  # the paper's layer: a head that reads another column, and one that reads its own
 LN_EPS = 1e-5
 
 
-def _copied_operands(program: Program) -> list[str]:
-    """Registers a mul or div overwrites while reading them; the layer copies them to scratch first."""
-    return [
-        ins.out
-        for ins in program.instructions
-        if (isinstance(ins, Mul) and ins.out in (ins.a, ins.b)) or (isinstance(ins, Div) and ins.out == ins.num)
-    ]
+def _copied(program: Program, step: schedule.Step) -> list[str]:
+    """Operands a layer's MLP overwrites while reading them (copied to scratch first), with repeats."""
+    out = []
+    for k in step.mlp:
+        ins = program.instructions[k]
+        reads = [ins.a, ins.b] if isinstance(ins, Mul) else [ins.num]
+        out += [name for name in reads if name == ins.out]
+    return out
 
 
-def _compiler_registers(program: Program) -> list[Register]:
+def _compiler_registers(program: Program, steps) -> list[Register]:
     regs = [Register(name, (1,)) for name in (ONE, POS_SQ, LN_POS, LN_NEG, ZERO, MEAN_PAD)]
     if any(isinstance(ins, Div) for ins in program.instructions):
         regs += [Register(DIV_POS, (1,)), Register(DIV_NEG, (1,))]
-    copied = _copied_operands(program)
-    if copied:  # room for both operands of a square like w <- w @ w
-        regs.append(Register(SCRATCH, (2 * max(program.layout[name].size for name in copied),)))
+    room = max([sum(program.layout[name].size for name in _copied(program, step)) for step in steps] + [0])
+    if room:  # both operands of a square like w <- w @ w, and every in-place product of a fused layer
+        regs.append(Register(SCRATCH, (room,)))
     clash = [r.name for r in regs if r.name in program.layout]
     if clash:
         raise ValueError(f"program registers {clash} clash with the compiler's own registers; rename them")
     return regs
 
 
-REVISION = 2  # bumped whenever compile's output for the same program, bounds and dtype changes
+REVISION = 4  # bumped whenever compile's output for the same program, bounds and dtype changes
 CHOSEN = ("attention_sharpness", "product_scale", "bypass_offset")  # constants chosen by evaluating log, erf, pow
 
 
 def compile(program: Program, bounds: Bounds, dtype=np.float64,
-            max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None) -> "CompiledNetwork":
-    """One transformer layer per instruction of ``program``, built for the domain ``bounds``.
+            max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None,
+            fuse: bool = True) -> "CompiledNetwork":
+    """A transformer for ``program``, built for the domain ``bounds``: its instructions scheduled into layers.
 
+    ``fuse`` packs instructions into as few layers as the architecture allows
+    (``schedule.fused``); ``fuse=False`` gives one layer per instruction, the
+    paper's construction. Identical layers are stored once either way.
     Refuses (``SizeError``) before allocating the weights if building and
     running the network would need more than ``max_bytes`` (None: no limit).
     ``scale_constants`` replaces the constants of ``CHOSEN``, which the
@@ -80,27 +88,25 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64,
     own, so that a file rebuilds bit for bit on any machine. Everything
     else in the weights is exact arithmetic on the program and the bounds.
     """
-    plans, ctx = _plan(program, bounds, dtype, scale_constants)
-    shape = _size(plans, ctx, program)
+    steps, plans, order, ctx = _plan(program, bounds, dtype, scale_constants, fuse)
+    shape = _size(plans, order, ctx, program)
     size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
-    weights = _assemble(plans, ctx, program, shape)
-    reports = tuple(
-        LayerReport(k, plan.label, plan.constants, plan.error, plan.out_bound) for k, plan in enumerate(plans, 1)
-    )
+    weights = _assemble(plans, order, ctx, program, shape)
+    reports = tuple(LayerReport(k, tuple(plans[u].reports), plans[u].constants) for k, u in enumerate(order, 1))
     constants = {
         "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
         "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
         "column_sum_sq": ctx.sum_sq, "width": ctx.layout.width,
     }
-    mechanisms = tuple(certificate.LayerMechanism((plan.source_offset or 0, 0), plan.mechanism, plan.ln_scale)
-                       for plan in plans)
-    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms)
+    mechanisms = tuple(certificate.LayerMechanism(_offsets(plans[u], shape.heads), tuple(plans[u].mechanisms),
+                                                  plans[u].ln_scale) for u in order)
+    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms, steps)
 
 
-def estimate(program: Program, bounds: Bounds, dtype=np.float64) -> size.Size:
-    """The shapes and cost of ``compile(program, bounds, dtype)``, from the layer plans alone (nothing dense)."""
-    plans, ctx = _plan(program, bounds, dtype)
-    return _size(plans, ctx, program)
+def estimate(program: Program, bounds: Bounds, dtype=np.float64, fuse: bool = True) -> size.Size:
+    """The shapes and cost of ``compile(program, bounds, dtype, fuse=fuse)``, from the layer plans alone."""
+    _, plans, order, ctx = _plan(program, bounds, dtype, fuse=fuse)
+    return _size(plans, order, ctx, program)
 
 
 def chosen_constants(dtype) -> dict[str, float]:
@@ -125,9 +131,13 @@ def _checked_constants(given: dict | None, dtype) -> dict[str, float]:
     return dict(given)
 
 
-def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None = None
-          ) -> tuple[list[LayerPlan], Context]:
-    """Every layer as logical pieces, and the context (layout, bounds, constants) they were planned in."""
+def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None = None, fuse: bool = True):
+    """The schedule, the distinct layer plans, the order applying them, and the context they were planned in.
+
+    A layer's plan depends on its instructions and on the rows the layer
+    before left dirty, nothing else; planning each distinct pair once makes
+    compiling a program's repeated block cost the same whatever n.
+    """
     if not isinstance(program, Program):
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
     bounds.require(program)
@@ -136,12 +146,13 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
                                         if c is not None):
             raise ValueError(f"instruction {k} ({ins}) has symbolic constants; compile needs numbers")
     eps = scales.machine_eps(dtype)
-    layout = program.layout.extended(_compiler_registers(program))
+    steps = schedule.fused(program) if fuse else schedule.unfused(program)
+    layout = program.layout.extended(_compiler_registers(program, steps))
     T = 2 * program.n + 1
     values = dict(bounds.values)
     values.update({ONE: 1.0, POS_SQ: float((T - 1) ** 2), ZERO: 0.0})
     if SCRATCH in layout:
-        values[SCRATCH] = max(values[name] for name in _copied_operands(program))
+        values[SCRATCH] = max(values[name] for step in steps for name in _copied(program, step))
     values[MEAN_PAD] = sum(layout[name].size * values[name] for name in values if name in layout)
     sum_sq = sum(layout[name].size * values[name] ** 2 for name in values if name in layout)
     chosen = _checked_constants(scale_constants, dtype)
@@ -153,30 +164,43 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
         ln_eps=LN_EPS, sum_sq=sum_sq,
     )
     plans: list[LayerPlan] = []
-    dirty: set[int] = set()
-    for ins in program.instructions:
-        plan = blocks.BLOCKS[type(ins)](ins, ctx)
-        blocks.clear(plan, sorted(dirty))
-        if plan.units:  # the MLP works: centre the column its layer norm sees
-            blocks.centre(plan, ctx)
-        dirty = plan.dirty
-        plans.append(plan)
-    return plans, ctx
+    known: dict[tuple, int] = {}
+    order: list[int] = []
+    dirty: frozenset[int] = frozenset()
+    for step in steps:
+        attention = [program.instructions[k] for k in step.attention]
+        mlp = [program.instructions[k] for k in step.mlp]
+        key = (tuple(map(id, attention)), tuple(map(id, mlp)), dirty)  # a repeated block reuses its objects
+        if key not in known:
+            known[key] = len(plans)
+            plans.append(blocks.plan_layer(attention, mlp, ctx, set(dirty)))
+        order.append(known[key])
+        dirty = frozenset(plans[order[-1]].dirty)
+    return steps, plans, order, ctx
 
 
-def _size(plans: list[LayerPlan], ctx: Context, program: Program) -> size.Size:
-    """The dense shapes the plans need: head size from the most rows a head writes, MLP width from the most units."""
+def _offsets(plan: LayerPlan, heads: int) -> tuple[int, ...]:
+    """The column offset each head reads: the other offsets first, the self head (offset 0) last, unused heads
+    (offset 0, writing nothing) in front (so an unfused mov layer is [source, self])."""
+    offsets = sorted(o for o in plan.heads if o != 0) + [0]
+    return (0,) * (heads - len(offsets)) + tuple(offsets)
+
+
+def _size(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program) -> size.Size:
+    """The dense shapes the plans need: heads from the most offsets a layer reads, head size from the most rows a
+    head writes, MLP width from the most units."""
     return size.Size(
-        layers=len(plans), heads=HEADS, width=ctx.layout.width,
-        head_size=max([2] + [len(p.source) for p in plans] + [len(p.self_) for p in plans]),
+        layers=len(plans), heads=max([MIN_HEADS] + [len(p.heads) + (0 not in p.heads) for p in plans]),
+        width=ctx.layout.width,
+        head_size=max([2] + [len(rows) for p in plans for rows in p.heads.values()]),
         mlp_width=max([1] + [len(p.units) for p in plans]), tokens=2 * program.n + 1, inputs=program.d + 1,
-        dtype=ctx.dtype,
+        dtype=ctx.dtype, depth=len(order),
     )
 
 
-def _assemble(plans: list[LayerPlan], ctx: Context, program: Program, shape: size.Size) -> Weights:
+def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program, shape: size.Size) -> Weights:
     """The one step that turns logical plans into dense arrays (float64, then the target dtype)."""
-    layout, D, L = ctx.layout, shape.width, shape.layers
+    layout, D, L, m = ctx.layout, shape.width, shape.layers, shape.heads
     row = lambda name: layout.span(name)[0]  # noqa: E731 (one-row registers)
     dh, U, T, d = shape.head_size, shape.mlp_width, shape.tokens, program.d
 
@@ -193,18 +217,19 @@ def _assemble(plans: list[LayerPlan], ctx: Context, program: Program, shape: siz
     readout = np.zeros(D)
     readout[row(program.readout)] = 1.0
 
-    Wq, Wk, Wv = (np.zeros((L, HEADS, D, dh)) for _ in range(3))
-    Wo, bo = np.zeros((L, HEADS * dh, D)), np.zeros((L, D))
+    Wq, Wk, Wv = (np.zeros((L, m, D, dh)) for _ in range(3))
+    Wo, bo = np.zeros((L, m * dh, D)), np.zeros((L, D))
     W1, b1, W2, b2 = np.zeros((L, D, U)), np.zeros((L, U)), np.zeros((L, U, D)), np.zeros((L, D))
     N = ctx.sharpness
     for l, plan in enumerate(plans):
-        for h, (offset, writes) in enumerate(((plan.source_offset or 0, plan.source), (0, plan.self_))):
+        for h, offset in enumerate(_offsets(plan, m)):
             # score(i, j) = N [2 (i - offset) j - j^2] = -N (j - (i - offset))^2 + const(i)
             Wq[l, h, row(POS), 0] = 2 * N
             Wq[l, h, row(ONE), 0] = -2 * N * offset
             Wq[l, h, row(ONE), 1] = -N
             Wk[l, h, row(POS), 0] = 1.0
             Wk[l, h, row(POS_SQ), 1] = 1.0
+            writes = plan.heads.get(offset, {}) if h == m - 1 or offset != 0 else {}
             for c, (w_row, form) in enumerate(sorted(writes.items())):
                 for r_row, coef in form.items():
                     Wv[l, h, r_row, c] += coef
@@ -225,7 +250,5 @@ def _assemble(plans: list[LayerPlan], ctx: Context, program: Program, shape: siz
         embed=cast(embed), positions=cast(positions), readout=cast(readout),
         Wq=cast(Wq), Wk=cast(Wk), Wv=cast(Wv), Wo=cast(Wo), bo=cast(bo),
         ln_gain=cast(np.ones((L, D))), ln_bias=cast(np.zeros((L, D))),
-        W1=cast(W1), b1=cast(b1), W2=cast(W2), b2=cast(b2), ln_eps=LN_EPS,
+        W1=cast(W1), b1=cast(b1), W2=cast(W2), b2=cast(b2), ln_eps=LN_EPS, order=np.array(order, dtype=np.int64),
     )
-
-

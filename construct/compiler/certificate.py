@@ -130,9 +130,8 @@ class Certifier:
         self.net, self.w = net, w
         self.width = P = net.program.layout.width
         self._require_structure(w, layout, net.program, P)
-        for l, mech in enumerate(net.mechanisms):
-            if mech.mlp is not None:
-                _require_zero_sums(w.W1[l], l)
+        for u in range(w.stored):
+            _require_zero_sums(w.W1[u], u)
 
     @staticmethod
     def _require_structure(w, layout, program, P: int) -> None:
@@ -157,24 +156,32 @@ class Certifier:
 
     # -- one layer ------------------------------------------------------------------------------
 
-    def _local(self, l: int, H: np.ndarray, parts: forward.LayerParts, mech: LayerMechanism) -> np.ndarray:
-        """Bound on |layer_l(H) - I_l(H)|, (T, D)."""
+    def _local(self, u: int, H: np.ndarray, parts: forward.LayerParts, mech: LayerMechanism) -> np.ndarray:
+        """Bound on |layer(H) - I(H)|, (T, D), for the stored layer ``u`` and its instructions I in order.
+
+        Rows its attention writes are off by the attention's rounding and
+        selection errors (its forms, composed, are exactly the attention
+        instructions' result); rows its MLP writes by the MLP's rounding and
+        each mechanism's gap, whose operands are the state after attention,
+        each within that attention error of its exact value.
+        """
         w = self.w
         T = H.shape[0]
-        att = rounding.attention(w, l, H, parts)
+        att = rounding.attention(w, u, H, parts)
         chosen = np.stack([np.maximum(np.arange(T) - offset, 0) for offset in mech.offsets])
-        attention_error = att.rounding + rounding.selection(w, l, parts, att.values, chosen)
-        if mech.mlp is None:
+        attention_error = att.rounding + rounding.selection(w, u, parts, att.values, chosen)
+        if not mech.mlp:
             return attention_error
-        mlp = rounding.mlp(w, l, parts)
+        mlp = rounding.mlp(w, u, parts)
         local = attention_error + mlp.rounding
-        out = list(mech.mlp.out)
-        ideal = self._product(l, parts, mlp, mech, attention_error) if isinstance(mech.mlp, ProductMechanism) \
-            else self._division(l, H, parts, mlp, mech, attention_error)
-        local[:, out] = mlp.rounding[:, out] + ideal
+        for m in mech.mlp:
+            out = list(m.out)
+            ideal = self._product(u, parts, mlp, mech, m, attention_error) if isinstance(m, ProductMechanism) \
+                else self._division(u, parts, mlp, mech, m, attention_error)
+            local[:, out] = mlp.rounding[:, out] + ideal
         return local
 
-    def _weights_terms(self, l: int, parts, mlp, mech) -> tuple:
+    def _weights_terms(self, l: int, parts, mlp, m) -> tuple:
         """The MLP in exact arithmetic with the actual weights, against the lemma's exact coefficients.
 
         Input weights are ``N sqrt(2/D) / (S m P)`` (products) or ``N sqrt(2/D)
@@ -188,16 +195,16 @@ class Certifier:
         the pre-activation gap and (per output row) the MLP's gap.
         """
         u = rounding.unit_roundoff(parts.X.dtype)
-        out = list(mech.mlp.out)
+        out = list(m.out)
         gap = 2.01 * u * (np.abs(parts.centred) @ np.abs(self.w.W1[l])) * (1 + u) / parts.sigma  # (T, U)
         W2 = np.abs(self.w.W2[l][:, out])
         slope = rounding.gelu_slope(np.abs(parts.pre) + mlp.pre + gap)
         terms = (slope * gap) @ W2
-        if isinstance(mech.mlp, ProductMechanism):
+        if isinstance(m, ProductMechanism):
             ratio = np.zeros(W2.shape[0])
-            by_multiple = {m: r + rounding.gamma(2, u) for (m, _), (_, r) in zip(scales.RICHARDSON,
-                                                                                 scales.RICHARDSON_CONSTANTS)}
-            ratio[: len(mech.mlp.multiples)] = [by_multiple[m] for m in mech.mlp.multiples]
+            by_multiple = {mult: r + rounding.gamma(2, u) for (mult, _), (_, r) in zip(scales.RICHARDSON,
+                                                                                       scales.RICHARDSON_CONSTANTS)}
+            ratio[: len(m.multiples)] = [by_multiple[mult] for mult in m.multiples]
             terms = terms + ((np.abs(parts.hidden) + mlp.hidden) * ratio) @ W2
         return gap, terms
 
@@ -205,42 +212,37 @@ class Certifier:
         """Layer norm's actual scale ``ln_scale / sigma`` (T,), and its relative rounding."""
         return mech.ln_scale / parts.sigma[:, 0]
 
-    def _operands(self, parts, rows: np.ndarray, copies: dict, attention_error: np.ndarray):
-        """Values read at ``rows`` (T, ...), and how far each is from the instruction's operand (a copy's error)."""
-        values = parts.X[:, rows]
-        copied = np.isin(rows, list(copies)) if copies else np.zeros(rows.shape, bool)
-        return values, np.where(copied, attention_error[:, rows], 0.0)
-
-    def _product(self, l, parts, mlp, mech, attention_error) -> np.ndarray:
-        m: ProductMechanism = mech.mlp
+    def _product(self, l, parts, mlp, mech, m: ProductMechanism, attention_error) -> np.ndarray:
         u = rounding.unit_roundoff(parts.X.dtype)
         pairs = np.array(m.pairs)  # (outputs, q, 2)
-        a, da = self._operands(parts, pairs[..., 0], m.copies, attention_error)  # (T, outputs, q)
-        b, db = self._operands(parts, pairs[..., 1], m.copies, attention_error)
+        a, da = parts.X[:, pairs[..., 0]], attention_error[:, pairs[..., 0]]  # (T, outputs, q)
+        b, db = parts.X[:, pairs[..., 1]], attention_error[:, pairs[..., 1]]
         k = self._kappa(parts, mech)[:, None, None]
         k2 = k * k
         scale_gap = np.abs(k2 - 1) + 3.1 * u * k2  # |kappa^2 - 1|, kappa = ln_scale / sigma (one division)
         size = k * (1 + 4 * u) * (np.abs(a) / m.S_a + np.abs(b) / m.S_b)
         products = scale_gap * np.abs(a * b) + m.S_a * m.S_b * _truncation(size, m.P) + \
             (da * np.abs(b) + (np.abs(a) + da) * db) * (1 + 8 * u)
-        _, terms = self._weights_terms(l, parts, mlp, mech)
+        _, terms = self._weights_terms(l, parts, mlp, m)
         return np.abs(parts.X[:, list(m.out)]) + products.sum(axis=2) + terms
 
-    def _division(self, l, H, parts, mlp, mech, attention_error) -> np.ndarray:
-        m: DivisionMechanism = mech.mlp
+    def _division(self, l, parts, mlp, mech, m: DivisionMechanism, attention_error) -> np.ndarray:
+        """num / |den| against the operands after attention (a divisor the same layer's attention computes is
+        read there), with their attention errors propagated as the division propagates errors."""
         u = rounding.unit_roundoff(parts.X.dtype)
-        num, dnum = self._operands(parts, np.array(m.num), m.copies, attention_error)  # (T, k)
-        den = np.abs(H[:, m.den])[:, None]
-        if np.any(den == 0):
-            return np.full((H.shape[0], len(m.out)), np.inf)
+        num, dnum = parts.X[:, list(m.num)], attention_error[:, list(m.num)]  # (T, k)
+        den, dden = np.abs(parts.X[:, m.den])[:, None], attention_error[:, m.den][:, None]
+        if np.any(den <= dden):
+            return np.full((parts.X.shape[0], len(m.out)), np.inf)
         k = self._kappa(parts, mech)[:, None]
         scale_gap = (np.abs(k * den - 1) + 3.1 * u * k * den) / den  # |kappa - 1/|den||: the division and the product
-        gap, terms = self._weights_terms(l, parts, mlp, mech)
+        operands = (dnum + np.abs(num) * dden / den) / (den - dden) * (1 + 4 * u)
+        gap, terms = self._weights_terms(l, parts, mlp, m)
         units = [int(np.flatnonzero(self.w.W2[l][:, o])[0]) for o in m.out]
         lowest = parts.pre[:, units] - mlp.pre[:, units] - gap[:, units]  # below every p* the unit could have
         bypass = np.where(lowest > 0, np.exp(-np.minimum(lowest, 40) ** 2 / 2) / math.sqrt(2 * math.pi) * 1.01,
                           np.inf)
-        return (np.abs(parts.X[:, list(m.out)]) + m.Q * bypass + np.abs(num) * scale_gap + dnum / den * (1 + 2 * u)
+        return (np.abs(parts.X[:, list(m.out)]) + m.Q * bypass + np.abs(num) * scale_gap + operands
                 + 1.01 * u * m.Q * m.B + terms)
 
     # -- the run --------------------------------------------------------------------------------
@@ -256,57 +258,63 @@ class Certifier:
         H = forward.embed(w, tokens)
         T = H.shape[0]
         E = np.zeros((P, T))
-        states, intervals, locals_, remainders = [H], [E], [], []
-        for l, (ins, mech) in enumerate(zip(program.instructions, net.mechanisms)):
-            parts = forward.layer_parts(w, l, H)
-            local = self._local(l, H, parts, mech)[:, :P].T  # program rows x tokens
-            remainder = _no_nan(second_order(ins, H[:, :P].T, E, layout))
-            E = _no_nan(propagate(ins, H[:, :P].T, E, layout) + local) * rounding.SAFETY[H.dtype]
+        states, intervals, path = [H], [E], []
+        for l, (step, mech) in enumerate(zip(net.steps, net.mechanisms)):
+            u = w.order[l]
+            parts = forward.layer_parts(w, u, H)
+            local = self._local(u, H, parts, mech)[:, :P].T  # program rows x tokens
+            # the layer's instructions in order, on the exact machine's intermediate states (computed in floating
+            # point: ``slack`` bounds how far those are from exact, and widens the operands of second-order terms)
+            mid, slack = H[:, :P].T, np.zeros((P, T))
+            for k in step.instructions:
+                ins = program.instructions[k]
+                path.append((l, ins, mid, _no_nan(second_order(ins, mid, E + slack, layout, slack))))
+                E = _no_nan(propagate(ins, mid, E, layout, slack))
+                slack = _no_nan(propagate(ins, mid, slack, layout, slack) + machine_rounding(ins, mid, layout))
+                mid = ins.apply(mid, program.layout)
+            E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
+            path.append((l, None, None, local))
             H = parts.out
             states.append(H)
             intervals.append(E)
-            locals_.append(local)
-            remainders.append(remainder)
         columns = x_columns(program.n)[x_columns(program.n) < T]
-        bounds, shares = self._adjoint(np.stack(states), locals_, remainders, columns, components)
+        bounds, shares = self._adjoint(path, len(net.steps), T, H.dtype, columns, components)
         bounds = np.minimum(bounds, E[layout.span(program.readout)[0], columns])
         return Run(np.stack(states), np.stack(intervals), bounds, shares)
 
-    def _adjoint(self, states, locals_, remainders, columns, components):
+    def _adjoint(self, path, depth: int, T: int, dtype, columns, components):
         """First-order bounds of each answer through the instructions' exact Jacobians, with rigorous remainders.
 
-        With ``d_l`` the error after layer l, ``d_{l+1} = J_l d_l + e_l + r_l``
-        (J_l the instruction's Jacobian at the computed state, e_l the local
-        error, r_l the second-order remainder of a product or division), so
-        an answer's error is ``sum_l <lambda_{l+1}, e_l + r_l>`` with
-        ``lambda_L`` selecting it and ``lambda_l = J_l^T lambda_{l+1}``. The
-        pullbacks are computed in floating point; ``slack`` bounds their
-        rounding, propagated with ``|J|^T``. Unlike propagating ``|E|``
-        forward, this keeps the signs that make a stable recurrence damp its
-        errors.
+        Along the instructions in order, ``d_{j+1} = J_j d_j + r_j`` (J_j the
+        instruction's Jacobian at its input, r_j the second-order remainder
+        of a product or division), and each layer adds its local error e_l
+        after its last instruction; so an answer's error is the sum of
+        ``<lambda, e_l>`` and ``<lambda, r_j>`` with ``lambda`` pulled back
+        from the answer (``lambda <- J^T lambda``). The pullbacks are computed
+        in floating point; ``slack`` bounds their rounding, propagated with
+        ``|J|^T``. Unlike propagating ``|E|`` forward, this keeps the signs
+        that make a stable recurrence damp its errors.
         """
         program, layout, P = self.net.program, self.net.layout, self.width
-        L, T = len(locals_), states.shape[1]
-        u = rounding.unit_roundoff(states.dtype)
+        u = rounding.unit_roundoff(dtype)
         lam = np.zeros((len(columns), P, T))
         lam[np.arange(len(columns)), layout.span(program.readout)[0], columns] = 1.0
         slack = np.zeros_like(lam)
         bounds = np.zeros(len(columns))
-        shares = np.zeros((L, len(columns))) if components else None
-        for l in range(L - 1, -1, -1):
-            weight = np.abs(lam) + slack
-            contribution = _no_nan(np.einsum("kpt,pt->k", weight, locals_[l] + remainders[l]))
+        shares = np.zeros((depth, len(columns))) if components else None
+        for l, ins, mid, error in reversed(path):
+            contribution = _no_nan(np.einsum("kpt,pt->k", np.abs(lam) + slack, error))
             bounds += contribution
             if components:
-                shares[l] = contribution
-            H = states[l][:, :P].T
-            ins = program.instructions[l]
-            new = pullback(ins, H, lam, layout)
-            rounding_of_pullback = rounding.gamma(max(ins_terms(ins), 1) + 2, u) * pullback(ins, H, np.abs(lam), layout,
+                shares[l] += contribution
+            if ins is None:
+                continue
+            new = pullback(ins, mid, lam, layout)
+            rounding_of_pullback = rounding.gamma(max(ins_terms(ins), 1) + 2, u) * pullback(ins, mid, np.abs(lam), layout,
                                                                                             absolute=True)
-            slack = pullback(ins, H, slack, layout, absolute=True) + rounding_of_pullback
+            slack = pullback(ins, mid, slack, layout, absolute=True) + rounding_of_pullback
             lam = new
-        return bounds * rounding.SAFETY[states.dtype], shares
+        return bounds * rounding.SAFETY[np.dtype(dtype)], shares
 
 
 def _no_nan(x: np.ndarray) -> np.ndarray:
@@ -314,11 +322,20 @@ def _no_nan(x: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(x), np.inf, x)
 
 
-def propagate(ins, H: np.ndarray, E: np.ndarray, layout) -> np.ndarray:
-    """``|I(H) - I(H*)|`` bounded from ``E >= |H - H*|`` (program rows x tokens), by the instruction's semantics."""
+def _magnitudes(H: np.ndarray, slack: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower bounds on |x| for x within ``slack`` of ``H`` (the computed intermediate state)."""
+    if slack is None:
+        return np.abs(H), np.abs(H)
+    return np.abs(H) + slack, np.maximum(np.abs(H) - slack, 0.0)
+
+
+def propagate(ins, H: np.ndarray, E: np.ndarray, layout, slack: np.ndarray | None = None) -> np.ndarray:
+    """``|I(x) - I(x*)|`` bounded from ``E >= |x - x*|`` (program rows x tokens), by the instruction's semantics,
+    for x within ``slack`` of ``H``."""
     out = E.copy()
     rows = layout.rows(ins.writes)
     T = H.shape[1]
+    upper, lower = _magnitudes(H, slack)
     if isinstance(ins, Mov):
         out[rows] = E[layout.rows(ins.src)][:, np.maximum(np.arange(T) - ins.offset, 0)]
     elif isinstance(ins, Aff):
@@ -328,15 +345,15 @@ def propagate(ins, H: np.ndarray, E: np.ndarray, layout) -> np.ndarray:
         out[rows] = acc
     elif isinstance(ins, Mul):
         p, q, r = ins.shape
-        A, dA = H[layout.rows(ins.a)].reshape(p, q, T).transpose(2, 0, 1), \
+        A, dA = upper[layout.rows(ins.a)].reshape(p, q, T).transpose(2, 0, 1), \
             E[layout.rows(ins.a)].reshape(p, q, T).transpose(2, 0, 1)
-        B, dB = H[layout.rows(ins.b)].reshape(q, r, T).transpose(2, 0, 1), \
+        B, dB = upper[layout.rows(ins.b)].reshape(q, r, T).transpose(2, 0, 1), \
             E[layout.rows(ins.b)].reshape(q, r, T).transpose(2, 0, 1)
-        dC = np.abs(A) @ dB + dA @ (np.abs(B) + dB)
+        dC = A @ dB + dA @ (B + dB)
         out[rows] = dC.transpose(1, 2, 0).reshape(p * r, T)
     elif isinstance(ins, Div):
-        n, dn = np.abs(H[layout.rows(ins.num)]), E[layout.rows(ins.num)]
-        d, dd = np.abs(H[layout.rows(ins.den)]), E[layout.rows(ins.den)]
+        n, dn = upper[layout.rows(ins.num)], E[layout.rows(ins.num)]
+        d, dd = lower[layout.rows(ins.den)], E[layout.rows(ins.den)]
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = (dn + n * dd / d) / (d - dd)
         out[rows] = np.where(d > dd, bound, np.inf)
@@ -345,27 +362,56 @@ def propagate(ins, H: np.ndarray, E: np.ndarray, layout) -> np.ndarray:
     return out
 
 
-def second_order(ins, H: np.ndarray, E: np.ndarray, layout) -> np.ndarray:
-    """Bound on the remainder ``I(H) - I(H - d) - J d`` for ``|d| <= E`` (zero for mov and aff).
+def second_order(ins, H: np.ndarray, E: np.ndarray, layout, slack: np.ndarray | None = None) -> np.ndarray:
+    """Bound on the remainder ``I(x) - I(x - d) - J(H) d`` for ``|d| <= E`` and x within ``slack`` of ``H``.
 
-    A product's is ``|dA| |dB|``; a division ``n / |d|``'s, with ``D = |d|``,
-    is ``|n| dd^2 / (D^2 (D - dd)) + |dn| dd / (D (D - dd))`` (infinite when
-    ``dd >= D``).
+    Zero for mov and aff. A product's is ``|dA| |dB|`` (with E widened by
+    the slack, which also covers the Jacobian taken at H instead of x); a
+    division ``n / |d|``'s, with ``D = |d|``, is ``|n| dd^2 / (D^2 (D - dd)) +
+    |dn| dd / (D (D - dd))`` (infinite when ``dd >= D``).
     """
     out = np.zeros_like(E)
     rows = layout.rows(ins.writes)
     T = H.shape[1]
+    upper, lower = _magnitudes(H, slack)
     if isinstance(ins, Mul):
         p, q, r = ins.shape
         dA = E[layout.rows(ins.a)].reshape(p, q, T).transpose(2, 0, 1)
         dB = E[layout.rows(ins.b)].reshape(q, r, T).transpose(2, 0, 1)
         out[rows] = (dA @ dB).transpose(1, 2, 0).reshape(p * r, T)
     elif isinstance(ins, Div):
-        n, dn = np.abs(H[layout.rows(ins.num)]), E[layout.rows(ins.num)]
-        D, dd = np.abs(H[layout.rows(ins.den)]), E[layout.rows(ins.den)]
+        n, dn = upper[layout.rows(ins.num)], E[layout.rows(ins.num)]
+        D, dd = lower[layout.rows(ins.den)], E[layout.rows(ins.den)]
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = (n * dd * dd / D + dn * dd) / (D * (D - dd))
         out[rows] = np.where(D > dd, bound, np.inf)
+    return out
+
+
+def machine_rounding(ins, H: np.ndarray, layout) -> np.ndarray:
+    """How far the float64 machine's ``ins.apply(H)`` can be from the instruction in exact arithmetic (written rows):
+    a dot product of k terms is within gamma_k of its value (the model of ``rounding``), a division within u."""
+    out = np.zeros_like(H)
+    rows = layout.rows(ins.writes)
+    u = rounding.unit_roundoff(H.dtype)
+    if isinstance(ins, Aff):
+        acc, terms = np.zeros((rows.stop - rows.start, H.shape[1])), 1
+        for reg, W, _ in ins.terms:
+            h = np.abs(H[layout.rows(reg)])
+            acc += abs(float(W)) * h if W.ndim == 0 else np.abs(W) @ h
+            terms += 1 if W.ndim == 0 else W.shape[1]
+        if ins.bias is not None:
+            acc += np.abs(ins.bias).reshape(-1, 1) if ins.bias.ndim else abs(float(ins.bias))
+        out[rows] = rounding.gamma(terms + 1, u) * acc
+    elif isinstance(ins, Mul):
+        p, q, r = ins.shape
+        T = H.shape[1]
+        A = np.abs(H[layout.rows(ins.a)]).reshape(p, q, T).transpose(2, 0, 1)
+        B = np.abs(H[layout.rows(ins.b)]).reshape(q, r, T).transpose(2, 0, 1)
+        out[rows] = rounding.gamma(q, u) * (A @ B).transpose(1, 2, 0).reshape(p * r, T)
+    elif isinstance(ins, Div):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[rows] = u * np.abs(H[layout.rows(ins.num)]) / np.abs(H[layout.rows(ins.den)])
     return out
 
 

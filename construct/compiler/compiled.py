@@ -30,19 +30,44 @@ PAPER = {"sgd_step": lambda d: (9, 3 + 4 * d), "sherman_morrison_step": lambda d
 
 @dataclass(frozen=True)
 class LayerReport:
-    """One layer: its instruction, the constants it uses, its predicted error bound."""
+    """One layer: its instructions, each with its a-priori error bound (absolute, on every entry it writes)
+    and its register's bound, and the constants the layer uses."""
 
     index: int
-    instruction: str
+    parts: tuple[tuple[str, float, float], ...]  # (instruction, predicted error, register bound)
     constants: dict
-    predicted_error: float  # absolute, on each entry of the written register
-    out_bound: float
+
+    @property
+    def instruction(self) -> str:
+        return "; ".join(text for text, _, _ in self.parts)
+
+    @property
+    def predicted_error(self) -> float:
+        return max(error for _, error, _ in self.parts)
+
+    @property
+    def out_bound(self) -> float:
+        return max(bound for _, _, bound in self.parts)
 
     @property
     def relative_error(self) -> float:
-        return self.predicted_error / self.out_bound
+        return max(error / bound for _, error, bound in self.parts)
 
 
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """One register one layer wrote, against the exact machine run on that layer's own input state:
+    the largest absolute error over its entries and tokens, the same relative to ``1 + |exact|``, and the
+    a-priori bound the compiler declared for the instruction that wrote it last."""
+
+    layer: int
+    instruction: object
+    register: str
+    error: float
+    relative: float
+    predicted: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -72,6 +97,11 @@ class CompiledNetwork:
     constants: dict
     layers: tuple[LayerReport, ...]
     mechanisms: tuple[certificate.LayerMechanism, ...]
+    steps: tuple  # schedule.Step per layer: which instructions it runs
+
+    def layer_instructions(self, l: int) -> tuple:
+        """The instructions layer ``l`` (1-based) runs, attention's then the MLP's, in program order."""
+        return tuple(self.program.instructions[k] for k in self.steps[l - 1].instructions)
 
     # -- running ---------------------------------------------------------------
 
@@ -101,15 +131,16 @@ class CompiledNetwork:
                     f"register {name!r} reached {reg_peak[l]:.6g} after {where}, beyond its declared bound "
                     f"{bound:.6g}; the task is outside the domain this network was compiled for"
                 )
-        for k, ins in enumerate(self.program.instructions):
-            if isinstance(ins, Div):
-                value = float(low[k, self.layout.span(ins.den)[0]])
-                floor = self.bounds.floors[ins.den]
-                if value < floor * (1 - 1e-6):
-                    raise DomainError(
-                        f"divisor {ins.den!r} fell to {value:.6g} before layer {k + 1} ({ins}), below its "
-                        f"declared floor {floor:.6g}; the task is outside the network's domain"
-                    )
+        for l in range(1, len(self.steps) + 1):  # the divisor as the layer divides by it: after its attention,
+            for ins in self.layer_instructions(l):  # so in the state after the layer (its MLP does not write it)
+                if isinstance(ins, Div):
+                    value = float(low[l, self.layout.span(ins.den)[0]])
+                    floor = self.bounds.floors[ins.den]
+                    if value < floor * (1 - 1e-6):
+                        raise DomainError(
+                            f"divisor {ins.den!r} fell to {value:.6g} in layer {l} ({ins}), below its declared "
+                            f"floor {floor:.6g}; the task is outside the network's domain"
+                        )
 
     def _pass(self, backend: str):
         if backend == "numpy":
@@ -258,14 +289,43 @@ class CompiledNetwork:
         self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
         return Trace(states.transpose(0, 2, 1).astype(np.float64), self.layout)
 
+    def check_layers(self, X, y, x_query) -> list[LayerCheck]:
+        """Every layer against its instructions: the exact machine runs them, in order, on the layer's own input.
+
+        Raises ``AssertionError`` if a layer changed a program register none
+        of its instructions writes (every such row must be bit for bit the same).
+        """
+        trace = self.trace(X, y, x_query)
+        layout, width = self.program.layout, self.program.layout.width
+        checks = []
+        for l, step in enumerate(self.steps, 1):
+            before, after = trace.states[l - 1][:width], trace.states[l][:width]
+            exact, last = before, {}
+            for ins, part in zip(self.layer_instructions(l), self.layers[l - 1].parts):
+                exact = ins.apply(exact, layout)
+                last[ins.writes] = (ins, part[1])
+            written = np.zeros(width, bool)
+            for name in last:
+                written[layout.rows(name)] = True
+            if not np.array_equal(after[~written], before[~written]):
+                raise AssertionError(f"layer {l} ({self.layers[l - 1].instruction}) changed a register it does not "
+                                     "write")
+            for name, (ins, predicted) in last.items():
+                rows = layout.rows(name)
+                err = np.abs(after[rows] - exact[rows])
+                checks.append(LayerCheck(l, ins, name, float(err.max()),
+                                         float((err / (1 + np.abs(exact[rows]))).max()), predicted))
+        return checks
+
     # -- size ------------------------------------------------------------------
 
     def size(self) -> dict:
         """Depth, widths and parameter count, with the paper's numbers where it gives them."""
         w = self.weights
         info = {
-            "layers": w.depth, "residual_width": w.width, "mlp_width": w.mlp_width, "heads": w.heads,
-            "head_size": w.head_size, "parameters": w.parameter_count, "data_rows": self.program.data_rows,
+            "layers": w.depth, "stored_layers": w.stored, "residual_width": w.width, "mlp_width": w.mlp_width,
+            "heads": w.heads, "head_size": w.head_size, "parameters": w.parameter_count,
+            "data_rows": self.program.data_rows,
         }
         if self.program.name in PAPER:
             layers, rows = PAPER[self.program.name](self.program.d)

@@ -29,7 +29,8 @@ class SizeError(ValueError):
 
 @dataclass(frozen=True)
 class Size:
-    """Array shapes of a network and what they cost: L layers, m heads, width D, head size dh, MLP width U."""
+    """Array shapes of a network and what they cost: L stored layers applied ``depth`` times in all (tied
+    layers are stored once), m heads, width D, head size dh, MLP width U."""
 
     layers: int
     heads: int
@@ -39,22 +40,26 @@ class Size:
     tokens: int
     inputs: int  # d + 1 token slots
     dtype: np.dtype
+    depth: int | None = None  # layers applied; None: each stored layer once
+
+    @property
+    def applied(self) -> int:
+        return self.layers if self.depth is None else self.depth
 
     @property
     def parameters(self) -> int:
-        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
-        return sum(int(np.prod(shape)) for shape in self.array_shapes().values())
+        return sum(int(np.prod(shape)) for name, shape in self.array_shapes().items() if name != "order")
 
     @property
     def weight_bytes(self) -> int:
-        """The arrays as assembled (float64), plus the cast copy when the target is float32."""
+        """The arrays as assembled (float64), plus the cast copy when the target is float32, and the layer order."""
         extra = self.parameters * np.dtype(self.dtype).itemsize if np.dtype(self.dtype) != np.float64 else 0
-        return self.parameters * 8 + extra
+        return self.parameters * 8 + extra + 8 * self.applied
 
     @property
     def forward_bytes(self) -> int:
         """The numpy pass on one prompt: every state, and one layer's largest temporaries."""
-        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
+        L, m, D, dh, U, T = self.applied, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
         item = np.dtype(self.dtype).itemsize
         return ((L + 1) * T * D + 3 * m * T * dh + m * T * T + 2 * T * U + 3 * T * D) * item
 
@@ -65,7 +70,7 @@ class Size:
     @property
     def flops(self) -> int:
         """Multiply-adds of one forward pass on a full-length prompt."""
-        L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
+        L, m, D, dh, U, T = self.applied, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
         return L * (T * (3 * m * D * dh + m * dh * D + 2 * D * U) + 2 * m * T * T * dh)
 
     def array_shapes(self) -> dict[str, tuple[int, ...]]:
@@ -73,10 +78,13 @@ class Size:
         L, m, D, dh, U, T = self.layers, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
         return {"embed": (self.inputs, D), "positions": (T, D), "readout": (D,), "Wq": (L, m, D, dh),
                 "Wk": (L, m, D, dh), "Wv": (L, m, D, dh), "Wo": (L, m * dh, D), "bo": (L, D), "ln_gain": (L, D),
-                "ln_bias": (L, D), "W1": (L, D, U), "b1": (L, U), "W2": (L, U, D), "b2": (L, D)}
+                "ln_bias": (L, D), "W1": (L, D, U), "b1": (L, U), "W2": (L, U, D), "b2": (L, D),
+                "order": (self.applied,)}
 
     def describe(self) -> str:
-        return (f"{self.layers} layers, width {self.width}, head size {self.head_size}, MLP width {self.mlp_width}, "
+        tied = f" ({self.layers} stored)" if self.applied != self.layers else ""
+        return (f"{self.applied} layers{tied}, width {self.width}, head size {self.head_size}, MLP width "
+                f"{self.mlp_width}, "
                 f"{self.parameters:,} parameters: about {gib(self.bytes)} to build and run")
 
 

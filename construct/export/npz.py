@@ -1,31 +1,33 @@
 """Export a compiled network to one file, and load it back bit for bit.
 
-File format, version 1
+File format, version 2
 ----------------------
 
 One ``.npz`` file: a zip archive (members deflate-compressed) that
 ``numpy.load(path, allow_pickle=False)`` reads. It holds
 
-* one ``NAME.npy`` per weight array, dense, float64 or float32 (all alike):
+* one ``NAME.npy`` per weight array, dense, float64 or float32 (all alike),
+  with S stored layers applied at L depths:
 
       embed      (d+1, D)        token slots -> residual rows
       positions  (T, D)          added to token t (T = 2n + 1, the prompt length)
       readout    (D,)            one-hot on the row of the register ``pred``
-      Wq, Wk, Wv (L, m, D, dh)   per layer and head
-      Wo         (L, m*dh, D)    the heads' outputs, concatenated, -> residual
-      bo         (L, D)
-      ln_gain, ln_bias (L, D)
-      W1         (L, D, U),  b1 (L, U),  W2 (L, U, D),  b2 (L, D)
+      order      (L,) int64      the stored layer applied at each depth (version 2)
+      Wq, Wk, Wv (S, m, D, dh)   per stored layer and head
+      Wo         (S, m*dh, D)    the heads' outputs, concatenated, -> residual
+      bo         (S, D)
+      ln_gain, ln_bias (S, D)
+      W1         (S, D, U),  b1 (S, U),  W2 (S, U, D),  b2 (S, D)
 
 * ``manifest.json``, UTF-8 JSON (``unzip -p FILE manifest.json`` prints it;
   ``numpy.load(FILE)["manifest.json"]`` gives its bytes). Its keys:
-  ``format``, ``version``; ``compiler`` (its ``revision``); ``equations``
+  ``format``, ``version``; ``compiler`` (its ``revision``, and ``fused``); ``equations``
   (the layer, as ``transformer/weights.py`` states it); ``dtype``, ``ln_eps``; ``arrays`` (name -> shape, dtype, sha256 of the
   raw C-order bytes); ``sizes``; ``tokens`` (the prompt encoding);
   ``readout`` (register, row, the columns predictions are read at);
   ``layout`` (every register with its shape and rows ``[start, stop)``, and
   a label per row); ``constants``; ``bounds`` (the domain: a bound per
-  register, a floor per divisor); ``layers`` (per layer: instruction,
+  register, a floor per divisor); ``layers`` (per depth: its instructions,
   constants, predicted error); ``listing`` (registers and paper forms); and
   ``program`` (``source``: "construct.programs" or "custom"; name, d, n,
   params, its own layout and every instruction as data).
@@ -57,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compiler import Bounds, CompiledNetwork, compile, estimate, size
+from ..compiler import Bounds, CompiledNetwork, compile, estimate, schedule, size
 from ..compiler.build import CHOSEN, REVISION, chosen_constants
 from ..compiler.size import DEFAULT_MAX_BYTES
 from ..raw import programs
@@ -67,7 +69,7 @@ from ..raw.prompt import x_columns
 from ..raw.registers import Layout, Register
 from ..transformer.weights import Weights
 
-FORMAT, VERSION, MANIFEST = "icl-construct weights", 1, "manifest.json"
+FORMAT, VERSION, MANIFEST = "icl-construct weights", 2, "manifest.json"
 
 # The layer exactly as transformer/weights.py's docstring states it (a test keeps them equal), then what it leaves implicit.
 EQUATIONS = (
@@ -88,7 +90,13 @@ ARRAY_MEANINGS = {
     "readout": "(D,): prediction = final state @ readout",
     "Wq": "(L, m, D, dh)", "Wk": "(L, m, D, dh)", "Wv": "(L, m, D, dh)", "Wo": "(L, m*dh, D)", "bo": "(L, D)",
     "ln_gain": "(L, D)", "ln_bias": "(L, D)", "W1": "(L, D, U)", "b1": "(L, U)", "W2": "(L, U, D)", "b2": "(L, D)",
+    "order": "(depth,) int64: the stored layer (0..L-1) applied at each depth; a tied layer appears several times",
 }
+
+
+def _array_dtype(name: str, dtype) -> np.dtype:
+    """Every array has the file's float dtype but the layer order, which is int64."""
+    return np.dtype(np.int64) if name == "order" else np.dtype(dtype)
 
 
 class WeightsFileError(ValueError):
@@ -128,7 +136,8 @@ def _instruction(ins) -> dict:
 
 
 def _sizes(program: Program, w: Weights) -> dict:
-    return {"d": program.d, "n": program.n, "tokens": 2 * program.n + 1, "layers": w.depth, "heads": w.heads,
+    return {"d": program.d, "n": program.n, "tokens": 2 * program.n + 1, "layers": w.depth,
+            "stored_layers": w.stored, "heads": w.heads,
             "residual_width": w.width, "head_size": w.head_size, "mlp_width": w.mlp_width,
             "parameters": w.parameter_count}
 
@@ -163,7 +172,8 @@ def manifest(net: CompiledNetwork) -> dict:
     return {
         "format": FORMAT,
         "version": VERSION,
-        "compiler": {"revision": REVISION, "note": "load() rebuilds the network and requires this file to equal it"},
+        "compiler": {"revision": REVISION, "fused": tuple(net.steps) != schedule.unfused(program),
+                     "note": "load() rebuilds the network and requires this file to equal it"},
         "equations": list(EQUATIONS),
         "dtype": str(w.dtype),
         "ln_eps": w.ln_eps,
@@ -190,8 +200,10 @@ def manifest(net: CompiledNetwork) -> dict:
         },
         "constants": dict(net.constants),
         "bounds": {"values": dict(net.bounds.values), "floors": dict(net.bounds.floors)},
-        "layers": [{"index": r.index, "instruction": r.instruction, "constants": r.constants,
-                    "predicted_error": r.predicted_error, "out_bound": r.out_bound} for r in net.layers],
+        "layers": [{"index": r.index, "instructions": [list(step.attention), list(step.mlp)],
+                    "parts": [{"instruction": text, "predicted_error": error, "out_bound": bound}
+                              for text, error, bound in r.parts],
+                    "constants": r.constants} for r, step in zip(net.layers, net.steps)],
         "listing": {"registers": program.listing("registers").splitlines(),
                     "paper": program.listing("paper").splitlines()},
         "program": {
@@ -280,12 +292,15 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
             raise WeightsFileError(f"{path}: not a readable .npz archive (truncated or corrupt?): {_why(err)}") \
                 from None
         with archive:
+            stated = _read_manifest(path, archive, _members(path, archive, check_arrays=False))
             members = _members(path, archive)
-            stated = _read_manifest(path, archive, members)
             declared, dtype = _declared_arrays(path, stated, members, max_bytes)
             program, bounds, constants = _rebuild_inputs(path, stated, declared, dtype)
+            fuse = stated["compiler"].get("fused") if isinstance(stated.get("compiler"), dict) else None
+            if not isinstance(fuse, bool):
+                raise WeightsFileError(f"{path}: the manifest's compiler.fused is {fuse!r}, not true or false")
             try:
-                shape = estimate(program, bounds, dtype)
+                shape = estimate(program, bounds, dtype, fuse=fuse)
             except ValueError as err:
                 raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
             for name, want in shape.array_shapes().items():
@@ -293,7 +308,7 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                     raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
                                            f"{list(declared[name])}; its program gives {list(want)}")
             arrays = _read_arrays(path, archive, members, declared, np.dtype(dtype))
-    net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants)
+    net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
     _require_same(path, net, arrays, stated)
     return net
 
@@ -302,8 +317,11 @@ def _why(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
-def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]:
-    """The archive's members by name: exactly the manifest and the format's arrays, plain or deflated."""
+def _members(path: Path, archive: zipfile.ZipFile, check_arrays: bool = True) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name: exactly the manifest and the format's arrays, plain or deflated.
+
+    With ``check_arrays`` false only the manifest must be there (so that a file of another format version is
+    refused for its version, not for the arrays that version has)."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
     expected = {MANIFEST} | {f"{name}.npy" for name in ARRAY_MEANINGS}
@@ -311,7 +329,7 @@ def _members(path: Path, archive: zipfile.ZipFile) -> dict[str, zipfile.ZipInfo]
         raise WeightsFileError(f"{path}: no {MANIFEST} in the archive; not an icl-construct weights file")
     duplicated = sorted({n for n in names if names.count(n) > 1})
     missing, extra = sorted(expected - set(names)), sorted(set(names) - expected)
-    if duplicated or missing or extra:
+    if duplicated or (missing or extra) and check_arrays:
         raise WeightsFileError(f"{path}: the archive's members differ from the format's: duplicated {duplicated}, "
                                f"missing {missing}, unknown {extra}")
     for info in infos:
@@ -366,7 +384,9 @@ def _read_manifest(path: Path, archive: zipfile.ZipFile, members: dict) -> dict:
         raise WeightsFileError(f"{path}: {MANIFEST} has no format version")
     if not _same(stated["version"], VERSION):
         raise WeightsFileError(f"{path}: format version {stated['version']!r} is not supported "
-                               f"(this library reads version {VERSION})")
+                               f"(this library reads version {VERSION}); re-export it from its program and "
+                               "domain: construct.save(construct.compile(program, bounds), path), "
+                               "or icl-construct export")
     revision = stated.get("compiler", {"revision": 1})
     revision = revision.get("revision") if isinstance(revision, dict) else revision
     if not _same(revision, REVISION):
@@ -415,9 +435,10 @@ def _rebuild_inputs(path: Path, stated: dict, declared: dict, dtype: str):
             program = _custom_program(spec)
         else:
             raise ValueError(f"program.source is {source!r}, not 'construct.programs' or 'custom'")
-        if program.width > declared["readout"][0] or program.depth != declared["Wq"][0]:
-            raise ValueError(f"the program has width {program.width} and depth {program.depth}; the declared arrays "
-                             f"have width {declared['readout'][0]} and depth {declared['Wq'][0]}")
+        depth, stored = declared["order"][0], declared["Wq"][0]
+        if program.width > declared["readout"][0] or not stored <= depth <= program.depth:
+            raise ValueError(f"the program has width {program.width} and {program.depth} instructions; the declared "
+                             f"arrays have width {declared['readout'][0]}, {stored} stored layers and depth {depth}")
         values, floors = _field(stated, "bounds", "values"), _field(stated, "bounds", "floors")
         if not (isinstance(values, dict) and isinstance(floors, dict)):
             raise ValueError("bounds.values and bounds.floors must be objects")
@@ -524,22 +545,22 @@ def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes) -> tupl
     spec = stated.get("arrays")
     if not isinstance(spec, dict) or set(spec) != set(ARRAY_MEANINGS):
         raise WeightsFileError(f"{path}: the manifest's array list differs from the format's {sorted(ARRAY_MEANINGS)}")
-    item = np.dtype(dtype).itemsize
     declared, total = {}, 0
     for name in ARRAY_MEANINGS:
+        item = _array_dtype(name, dtype).itemsize
         entry = spec[name]
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                 for s in shape)):
             raise WeightsFileError(f"{path}: the manifest's arrays.{name}.shape is {shape!r}, not a list of sizes")
-        if entry.get("dtype") != dtype:
+        if entry.get("dtype") != str(_array_dtype(name, dtype)):
             raise WeightsFileError(f"{path}: the manifest's arrays.{name}.dtype is {entry.get('dtype')!r}; "
-                                   f"the file's dtype is {dtype}")
+                                   f"the file's is {_array_dtype(name, dtype)}")
         nbytes = int(np.prod(shape, dtype=object)) * item
         file_size = members[f"{name}.npy"].file_size
         if not nbytes < file_size <= nbytes + MAX_HEADER_BYTES:
             raise WeightsFileError(f"{path}: member {name}.npy declares {file_size:,} bytes; an array of shape "
-                                   f"{shape} {dtype} takes {nbytes:,} plus a header")
+                                   f"{shape} {_array_dtype(name, dtype)} takes {nbytes:,} plus a header")
         declared[name] = tuple(shape)
         total += nbytes
     if max_bytes is not None and total > max_bytes:
@@ -553,10 +574,10 @@ def _read_arrays(path: Path, archive: zipfile.ZipFile, members: dict, shapes: di
     """Every array, each checked (zip size, .npy header, then CRC and finiteness) against ``shapes``."""
     arrays = {}
     for name in ARRAY_MEANINGS:
-        shape = shapes[name]
-        nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        shape, item = shapes[name], _array_dtype(name, dtype)
+        nbytes = int(np.prod(shape, dtype=np.int64)) * item.itemsize
         data = _read_member(path, archive, members[f"{name}.npy"], MAX_HEADER_BYTES + nbytes)
-        arrays[name] = _parse_npy(path, name, data, shape, dtype)
+        arrays[name] = _parse_npy(path, name, data, shape, item)
     return arrays
 
 
@@ -577,7 +598,7 @@ def _parse_npy(path: Path, name: str, data: bytes, shape: tuple[int, ...], dtype
     if len(body) != int(np.prod(shape, dtype=np.int64)) * dtype.itemsize:
         raise WeightsFileError(f"{path}: array {name!r} holds {len(body)} bytes of data for shape {shape}")
     a = np.frombuffer(body, dtype=got_dtype).reshape(shape).astype(dtype)
-    if not np.all(np.isfinite(a)):
+    if dtype.kind == "f" and not np.all(np.isfinite(a)):
         raise WeightsFileError(f"{path}: array {name!r} has non-finite entries")
     return a
 

@@ -108,7 +108,7 @@ def hidden_states(w: Weights, tokens: np.ndarray) -> np.ndarray:
     H = embed(w, tokens)
     states = [H]
     with np.errstate(over="ignore", invalid="ignore"):
-        for l in range(w.depth):
+        for l in w.order:
             states.append(layer(w, l, states[-1]))
     return np.stack(states)
 

@@ -3,7 +3,8 @@
 Float64 weights run in float64 without the caller touching JAX's global x64
 flag: each call enables it only for its own duration (``jax.enable_x64``),
 and leaves the caller's setting as it was. The layers are a ``lax.scan``
-over the stacked layer axis, so compile time does not grow with depth.
+over the layer order, each step gathering its stored layer, so compile time
+does not grow with depth and tied layers are stored once.
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ def _extremes(H):
 def _run(arrays, tokens, ln_eps, what):
     layers = {k: arrays[k] for k in ("Wq", "Wk", "Wv", "Wo", "bo", "ln_gain", "ln_bias", "W1", "b1", "W2", "b2")}
 
-    def step(H, p):
-        H = _layer(ln_eps, H, p)
+    def step(H, l):  # l: the stored layer applied at this depth (tied layers are gathered, not copied)
+        H = _layer(ln_eps, H, {k: v[l] for k, v in layers.items()})
         return H, (H if what == "states" else _extremes(H))
 
     def one(tok):
         H0 = tok @ arrays["embed"] + arrays["positions"][: tok.shape[0]]
-        H, per_layer = jax.lax.scan(step, H0, layers)
+        H, per_layer = jax.lax.scan(step, H0, arrays["order"])
         if what == "states":
             return jnp.concatenate([H0[None], per_layer])
         peak0, low0 = _extremes(H0)

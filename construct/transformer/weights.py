@@ -10,7 +10,11 @@ Tokens are rows here (the usual machine-learning convention): a prompt is a
 
 with the exact erf GeLU and no scaling of the attention scores. The input
 is ``tokens @ embed + positions[:T]``; the output is ``H_L @ readout``, one
-number per token. Per-layer arrays are stacked on a leading layer axis.
+number per token. Per-layer arrays are stacked on a leading axis of L
+*stored* layers, and ``order`` says which stored layer is applied at each
+depth: ``order = [0, 1, 2, 3, 2, 3, 2, 3, 4]`` applies layers 2 and 3 three
+times (weight tying: a repeated block is stored once). By default each
+stored layer is applied once, in order.
 
 This module and the two forward passes know nothing about programs or
 algorithms: they are a transformer and nothing else.
@@ -44,9 +48,18 @@ class Weights:
     W2: np.ndarray         # (L, U, D)
     b2: np.ndarray         # (L, D)
     ln_eps: float = 1e-5
+    order: np.ndarray | None = None  # (depth,) ints in [0, L): the stored layer applied at each depth
 
     def __post_init__(self) -> None:
-        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ln_eps"}
+        order = np.arange(self.Wq.shape[0]) if self.order is None else np.asarray(self.order)
+        if order.ndim != 1 or order.size == 0 or not np.issubdtype(order.dtype, np.integer) or \
+                order.min() < 0 or order.max() >= self.Wq.shape[0]:
+            raise ValueError(f"weights: order must be a non-empty 1-d array of stored layer indices "
+                             f"0..{self.Wq.shape[0] - 1}, got {self.order!r}")
+        order = order.astype(np.int64)
+        order.flags.writeable = False
+        object.__setattr__(self, "order", order)
+        arrays = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("ln_eps", "order")}
         for name, value in arrays.items():
             if not isinstance(value, np.ndarray):
                 raise TypeError(f"weights: {name} must be a numpy array, got {type(value).__name__}")
@@ -85,6 +98,12 @@ class Weights:
 
     @property
     def depth(self) -> int:
+        """Layers applied (tied layers count each time)."""
+        return len(self.order)
+
+    @property
+    def stored(self) -> int:
+        """Layers stored."""
         return self.Wq.shape[0]
 
     @property
@@ -109,10 +128,10 @@ class Weights:
 
     @property
     def parameter_count(self) -> int:
-        return sum(getattr(self, f.name).size for f in fields(self) if f.name != "ln_eps")
+        return sum(a.size for name, a in self.arrays().items() if name != "order")
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every array by name (for export and for the JAX pass)."""
+        """Every array by name (for export and for the JAX pass), the layer order included."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ln_eps"}
 
 

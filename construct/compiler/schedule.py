@@ -1,0 +1,130 @@
+"""Which instructions share a layer: the scheduling pass behind fused networks.
+
+A layer runs two phases: attention (mov, aff), whose instructions read the
+layer's input and compose with each other in program order (an aff or mov
+reading what an earlier one of the same phase wrote reads its linear form,
+``blocks.Forms``), then the MLP (mul, or div by one divisor), whose
+instructions read the state after attention and write disjoint registers.
+Lemma 7 of the paper (parallel operators) is the case of independent
+instructions; composition goes further, merging chains of affine
+instructions, and movs of affine results, into one attention phase.
+
+The pass takes the instructions in program order and puts each into the
+earliest phase that keeps the program's meaning:
+
+* a read sees the last write before it: the writer must be in an earlier
+  phase, or in the same attention phase (composition);
+* a write must not be seen by an earlier reader: it goes in the reader's
+  phase or later (in one phase, reads come before writes);
+* two writes of a register keep their order: the later one in a later phase,
+  or both in one attention phase (the later form wins);
+* an MLP holds muls only, or divs by one divisor only (the division's layer
+  norm divides the whole column);
+* a layer reads at most ``MAX_HEADS - 1`` other columns (composing movs adds
+  their offsets: a chain of n offset-2 movs composed into one layer would
+  read n columns, and need n heads).
+
+So every schedule computes what the program computes, instruction by
+instruction (``tests/test_schedule.py`` checks the fused networks layer by
+layer against the machine run on each layer's instructions in order).
+Unfused, each instruction is a layer of its own, as the paper draws it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..raw.instructions import Aff, Div, Mov, Mul
+from ..raw.program import Program
+
+ATTENTION, MLP = 0, 1
+MAX_HEADS = 3  # the self head and two other columns
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer's instructions, as indices into the program: its attention phase, then its MLP."""
+
+    attention: tuple[int, ...]
+    mlp: tuple[int, ...]
+
+    @property
+    def instructions(self) -> tuple[int, ...]:
+        return self.attention + self.mlp
+
+
+def phase_of(ins) -> int:
+    if isinstance(ins, (Mov, Aff)):
+        return ATTENTION
+    if isinstance(ins, (Mul, Div)):
+        return MLP
+    raise TypeError(f"no phase for {type(ins).__name__}")
+
+
+def unfused(program: Program) -> tuple[Step, ...]:
+    """One instruction per layer (the paper's construction)."""
+    return tuple(Step((k,), ()) if phase_of(ins) == ATTENTION else Step((), (k,))
+                 for k, ins in enumerate(program.instructions))
+
+
+def fused(program: Program) -> tuple[Step, ...]:
+    """Each instruction in the earliest phase the dependency rules of the module docstring allow."""
+    instructions = program.instructions
+    slot: list[tuple[int, int]] = []  # (layer, phase) of each instruction so far
+    mlp_kind: dict[int, tuple] = {}   # layer -> ("mul",) or ("div", den)
+    reads_from: dict[int, dict[str, frozenset]] = {}  # layer -> register -> the column offsets its form reads
+    for k, ins in enumerate(instructions):
+        phase = phase_of(ins)
+        earliest = (0, phase)
+        for j in range(k):
+            other, at = instructions[j], slot[j]
+            reads = set(ins.reads) & {other.writes}
+            if reads and _last_writer(instructions, k, other.writes) == j:  # ins reads what other wrote
+                earliest = max(earliest, at if (at[1] == ATTENTION and phase == ATTENTION) else _after(at))
+            if ins.writes in other.reads:  # other read it first: not before other's phase
+                earliest = max(earliest, at)
+            if ins.writes == other.writes:
+                earliest = max(earliest, at if (at[1] == ATTENTION and phase == ATTENTION) else _after(at))
+        layer, p = earliest
+        if p != phase:  # the earliest phase of the right kind
+            layer, p = (layer + 1, phase) if p > phase else (layer, phase)
+        while phase == MLP and not _mlp_accepts(mlp_kind.get(layer), ins):
+            layer += 1
+        while phase == ATTENTION and len(_offsets(reads_from.get(layer, {}), ins)) > MAX_HEADS:
+            layer += 1
+        if phase == MLP:
+            mlp_kind[layer] = ("mul",) if isinstance(ins, Mul) else ("div", ins.den)
+        else:
+            forms = reads_from.setdefault(layer, {})
+            forms[ins.writes] = _reads(forms, ins)
+        slot.append((layer, phase))
+    depth = max(layer for layer, _ in slot) + 1
+    return tuple(Step(tuple(k for k, s in enumerate(slot) if s == (layer, ATTENTION)),
+                      tuple(k for k, s in enumerate(slot) if s == (layer, MLP))) for layer in range(depth))
+
+
+def _reads(forms: dict[str, frozenset], ins) -> frozenset:
+    """The column offsets (0 = its own) the composed form of ``ins``'s register reads, given the layer's forms."""
+    if isinstance(ins, Mov):
+        return frozenset(o + ins.offset for o in forms.get(ins.src, frozenset({0})))
+    return frozenset().union(*(forms.get(reg, frozenset({0})) for reg in ins.reads)) or frozenset({0})
+
+
+def _offsets(forms: dict[str, frozenset], ins) -> frozenset:
+    """Every offset the layer's attention would read with ``ins`` added, the self head's 0 included."""
+    return frozenset({0}).union(*forms.values(), _reads(forms, ins))
+
+
+def _after(at: tuple[int, int]) -> tuple[int, int]:
+    layer, phase = at
+    return (layer, MLP) if phase == ATTENTION else (layer + 1, ATTENTION)
+
+
+def _last_writer(instructions, k: int, register: str) -> int | None:
+    return next((j for j in range(k - 1, -1, -1) if instructions[j].writes == register), None)
+
+
+def _mlp_accepts(kind, ins) -> bool:
+    if kind is None:
+        return True
+    return kind == (("mul",) if isinstance(ins, Mul) else ("div", ins.den))

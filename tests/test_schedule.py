@@ -1,0 +1,124 @@
+"""Fused layers: the schedule keeps the program's meaning, meets the depth targets, and ties repeated blocks.
+
+The schedule is checked three ways: the exact machine running the
+instructions in the scheduled order gives the program's result bit for bit
+(on the library's programs and on random programs drawn by hypothesis);
+every fused layer equals its instructions run in order by the machine on
+the layer's own input; and the fused networks meet the closed forms.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from construct import Aff, Bounds, Div, Mov, Mul, Program, compile, programs, reference
+from construct.compiler import schedule
+from construct.raw.prompt import input_registers
+from construct.raw.registers import Layout, Register
+from construct.tasks import gaussian_tasks
+from support import assert_agree
+from test_compiler import check_layers
+
+
+def scheduled_order(program):
+    return [k for step in schedule.fused(program) for k in step.instructions]
+
+
+def run_in(program, order, task):
+    H = program.encode(*task)
+    for k in order:
+        H = program.instructions[k].apply(H, program.layout)
+    return H
+
+
+PROGRAMS = {
+    "sgd": lambda: programs.sgd(3, 4, 0.05, 0.2, w0=[0.3, -0.2, 0.1]),
+    "ridge": lambda: programs.ridge(3, 4, 0.5),
+    "sgd_step": lambda: programs.sgd_step(3, 0.1, 0.05, np.ones(3)),
+    "sherman_morrison_step": lambda: programs.sherman_morrison_step(3, 0.5),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_the_scheduled_order_computes_what_the_program_computes(name):
+    program = PROGRAMS[name]()
+    order = scheduled_order(program)
+    assert sorted(order) == list(range(program.depth))
+    for task in gaussian_tasks(program.d, program.n, 3, seed=1):
+        assert np.array_equal(run_in(program, order, task), program.run(*task))
+
+
+def _random_program(draw):
+    """Instructions over scalars s0..s2 and 2-vectors v0..v2 (and the prompt, d = 2), in a random order."""
+    scalars, vectors = ["s0", "s1", "s2"], ["v0", "v1", "v2"]
+    layout = Layout(input_registers(2) + [Register(n, (1,)) for n in scalars] + [Register(n, (2,)) for n in vectors]
+                    + [Register("pred", (1,))])
+    rng = np.random.default_rng(draw(st.integers(0, 2**31)))
+    kinds = draw(st.lists(st.sampled_from(["mov", "aff", "mul", "div"]), min_size=2, max_size=14))
+    instructions = [Aff(v, (("x_in", rng.normal(size=(2, 2))),), bias=rng.normal(size=2)) for v in vectors]
+    instructions += [Aff(s, (("y_in", float(rng.normal())),), bias=3.0 + rng.random()) for s in scalars]
+    for kind in kinds:
+        v, w, s, t = rng.choice(vectors), rng.choice(vectors), rng.choice(scalars), rng.choice(scalars)
+        if kind == "mov":
+            instructions.append(Mov(*((v, w) if rng.random() < 0.6 else (s, t)), int(rng.integers(0, 3))))
+        elif kind == "aff":
+            instructions.append(Aff(v, ((w, rng.normal(size=(2, 2))), (v, float(rng.normal()))), bias=rng.normal(2)))
+        elif kind == "mul":
+            instructions.append([Mul(v, s, w, (2, 1, 1)), Mul(v, w, t, (1, 2, 1)), Mul(s, t, s, (1, 1, 1))][
+                int(rng.integers(0, 3))])
+        else:
+            instructions.append(Div(v, s, w))
+    instructions.append(Mul("v0", "v1", "pred", (1, 2, 1)))
+    return Program("random", 2, 2, layout, tuple(instructions))
+
+
+@settings(max_examples=40)
+@given(st.data())
+def test_random_programs_keep_their_meaning(data):
+    program = _random_program(data.draw)
+    order = scheduled_order(program)
+    with np.errstate(all="ignore"):
+        for task in gaussian_tasks(2, 2, 2, seed=2):
+            assert np.array_equal(run_in(program, order, task), program.run(*task), equal_nan=True)
+
+
+def test_the_depth_targets():
+    """Theorem 1 in at most 4 layers (paper 9), Theorem 2 in at most 7 (paper 14), sgd(n) in at most 3n + c,
+    ridge(n) in at most 5n + c."""
+    assert len(schedule.fused(programs.sgd_step(3, 0.1, 0.1, np.ones(3)))) <= 4
+    assert len(schedule.fused(programs.sherman_morrison_step(3, 0.5))) <= 7
+    for n in (1, 2, 4, 8, 16):
+        assert len(schedule.fused(programs.sgd(3, n, 0.05, 0.1))) <= 3 * n + 1
+        assert len(schedule.fused(programs.ridge(3, n, 0.5))) <= 5 * n + 2
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_every_fused_layer_is_its_instructions(name):
+    program = PROGRAMS[name]()
+    net = compile(program, Bounds.calibrate(program, gaussian_tasks(program.d, program.n, 32)))
+    assert len(net.steps) < program.depth
+    for task in gaussian_tasks(program.d, program.n, 2, seed=4):
+        check_layers(net, task)
+
+
+def test_fused_networks_meet_the_closed_forms():
+    for d, n in ((2, 5), (4, 8)):
+        tasks = gaussian_tasks(d, n, 32)
+        for program, closed in ((programs.sgd(d, n, 0.05, 0.1), lambda t: reference.sgd_one_pass(*t, 0.05, 0.1)),
+                                (programs.ridge(d, n, 0.5), lambda t: reference.ridge(*t, 0.5))):
+            net = compile(program, Bounds.calibrate(program, tasks))
+            for task in gaussian_tasks(d, n, 3, seed=6):
+                assert_agree(net.predict(*task, tolerance=None), closed(task), 1e-6, program.name)
+
+
+def test_repeated_blocks_are_stored_once():
+    """The parameter count does not depend on n: the steady-state block is stored once and applied n times."""
+    sizes = []
+    for n in (4, 8, 16):
+        program = programs.ridge(3, n, 0.5)
+        net = compile(program, Bounds.calibrate(program, gaussian_tasks(3, n, 16)))
+        sizes.append((net.weights.stored, net.weights.depth, net.weights.parameter_count - net.weights.positions.size))
+    assert sizes[0][0] == sizes[1][0] == sizes[2][0]
+    assert sizes[0][2] == sizes[1][2] == sizes[2][2]
+    assert sizes[0][1] < sizes[1][1] < sizes[2][1]
