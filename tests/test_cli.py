@@ -219,14 +219,14 @@ def test_trace_table_and_json(capsys):
     code, out, _ = run(capsys, "trace", "--algo", "ridge", "-d", 2, "-n", 2)
     assert code == 0
     assert "x~1        y~1        x~2        y~2        x~q" in out
-    assert "layer 7: mul  u <- Ainv_src (2x2) @ x (2x1)" in out and "  Ainv[1,0] " in out
+    assert "layer 6: mul  u <- Ainv_src (2x2) @ x (2x1)" in out and "  Ainv[1,0] " in out
     code, out, _ = run(capsys, "trace", "--algo", "ridge", "-d", 2, "-n", 2, "--json")
     result = json.loads(out)
-    assert np.array(result["states"]).shape == (25 + 1, len(result["row_labels"]), 5)
+    assert np.array(result["states"]).shape == (29 + 1, len(result["row_labels"]), 5)
     assert max(row["machine_error"] for row in result["written"]) < 1e-8
     task = tuple(np.array(result["task"][k]) for k in ("X", "y", "x_query"))
     exact = programs.ridge(2, 2, 0.1).run(*task)  # the last layer writes pred, which the table shows
-    (last,) = [row for row in result["written"] if row["layer"] == 25]
+    (last,) = [row for row in result["written"] if row["layer"] == 29]
     assert agree(last["values"], exact[-1], 1e-8)
 
 
