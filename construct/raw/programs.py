@@ -33,10 +33,12 @@ the learner's state on some sequence of at most n examples, each
 from __future__ import annotations
 
 import numbers
+from functools import partial
 
 import numpy as np
 import sympy
 
+from . import domain
 from .instructions import Aff, Div, Mov, Mul
 from .program import Program
 from .prompt import POS, X_IN, Y_IN, as_array, check_count, input_registers
@@ -102,7 +104,7 @@ def sgd_step(d: int, alpha, lam, w0) -> Program:
         Mul("w", X_IN, "pred", (1, d, 1)),                     # 9 pred = w^T x_q
     ]
     return Program("sgd_step", d, 1, layout, tuple(instructions), query_only=True,
-                   params={"alpha": alpha, "lam": lam, "w0": w0})
+                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(domain.sgd_step, d, alpha, lam, w0))
 
 
 def sherman_morrison_step(d: int, lam) -> Program:
@@ -139,7 +141,7 @@ def sherman_morrison_step(d: int, lam) -> Program:
         Mul("w", X_IN, "pred", (1, d, 1)),                      # 14 pred = w^T x_q  (erratum: (1, d, 1))
     ]
     return Program("sherman_morrison_step", d, 1, layout, tuple(instructions), query_only=True,
-                   params={"lam": lam})
+                   params={"lam": lam}, domain=partial(domain.sherman_morrison_step, d, lam))
 
 
 def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
@@ -176,7 +178,7 @@ def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
     return Program("sgd", d, n, layout, tuple(instructions),
-                   params={"alpha": alpha, "lam": lam, "w0": w0})
+                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(domain.sgd, d, n, alpha, lam, w0))
 
 
 def ridge(d: int, n: int, lam) -> Program:
@@ -230,4 +232,5 @@ def ridge(d: int, n: int, lam) -> Program:
         Aff("w", (("w_src", 1), ("step", 1))),
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
-    return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam})
+    return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam},
+                   domain=partial(domain.ridge, d, n, lam))
