@@ -1,6 +1,7 @@
 """Compile a program into a transformer: one real layer per RAW instruction.
 
-``compile(program, bounds)`` extends the program's layout with the rows the
+``compile(program, bounds)`` (or ``compile(program, x_max=..., y_max=...)``,
+the domain derived from the input box) extends the program's layout with the rows the
 mechanisms need, chooses the scale constants for the dtype
 (``scales``), plans each layer (``blocks``) and assembles the plans
 into dense weights (``construct.transformer.Weights``). The result
@@ -68,9 +69,37 @@ REVISION = 3  # bumped whenever compile's output for the same program, bounds an
 CHOSEN = ("attention_sharpness", "product_scale", "bypass_offset")  # constants chosen by evaluating log, erf, pow
 
 
-def compile(program: Program, bounds: Bounds, dtype=np.float64,
-            max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None) -> "CompiledNetwork":
-    """One transformer layer per instruction of ``program``, built for the domain ``bounds``.
+def domain(program: Program, bounds: Bounds | None, dtype, x_max=None, y_max=None, x_norm=None) -> Bounds:
+    """The domain to compile for: ``bounds`` as given, or ``Bounds.for_inputs`` from the input box (not both)."""
+    box = {"x_max": x_max, "y_max": y_max, "x_norm": x_norm}
+    given = sorted(k for k, v in box.items() if v is not None)
+    if bounds is not None:
+        if given:
+            raise ValueError(f"give the domain either as bounds or as the input box (x_max, y_max), not both; "
+                             f"got bounds and {', '.join(given)}")
+        if not isinstance(bounds, Bounds):
+            raise TypeError(f"bounds must be a Bounds, got {type(bounds).__name__}")
+        return bounds
+    if x_max is None or y_max is None:
+        raise ValueError(
+            "compile needs the network's domain: the input box, compile(program, x_max=..., y_max=...) (optionally "
+            "x_norm=..., a bound on |x|_2), from which the program's theory bounds every register; or bounds, "
+            "Bounds(values, floors) or Bounds.calibrate(program, tasks)"
+            + (f"; got only {', '.join(given)}" if given else ""))
+    return Bounds.for_inputs(program, x_max, y_max, x_norm, dtype=dtype)
+
+
+def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
+            max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None, *,
+            x_max: float | None = None, y_max: float | None = None, x_norm: float | None = None
+            ) -> "CompiledNetwork":
+    """One transformer layer per instruction of ``program``, built for a domain.
+
+    The domain is either the input box, ``x_max`` (every entry of every x),
+    ``y_max`` (every label) and optionally ``x_norm`` (every ``|x|_2``), from
+    which ``Bounds.for_inputs`` derives every register's bound by the
+    program's theory (programs of ``construct.programs`` only), or
+    ``bounds`` (explicit ``Bounds``, or ``Bounds.calibrate`` on sample tasks).
 
     Refuses (``SizeError``) before allocating the weights if building and
     running the network would need more than ``max_bytes`` (None: no limit).
@@ -80,6 +109,9 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64,
     own, so that a file rebuilds bit for bit on any machine. Everything
     else in the weights is exact arithmetic on the program and the bounds.
     """
+    if not isinstance(program, Program):
+        raise TypeError(f"compile takes a Program, got {type(program).__name__}")
+    bounds = domain(program, bounds, dtype, x_max, y_max, x_norm)
     plans, ctx = _plan(program, bounds, dtype, scale_constants)
     shape = _size(plans, ctx, program)
     size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
@@ -95,9 +127,12 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64,
     return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports)
 
 
-def estimate(program: Program, bounds: Bounds, dtype=np.float64) -> size.Size:
-    """The shapes and cost of ``compile(program, bounds, dtype)``, from the layer plans alone (nothing dense)."""
-    plans, ctx = _plan(program, bounds, dtype)
+def estimate(program: Program, bounds: Bounds | None = None, dtype=np.float64, *, x_max: float | None = None,
+             y_max: float | None = None, x_norm: float | None = None) -> size.Size:
+    """The shapes and cost of ``compile`` with the same arguments, from the layer plans alone (nothing dense)."""
+    if not isinstance(program, Program):
+        raise TypeError(f"estimate takes a Program, got {type(program).__name__}")
+    plans, ctx = _plan(program, domain(program, bounds, dtype, x_max, y_max, x_norm), dtype)
     return _size(plans, ctx, program)
 
 
@@ -126,8 +161,6 @@ def _checked_constants(given: dict | None, dtype) -> dict[str, float]:
 def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None = None
           ) -> tuple[list[LayerPlan], Context]:
     """Every layer as logical pieces, and the context (layout, bounds, constants) they were planned in."""
-    if not isinstance(program, Program):
-        raise TypeError(f"compile takes a Program, got {type(program).__name__}")
     bounds.require(program)
     for k, ins in enumerate(program.instructions, start=1):
         if isinstance(ins, Aff) and any(c.dtype == object for c in [*(w for _, w, _ in ins.terms), ins.bias]
