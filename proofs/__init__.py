@@ -5,7 +5,8 @@ seconds, statement); it exits non-zero if any fails. The proofs run the
 library's own code: the lemmas behind the compiler's constants
 (``lemmas``), each compiled layer on a symbolic hidden state with ideal
 nonlinearities (``layers``), the programs on symbolic prompts against the
-theorems (``theorems``), and the paper's printed chains (``errata``).
+theorems (``theorems``), the bounds of the domain derived from the input box
+(``domains``), and the paper's printed chains (``errata``).
 ``python -m proofs.walkthrough`` writes ``proofs/WALKTHROUGH.md``.
 """
 
@@ -13,6 +14,7 @@ theorems (``theorems``), and the paper's printed chains (``errata``).
 from . import lemmas  # noqa: F401  isort: skip
 from . import layers  # noqa: F401  isort: skip
 from . import theorems  # noqa: F401  isort: skip
+from . import domains  # noqa: F401  isort: skip
 from . import errata  # noqa: F401  isort: skip
 from .registry import PROOFS, Proof, ProofFailure, main, run
 
