@@ -20,7 +20,7 @@ from construct.compiler.bounds import SLACK
 from construct.raw.domain import Box
 from construct.raw.instructions import Div
 from construct.tasks import gaussian_tasks
-from support import assert_agree
+from support import assert_agree, compiled_tasks
 
 ROWS = ("plus", "minus", "signs", "alternating", "repeated", "collinear", "zeros", "orthogonal")
 LABELS = ("plus", "alternating", "signs", "zero", "aligned")
@@ -186,6 +186,23 @@ def test_a_compiled_network_answers_every_task_at_the_corners(make, box, closed,
         got = net.predict(*task)  # a DomainError here is a task inside the box refused
         if dtype == np.float64:
             assert_agree(got[answered], closed(task)[answered], 1e-6, f"{program.name} at {name}")
+
+
+@settings(max_examples=10)
+@given(compiled_tasks())
+def test_networks_compiled_for_a_tasks_own_box_meet_the_end_to_end_bound(t):
+    """The tightest box around a task of the accuracy setting (README): the theory's bounds, looser than a
+    calibration's, still give the 1e-6 the calibrated networks are held to. SGD's alpha is capped at what the
+    box allows."""
+    X, y, q = t.data
+    x_max, y_max = max(np.abs(X).max(), np.abs(q).max()), max(np.abs(y).max(), 1e-3)
+    x_norm = max(np.linalg.norm(X, axis=1).max(), np.linalg.norm(q))
+    alpha = min(t.alpha, 1 / (x_norm**2 + t.lam))
+    for program, closed in ((programs.ridge(t.d, t.n, t.lam), reference.ridge(*t.data, t.lam)),
+                            (programs.sgd(t.d, t.n, alpha, t.lam, t.w0),
+                             reference.sgd_one_pass(*t.data, alpha, t.lam, t.w0))):
+        net = construct.compile(program, x_max=x_max, y_max=y_max, x_norm=x_norm)
+        assert_agree(net.predict(*t.data), closed, 1e-6, program.name)
 
 
 def test_the_theory_domain_refuses_exactly_the_tasks_outside_the_box():
