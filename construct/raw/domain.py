@@ -236,7 +236,7 @@ def ridge(d: int, n: int, lam, box: Box) -> Domain:
     """
     X, R, Y = box.x_max, box.x_norm, box.y_max
     K = 1 / (2 * _sqrt(lam))
-    W = _sqrt(n, Y, lam) * Y * K                 # w = V diag(s / (s^2 + lam)) U^T y (SVD of X): |w| <= K |y|
+    W = _sqrt(n, Y, lam) * Y * K         # w = V diag(s / (s^2 + lam)) U^T y (SVD of X): |w| <= K |y|
     U = R / lam                          # u = A^{-1} x, |A^{-1}| <= 1/lam (A >= lam I)
     # gain = u / den1; with v = A^{-1/2} x, |u| <= |v| / sqrt(lam) and den1 = 1 + |v|^2, so
     # |gain| <= |v| / ((1 + |v|^2) sqrt(lam)) <= K (AM-GM), and |gain| <= |u| (den1 >= 1)
