@@ -56,7 +56,7 @@ class DomainError(ValueError):
     """A task (or an intermediate value it produces) is outside the bounds a network was built for."""
 
 
-def _positive(value) -> bool:
+def _is_positive(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value)) and value > 0
 
 
@@ -79,9 +79,9 @@ class Bounds:
     def __post_init__(self) -> None:
         for kind, table in (("bound", self.values), ("floor", self.floors)):
             for name, value in table.items():
-                if not _positive(value):
+                if not _is_positive(value):
                     raise ValueError(f"{kind} for register {name!r} must be a positive number, got {value!r}")
-        if self.x_norm is not None and not _positive(self.x_norm):
+        if self.x_norm is not None and not _is_positive(self.x_norm):
             raise ValueError(f"x_norm must be a positive number or None, got {self.x_norm!r}")
         object.__setattr__(self, "values", dict(self.values))
         object.__setattr__(self, "floors", dict(self.floors))

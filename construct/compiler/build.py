@@ -69,7 +69,7 @@ REVISION = 3  # bumped whenever compile's output for the same program, bounds an
 CHOSEN = ("attention_sharpness", "product_scale", "bypass_offset")  # constants chosen by evaluating log, erf, pow
 
 
-def domain(program: Program, bounds: Bounds | None, dtype, x_max=None, y_max=None, x_norm=None) -> Bounds:
+def _domain(program: Program, bounds: Bounds | None, dtype, x_max=None, y_max=None, x_norm=None) -> Bounds:
     """The domain to compile for: ``bounds`` as given, or ``Bounds.for_inputs`` from the input box (not both)."""
     box = {"x_max": x_max, "y_max": y_max, "x_norm": x_norm}
     given = sorted(k for k, v in box.items() if v is not None)
@@ -111,7 +111,7 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     """
     if not isinstance(program, Program):
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
-    bounds = domain(program, bounds, dtype, x_max, y_max, x_norm)
+    bounds = _domain(program, bounds, dtype, x_max, y_max, x_norm)
     plans, ctx = _plan(program, bounds, dtype, scale_constants)
     shape = _size(plans, ctx, program)
     size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
@@ -132,7 +132,7 @@ def estimate(program: Program, bounds: Bounds | None = None, dtype=np.float64, *
     """The shapes and cost of ``compile`` with the same arguments, from the layer plans alone (nothing dense)."""
     if not isinstance(program, Program):
         raise TypeError(f"estimate takes a Program, got {type(program).__name__}")
-    plans, ctx = _plan(program, domain(program, bounds, dtype, x_max, y_max, x_norm), dtype)
+    plans, ctx = _plan(program, _domain(program, bounds, dtype, x_max, y_max, x_norm), dtype)
     return _size(plans, ctx, program)
 
 

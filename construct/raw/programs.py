@@ -186,19 +186,21 @@ def ridge(d: int, n: int, lam) -> Program:
 
     The state is ``A_k^{-1}`` and the ridge weights ``w_k`` themselves, with
     ``A_k = lam I + sum_{j<=k} x_j x_j^T`` and ``w_k = A_k^{-1} sum_{j<=k} x_j y_j``
-    (``A_0 = I/lam``, ``w_0 = 0``). Example k, with ``u = A_{k-1}^{-1} x_k``
+    (``A_0^{-1} = I/lam``, ``w_0 = 0``). Example k, with ``u = A_{k-1}^{-1} x_k``
     and ``den1 = 1 + x_k^T u``:
 
         gain = u / den1 = A_k^{-1} x_k           (Sherman-Morrison)
-        A_k^{-1} = A_{k-1}^{-1} - gain u^T
+        A_k^{-1} = A_{k-1}^{-1} - gain u^T       (A^{-1} is symmetric: the paper's vT is u^T)
         w_k = w_{k-1} + gain (y_k - w_{k-1}^T x_k)
 
     The last line is ``A_k^{-1} b_k`` rewritten (``proofs/theorems.py``,
     ``rls_identity``); it never forms ``A^{-1} b``, whose terms
     (``|A^{-1}| |b|``, hundreds) cancel to ``|w|`` (a few) and cost the
-    compiled network accuracy. Depth 3 + 12n + 2, data rows 3d^2 + 7d + 5:
-    O(d^2), whatever n. Block (applied n times), the instructions on one line
-    independent of each other:
+    compiled network accuracy. ``A^{-1}`` and ``w`` stay in registers of
+    their own: a compiled product's error scales with its operands' bounds,
+    and a register's bound is that of its largest entry. Depth 3 + 12n + 2,
+    data rows 3d^2 + 7d + 5: O(d^2), whatever n. Block (applied n times),
+    the instructions on one line independent of each other:
 
         Ainv_src <- Ainv of column i-2     w_src <- w of column i-2
         u    <- Ainv_src x                 wx    <- x^T w_src
