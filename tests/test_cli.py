@@ -45,7 +45,7 @@ def test_demo_json_matches_the_closed_forms(capsys):
     p = sgd["params"]
     assert agree(sgd["transformer"], reference.sgd_one_pass(*task, p["alpha"], p["lam"], p["w0"]))
     assert agree(ridge["transformer"], reference.ridge(*task, ridge["params"]["lam"]))
-    assert sgd["size"]["layers"] == 6 * 3 + 7 and ridge["size"]["layers"] == 9 * 3 + 7
+    assert sgd["size"]["layers"] == 6 * 3 + 7 and ridge["size"]["layers"] == 12 * 3 + 5
     for chain, (layers, rows) in zip(result["chains"], ((9, 3 + 4 * 2), (14, 3 + 5 * 2 + 3 * 4))):
         assert chain["size"]["paper"] == {"layers": layers, "data_rows": rows}
         assert (chain["size"]["layers"], chain["size"]["data_rows"]) == (layers, rows)
@@ -56,7 +56,7 @@ def test_python_m_construct_runs_the_demo():
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     assert "sgd_step: 9 layers" in done.stdout and "paper: 9 layers, 11 data rows" in done.stdout
-    assert "ridge (Sherman-Morrison), lam = 0.1: 61 layers" in done.stdout
+    assert "ridge (Sherman-Morrison), lam = 0.1: 77 layers" in done.stdout
     assert "paper: O(n) layers, O(d^2) width" in done.stdout
     table = [row for row in (line.split() for line in done.stdout.splitlines()) if len(row) == 5 and numbers(row)]
     errors = [float(row[-1]) for row in table]
@@ -188,7 +188,7 @@ def expect_exit(capsys, argv):
     (["export", "--algo", "sgd", "-o", "/no/such/dir/x.npz"], "no directory /no/such/dir"),
     (["export", "--algo", "sgd", "-o", "x", "-d", "0"], "argument -d/--d: must be an integer >= 1"),
     (["trace", "--algo", "ridge", "--layer", "3"], "give --weights-png too"),
-    (["trace", "--algo", "ridge", "--weights-png", "w.png", "--layer", "99"], "--layer must be in 1..25"),
+    (["trace", "--algo", "ridge", "--weights-png", "w.png", "--layer", "99"], "--layer must be in 1..29"),
     (["bench", "--d", "0"], "--d and --n take integers >= 1"),
     (["demo", "--n", "-1"], "must be an integer >= 1"),
 ])
