@@ -5,7 +5,8 @@ seconds, statement); it exits non-zero if any fails. The proofs run the
 library's own code: the lemmas behind the compiler's constants
 (``lemmas``), each compiled layer at its finite constants, on its float64
 weights read as exact rationals (``layers``), the programs on symbolic
-prompts against the theorems (``theorems``), the paper's printed chains
+prompts against the theorems (``theorems``), the bounds of the domain
+derived from the input box (``domains``), the paper's printed chains
 (``errata``), and the inequalities the per-answer certificate uses
 (``certificate``).
 ``python -m proofs.walkthrough`` writes ``proofs/WALKTHROUGH.md``.
@@ -15,6 +16,7 @@ prompts against the theorems (``theorems``), the paper's printed chains
 from . import lemmas  # noqa: F401  isort: skip
 from . import layers  # noqa: F401  isort: skip
 from . import theorems  # noqa: F401  isort: skip
+from . import domains  # noqa: F401  isort: skip
 from . import errata  # noqa: F401  isort: skip
 from . import certificate  # noqa: F401  isort: skip
 from .registry import PROOFS, Proof, ProofFailure, main, run

@@ -84,6 +84,29 @@ def sherman_morrison_identity():
                 zero(sp.cancel(product[i, j] - (1 if i == j else 0)), f"n = {n}, entry ({i}, {j})", sp.cancel)
 
 
+@proof("rls_identity", "A^{-1} b updated by an example (x, y) is w + u e / den: "
+       "(A + x x^T)^{-1} (b + x y) = w + u (y - w^T x) / (1 + x^T u), w = A^{-1} b, u = A^{-1} x",
+       "A symmetric invertible 2 x 2 and 3 x 3 with symbolic entries, b, x, y symbolic, 1 + x^T A^{-1} x != 0")
+def rls_identity():
+    """The step ridge's program takes: recursive least squares is Sherman-Morrison applied to A^{-1} b.
+
+    Multiplying the claimed update by ``A + x x^T`` gives ``b + x y`` (so it is
+    ``(A + x x^T)^{-1} (b + x y)``, the ridge weights with the example added).
+    With ``A^{-1} = adj(A) / D``, ``D = det A``, the update times
+    ``D (D + x^T adj(A) x)`` is a polynomial, so the check is one expansion.
+    """
+    for d in (2, 3):
+        A = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"a{min(i, j) + 1}{max(i, j) + 1}"))
+        b, x, y = vector("b", d), vector("x", d), sp.Symbol("y", real=True)
+        adj, D = A.adjugate(), A.det()
+        q = (x.T * adj * x)[0]                      # den = 1 + x^T u = (D + q) / D
+        e_D = y * D - (b.T * adj * x)[0]            # e = y - w^T x = e_D / D
+        scaled = adj * b * (D + q) + adj * x * e_D  # (w + u e / den) * D (D + q)
+        residual = (A + x * x.T) * scaled - (b + x * y) * D * (D + q)
+        for i in range(d):
+            zero(sp.expand(residual[i]), f"d = {d}, entry {i}", sp.expand)
+
+
 @proof("sgd_program", "sgd(d=2, n) predicts with one-pass SGD at every prefix", "n = 2, 3; all inputs symbolic")
 def sgd_program():
     d = 2
@@ -98,8 +121,9 @@ def sgd_program():
                 w = sgd_update(w, xs[k], ys[k])
 
 
-@proof("ridge_program", "ridge(d=2, n=2) predicts with (X^T X + lam I)^{-1} X^T y at every prefix",
-       "lam > 0; all inputs symbolic; every divisor is 1 + x^T M x with M = (lam I + sum of x_j x_j^T)^{-1}")
+@proof("ridge_program", "ridge(d=2, n=2) (recursive least squares) predicts with (X^T X + lam I)^{-1} X^T y at "
+       "every prefix", "lam > 0; all inputs symbolic; every divisor is 1 + x^T M x with M = (lam I + sum of x_j "
+       "x_j^T)^{-1}")
 def ridge_program():
     d, n = 2, 2
     X, y, xq, xs, ys, q = examples(d, n)

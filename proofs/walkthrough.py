@@ -19,7 +19,9 @@ import numpy as np
 import sympy as sp
 
 from construct import programs
+from construct.raw import domain
 from construct.compiler import scales
+from construct.compiler.bounds import SLACK
 from construct.raw.prompt import X_IN, Y_IN, x_columns
 
 from . import PROOFS, layers, lemmas
@@ -154,6 +156,57 @@ def _errata_section() -> list[str]:
     return lines + [""]
 
 
+def _domain_table(values: dict, floors: dict, reasons: dict) -> list[str]:
+    lines = ["| register | bound on every entry, every column, every state | why |", "| --- | --- | --- |"]
+    for name, bound in values.items():
+        lines.append(f"| `{name}` | `{sp.sstr(bound)}` | {reasons.get(name, '')} |")
+    for name, floor in floors.items():
+        lines.append(f"| `{name}` (floor) | `{sp.sstr(floor)}` | {reasons.get(name + ' floor', '')} |")
+    return lines
+
+
+def _domain_section() -> list[str]:
+    X, Y, R, W = sp.symbols("x_max y_max R W", positive=True)
+    n = sp.Symbol("n", positive=True, integer=True)
+    ridge = domain.ridge(2, n, lam, domain.Box(2, X, Y, R))
+    ridge_why = {
+        "x": "`x_in(i-1) - x_in(i)`: one of the two is 0", "Ainv": "`lam I <= A`, so `0 < A^-1 <= I/lam`",
+        "Ainv_src": "the same, of column i-2", "w": "ridge on at most n labels `|y| <= y_max`: `|w| <= |y|/(2 sqrt(lam))`",
+        "w_src": "the same", "u": "`|A^-1 x| <= |x|/lam`", "wx": "Cauchy-Schwarz", "den": "`0 <= x^T A^-1 x <= |x|^2/lam`",
+        "e": "`|y - w^T x|`", "den1": "`1 + den`", "gain": "`u/den1 = A'^-1 x`, AM-GM; and `<= |u|`",
+        "corr": "`0 <= u u^T/den1 = A^-1 - A'^-1 <= A^-1`; and `<= |gain| |u|`",
+        "step": "`|gain| |e|`; and the difference of two ridge weights", "w_pred": "w of column i-1",
+        "pred": "Cauchy-Schwarz", "den1 floor": "`1 + x^T A^-1 x`, `A^-1` positive definite",
+    }
+    prompt_why = {"y_in": "declared", "x_in": "declared", "pos": "the column index"}
+    alpha_ = sp.Symbol("alpha", nonnegative=True)
+    w0 = np.array(list(vector("w0", 2)), dtype=object)
+    box = domain.Box(2, X, Y, R)
+    radius = domain.sgd_radius(2, alpha_, lam, w0, box)
+    sgd = {k: sp.sympify(v).subs(radius, W) for k, v in domain.sgd(2, 2, alpha_, lam, w0, box).values.items()}
+    sgd_why = {**prompt_why, "pos_prev": "the index of column i-1", "gate": "lam, or 0 at column 0",
+               "x": ridge_why["x"], "w": "the radius W above", "w_src": "the same", "wx": "Cauchy-Schwarz",
+               "err": "`|x^T w - y|`", "grad": "`x err`, entrywise", "pen": "`gate w_src`", "w_pred": "w of column i-1",
+               "pred": "Cauchy-Schwarz"}
+    lines = ["## 7. The domain from the input box", "",
+             "`compile(program, x_max=..., y_max=..., x_norm=...)` needs no sample tasks: `construct/raw/domain.py` "
+             "bounds every register in every column and every state from the box `|x_i| <= x_max`, "
+             "`|x| <= R = x_norm` (default `sqrt(d) x_max`), `|y| <= y_max`, because every column runs the learner "
+             "on examples of the box: `(x_k, y_k)` at the y~ columns, `(-x_k, 0)` at the x~ columns, `(0, 0)` at "
+             "column 0. The compiler raises each bound by a slack "
+             f"(2^{int(np.log2(SLACK[np.dtype(np.float64)]))} in float64, 2^{int(np.log2(SLACK[np.dtype(np.float32)]))} "
+             "in float32) that covers its own rounding, so a value computed at an attained bound is not refused.", "",
+             "**ridge** (d = 2, any n):", "", *_domain_table(ridge.values, ridge.floors, {**prompt_why, **ridge_why}), "",
+             "**sgd** (d = 2, n = 2; `W` bounds `|w|`): `W = max_{m <= n} B_m`, "
+             "`B_m = rho^m |w0| + 2 alpha y_max R sum_{j<m} rho^j`, `rho = max(|1 - 2 alpha lam|, "
+             "|1 - 2 alpha (lam + R^2)|)`; compile refuses `rho > 1`, i.e. `alpha > 1/(R^2 + lam)`.", "",
+             *_domain_table(sgd, {}, sgd_why), "", "The proofs:", ""]
+    for p in PROOFS:
+        if p.group == "domains":
+            lines.append(f"* **{p.name}**: {p.statement}. *As checked:* {p.hypotheses}.")
+    return lines + [""]
+
+
 def render() -> str:
     d = 2
     sgd = programs.sgd_step(d, alpha, lam, np.array(list(vector("w0", d)), dtype=object))
@@ -170,7 +223,7 @@ def render() -> str:
         *_chain("3. Theorem 2: one Sherman-Morrison update (d = 1)", sm, 1,
                 "`A1^{-1} = A0^{-1} - A0^{-1} x x^T A0^{-1} / (1 + x^T A0^{-1} x)` with `A0 = lam I`, "
                 "`w = A1^{-1} x_1 y_1`, prediction `w^T x_q`."),
-        *_lemmas_section(), *_layers_section(), *_errata_section(),
+        *_lemmas_section(), *_layers_section(), *_errata_section(), *_domain_section(),
     ]
     return "\n".join(parts).rstrip() + "\n"
 

@@ -48,7 +48,7 @@ def check_02(out, _):
 
 
 def check_03(out, pictures):
-    assert "sgd: 55 layers" in out and "ridge: 79 layers" in out
+    assert "sgd: 55 layers" in out and "ridge: 101 layers" in out
     rows = [line.split() for line in out.splitlines() if re.match(r"\s*\d+\s+-?\d+\.\d{4}\s", line)]
     assert [int(r[0]) for r in rows] == list(range(9))
     for r in rows:
@@ -60,8 +60,8 @@ def check_03(out, pictures):
 
 
 def check_04(out, pictures):
-    assert "ridge, d = 2, n = 2: 25 layers" in out
-    assert "   11  div  corr <- uuT / |den1|" in out
+    assert "ridge, d = 2, n = 2: 29 layers" in out
+    assert "   11  div  gain <- u / |den1|" in out
     differences = [float(v) for v in re.findall(r"\|difference\| <= ([0-9.e+-]+)", out)]
     assert len(differences) == 3 and max(differences) < 1e-8
     assert small("does not write it:", out) == 0.0

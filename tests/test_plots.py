@@ -73,7 +73,7 @@ def test_error_vs_examples(tmp_path):
 
 
 def test_bad_arguments(ridge, tmp_path):
-    with pytest.raises(ValueError, match=r"layer must be an integer in 1..25"):
+    with pytest.raises(ValueError, match=r"layer must be an integer in 1..29"):
         plots.weights_heatmap(ridge, 0, tmp_path / "x.png")
     trace = ridge.trace(*gaussian_tasks(2, 2, 1, seed=3)[0])
     with pytest.raises(ValueError, match="tokens must be column indices in 0..4"):

@@ -78,7 +78,7 @@ def test_sizes(d):
     for n in (1, 4, 16):
         s, r = programs.sgd(d, n, 0.1, 0.1), programs.ridge(d, n, 1.0)
         assert (s.depth, s.data_rows) == (5 + 6 * n + 2, 6 * d + 5)
-        assert (r.depth, r.data_rows) == (4 + 9 * n + 3, 4 * d * d + 7 * d + 3)
+        assert (r.depth, r.data_rows) == (3 + 12 * n + 2, 3 * d * d + 7 * d + 5)
         assert s.width == r.width - r.data_rows + s.data_rows == d + 2 + 6 * d + 5
 
 

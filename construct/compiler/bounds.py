@@ -7,25 +7,50 @@ pads must dominate it for the smallest divisor). So the compiler needs,
 besides the input bound, a bound on **every intermediate register** (every
 column, every layer) and a **floor on every divisor** ``|den|``.
 
-How that is ensured: ``Bounds.calibrate`` runs the exact machine on sample
-tasks and takes the largest ``|value|`` of each register times a margin (and
-the smallest divisor over the margin); the compiled network then checks
-every task it runs: inputs before the forward pass, every program register
-and divisor after it. A task that leaves the domain raises ``DomainError``
-naming the register, the layer and the bound; no number is returned for it.
+Two ways to get them:
+
+* ``Bounds.for_inputs(program, x_max, y_max, x_norm)`` (what
+  ``compile(program, x_max=..., y_max=...)`` does): from bounds on the
+  inputs alone, by the theory of the program's algorithm
+  (``construct/raw/domain.py``). Every task inside the declared box is
+  answered;
+* ``Bounds.calibrate(program, tasks, margin)``: from running the exact
+  machine on sample tasks, the largest ``|value|`` of each register times a
+  margin (and the smallest divisor over it). Usually tighter, so a little
+  more accurate, but a task unlike the samples may be refused.
+
+Either way the compiled network checks every task it runs: inputs before
+the forward pass, every program register and divisor after it. A task that
+leaves the domain raises ``DomainError`` naming the register, the layer and
+the bound; no number is returned for it. ``Bounds.source`` says where the
+bounds came from.
 """
 
 from __future__ import annotations
 
 import numbers
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
 import numpy as np
 
+from ..raw.domain import Box
 from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
+from .scales import machine_eps
+
+# Slack on a theory bound (bound * (1 + SLACK), floor * (1 - SLACK)), by the network's dtype. The network's
+# guard compares *computed* values with the bounds, and a computed value differs from the exact one by the
+# network's own error. A theory bound can be attained exactly (Ainv = I/lam and den1 = 1 at column 0 of
+# every task; den = R^2/lam at a corner of the box), so without slack rounding alone would refuse tasks
+# inside the box. Measured at the corners (tests/test_domain.py's tasks, ridge and SGD up to d = 8, n = 16,
+# lam down to 0.01): a computed value passes its exact bound by at most 1e-12 of it in float64 and 2.3e-5
+# in float32 (den at the box's corner), a divisor its floor by 2e-16 and 2e-5.
+SLACK = {np.dtype(np.float64): 2.0**-20, np.dtype(np.float32): 2.0**-7}
+# The inputs' norms are computed in float64: a sum of d squares and a square root round to (d + 2) eps,
+# below 2^-40 for d < 4000; a norm that exact arithmetic puts at x_norm is not refused.
+NORM_ROUNDING = 2.0**-40
 
 
 def _real(value) -> bool:
@@ -36,20 +61,73 @@ class DomainError(ValueError):
     """A task (or an intermediate value it produces) is outside the bounds a network was built for."""
 
 
+def _is_positive(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value)) and value > 0
+
+
 @dataclass(frozen=True)
 class Bounds:
-    """``values[r]``: max ``|entry|`` of register r; ``floors[r]``: min ``|value|`` of divisor r."""
+    """``values[r]``: max ``|entry|`` of register r; ``floors[r]``: min ``|value|`` of divisor r.
+
+    ``x_norm``, if set, also bounds the Euclidean norm of every input x (a
+    theory domain declared with one). ``source`` says where the bounds came
+    from (the theory and its box, a calibration, or given explicitly); it is
+    a description, not part of the domain, so two Bounds with the same
+    numbers are equal whatever their source.
+    """
 
     values: Mapping[str, float]
     floors: Mapping[str, float]
+    x_norm: float | None = None
+    source: str = field(default="given explicitly", compare=False)
 
     def __post_init__(self) -> None:
         for kind, table in (("bound", self.values), ("floor", self.floors)):
             for name, value in table.items():
-                if isinstance(value, bool) or not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                if not _is_positive(value):
                     raise ValueError(f"{kind} for register {name!r} must be a positive number, got {value!r}")
+        if self.x_norm is not None and not _is_positive(self.x_norm):
+            raise ValueError(f"x_norm must be a positive number or None, got {self.x_norm!r}")
         object.__setattr__(self, "values", dict(self.values))
         object.__setattr__(self, "floors", dict(self.floors))
+
+    @classmethod
+    def for_inputs(cls, program: Program, x_max: float, y_max: float, x_norm: float | None = None,
+                   dtype=np.float64) -> "Bounds":
+        """Bounds from the input box alone, by the theory of the program's algorithm (``raw/domain.py``).
+
+        ``x_max`` bounds every entry of every input x (examples and query),
+        ``y_max`` every label, ``x_norm`` (optional, default ``sqrt(d) x_max``)
+        the Euclidean norm of every x: a norm bound gives much tighter
+        bounds on what the learners compute. ``dtype`` is the network's: it
+        sets the slack (``SLACK``). The input bounds are kept exact (the
+        network checks them before the forward pass); every other bound is
+        raised by the slack and every floor lowered by it. Refuses a program
+        without a derivation (one built by hand) and SGD whose step can
+        expand ``|w|`` on this box.
+        """
+        if not isinstance(program, Program):
+            raise TypeError(f"for_inputs takes a Program, got {type(program).__name__}")
+        if program.domain is None:
+            raise ValueError(
+                f"program {program.name!r} has no derivation of its domain from input bounds (the constructors "
+                "of construct.programs attach one; a program built by hand has none): give its bounds explicitly, "
+                "Bounds(values, floors), or from sample tasks, Bounds.calibrate(program, tasks)")
+        dtype = np.dtype(dtype)
+        machine_eps(dtype)  # float32 or float64, else ValueError
+        box = Box(program.d, x_max, y_max, x_norm)
+        theory = program.domain(box)
+        try:
+            values = {name: float(v) for name, v in theory.values.items()}
+            floors = {name: float(v) for name, v in theory.floors.items()}
+        except TypeError:
+            raise ValueError(f"{program.name} has symbolic parameters {program.params}; a domain needs numbers") from None
+        slack = SLACK[dtype]
+        values = {name: v * (1 + slack) for name, v in values.items()}
+        values.update({Y_IN: box.y_max, X_IN: box.x_max, POS: float(2 * program.n)})
+        floors = {name: v * (1 - slack) for name, v in floors.items()}
+        source = (f"theory of {program.name} for the box {box} (slack 2^{int(np.log2(slack))} for {dtype})")
+        return cls(values, floors, x_norm=None if x_norm is None else box.x_norm, source=source)
 
     def require(self, program: Program) -> None:
         """Every register has a bound and every divisor a floor, else ValueError naming them."""
@@ -107,7 +185,8 @@ class Bounds:
                     raise ValueError(f"{name} bound {declared} is below the calibration tasks' {peak[name]:.4g}")
                 values[name] = float(declared)
         # a zero divisor has already stopped the machine, so every floor is positive
-        return cls(values, {den: v / margin for den, v in low.items()})
+        return cls(values, {den: v / margin for den, v in low.items()},
+                   source=f"calibration on {len(tasks)} tasks, margin {margin:g}")
 
     def check_task(self, X: np.ndarray, y: np.ndarray, x_query: np.ndarray) -> None:
         """Inputs within the declared input bounds, else DomainError naming the bound."""
@@ -117,5 +196,15 @@ class Bounds:
             if worst is not None and abs(arr[worst]) > bound:
                 raise DomainError(
                     f"{name}{list(worst)} = {float(arr[worst]):.6g} is outside the declared input bound "
-                    f"|{reg}| <= {bound:.6g} this network was compiled for"
+                    f"|{reg}| <= {bound:.6g} this network was compiled for ({self.source})"
                 )
+        if self.x_norm is not None:
+            for name, rows in (("X", X), ("x_query", x_query[None, :])):
+                norms = np.linalg.norm(np.asarray(rows, dtype=np.float64), axis=1)
+                k = int(np.argmax(norms)) if norms.size else None
+                if k is not None and norms[k] > self.x_norm * (1 + NORM_ROUNDING):
+                    where = f"X[{k}]" if name == "X" else name
+                    raise DomainError(
+                        f"|{where}| = {norms[k]:.6g} is outside the declared input bound |x| <= {self.x_norm:.6g} "
+                        f"this network was compiled for ({self.source})"
+                    )

@@ -1,10 +1,11 @@
 """Compile a program into a transformer: its instructions scheduled into layers, each layer real.
 
-``compile(program, bounds)`` schedules the instructions into layers
-(``schedule``: fused by default, one per layer with ``fuse=False``), extends
-the program's layout with the rows the mechanisms need, chooses the scale
-constants for the dtype (``scales``), plans each layer (``blocks``) and
-assembles the plans into dense weights (``construct.transformer.Weights``).
+``compile(program, bounds)`` (or ``compile(program, x_max=..., y_max=...)``,
+the domain derived from the input box) schedules the instructions into
+layers (``schedule``: fused by default, one per layer with ``fuse=False``),
+extends the program's layout with the rows the mechanisms need, chooses the
+scale constants for the dtype (``scales``), plans each layer (``blocks``)
+and assembles the plans into dense weights (``construct.transformer.Weights``).
 A layer whose plan equals an earlier one's (a program's repeated block,
 once the schedule is periodic) is stored once and applied again: the
 weights' ``order``. The result (``compiled.CompiledNetwork``) runs through a
@@ -68,14 +69,41 @@ def _compiler_registers(program: Program, steps) -> list[Register]:
     return regs
 
 
-REVISION = 4  # bumped whenever compile's output for the same program, bounds and dtype changes
+REVISION = 4  # bumped whenever compile's output for the same program, bounds and dtype changes (3: ridge is RLS; 4: fused)
 CHOSEN = ("attention_sharpness", "product_scale", "bypass_offset")  # constants chosen by evaluating log, erf, pow
 
 
-def compile(program: Program, bounds: Bounds, dtype=np.float64,
+def _domain(program: Program, bounds: Bounds | None, dtype, x_max=None, y_max=None, x_norm=None) -> Bounds:
+    """The domain to compile for: ``bounds`` as given, or ``Bounds.for_inputs`` from the input box (not both)."""
+    box = {"x_max": x_max, "y_max": y_max, "x_norm": x_norm}
+    given = sorted(k for k, v in box.items() if v is not None)
+    if bounds is not None:
+        if given:
+            raise ValueError(f"give the domain either as bounds or as the input box (x_max, y_max), not both; "
+                             f"got bounds and {', '.join(given)}")
+        if not isinstance(bounds, Bounds):
+            raise TypeError(f"bounds must be a Bounds, got {type(bounds).__name__}")
+        return bounds
+    if x_max is None or y_max is None:
+        raise ValueError(
+            "compile needs the network's domain: the input box, compile(program, x_max=..., y_max=...) (optionally "
+            "x_norm=..., a bound on |x|_2), from which the program's theory bounds every register; or bounds, "
+            "Bounds(values, floors) or Bounds.calibrate(program, tasks)"
+            + (f"; got only {', '.join(given)}" if given else ""))
+    return Bounds.for_inputs(program, x_max, y_max, x_norm, dtype=dtype)
+
+
+def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
             max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None,
-            fuse: bool = True) -> "CompiledNetwork":
-    """A transformer for ``program``, built for the domain ``bounds``: its instructions scheduled into layers.
+            fuse: bool = True, *, x_max: float | None = None, y_max: float | None = None,
+            x_norm: float | None = None) -> "CompiledNetwork":
+    """A transformer for ``program``, built for a domain: its instructions scheduled into layers.
+
+    The domain is either the input box, ``x_max`` (every entry of every x),
+    ``y_max`` (every label) and optionally ``x_norm`` (every ``|x|_2``), from
+    which ``Bounds.for_inputs`` derives every register's bound by the
+    program's theory (programs of ``construct.programs`` only), or
+    ``bounds`` (explicit ``Bounds``, or ``Bounds.calibrate`` on sample tasks).
 
     ``fuse`` packs instructions into as few layers as the architecture allows
     (``schedule.fused``); ``fuse=False`` gives one layer per instruction, the
@@ -88,6 +116,9 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64,
     own, so that a file rebuilds bit for bit on any machine. Everything
     else in the weights is exact arithmetic on the program and the bounds.
     """
+    if not isinstance(program, Program):
+        raise TypeError(f"compile takes a Program, got {type(program).__name__}")
+    bounds = _domain(program, bounds, dtype, x_max, y_max, x_norm)
     steps, plans, order, ctx = _plan(program, bounds, dtype, scale_constants, fuse)
     shape = _size(plans, order, ctx, program)
     size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
@@ -103,9 +134,12 @@ def compile(program: Program, bounds: Bounds, dtype=np.float64,
     return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms, steps)
 
 
-def estimate(program: Program, bounds: Bounds, dtype=np.float64, fuse: bool = True) -> size.Size:
-    """The shapes and cost of ``compile(program, bounds, dtype, fuse=fuse)``, from the layer plans alone."""
-    _, plans, order, ctx = _plan(program, bounds, dtype, fuse=fuse)
+def estimate(program: Program, bounds: Bounds | None = None, dtype=np.float64, fuse: bool = True, *,
+             x_max: float | None = None, y_max: float | None = None, x_norm: float | None = None) -> size.Size:
+    """The shapes and cost of ``compile`` with the same arguments, from the layer plans alone (nothing dense)."""
+    if not isinstance(program, Program):
+        raise TypeError(f"estimate takes a Program, got {type(program).__name__}")
+    _, plans, order, ctx = _plan(program, _domain(program, bounds, dtype, x_max, y_max, x_norm), dtype, fuse=fuse)
     return _size(plans, order, ctx, program)
 
 
@@ -138,8 +172,6 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
     before left dirty, nothing else; planning each distinct pair once makes
     compiling a program's repeated block cost the same whatever n.
     """
-    if not isinstance(program, Program):
-        raise TypeError(f"compile takes a Program, got {type(program).__name__}")
     bounds.require(program)
     for k, ins in enumerate(program.instructions, start=1):
         if isinstance(ins, Aff) and any(c.dtype == object for c in [*(w for _, w, _ in ins.terms), ins.bias]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,6 +25,11 @@ class Program:
     query's. A program built for one query only (``query_only``, the paper's
     single-step chains) reports NaN at the other columns, because what it
     computes there is not a prediction from the examples before them.
+
+    ``domain``, when the program has one, derives every register's bound and
+    every divisor's floor from bounds on the inputs alone
+    (``domain(Box) -> Domain``, see ``domain.py``); the constructors of
+    ``construct.programs`` attach it, a program built by hand has none.
     """
 
     name: str
@@ -35,6 +40,7 @@ class Program:
     readout: str = "pred"
     query_only: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    domain: Callable | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instructions", tuple(self.instructions))

@@ -7,7 +7,7 @@ one-row register ``pred``. Parameters may be numbers or sympy expressions
 How an n-example program works. Every instruction acts on every column, so a
 program cannot "run the update at column 2k-1 only". Instead a *block* of
 instructions is applied to all columns at once, and the learner's state
-(``w`` for SGD; ``Ainv`` and ``b`` for ridge) travels from the y~ column of
+(``w`` for SGD; ``Ainv`` and ``w`` for ridge) travels from the y~ column of
 example k-1 to that of example k by ``mov`` with offset 2. After block ``l``
 the y~ columns of examples 1..l hold their correct state, and they keep it
 in later blocks because their sources no longer change (induction on l);
@@ -23,16 +23,22 @@ reads it:
 
 The x~ columns other than 0 compute well-defined values that nothing reads
 except the final ``mov w_pred <- w`` (offset 1), which takes each x~
-column's weights from the y~ column just before it.
+column's weights from the y~ column just before it: x~ column 2k sees the
+example ``(-x_{k+1}, 0)`` and runs the same recurrence on the examples of
+columns 2k, 2k-2, ..., 0. So after any number of blocks every column holds
+the learner's state on some sequence of at most n examples, each
+``(x_k, y_k)``, ``(-x_k, 0)`` or ``(0, 0)``: what ``domain.py`` bounds.
 """
 
 from __future__ import annotations
 
 import numbers
+from functools import partial
 
 import numpy as np
 import sympy
 
+from . import domain
 from .instructions import Aff, Div, Mov, Mul
 from .program import Program
 from .prompt import POS, X_IN, Y_IN, as_array, check_count, input_registers
@@ -110,7 +116,7 @@ def sgd_step(d: int, alpha, lam, w0) -> Program:
         Mul("w", X_IN, "pred", (1, d, 1)),                     # 9 pred = w^T x_q
     ]
     return Program("sgd_step", d, 1, layout, tuple(instructions), query_only=True,
-                   params={"alpha": alpha, "lam": lam, "w0": w0})
+                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(domain.sgd_step, d, alpha, lam, w0))
 
 
 def sherman_morrison_step(d: int, lam) -> Program:
@@ -147,7 +153,7 @@ def sherman_morrison_step(d: int, lam) -> Program:
         Mul("w", X_IN, "pred", (1, d, 1)),                      # 14 pred = w^T x_q  (erratum: (1, d, 1))
     ]
     return Program("sherman_morrison_step", d, 1, layout, tuple(instructions), query_only=True,
-                   params={"lam": lam})
+                   params={"lam": lam}, domain=partial(domain.sherman_morrison_step, d, lam))
 
 
 def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
@@ -184,43 +190,61 @@ def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
     return Program("sgd", d, n, layout, tuple(instructions),
-                   params={"alpha": alpha, "lam": lam, "w0": w0})
+                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(domain.sgd, d, n, alpha, lam, w0))
 
 
 def ridge(d: int, n: int, lam) -> Program:
-    """Ridge regression over n examples by Sherman-Morrison updates, at every prefix.
+    """Ridge regression over n examples by recursive least squares, at every prefix.
 
-    ``A_k^{-1} = A_{k-1}^{-1} - u u^T / (1 + x_k^T u)`` with ``u = A_{k-1}^{-1} x_k``
-    (A^{-1} is symmetric, so the paper's ``vT`` is ``u^T``), ``A_0 = lam I``,
-    ``b_k = b_{k-1} + x_k y_k`` and ``w_k = A_k^{-1} b_k`` (the one-example
-    chain's ``A^{-1} x y`` is right only for k = 1). Depth 4 + 9n + 3, data
-    rows 4d^2 + 7d + 3: O(d^2), whatever n. Block (applied n times):
+    The state is ``A_k^{-1}`` and the ridge weights ``w_k`` themselves, with
+    ``A_k = lam I + sum_{j<=k} x_j x_j^T`` and ``w_k = A_k^{-1} sum_{j<=k} x_j y_j``
+    (``A_0^{-1} = I/lam``, ``w_0 = 0``). Example k, with ``u = A_{k-1}^{-1} x_k``
+    and ``den1 = 1 + x_k^T u``:
 
-        Ainv_src <- Ainv of column i-2   b_src <- b of column i-2
-        u   <- Ainv_src x     uuT <- u u^T     den <- x^T u     den1 <- den + 1
-        corr <- uuT / |den1|  Ainv <- Ainv_src - corr           b <- b_src + xy
+        gain = u / den1 = A_k^{-1} x_k           (Sherman-Morrison)
+        A_k^{-1} = A_{k-1}^{-1} - gain u^T       (A^{-1} is symmetric: the paper's vT is u^T)
+        w_k = w_{k-1} + gain (y_k - w_{k-1}^T x_k)
+
+    The last line is ``A_k^{-1} b_k`` rewritten (``proofs/theorems.py``,
+    ``rls_identity``); it never forms ``A^{-1} b``, whose terms
+    (``|A^{-1}| |b|``, hundreds) cancel to ``|w|`` (a few) and cost the
+    compiled network accuracy. ``A^{-1}`` and ``w`` stay in registers of
+    their own: a compiled product's error scales with its operands' bounds,
+    and a register's bound is that of its largest entry. Depth 3 + 12n + 2,
+    data rows 3d^2 + 7d + 5: O(d^2), whatever n. Block (applied n times),
+    the instructions on one line independent of each other:
+
+        Ainv_src <- Ainv of column i-2     w_src <- w of column i-2
+        u    <- Ainv_src x                 wx    <- x^T w_src
+        den  <- x^T u                      e     <- y - wx
+        den1 <- den + 1
+        gain <- u / |den1|
+        corr <- gain u^T                   step  <- gain e
+        Ainv <- Ainv_src - corr            w     <- w_src + step
     """
     d, n = check_count(d, "d"), check_count(n, "n")
     lam = _scalar(lam, "lam", positive=True)
-    layout = _layout(d, [("x", (d,)), ("xy", (d,)), ("Ainv", (d, d)), ("Ainv_src", (d, d)),
-                         ("b", (d,)), ("b_src", (d,)), ("u", (d,)), ("uuT", (d, d)), ("den", (1,)),
-                         ("den1", (1,)), ("corr", (d, d)), ("w", (d,)), ("w_pred", (d,)), ("pred", (1,))])
+    layout = _layout(d, [("x", (d,)), ("Ainv", (d, d)), ("Ainv_src", (d, d)), ("w", (d,)), ("w_src", (d,)),
+                         ("u", (d,)), ("wx", (1,)), ("den", (1,)), ("e", (1,)), ("den1", (1,)), ("gain", (d,)),
+                         ("corr", (d, d)), ("step", (d,)), ("w_pred", (d,)), ("pred", (1,))])
     setup = [
         *_read_x_of_example("x"),
-        Mul("x", Y_IN, "xy", (d, 1, 1)),
         Aff("Ainv", bias=_identity_over(d, lam), bias_label="I/lam"),
     ]
     block = [
         Mov("Ainv", "Ainv_src", 2),
-        Mov("b", "b_src", 2),
+        Mov("w", "w_src", 2),
         Mul("Ainv_src", "x", "u", (d, d, 1)),
-        Mul("u", "u", "uuT", (d, 1, d)),
+        Mul("x", "w_src", "wx", (1, d, 1)),
         Mul("x", "u", "den", (1, d, 1)),
+        Aff("e", ((Y_IN, 1), ("wx", -1))),
         Aff("den1", (("den", 1),), bias=1),
-        Div("uuT", "den1", "corr"),
+        Div("u", "den1", "gain"),
+        Mul("gain", "u", "corr", (d, 1, d)),
+        Mul("gain", "e", "step", (d, 1, 1)),
         Aff("Ainv", (("Ainv_src", 1), ("corr", -1))),
-        Aff("b", (("b_src", 1), ("xy", 1))),
+        Aff("w", (("w_src", 1), ("step", 1))),
     ]
-    final = [Mul("Ainv", "b", "w", (d, d, 1)), *_predict_from_previous_column(d, "w")]
-    instructions = setup + block * n + final
-    return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam})
+    instructions = setup + block * n + _predict_from_previous_column(d, "w")
+    return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam},
+                   domain=partial(domain.ridge, d, n, lam))
