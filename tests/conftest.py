@@ -2,8 +2,12 @@
 
 import os
 
-import pytest
-from hypothesis import HealthCheck, settings
+if "PYTEST_XDIST_WORKER" in os.environ:  # two workers on two cores: one BLAS thread each, set before numpy loads
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, "1")
+
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # "ci" (the default) is deterministic: the same examples on every run and machine.
 settings.register_profile(

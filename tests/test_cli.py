@@ -1,6 +1,7 @@
 """The command line: every subcommand's output against the closed forms (bad input: test_hostile_cli.py)."""
 
 import json
+import re
 import subprocess
 import sys
 import types
@@ -45,10 +46,12 @@ def test_demo_json_matches_the_closed_forms(capsys):
     p = sgd["params"]
     assert agree(sgd["transformer"], reference.sgd_one_pass(*task, p["alpha"], p["lam"], p["w0"]))
     assert agree(ridge["transformer"], reference.ridge(*task, ridge["params"]["lam"]))
-    assert sgd["size"]["layers"] == 6 * 3 + 7 and ridge["size"]["layers"] == 9 * 3 + 7
-    for chain, (layers, rows) in zip(result["chains"], ((9, 3 + 4 * 2), (14, 3 + 5 * 2 + 3 * 4))):
+    assert (sgd["size"]["layers"], sgd["unfused_layers"]) == (2 * 3 + 1, 6 * 3 + 7)
+    assert (ridge["size"]["layers"], ridge["unfused_layers"]) == (4 * 3 + 1, 12 * 3 + 5)
+    for chain, (layers, rows), fused in zip(result["chains"], ((9, 3 + 4 * 2), (14, 3 + 5 * 2 + 3 * 4)), (2, 6)):
         assert chain["size"]["paper"] == {"layers": layers, "data_rows": rows}
         assert (chain["size"]["layers"], chain["size"]["data_rows"]) == (layers, rows)
+        assert chain["fused_layers"] == fused
 
 
 def test_python_m_construct_runs_the_demo():
@@ -56,7 +59,8 @@ def test_python_m_construct_runs_the_demo():
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
     assert "sgd_step: 9 layers" in done.stdout and "paper: 9 layers, 11 data rows" in done.stdout
-    assert "ridge (Sherman-Morrison), lam = 0.1: 61 layers" in done.stdout
+    assert "sgd_step: 9 layers" in done.stdout and "fused: 2 layers" in done.stdout
+    assert "ridge (Sherman-Morrison), lam = 0.1: 25 layers" in done.stdout and "(fused; 77 layers unfused)" in done.stdout
     assert "paper: O(n) layers, O(d^2) width" in done.stdout
     table = [row for row in (line.split() for line in done.stdout.splitlines()) if len(row) == 5 and numbers(row)]
     errors = [float(row[-1]) for row in table]
@@ -122,13 +126,43 @@ def test_predict_text(capsys, tmp_path, data):
     code, out, _ = run(capsys, "predict", "--algo", "ridge", "--data", write_csv(tmp_path / "d.csv", *data, False))
     assert code == 0
     assert "ridge on" in out and "d = 3, n = 5 examples, 2 queries" in out
+    assert "domain: the data's box" in out and "bound" in out
     table = [line.split() for line in out.splitlines() if line.strip()[:1].isdigit()]
-    assert [row[0] for row in table] == ["1", "2"] and all(float(row[3]) < 1e-8 for row in table)
+    assert [row[0] for row in table] == ["1", "2"]
+    for _, _, bound, _, error, *_ in table:
+        assert float(error) <= float(bound) < 1e-6
 
 
-def test_a_task_outside_the_domain_is_refused(capsys, tmp_path, data):
+@pytest.mark.parametrize("algo", ["sgd", "ridge"])
+def test_predict_certifies_every_answer_on_the_datas_box(capsys, tmp_path, data, algo):
+    X, y, queries = data
+    path = write_csv(tmp_path / "d.csv", X, y, queries)
+    code, out, err = run(capsys, "predict", "--algo", algo, "--data", path, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["domain"] == {"source": "box", "x_max": float(np.abs(np.concatenate([X.ravel(), queries.ravel()]))
+                                                                .max()), "y_max": float(np.abs(y).max())}
+    for row in result["predictions"]:
+        assert row["abs_error"] <= row["certified_bound"] <= 1e-6 * (1 + abs(row["transformer"]))
+
+
+def test_an_answer_above_the_tolerance_is_refused_with_its_bound(capsys, tmp_path, data):
+    """ridge at lam = 1e-6 answered 2.652 for 2.700 before certificates, with exit code 0."""
     path = write_csv(tmp_path / "d.csv", *data)
-    code, out, err = run(capsys, "predict", "--algo", "ridge", "--data", path, "--margin", 1, "--calibrate", 1)
+    code, out, err = run(capsys, "predict", "--algo", "ridge", "--data", path, "--lam", 1e-6)
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert re.search(r"certified error bound \S+, above the tolerance 1e-06 .* layer \d+ \(", err), err
+    code, out, err = run(capsys, "predict", "--algo", "ridge", "--data", path, "--lam", 1e-6, "--tolerance", 1e9,
+                         "--json")
+    assert code == 0, err
+    for row in json.loads(out)["predictions"]:
+        assert row["abs_error"] <= row["certified_bound"]
+
+
+def test_a_task_outside_a_calibrated_domain_is_refused(capsys, tmp_path, data):
+    path = write_csv(tmp_path / "d.csv", *data)
+    code, out, err = run(capsys, "predict", "--algo", "ridge", "--data", path, "--domain", "calibrated",
+                         "--margin", 1, "--calibrate", 1)
     assert code == 1 and out == ""
     assert err.count("\n") == 1 and "outside" in err and "--margin" in err
 
@@ -155,14 +189,14 @@ def test_trace_table_and_json(capsys):
     code, out, _ = run(capsys, "trace", "--algo", "ridge", "-d", 2, "-n", 2)
     assert code == 0
     assert "x~1        y~1        x~2        y~2        x~q" in out
-    assert "layer 7: mul  u <- Ainv_src (2x2) @ x (2x1)" in out and "  Ainv[1,0] " in out
+    assert "layer 6: mul  u <- Ainv_src (2x2) @ x (2x1)" in out and "  Ainv[1,0] " in out
     code, out, _ = run(capsys, "trace", "--algo", "ridge", "-d", 2, "-n", 2, "--json")
     result = json.loads(out)
-    assert np.array(result["states"]).shape == (25 + 1, len(result["row_labels"]), 5)
+    assert np.array(result["states"]).shape == (29 + 1, len(result["row_labels"]), 5)
     assert max(row["machine_error"] for row in result["written"]) < 1e-8
     task = tuple(np.array(result["task"][k]) for k in ("X", "y", "x_query"))
     exact = programs.ridge(2, 2, 0.1).run(*task)  # the last layer writes pred, which the table shows
-    (last,) = [row for row in result["written"] if row["layer"] == 25]
+    (last,) = [row for row in result["written"] if row["layer"] == 29]
     assert agree(last["values"], exact[-1], 1e-8)
 
 
@@ -214,14 +248,14 @@ def test_progress_bar_only_on_a_terminal_and_without_json(capsys, monkeypatch, t
     ("sherman_morrison_step", lambda d, n: programs.sherman_morrison_step(d, 0.1)),
 ])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-def test_a_network_is_sized_from_its_programs_for_one_and_two_examples(name, build, dtype):
+def test_a_network_is_sized_from_its_programs_for_one_to_three_examples(name, build, dtype):
     for d in (1, 2, 5):
         for n in ((1,) if name.endswith("_step") else (1, 2, 3, 7, 12)):
             program = build(d, n)
             bounds = construct.Bounds.calibrate(program, gaussian_tasks(d, n, 8))
             net = budget.network(build, d, n, dtype)
             assert net.size == construct.compiler.estimate(program, bounds, dtype), (d, n)
-            assert (net.rows, net.depth) == (program.layout.width, program.depth)
+            assert net.rows == program.layout.width
 
 
 @pytest.mark.parametrize("text, seconds", [("600", 600), ("90s", 90), ("10min", 600), ("2h", 7200), (" 1.5 h ", 5400)])

@@ -26,11 +26,17 @@ the memory and the time it needs (construct.cli.budget) and refuses above
 Algorithms (``--algo``): ``sgd`` (one pass of SGD over the examples, from
 ``--w0``, step ``--alpha``, penalty ``--lam``), ``ridge`` (Sherman-Morrison,
 ``--lam``), and the paper's one-example chains ``sgd_step`` and
-``sherman_morrison_step`` (n = 1). A network is compiled for a domain
-calibrated on ``--calibrate`` random tasks (default 256) with ``--margin``
-(default 4): x ~ N(0, s_x^2 I), w ~ N(0, s_w^2 I), y = w^T x, where s_x = s_w
-= 1 except for ``predict``, which matches the data: s_x is the root mean
-square of its x entries and s_w makes y's root mean square the data's.
+``sherman_morrison_step`` (n = 1). ``predict`` compiles for the smallest
+input box holding its data (every register's bound from the algorithm's
+theory: a task inside the box is never refused for its domain) and prints
+beside each answer a proven bound on its distance from the exact answer,
+refusing (exit 1) an answer whose bound exceeds ``--tolerance`` (default
+1e-6) x (1 + |answer|). The other commands, and ``predict --domain
+calibrated``, compile for a domain calibrated on ``--calibrate`` random
+tasks (default 256) with ``--margin`` (default 4): x ~ N(0, s_x^2 I),
+w ~ N(0, s_w^2 I), y = w^T x, where s_x = s_w = 1 except for ``predict``,
+which matches the data: s_x is the root mean square of its x entries and
+s_w makes y's root mean square the data's.
 Every number given (options and data) must be finite and at most 1e150 in
 magnitude: the programs square their inputs.
 
@@ -245,12 +251,12 @@ def _program(args, d: int, n: int, w0: bool = True) -> Program:
         raise UsageError(f"bad parameter: {err}") from None
 
 
-def _affordable(args, what: str, n: int, d: int, cost) -> None:
+def _affordable(args, what: str, n: int, d: int, cost, fuse: bool = True) -> None:
     """Refuse (SizeError) a run whose ``cost(network at d')`` is above the limits; sizes from the options' program."""
     _check_algo(args, n)
     budget.affordable(_limits(args), lambda d_: f"{what} ({args.algo}, d = {d_}, n = {n})",
                       lambda d_: cost(budget.network(lambda dd, nn: _program(args, dd, nn, w0=False), d_, n,
-                                                     getattr(args, "dtype", "float64")), d_), d)
+                                                     getattr(args, "dtype", "float64"), fuse), d_), d)
 
 
 def _calibration_tasks(d: int, n: int, count: int, seed: int, x_scale: float = 1.0, w_scale: float = 1.0):
@@ -259,7 +265,7 @@ def _calibration_tasks(d: int, n: int, count: int, seed: int, x_scale: float = 1
 
 
 def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_text: str = "x ~ N(0, I), "
-              "w ~ N(0, I)") -> CompiledNetwork:
+              "w ~ N(0, I)", fuse: bool = True) -> CompiledNetwork:
     """Calibrate and compile, turning float64 overflow into a refusal that names the numbers behind it."""
     given = f"{_params_text(program)}, margin {args.margin:g}, calibration tasks {tasks_text}"
     try:
@@ -271,7 +277,7 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
         raise UsageError(f"--margin: {err}") from None
     bar.update()
     try:
-        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory)
+        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse)
     except SizeError:
         raise
     except (OverflowError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
@@ -326,43 +332,78 @@ def _rms(a: np.ndarray) -> float:
     return top * float(np.sqrt(np.mean((a / top) ** 2))) if top > 0 else 1.0
 
 
+def _box(X: np.ndarray, y: np.ndarray, queries: np.ndarray) -> dict:
+    """The smallest input box holding the data (1 where the data are all zeros: any box holds them)."""
+    x_max = float(np.max(np.abs(np.concatenate([X.ravel(), queries.ravel()]))))
+    y_max = float(np.max(np.abs(y))) if y.size else 0.0
+    return {"x_max": x_max or 1.0, "y_max": y_max or 1.0}
+
+
+def _boxed(program: Program, box: dict, bar) -> CompiledNetwork:
+    """Compile for the input box, turning a domain float64 cannot hold into a refusal that names the box."""
+    try:
+        net = compile(program, x_max=box["x_max"], y_max=box["y_max"])
+    except (OverflowError, ValueError, FloatingPointError) as err:
+        raise Refused(f"the network cannot be compiled in float64 for the data's box |x| <= {box['x_max']:.3g}, "
+                      f"|y| <= {box['y_max']:.3g} with {_params_text(program)} ({err}); data rescaled towards 1, "
+                      "or --domain calibrated, may bring it into range") from None
+    bar.update(2)
+    return net
+
+
 def _predict(args) -> int:
     X, y, queries = data.read(args.data, _limits(args))
     (n, d), q = X.shape, len(queries)
+    calibrated = args.domain == "calibrated"
     _affordable(args, f"predict on {q} quer{'y' if q == 1 else 'ies'}", n, d,
-                lambda net, d_: budget.built(net, args.calibrate, d_, passes=q))
+                lambda net, d_: budget.built(net, args.calibrate if calibrated else 0, d_,
+                                             passes=q * budget.CERTIFIED_PASSES))
     program = _program(args, d, n)
-    x_scale = _rms(np.concatenate([X.ravel(), queries.ravel()]))
-    w_scale = _rms(y) / (x_scale * np.sqrt(d))
-    tasks = _calibration_tasks(d, n, args.calibrate, args.seed, x_scale, w_scale)
     rows = []
     with _progress(args, 2 + q, f"predict ({program.name}, d={d}, n={n})") as bar:
-        net = _compiled(args, program, tasks, bar, tasks_text=f"x ~ N(0, {x_scale:.3g}^2 I), w ~ N(0, {w_scale:.3g}^2 I) "
-                        "(scaled like the data)")
+        if calibrated:
+            x_scale = _rms(np.concatenate([X.ravel(), queries.ravel()]))
+            w_scale = _rms(y) / (x_scale * np.sqrt(d))
+            tasks = _calibration_tasks(d, n, args.calibrate, args.seed, x_scale, w_scale)
+            net = _compiled(args, program, tasks, bar, tasks_text=f"x ~ N(0, {x_scale:.3g}^2 I), "
+                            f"w ~ N(0, {w_scale:.3g}^2 I) (scaled like the data)")
+            domain = {"source": "calibrated", "tasks": args.calibrate, "margin": args.margin, "x_scale": x_scale,
+                      "w_scale": w_scale}
+            wider = "a larger --margin widens the domain"
+        else:
+            domain = {"source": "box", **_box(X, y, queries)}
+            net = _boxed(program, domain, bar)
+            wider = "the domain is the data's own box"
         for k, x_query in enumerate(queries, 1):
             try:
-                got = float(net.predict(X, y, x_query)[-1])
+                got, bound = (float(v[-1]) for v in net.predict(X, y, x_query, tolerance=args.tolerance,
+                                                                 return_bound=True))
             except DomainError as err:
-                raise DomainError(f"query {k}: {err} (a larger --margin widens the domain)") from None
+                raise DomainError(f"query {k}: {err} ({wider})") from None
             want = float(demo.closed_form(program, X, y, x_query)[-1])
-            rows.append({"query": k, "x": x_query.tolist(), "transformer": got, "closed_form": want,
-                         "abs_error": abs(got - want)})
+            rows.append({"query": k, "x": x_query.tolist(), "transformer": got, "certified_bound": bound,
+                         "closed_form": want, "abs_error": abs(got - want)})
             bar.update()
     result = {"algo": program.name, "d": d, "n": n, "params": _params(program), "size": net.size(),
-              "calibration": {"tasks": args.calibrate, "margin": args.margin, "x_scale": x_scale,
-                              "w_scale": w_scale}, "predictions": rows}
+              "domain": domain, "tolerance": args.tolerance, "predictions": rows}
     if args.json:
         _print_json(result)
         return 0
     print(f"{program.name} on {args.data}: d = {d}, n = {n} examples, {q} quer{'y' if q == 1 else 'ies'}; "
           f"{', '.join(f'{k} = {v}' for k, v in result['params'].items())}")
     print(f"network: {demo.size_text(net)}")
-    print(f"domain: calibrated on {args.calibrate} tasks, x ~ N(0, {x_scale:.3g}^2 I), w ~ N(0, {w_scale:.3g}^2 I), "
-          f"margin {args.margin:g}\n")
-    print(f"{'query':>5}  {'transformer':>17}  {'closed form':>17}  {'|error|':>8}  x")
+    if calibrated:
+        print(f"domain: calibrated on {args.calibrate} tasks, x ~ N(0, {domain['x_scale']:.3g}^2 I), "
+              f"w ~ N(0, {domain['w_scale']:.3g}^2 I), margin {args.margin:g}")
+    else:
+        print(f"domain: the data's box, |x_i| <= {domain['x_max']:.6g}, |y| <= {domain['y_max']:.6g}")
+    print("bound: a proven bound on |transformer - exact answer| in this run's floating point; "
+          f"answers above {args.tolerance:g} x (1 + |answer|) are refused\n")
+    print(f"{'query':>5}  {'transformer':>17}  {'bound':>8}  {'closed form':>17}  {'|error|':>8}  x")
     for r in rows:
         x = ", ".join(f"{v:.4g}" for v in r["x"])
-        print(f"{r['query']:>5}  {r['transformer']:>17.12f}  {r['closed_form']:>17.12f}  {r['abs_error']:>8.1e}  [{x}]")
+        print(f"{r['query']:>5}  {r['transformer']:>17.12f}  {r['certified_bound']:>8.1e}  "
+              f"{r['closed_form']:>17.12f}  {r['abs_error']:>8.1e}  [{x}]")
     return 0
 
 
@@ -406,8 +447,8 @@ def _token_names(n: int) -> list[str]:
 def _trace_cost(args, net: budget.Network, d: int) -> budget.Cost:
     """Calibrate, compile, one pass keeping every state (three copies), the exact machine's states, the output."""
     s = net.size
-    states = (s.layers + 1) * s.tokens * s.width
-    machine = budget.Cost((s.layers + 1) * net.rows * s.tokens * 8, s.layers * budget.STEP_SECONDS)
+    states = (s.applied + 1) * s.tokens * s.width
+    machine = budget.Cost((s.applied + 1) * net.rows * s.tokens * 8, s.applied * budget.STEP_SECONDS)
     out = budget.writing(states) if args.json else budget.Cost()
     return budget.built(net, args.calibrate, d, passes=0) + budget.forward(net, 1, copies=3) + machine + out
 
@@ -420,12 +461,13 @@ def _trace(args) -> int:
         _picture(path, option)
     if args.png and args.weights_png and args.png.resolve() == args.weights_png.resolve():
         raise UsageError(f"--png and --weights-png name the same file {args.png}; give two files")
-    _affordable(args, "trace", args.n, args.d, lambda net, d_: _trace_cost(args, net, d_))
+    _affordable(args, "trace", args.n, args.d, lambda net, d_: _trace_cost(args, net, d_), fuse=False)
     program = _program(args, args.d, args.n)
     if args.layer is not None and args.layer > program.depth:
         raise UsageError(f"--layer must be in 1..{program.depth} ({program.name} has {program.depth} layers)")
     with _progress(args, 3, f"trace ({program.name})") as bar:
-        net = _compiled(args, program, _calibration_tasks(program.d, program.n, args.calibrate, args.seed + 1), bar)
+        net = _compiled(args, program, _calibration_tasks(program.d, program.n, args.calibrate, args.seed + 1), bar,
+                        fuse=False)
         (task,) = gaussian_tasks(program.d, program.n, 1, args.seed)
         trace = net.trace(*task)
         bar.update()
@@ -560,6 +602,11 @@ def parser() -> argparse.ArgumentParser:
                        description=__doc__.split("Data files for ``predict``:")[1].strip(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=_path, required=True, metavar="FILE", help="a .csv or .npz file (see above)")
+    p.add_argument("--domain", choices=("box", "calibrated"), default="box",
+                   help="box (default): compile for the smallest input box holding the data, every bound from the "
+                   "algorithm's theory; calibrated: on --calibrate random tasks scaled like the data, with --margin")
+    p.add_argument("--tolerance", type=_number(0), default=1e-6,
+                   help="refuse an answer whose certified bound exceeds TOLERANCE x (1 + |answer|) (default 1e-6)")
     _network_options(p, 0, 0, sizes=False)
     p.set_defaults(run=_predict)
 
@@ -574,7 +621,9 @@ def parser() -> argparse.ArgumentParser:
 
     p = command("trace", help="register values after every layer, for a small random task",
                        description="Run a network on a random task and print, after each layer, the register "
-                       "it writes at every token, beside the exact machine.")
+                       "it writes at every token, beside the exact machine. The network is compiled with one layer "
+                       "per instruction (fuse=False), the paper's construction, so each layer is one step of the "
+                       "program.")
     _network_options(p, 2, 2)
     p.add_argument("--png", type=_path, metavar="FILE", help="write the residual stream picture")
     p.add_argument("--weights-png", type=_path, metavar="FILE", help="write a heatmap of one layer's weights")

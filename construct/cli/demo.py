@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import reference
 from ..raw import programs
-from ..compiler import Bounds, CompiledNetwork, DomainError, compile
+from ..compiler import Bounds, CompiledNetwork, DomainError, compile, estimate
 from ..compiler.size import DEFAULT_MAX_BYTES
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
@@ -59,9 +59,9 @@ def size_text(net: CompiledNetwork) -> str:
     return text
 
 
-def _compiled(program: Program, seed: int, max_bytes: float) -> CompiledNetwork:
+def _compiled(program: Program, seed: int, max_bytes: float, fuse: bool = True) -> CompiledNetwork:
     tasks = gaussian_tasks(program.d, program.n, CALIBRATION_TASKS, seed)
-    return compile(program, Bounds.calibrate(program, tasks), max_bytes=max_bytes)
+    return compile(program, Bounds.calibrate(program, tasks), max_bytes=max_bytes, fuse=fuse)
 
 
 def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda: None,
@@ -70,9 +70,11 @@ def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda
     chains = []
     for build in CHAINS:
         program = build(2, 1)
-        net = _compiled(program, seed + 1, max_bytes)
+        net = _compiled(program, seed + 1, max_bytes, fuse=False)
+        fused = estimate(program, net.bounds)
         chains.append({"program": program.name, "d": 2, "size": net.size(), "size_text": size_text(net),
-                       "listing": program.listing(), "listing_paper": program.listing("paper")})
+                       "fused_layers": fused.applied, "listing": program.listing(),
+                       "listing_paper": program.listing("paper")})
         step()
     (task,) = gaussian_tasks(d, n, 1, seed=seed)
     learners = []
@@ -83,6 +85,7 @@ def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda
         entry = {"program": program.name, "title": title, "params": {k: np.asarray(v).tolist() for k, v in
                                                                      program.params.items()},
                  "size": net.size(), "size_text": size_text(net),
+                 "unfused_layers": estimate(program, net.bounds, fuse=False).applied,
                  "machine": program.predict(*task).tolist(), "closed_form": closed.tolist()}
         try:
             network = net.predict(*task)
@@ -115,13 +118,15 @@ def render(result: dict) -> str:
     sgd_step, sm_step = result["chains"]
     lines = ["Theorem 1 (one SGD step), d = 2, in the paper's notation (rows [start, stop)):",
              sgd_step["listing_paper"], "", "... and on named registers:", sgd_step["listing"], "",
-             "Compiled, one transformer layer per instruction (d = 2):"]
-    lines += [f"  {chain['program']}: {chain['size_text']}" for chain in (sgd_step, sm_step)]
+             "Compiled, one transformer layer per instruction (d = 2), and fused (independent instructions "
+             "share a layer):"]
+    lines += [f"  {chain['program']}: {chain['size_text']}; fused: {chain['fused_layers']} layers"
+              for chain in (sgd_step, sm_step)]
     lines += ["", f"A random task: d = {result['d']}, n = {result['n']}, x ~ N(0, I), y = w^T x. Prefix k predicts "
               "example k+1 from examples 1..k (k = n is the query). Each network is compiled for the domain of "
               f"{CALIBRATION_TASKS} sample tasks.", ""]
     for entry in result["learners"]:
-        lines.append(f"{entry['title']}: {entry['size_text']}")
+        lines.append(f"{entry['title']}: {entry['size_text']} (fused; {entry['unfused_layers']} layers unfused)")
         if "refused" in entry:
             lines += [f"  the transformer refuses this task: {entry['refused']}", ""]
             continue

@@ -55,7 +55,6 @@ class LayerReport:
 
 
 
-
 @dataclass(frozen=True)
 class LayerCheck:
     """One register one layer wrote, against the exact machine run on that layer's own input state:
@@ -106,7 +105,8 @@ class CompiledNetwork:
     # -- running ---------------------------------------------------------------
 
     def _tokens(self, X, y, x_query) -> np.ndarray:
-        X, y, x_query = check_task(X, y, x_query, self.program.d, self.program.n)
+        # causal attention: the first 2k + 1 columns of a full prompt are the same computation
+        X, y, x_query = check_task(X, y, x_query, self.program.d, self.program.n, prefix=not self.program.query_only)
         if X.dtype == object or y.dtype == object or x_query.dtype == object:
             raise ValueError("a compiled network runs on numbers; use the program for symbolic inputs")
         self.bounds.check_task(X, y, x_query)
@@ -150,7 +150,7 @@ class CompiledNetwork:
         raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
 
     def _read(self, out: np.ndarray) -> np.ndarray:
-        preds = out[x_columns(self.program.n)].astype(np.float64)
+        preds = out[x_columns((len(out) - 1) // 2)].astype(np.float64)
         if self.program.query_only:
             preds[:-1] = np.nan
         return preds
@@ -168,7 +168,12 @@ class CompiledNetwork:
 
     def predict(self, X, y, x_query, backend: str = "numpy", tolerance: float | None = DEFAULT_TOLERANCE,
                 return_bound: bool = False):
-        """``n + 1`` predictions, one per x~ column (same contract as the program's).
+        """``k + 1`` predictions, one per x~ column, for a prompt of ``k <= n`` examples.
+
+        A network built for ``n`` examples answers any shorter prompt: by
+        causality its first ``2k + 1`` columns are the same computation as
+        in a full prompt (the one-example chains, which predict only the
+        query, need ``k = n``).
 
         The numpy pass certifies each answer (``certify``): an answer whose
         bound exceeds ``tolerance * (1 + |answer|)`` is refused with a
@@ -218,11 +223,12 @@ class CompiledNetwork:
         else:  # an error reached a divisor, or overflowed: name the last layer where the bound became unbounded
             worst = int(np.flatnonzero(~np.isfinite(share))[-1])
             part = "the bound is unbounded from"
-        ins = self.program.instructions[worst]
+        runs = self.layer_instructions(worst + 1)
+        writes = ", ".join(repr(ins.writes) for ins in runs)
         return (f"{which} {cert.predictions[k]:.10g} has a certified error bound {cert.bounds[k]:.3g}, above the "
-                f"tolerance {tolerance:g} x (1 + |prediction|); {part} layer {worst + 1} ({ins}), writing register "
-                f"{ins.writes!r}; the task is outside what this network can answer to that tolerance (pass a larger "
-                "tolerance to accept it)")
+                f"tolerance {tolerance:g} x (1 + |prediction|); {part} layer {worst + 1} "
+                f"({'; '.join(map(str, runs))}), writing register{'s' if len(runs) > 1 else ''} {writes}; the task "
+                "is outside what this network can answer to that tolerance (pass a larger tolerance to accept it)")
 
     def predict_batch(self, X, y, x_query, outside: str = "raise", tolerance: float | None = DEFAULT_TOLERANCE,
                       return_bound: bool = False, backend: str = "numpy"):

@@ -75,18 +75,20 @@ def as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
     return arr
 
 
-def check_task(X, y, x_query, d: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Validate a task for a program built for ``d`` inputs and ``n`` examples."""
+def check_task(X, y, x_query, d: int, n: int, prefix: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate a task for a program built for ``d`` inputs and ``n`` examples (any ``k <= n`` with ``prefix``)."""
     X_arr = np.array(X, dtype=object)
-    if X_arr.ndim != 2:
+    if X_arr.ndim != 2 and not (prefix and X_arr.size == 0):
         raise ValueError(f"X must be a 2-d array (n, d) = ({n}, {d}), got shape {X_arr.shape}")
-    if X_arr.shape[0] != n:
-        raise ValueError(f"X has {X_arr.shape[0]} examples but the program is built for n = {n}")
-    X = as_array(X, (n, d), "X")
+    k = X_arr.shape[0] if X_arr.ndim == 2 else 0
+    if k != n and not (prefix and k < n):
+        raise ValueError(f"X has {k} examples but the program is built for "
+                         f"{'at most ' if prefix else ''}n = {n}")
+    X = as_array(np.reshape(X_arr, (k, d)) if k == 0 else X, (k, d), "X")
     y_arr = np.array(y, dtype=object)
-    if y_arr.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) to match X's {n} examples, got {y_arr.shape}")
-    y = as_array(y, (n,), "y")
+    if y_arr.shape != (k,):
+        raise ValueError(f"y must have shape ({k},) to match X's {k} examples, got {y_arr.shape}")
+    y = as_array(y, (k,), "y")
     x_query = as_array(x_query, (d,), "x_query")
     return X, y, x_query
 

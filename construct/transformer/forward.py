@@ -7,6 +7,7 @@ intermediates, from which ``rounding`` bounds the pass's own rounding.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,9 +91,66 @@ def attention(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
     return layer_parts(w, l, H).X
 
 
+@dataclass(frozen=True, eq=False)
+class _Live:
+    """The parts of one stored layer that can change its output.
+
+    A head whose values or output projection are zero adds exactly zero; a
+    score column where ``Wq`` or ``Wk`` is zero adds exactly zero to every
+    score; a residual row no head reads, an MLP unit whose ``W2`` row is zero,
+    a row of ``LN(X)`` no live unit reads: all drop out of the sums. The
+    compiled networks are mostly such zeros (a layer runs one or a few
+    instructions on a few registers), so ``layer`` multiplies only these
+    slices: the same sums without their zero terms. Only the order in which
+    a matrix library adds the nonzero terms may differ from the dense
+    product's, which ``rounding`` bounds whatever the order.
+    """
+
+    heads: tuple[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]  # rows, Wq, Wk, Wv, Wo
+    rows: np.ndarray   # rows of LN(X) the live units read
+    W1: np.ndarray     # (rows, units)
+    b1: np.ndarray     # (units,)
+    W2: np.ndarray     # (units, D)
+
+
+_LIVE: "weakref.WeakKeyDictionary[Weights, dict[int, _Live]]" = weakref.WeakKeyDictionary()
+
+
+def _live(w: Weights, l: int) -> _Live:
+    """Stored layer ``l``'s live parts, found once per weights (the weights are read-only)."""
+    cache = _LIVE.setdefault(w, {})
+    if l not in cache:
+        dh = w.head_size
+        heads = []
+        for h in range(w.heads):
+            Wq, Wk, Wv, Wo = w.Wq[l, h], w.Wk[l, h], w.Wv[l, h], w.Wo[l, h * dh:(h + 1) * dh]
+            values = np.flatnonzero(np.any(Wv != 0, axis=0) & np.any(Wo != 0, axis=1))
+            if values.size == 0:
+                continue
+            scores = np.flatnonzero(np.any(Wq != 0, axis=0) & np.any(Wk != 0, axis=0))
+            Wq, Wk, Wv = Wq[:, scores], Wk[:, scores], Wv[:, values]
+            rows = np.flatnonzero(np.any(Wq != 0, axis=1) | np.any(Wk != 0, axis=1) | np.any(Wv != 0, axis=1))
+            heads.append((rows, Wq[rows], Wk[rows], Wv[rows], Wo[values]))
+        units = np.flatnonzero(np.any(w.W2[l] != 0, axis=1))
+        W1 = w.W1[l][:, units]
+        rows = np.flatnonzero(np.any(W1 != 0, axis=1))
+        cache[l] = _Live(tuple(heads), rows, W1[rows], w.b1[l][units], w.W2[l][units])
+    return cache[l]
+
+
 def layer(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
-    """Layer ``l`` applied to one hidden state ``H`` (T x D)."""
-    return layer_parts(w, l, H).out
+    """Stored layer ``l`` applied to one hidden state ``H`` (T x D): ``layer_parts(w, l, H).out`` computed
+    on the layer's live parts only (``_Live``)."""
+    live = _live(w, l)
+    X = H + w.bo[l]
+    for rows, Wq, Wk, Wv, Wo in live.heads:
+        Hr = H[:, rows]
+        X = X + (causal_softmax((Hr @ Wq) @ (Hr @ Wk).T) @ (Hr @ Wv)) @ Wo
+    mean = X.mean(axis=-1, keepdims=True)
+    centred = X - mean
+    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + X.dtype.type(w.ln_eps))
+    normed = w.ln_gain[l][live.rows] * centred[:, live.rows] / sigma + w.ln_bias[l][live.rows]
+    return X + gelu(normed @ live.W1 + live.b1) @ live.W2 + w.b2[l]
 
 
 def embed(w: Weights, tokens: np.ndarray) -> np.ndarray:

@@ -130,6 +130,14 @@ class Weights:
     def parameter_count(self) -> int:
         return sum(a.size for name, a in self.arrays().items() if name != "order")
 
+    def untied(self) -> "Weights":
+        """The same network with a stored layer per depth (``order = 0..depth-1``): for runtimes that cannot
+        share weights between layers, and to measure what tying saves."""
+        per_layer = {f.name: getattr(self, f.name)[self.order] for f in fields(self)
+                     if f.name not in ("embed", "positions", "readout", "ln_eps", "order")}
+        return Weights(embed=self.embed, positions=self.positions, readout=self.readout, ln_eps=self.ln_eps,
+                       **per_layer)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array by name (for export and for the JAX pass), the layer order included."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "ln_eps"}
