@@ -65,3 +65,57 @@ def test_readme_constants_are_the_compilers():
     assert f"N_att = {scales.attention_sharpness(f64):.1f} (leak {scales.attention_leak(scales.attention_sharpness(f64)):.0e})" in text
     assert f"P = {scales.product_scale(f64):.1f}" in text
     assert f"offset B = {scales.bypass_offset(f64):.2f}" in text
+
+
+def certificate_cells(summary: dict) -> dict[str, str]:
+    """The README's certificate table, as the results file of ``python -m construct.cli.certify`` gives it."""
+    p = summary["ratio_percentiles"]
+    return {
+        "tasks": f"{summary['tasks']:,}", "answers": f"{summary['answers']:,}",
+        "errors above their bound": f"{summary['violations']:,}",
+        "largest error / bound": f"{summary['worst_error_over_bound']:.2g}",
+        "bound / error: median (10th, 90th percentile)": f"{p['p50']:.0f} ({p['p10']:.0f}, {p['p90']:.0f})",
+        "answers above the default tolerance": f"{summary['above_default_tolerance']:,}",
+        "tasks refused as outside their domain": f"{summary['refused_outside_domain']:,}",
+    }
+
+
+def benchmark_rows(results: list[dict]) -> dict[str, list[str]]:
+    """The README's benchmark table, as the results file of ``python -m construct.cli.benchmark --out`` gives it."""
+    rows = {}
+    for config in results:
+        for layout in ("paper", "fused"):
+            r = config[layout]
+            rows[f"{r['algo']} {layout}"] = [
+                f"{r['layers']} ({r['stored']})", f"{r['parameters'] / 1e6:.2f}M", f"{r['peak_mb']:.0f}",
+                f"{r['numpy_s_per_task']:.3g}", f"{r['dense_s_per_task']:.3g}", f"{r['certified_s_per_task']:.3g}",
+                f"{r['jax_s_per_task']:.2g}", f"{r['max_error_float64']:.1e}", f"{r['max_bound_float64']:.1e}"]
+    return rows
+
+
+def benchmark_ratios(results: list[dict]) -> str:
+    """The README's sentence on what fusion and tying save, from the same file."""
+    parts = []
+    for config in results:
+        x = config["paper_over_fused"]
+        parts.append(f"{config['algo']}: {x['layers']:.1f}x the layers, {x['parameters']:.1f}x the parameters, "
+                     f"{x['peak_mb']:.1f}x the peak memory and {x['numpy_s_per_task']:.1f}x the numpy time "
+                     f"({x['round_1_pass']:.1f}x with round 1's dense pass)")
+    return "The paper layout over the fused: " + "; ".join(parts) + "."
+
+
+def test_readme_certificate_and_benchmark_numbers_are_the_results_files():
+    import json
+
+    results = README.parent / "construct" / "results"
+    text = README.read_text()
+    summary = json.loads((results / "certificate.json").read_text())["summary"]
+    assert summary["violations"] == 0
+    cells = {row[0]: row[1] for row in _table(text, "| certificate run | |")}
+    assert cells == certificate_cells(summary)
+    p50 = summary["ratio_percentiles"]["p50"]
+    assert f"a median factor of {p50:.0f} means a bound of 1e-10 for an error of about {1e-10 / p50:.0e}" in text
+    bench = json.loads((results / "benchmark.json").read_text())
+    table = {row[0]: row[1:] for row in _table(text, "| d = 8, n = 32 | layers (stored) |")}
+    assert table == benchmark_rows(bench)
+    assert benchmark_ratios(bench) in " ".join(text.split())

@@ -7,13 +7,15 @@ every fused layer equals its instructions run in order by the machine on
 the layer's own input; and the fused networks meet the closed forms.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from construct import Aff, Bounds, Div, Mov, Mul, Program, compile, programs, reference
-from construct.compiler import schedule
+from construct.compiler import estimate, schedule
 from construct.raw.prompt import input_registers
 from construct.raw.registers import Layout, Register
 from construct.tasks import gaussian_tasks
@@ -122,3 +124,56 @@ def test_repeated_blocks_are_stored_once():
     assert sizes[0][0] == sizes[1][0] == sizes[2][0]
     assert sizes[0][2] == sizes[1][2] == sizes[2][2]
     assert sizes[0][1] < sizes[1][1] < sizes[2][1]
+
+
+def readme_depth_table() -> dict[str, list[str]]:
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = text.split("| program | paper | one layer per instruction | fused | stored (fused) |")[1]
+    rows = [line.split("|")[1:-1] for line in table.strip().splitlines()[1:] if line.startswith("|")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
+
+
+def test_the_readme_depth_table_is_the_compilers():
+    def sizes(program):
+        bounds = Bounds.calibrate(program, gaussian_tasks(program.d, program.n, 8))
+        fused, unfused = estimate(program, bounds), estimate(program, bounds, fuse=False)
+        return unfused.applied, fused.applied, fused.layers
+
+    table = readme_depth_table()
+    assert table["Theorem 1 chain (`sgd_step`)"] == ["9", *map(str, sizes(programs.sgd_step(2, 0.1, 0.01, np.zeros(2))))]
+    assert table["Theorem 2 chain (`sherman_morrison_step`)"] == ["14", *map(str, sizes(programs.sherman_morrison_step(2, 0.1)))]
+    assert table["one-pass SGD, n examples"] == ["O(n)", "6n + 7", "2n + 1", "4 (n >= 2)"]
+    assert table["ridge (RLS), n examples"] == ["O(n)", "12n + 5", "4n + 1", "6 (n >= 2)"]
+    for d in (1, 3, 8):
+        for n in (2, 3, 5, 16):
+            assert sizes(programs.sgd(d, n, 0.05, 0.1)) == (6 * n + 7, 2 * n + 1, 4), (d, n)
+            assert sizes(programs.ridge(d, n, 0.1)) == (12 * n + 5, 4 * n + 1, 6), (d, n)
+
+
+@pytest.mark.parametrize("name", ["sgd", "ridge"])
+def test_prompts_of_any_length_up_to_n(name):
+    """k <= n examples: the prefix's predictions are the full prompt's first k + 1, and the closed form's."""
+    program = PROGRAMS[name]()
+    net = compile(program, x_max=3.0, y_max=20.0, x_norm=4.0)
+    closed = {"sgd": lambda t: reference.sgd_one_pass(*t, 0.05, 0.2, [0.3, -0.2, 0.1]),
+              "ridge": lambda t: reference.ridge(*t, 0.5)}[name]
+    rng = np.random.default_rng(3)
+    X = rng.uniform(-1, 1, (program.n, program.d))
+    y, q = X @ rng.normal(size=program.d), rng.uniform(-1, 1, program.d)
+    full = net.predict(X, y, q)
+    for k in range(program.n + 1):
+        got, bound = net.predict(X[:k], y[:k], q, return_bound=True)
+        assert got.shape == (k + 1,)
+        assert np.allclose(got[:k], full[:k], rtol=0, atol=1e-12)
+        if k:
+            want = closed((X[:k], y[:k], q))
+            assert np.all(np.abs(got - want) <= bound), k
+    with pytest.raises(ValueError, match="at most n = 4"):
+        net.predict(np.ones((5, 3)), np.ones(5), q)
+
+
+def test_a_one_example_chain_needs_its_example():
+    program = PROGRAMS["sgd_step"]()
+    net = compile(program, x_max=2.0, y_max=2.0)
+    with pytest.raises(ValueError, match="built for n = 1"):
+        net.predict(np.ones((0, 3)), np.ones(0), np.ones(3))

@@ -1,25 +1,36 @@
-"""Benchmark of the compiled networks: size, time, memory and error against the closed forms.
+"""Benchmark of the compiled networks, in two layouts side by side: size, time, memory, error, bound.
 
-    python -m construct.cli.benchmark            # the full table (a few minutes)
+    python -m construct.cli.benchmark            # the full table (several minutes)
     python -m construct.cli.benchmark --json     # the same numbers as JSON
     python -m construct.cli.benchmark --d 2 --n 1 4 --algo ridge
+    python -m construct.cli.benchmark --d 8 --n 32 --algo ridge --out construct/results/benchmark.json
 
-Each configuration runs in a fresh subprocess, so "peak MB" is that
-process's own peak resident memory (weights, activations, JAX's buffers).
-Tasks: x ~ N(0, I), w ~ N(0, I), y = w^T x; SGD with alpha = 0.05 and
-lam = 0.1 from w0 = 0, ridge with lam = 0.1. Bounds are calibrated on 256
-tasks (margin 4); errors are ``max |yhat - yhat*| / (1 + |yhat*|)`` over
-every prefix of 64 fresh tasks (float64, JAX batch) and 8 tasks (float32,
-numpy). A fresh task can fall outside the calibrated domain (the network
-then refuses it); "outside" counts those of the 64, which the errors skip.
-Times: compile = calibration + weight assembly; forward = seconds
-per task, numpy one prompt at a time, JAX on a batch of 64 after one
-warm-up call (the jit compilation is reported separately).
+Layouts: "fused" is what ``compile`` builds (independent instructions share
+a layer, a repeated block is stored once); "paper" is one layer per
+instruction with every layer stored (``compile(..., fuse=False)`` then
+``Weights.untied``), the paper's construction as round 1 built it. Each
+(configuration, layout) runs in a fresh subprocess with one BLAS and XLA
+thread, so "peak MB" is that process's own peak resident memory and times
+are CPU seconds (``time.process_time``), comparable within one run on a
+shared machine. Tasks: x ~ N(0, I), w ~ N(0, I), y = w^T x; SGD with
+alpha = 0.05 and lam = 0.1 from w0 = 0, ridge with lam = 0.1. Bounds are
+calibrated on 256 tasks (margin 4); errors are ``max |yhat - yhat*| /
+(1 + |yhat*|)`` over every prefix of 64 fresh tasks (float64, JAX batch,
+uncertified) and 3 tasks (float64 numpy, certified: "bound" is the largest
+certified bound of those) and 8 tasks (float32, numpy). A fresh task can
+fall outside the calibrated domain (the network then refuses it);
+"outside" counts those of the 64, which the errors skip. Times: compile =
+calibration + weight assembly; numpy = the reference pass
+(``forward.forward``, each layer on its live parts) per task; dense = the
+same pass with every product dense, as round 1 ran it; certified = ``predict`` with its bound per
+task; JAX on a batch of 64 after one warm-up call.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -31,7 +42,9 @@ from .. import reference
 from ..compiler import Bounds, DomainError, compile
 from ..compiler.size import DEFAULT_MAX_BYTES
 from ..raw import programs
+from ..raw.prompt import tokens as prompt_tokens
 from ..tasks import gaussian_tasks
+from ..transformer import forward
 from . import budget
 
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
@@ -41,16 +54,42 @@ CLOSED_FORMS = {"sgd": lambda task: reference.sgd_one_pass(*task, ALPHA, LAM),
                 "ridge": lambda task: reference.ridge(*task, LAM)}
 
 
+LAYOUTS = ("paper", "fused")
+SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                 "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+
+
 def cost(algo: str, d: int, n: int) -> budget.Cost:
-    """What ``measure(algo, d, n)`` costs (``budget``): both networks, the numpy passes and the JAX batches."""
-    f64, f32 = (budget.network(PROGRAMS[algo], d, n, dtype) for dtype in ("float64", "float32"))
-    runs = (budget.compiling(f64) + budget.forward(f64, NUMPY_TASKS) + budget.compiling(f32)
-            + budget.forward(f32, FLOAT32_TASKS) + budget.jax_batches(f64, BATCH, 2 * BATCH + 1))
-    return budget.process() + budget.calibration(f64, CALIBRATION, d).then(runs)  # in a process of its own
+    """What ``measure`` costs in both layouts (``budget``): the networks, the numpy passes and the JAX batches."""
+    total = budget.Cost()
+    for fuse in (False, True):
+        f64, f32 = (budget.network(PROGRAMS[algo], d, n, dtype, fuse) for dtype in ("float64", "float32"))
+        if not fuse:  # untied: every layer stored
+            f64 = budget.Network(dataclasses.replace(f64.size, layers=f64.size.applied), f64.rows)
+        runs = (budget.compiling(f64) + budget.forward(f64, NUMPY_TASKS * (1 + budget.CERTIFIED_PASSES))
+                + budget.compiling(f32) + budget.forward(f32, FLOAT32_TASKS)
+                + budget.jax_batches(f64, BATCH, 2 * BATCH + 1))
+        total += budget.process() + budget.calibration(f64, CALIBRATION, d).then(runs)
+    return total
 
 
-def measure(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
-    """One configuration, measured in this process."""
+def _cpu(call, times: int) -> tuple[list, float]:
+    """``times`` results of ``call(i)`` and the CPU seconds per call."""
+    start = time.process_time()
+    out = [call(i) for i in range(times)]
+    return out, (time.process_time() - start) / times
+
+
+def _dense(w, prompt: np.ndarray) -> np.ndarray:
+    """The numpy pass as round 1 ran it: every layer's dense products, zeros included (``layer_parts``)."""
+    H = forward.embed(w, prompt)
+    for l in w.order:
+        H = forward.layer_parts(w, l, H).out
+    return H @ w.readout
+
+
+def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
+    """One configuration in one layout, measured in this process."""
     program, closed = PROGRAMS[algo](d, n), CLOSED_FORMS[algo]
 
     def worst(pairs):
@@ -61,62 +100,97 @@ def measure(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> 
         try:
             return call()
         except DomainError:
-            return np.full(n + 1, np.nan)
+            return np.full(n + 1, np.nan), np.full(n + 1, np.nan)
 
-    start = time.perf_counter()
+    def build(dtype):
+        net = compile(program, bounds, dtype=dtype, max_bytes=max_bytes, fuse=layout == "fused")
+        return net if layout == "fused" else dataclasses.replace(net, weights=net.weights.untied())
+
+    start = time.process_time()
     bounds = Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, seed=0))
-    net = compile(program, bounds, max_bytes=max_bytes)
-    compile_s = time.perf_counter() - start
+    net = build(np.float64)
+    compile_s = time.process_time() - start
 
     tasks = gaussian_tasks(d, n, BATCH, seed=1)
-    start = time.perf_counter()
-    numpy_preds = [refused(lambda: net.predict(*t, tolerance=None)) for t in tasks[:NUMPY_TASKS]]
-    numpy_s = (time.perf_counter() - start) / NUMPY_TASKS
+    prompts = [prompt_tokens(*t) for t in tasks[:NUMPY_TASKS]]
+    forward.forward(net.weights, prompts[0])  # the live parts of each layer are found once
+    _, numpy_s = _cpu(lambda i: forward.forward(net.weights, prompts[i]), NUMPY_TASKS)
+    _, dense_s = _cpu(lambda i: _dense(net.weights, prompts[i]), NUMPY_TASKS)
+    certified, certified_s = _cpu(lambda i: refused(lambda: net.predict(*tasks[i], tolerance=None,
+                                                                        return_bound=True)), NUMPY_TASKS)
 
     X, y, q = (np.stack(parts) for parts in zip(*tasks))
-    start = time.perf_counter()
+    start = time.process_time()
     net.predict_batch(X[:1], y[:1], q[:1], outside="nan", backend="jax", tolerance=None)
-    jit_s = time.perf_counter() - start
+    jit_s = time.process_time() - start
     net.predict_batch(X, y, q, outside="nan", backend="jax", tolerance=None)  # warm-up at the batch shape
-    start = time.perf_counter()
-    jax_preds = net.predict_batch(X, y, q, outside="nan", backend="jax", tolerance=None)
-    jax_s = (time.perf_counter() - start) / BATCH
+    jax_preds, jax_s = _cpu(lambda i: net.predict_batch(X, y, q, outside="nan", backend="jax", tolerance=None), 1)
+    jax_preds, jax_s = jax_preds[0], jax_s / BATCH
 
     expected = [closed(t) for t in tasks]
-    f32 = compile(program, bounds, dtype=np.float32, max_bytes=max_bytes)
-    f32_pairs = [(refused(lambda: f32.predict(*t, tolerance=None)), e) for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
+    f32 = build(np.float32)
+    f32_pairs = [(refused(lambda: (f32.predict(*t, tolerance=None), None))[0], e)
+                 for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
     size = net.size()
+    bounds_seen = [float(np.nanmax(b)) for _, b in certified if not np.isnan(b).all()]
     return {
-        "algo": algo, "d": d, "n": n, "layers": size["layers"], "D": size["residual_width"],
-        "mlp_width": size["mlp_width"], "head_size": size["head_size"], "parameters": size["parameters"],
-        "compile_s": compile_s, "numpy_s_per_task": numpy_s, "jax_s_per_task": jax_s, "jax_jit_s": jit_s,
-        "max_error_float64": worst(list(zip(jax_preds, expected)) + list(zip(numpy_preds, expected))),
+        "algo": algo, "d": d, "n": n, "layout": layout, "layers": size["layers"], "stored": size["stored_layers"],
+        "D": size["residual_width"], "mlp_width": size["mlp_width"], "heads": size["heads"],
+        "head_size": size["head_size"], "parameters": size["parameters"],
+        "compile_s": compile_s, "numpy_s_per_task": numpy_s, "dense_s_per_task": dense_s,
+        "certified_s_per_task": certified_s,
+        "jax_s_per_task": jax_s, "jax_jit_s": jit_s,
+        "max_error_float64": worst(list(zip(jax_preds, expected)) + [(p, e) for (p, _), e in zip(certified, expected)]),
+        "max_bound_float64": max(bounds_seen, default=float("nan")),
         "max_error_float32": worst(f32_pairs),
         "outside": int(np.isnan(jax_preds).all(axis=1).sum()),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def _in_subprocess(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
-    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--child", algo, str(d), str(n), repr(float(max_bytes))]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+def _in_subprocess(algo: str, d: int, n: int, layout: str, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
+    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--child", algo, str(d), str(n), layout,
+           repr(float(max_bytes))]
+    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **SINGLE_THREAD})
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise RuntimeError(f"the benchmark of {algo} d={d} n={n} failed in its subprocess: {last}")
+        raise RuntimeError(f"the benchmark of {algo} d={d} n={n} ({layout}) failed in its subprocess: {last}")
     return json.loads(done.stdout)
 
 
-def table(rows: list[dict]) -> str:
-    head = (f"{'algo':<6}{'d':>3}{'n':>4}{'layers':>7}{'D':>6}{'MLP':>5}{'params':>12}{'compile s':>10}"
-            f"{'numpy s':>9}{'jax s':>9}{'err f64':>9}{'err f32':>9}{'outside':>8}{'peak MB':>9}")
+def compare(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
+    """Both layouts of one configuration, each in its own process, and the paper layout's cost over the fused."""
+    rows = {layout: _in_subprocess(algo, d, n, layout, max_bytes) for layout in LAYOUTS}
+    paper, fused = rows["paper"], rows["fused"]
+    ratios = {key: paper[key] / fused[key] for key in ("layers", "parameters", "peak_mb", "numpy_s_per_task",
+                                                        "dense_s_per_task", "certified_s_per_task", "jax_s_per_task")}
+    ratios["round_1_pass"] = paper["dense_s_per_task"] / fused["numpy_s_per_task"]
+    return {"algo": algo, "d": d, "n": n, "paper": paper, "fused": fused, "paper_over_fused": ratios}
+
+
+def table(results: list[dict]) -> str:
+    head = (f"{'algo':<6}{'d':>3}{'n':>4} {'layout':<6}{'layers':>7}{'stored':>7}{'D':>5}{'MLP':>5}{'params':>13}"
+            f"{'peak MB':>8}{'compile s':>10}{'numpy s':>9}{'dense s':>9}{'cert s':>8}{'jax s':>9}{'err f64':>9}{'bound':>9}"
+            f"{'err f32':>9}{'outside':>8}")
     lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(
-            f"{r['algo']:<6}{r['d']:>3}{r['n']:>4}{r['layers']:>7}{r['D']:>6}{r['mlp_width']:>5}"
-            f"{r['parameters']:>12,}{r['compile_s']:>10.2f}{r['numpy_s_per_task']:>9.4f}{r['jax_s_per_task']:>9.4f}"
-            f"{r['max_error_float64']:>9.1e}{r['max_error_float32']:>9.1e}{r['outside']:>8}{r['peak_mb']:>9.0f}"
-        )
-    lines.append("numpy s and jax s: seconds per task (jax on a batch of 64); errors relative, every prefix.")
+    for c in results:
+        for layout in LAYOUTS:
+            r = c[layout]
+            lines.append(
+                f"{r['algo']:<6}{r['d']:>3}{r['n']:>4} {layout:<6}{r['layers']:>7}{r['stored']:>7}{r['D']:>5}"
+                f"{r['mlp_width']:>5}{r['parameters']:>13,}{r['peak_mb']:>8.0f}{r['compile_s']:>10.2f}"
+                f"{r['numpy_s_per_task']:>9.4f}{r['dense_s_per_task']:>9.4f}{r['certified_s_per_task']:>8.3f}{r['jax_s_per_task']:>9.5f}"
+                f"{r['max_error_float64']:>9.1e}{r['max_bound_float64']:>9.1e}{r['max_error_float32']:>9.1e}"
+                f"{r['outside']:>8}")
+        x = c["paper_over_fused"]
+        lines.append(f"{'':<14}paper / fused: layers {x['layers']:.1f}x, parameters {x['parameters']:.1f}x, peak "
+                     f"memory {x['peak_mb']:.1f}x, numpy time {x['numpy_s_per_task']:.1f}x (dense "
+                     f"{x['dense_s_per_task']:.1f}x; round 1's dense pass on the paper layout over the fused "
+                     f"network's pass: {x['round_1_pass']:.1f}x), certified time {x['certified_s_per_task']:.1f}x, "
+                     f"JAX time {x['jax_s_per_task']:.1f}x")
+    lines.append("CPU seconds per task, one BLAS thread (jax: on a batch of 64); numpy: the pass on each layer's "
+                 "live parts; dense: every product dense, as round 1 ran it; errors relative, every prefix; "
+                 "bound: the largest certified bound (numpy, 3 tasks).")
     return "\n".join(lines)
 
 
@@ -124,8 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m construct.cli.benchmark ARGS`` is ``icl-construct bench ARGS`` (and runs one configuration as a child)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
-        algo, d, n, max_bytes = argv[1:]
-        print(json.dumps(measure(algo, int(d), int(n), float(max_bytes))))
+        algo, d, n, layout, max_bytes = argv[1:]
+        print(json.dumps(measure(algo, int(d), int(n), layout, float(max_bytes))))
         return 0
     from .commands import main as command_line
 

@@ -107,7 +107,8 @@ def run_config(program, family: str, s: float, tasks: int, rng: np.random.Genera
         rows["worst_excess"] = max(rows["worst_excess"], float(np.max(e / np.where(b > 0, b, np.inf))))
         rows["above_tolerance"] += int((b > TOLERANCE * (1 + np.abs(preds[seen]))).sum())
         rows["unbounded"] += int((~np.isfinite(b)).sum())
-        rows["ratios"] += [float(r) for r in (b / e)[(e > 0) & np.isfinite(b)]]
+        measured = (e > 0) & np.isfinite(b)
+        rows["ratios"] += (b[measured] / e[measured]).tolist()
     return rows
 
 

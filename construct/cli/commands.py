@@ -521,12 +521,16 @@ def _bench(args) -> int:
         total = total.then(budget.affordable(limits, lambda d_: f"bench ({algo}, d = {d_}, n = {n})",
                                              lambda d_: benchmark.cost(algo, d_, n), d))
     limits.check(total, f"bench ({len(configs)} configurations)")
+    if args.out:
+        _output(args.out, "--out")
     rows = []
     with _progress(args, len(configs), "bench") as bar:
         for algo, d, n in configs:
             bar.set_postfix_str(f"{algo} d={d} n={n}")
-            rows.append(benchmark._in_subprocess(algo, d, n, args.max_memory))
+            rows.append(benchmark.compare(algo, d, n, args.max_memory))
             bar.update()
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.json:
         _print_json(rows)
     else:
@@ -637,6 +641,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_number(1, integer=True), nargs="+", default=[1, 4, 16, 32],
                    help="examples (default 1 4 16 32)")
     p.add_argument("--algo", nargs="+", choices=["sgd", "ridge"], default=["sgd", "ridge"])
+    p.add_argument("--out", type=_path, metavar="FILE", help="also write the numbers as JSON to FILE")
     _common_options(p, budget.BENCH_MAX_SECONDS)
     p.set_defaults(run=_bench)
 

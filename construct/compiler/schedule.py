@@ -73,19 +73,24 @@ def fused(program: Program) -> tuple[Step, ...]:
     slot: list[tuple[int, int]] = []  # (layer, phase) of each instruction so far
     mlp_kind: dict[int, tuple] = {}   # layer -> ("mul",) or ("div", den)
     reads_from: dict[int, dict[str, frozenset]] = {}  # layer -> register -> the column offsets its form reads
-    for k, ins in enumerate(instructions):
+    # per register, over the instructions so far: the slot of its last writer, the latest slot of any writer
+    # and of any reader (a writer's successor rule is monotone in the slot, so the latest one binds)
+    last_written: dict[str, tuple[int, int]] = {}
+    latest_write: dict[str, tuple[int, int]] = {}
+    latest_read: dict[str, tuple[int, int]] = {}
+    for ins in instructions:
         phase = phase_of(ins)
-        earliest = (0, phase)
-        for j in range(k):
-            other, at = instructions[j], slot[j]
-            reads = set(ins.reads) & {other.writes}
-            if reads and _last_writer(instructions, k, other.writes) == j:  # ins reads what other wrote
-                earliest = max(earliest, at if (at[1] == ATTENTION and phase == ATTENTION) else _after(at))
-            if ins.writes in other.reads:  # other read it first: not before other's phase
-                earliest = max(earliest, at)
-            if ins.writes == other.writes:
-                earliest = max(earliest, at if (at[1] == ATTENTION and phase == ATTENTION) else _after(at))
-        layer, p = earliest
+
+        def not_before(at: tuple[int, int]) -> tuple[int, int]:
+            return at if (at[1] == ATTENTION and phase == ATTENTION) else _after(at)
+
+        bounds = [(0, phase)]
+        bounds += [not_before(last_written[r]) for r in set(ins.reads) if r in last_written]  # reads what was written
+        if ins.writes in latest_read:  # an earlier instruction read it first: not before that one's phase
+            bounds.append(latest_read[ins.writes])
+        if ins.writes in latest_write:
+            bounds.append(not_before(latest_write[ins.writes]))
+        layer, p = max(bounds)
         if p != phase:  # the earliest phase of the right kind
             layer, p = (layer + 1, phase) if p > phase else (layer, phase)
         while phase == MLP and not _mlp_accepts(mlp_kind.get(layer), ins):
@@ -98,6 +103,10 @@ def fused(program: Program) -> tuple[Step, ...]:
             forms = reads_from.setdefault(layer, {})
             forms[ins.writes] = _reads(forms, ins)
         slot.append((layer, phase))
+        last_written[ins.writes] = (layer, phase)
+        latest_write[ins.writes] = max(latest_write.get(ins.writes, (layer, phase)), (layer, phase))
+        for r in set(ins.reads):
+            latest_read[r] = max(latest_read.get(r, (layer, phase)), (layer, phase))
     depth = max(layer for layer, _ in slot) + 1
     return tuple(Step(tuple(k for k, s in enumerate(slot) if s == (layer, ATTENTION)),
                       tuple(k for k, s in enumerate(slot) if s == (layer, MLP))) for layer in range(depth))
@@ -118,10 +127,6 @@ def _offsets(forms: dict[str, frozenset], ins) -> frozenset:
 def _after(at: tuple[int, int]) -> tuple[int, int]:
     layer, phase = at
     return (layer, MLP) if phase == ATTENTION else (layer + 1, ATTENTION)
-
-
-def _last_writer(instructions, k: int, register: str) -> int | None:
-    return next((j for j in range(k - 1, -1, -1) if instructions[j].writes == register), None)
 
 
 def _mlp_accepts(kind, ins) -> bool:
