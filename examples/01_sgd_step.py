@@ -43,11 +43,12 @@ print(f"\nprediction at x2: machine {machine:.12f}, closed form {closed:.12f}")
 # 5. Compile: one transformer layer per instruction. The compiler needs the
 #    domain (a bound on every register); we calibrate it on 64 random tasks.
 bounds = construct.Bounds.calibrate(step, gaussian_tasks(2, 1, 64, seed=0))
-net = construct.compile(step, bounds)
+net = construct.compile(step, bounds, fuse=False)
 size = net.size()
 print(f"\ntransformer: {size['layers']} layers, {size['data_rows']} data rows "
       f"(paper: {size['paper']['layers']} layers, {size['paper']['data_rows']} data rows), "
       f"residual width {size['residual_width']}, {size['parameters']:,} parameters")
+print(f"fused (independent instructions share a layer): {construct.compile(step, bounds).size()['layers']} layers")
 
 # 6. The transformer's forward pass knows nothing about SGD, yet it predicts the same.
 transformer = net.predict(X, y, x2)[-1]

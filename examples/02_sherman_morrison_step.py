@@ -40,7 +40,7 @@ closed = reference.ridge(X, y, x2, lam)[-1]
 print(f"\nprediction at x2: machine {machine:.12f}, closed form (numpy.linalg.solve) {closed:.12f}")
 
 # Compile for the domain of 64 random tasks and run the transformer.
-net = construct.compile(chain, construct.Bounds.calibrate(chain, gaussian_tasks(2, 1, 64, seed=0)))
+net = construct.compile(chain, construct.Bounds.calibrate(chain, gaussian_tasks(2, 1, 64, seed=0)), fuse=False)
 size = net.size()
 print(f"\ntransformer: {size['layers']} layers, {size['data_rows']} data rows "
       f"(paper: {size['paper']['layers']} layers, {size['paper']['data_rows']} data rows)")

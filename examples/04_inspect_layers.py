@@ -23,7 +23,8 @@ out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().paren
 out.mkdir(parents=True, exist_ok=True)
 
 program = programs.ridge(d=2, n=2, lam=0.5)
-net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(2, 2, 64, seed=0)))
+net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(2, 2, 64, seed=0)),
+                        fuse=False)  # one layer per instruction, to read against the program
 print(f"ridge, d = 2, n = 2: {net.size()['layers']} layers, residual width {net.size()['residual_width']}")
 print("the rows of the residual stream:", ", ".join(net.layout.labels))
 

@@ -45,7 +45,7 @@ def forward(W, tokens, ln_eps):
     """The manifest's equations: causal softmax attention (unscaled), layer norm, exact-erf GeLU MLP."""
     H = tokens @ W["embed"] + W["positions"][: len(tokens)]
     causal = np.tril(np.ones((len(tokens), len(tokens)), dtype=bool))
-    for l in range(W["Wq"].shape[0]):
+    for l in W["order"]:  # the stored layer applied at each depth (a repeated block is stored once)
         heads = []
         for j in range(W["Wq"].shape[1]):
             scores = np.where(causal, (H @ W["Wq"][l, j]) @ (H @ W["Wk"][l, j]).T, -np.inf)

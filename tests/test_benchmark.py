@@ -3,11 +3,19 @@ import subprocess
 import sys
 
 
-def test_benchmark_prints_every_column():
+def test_benchmark_prints_both_layouts_and_every_column():
     cmd = [sys.executable, "-m", "construct.cli.benchmark", "--d", "2", "--n", "2", "--algo", "ridge", "--json"]
-    rows = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-    (row,) = rows
-    assert row["algo"] == "ridge" and row["layers"] == 3 + 12 * 2 + 2
-    for key in ("D", "mlp_width", "parameters", "compile_s", "numpy_s_per_task", "jax_s_per_task", "peak_mb"):
-        assert row[key] > 0
-    assert row["max_error_float64"] < 1e-6 and row["max_error_float32"] < 3e-2
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert "RuntimeWarning" not in done.stderr, done.stderr
+    (config,) = json.loads(done.stdout)
+    paper, fused = config["paper"], config["fused"]
+    assert (paper["layers"], paper["stored"]) == (12 * 2 + 5, 12 * 2 + 5)  # one layer per instruction, untied
+    assert (fused["layers"], fused["stored"]) == (4 * 2 + 1, 6)
+    assert config["paper_over_fused"]["layers"] == paper["layers"] / fused["layers"]
+    for row in (paper, fused):
+        assert row["algo"] == "ridge" and row["outside"] == 0
+        for key in ("D", "mlp_width", "parameters", "compile_s", "numpy_s_per_task", "dense_s_per_task",
+                    "certified_s_per_task", "jax_s_per_task", "peak_mb", "max_bound_float64"):
+            assert row[key] > 0, key
+        assert row["max_error_float64"] < 1e-6 and row["max_error_float32"] < 1e-3
+        assert row["max_bound_float64"] < 1e-6

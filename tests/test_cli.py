@@ -210,11 +210,13 @@ def test_trace_pictures(capsys, tmp_path):
     assert "weights layer 7" in out
 
 
-def test_bench_forwards_its_options(capsys):
-    code, out, _ = run(capsys, "bench", "--algo", "sgd", "--d", 1, "--n", 1, "--json")
-    (row,) = json.loads(out)
-    assert code == 0 and (row["algo"], row["d"], row["n"], row["layers"]) == ("sgd", 1, 1, 6 + 7)
-    assert row["max_error_float64"] < 1e-6
+def test_bench_forwards_its_options(capsys, tmp_path):
+    code, out, _ = run(capsys, "bench", "--algo", "sgd", "--d", 1, "--n", 1, "--json", "--out", tmp_path / "b.json")
+    (config,) = json.loads(out)
+    assert code == 0 and (config["algo"], config["d"], config["n"]) == ("sgd", 1, 1)
+    assert (config["paper"]["layers"], config["fused"]["layers"]) == (6 + 7, 2 + 1)
+    assert config["fused"]["max_error_float64"] < 1e-6
+    assert json.loads((tmp_path / "b.json").read_text()) == [config]
 
 
 def test_proofs_are_run_with_the_remaining_arguments(capsys, monkeypatch):

@@ -12,10 +12,10 @@ from construct.tasks import gaussian_tasks
 from support import assert_agree, compiled_tasks
 
 
-def build(program, seed=0, extra=()):
+def build(program, seed=0, extra=(), fuse=True):
     """Calibrate on 64 standard tasks (and any extra ones), margin 4, and compile."""
     tasks = gaussian_tasks(program.d, program.n, 64, seed) + list(extra)
-    return compile(program, Bounds.calibrate(program, tasks))
+    return compile(program, Bounds.calibrate(program, tasks), fuse=fuse)
 
 
 def sgd_and_ridge(t):
@@ -255,8 +255,8 @@ def test_size_estimate_is_the_networks_size(program, dtype):
     w = compile(program, bounds, dtype=dtype).weights
     estimate = estimated(program, bounds, dtype)
     assert estimate.parameters == w.parameter_count
-    assert (estimate.layers, estimate.width, estimate.head_size, estimate.mlp_width) == (
-        w.depth, w.width, w.head_size, w.mlp_width)
+    assert (estimate.applied, estimate.layers, estimate.width, estimate.head_size, estimate.mlp_width) == (
+        w.depth, w.stored, w.width, w.head_size, w.mlp_width)
 
 
 def test_a_network_too_large_is_refused_before_allocation():
@@ -264,7 +264,7 @@ def test_a_network_too_large_is_refused_before_allocation():
 
     program = programs.ridge(40, 2, 0.1)
     bounds = Bounds({name: 1.0 for name in program.layout.names}, {"den1": 1.0})
-    with pytest.raises(SizeError, match=r"ridge \(d = 40, n = 2, float64\) would need 29 layers.* about \d+\.\d\d GiB"
+    with pytest.raises(SizeError, match=r"ridge \(d = 40, n = 2, float64\) would need 9 layers \(6 stored\).* about \d+\.\d\d GiB"
                                         r".*above the limit of 4\.00 GiB; raise the limit"):
         compile(program, bounds)
     with pytest.raises(SizeError, match=r"above the limit of 0\.0625 MiB"):
@@ -338,7 +338,7 @@ def test_layer_norm_sees_the_documented_rho():
         return D * (var + Fraction(w.ln_eps)) / sum(Fraction(float(column[p])) ** 2 for p in pads) - 1
 
     program = programs.ridge(3, 4, 0.1)
-    net = build(program)
+    net = build(program, fuse=False)  # layer l runs instruction l
     w, layout, D = net.weights, net.layout, net.layout.width
     eps = Fraction(float(np.finfo(np.float64).eps))
     seen = set()
@@ -347,7 +347,7 @@ def test_layer_norm_sees_the_documented_rho():
         for l, ins in enumerate(program.instructions):
             if ins.kind not in ("mul", "div"):
                 continue
-            X = forward.attention(w, l, states[l].T)
+            X = forward.attention(w, w.order[l], states[l].T)
             pads = [layout.span(name)[0] for name in (("ln_pad_pos", "ln_pad_neg") if ins.kind == "mul" else
                                                        ("div_pad_pos", "div_pad_neg"))]
             for t, column in enumerate(X):
@@ -370,7 +370,7 @@ def test_layer_norm_sees_the_documented_rho():
             continue
         corner = H.copy()
         corner[:, layout.rows(ins.den)] = net.bounds.floors[ins.den]
-        X = forward.attention(w, l, corner)
+        X = forward.attention(w, w.order[l], corner)
         for t, column in enumerate(X):
             r = rho(column, [layout.span("div_pad_pos")[0], layout.span("div_pad_neg")[0]])
             assert 0 <= r <= eps / 2, f"layer {l + 1} ({ins}) at the domain's corner: rho {float(r):.3g} > eps/2"

@@ -78,7 +78,8 @@ EQUATIONS = (
     "MLP        H'  = X + gelu(LN(X) W1 + b1) W2 + b2",
     "LN(v)      = ln_gain * (v - mean(v)) / sqrt(var(v) + ln_eps) + ln_bias   (per token)",
     "input      H_0 = tokens @ embed + positions[:T]; output y_hat = H_L @ readout (one number per token)",
-    "H is T x D, one row per token; Wq_j = Wq[l, j] etc. for layer l; [B_1 ... B_m] concatenates along columns",
+    "H is T x D, one row per token; at depth l the stored layer s = order[l] applies: Wq_j = Wq[s, j] etc.; "
+    "[B_1 ... B_m] concatenates along columns",
     "causal_softmax: row i is a softmax over j <= i (entries j > i masked); scores are NOT scaled by 1/sqrt(dh)",
     "gelu(u) = u Phi(u) = u (1 + erf(u / sqrt 2)) / 2, the exact erf form",
     "LN: mean and (biased) variance over the D entries of one token; layer norm only before the MLP",
