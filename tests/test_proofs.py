@@ -59,7 +59,7 @@ def test_pad_error_is_the_lemma():
 def test_predicted_layer_errors_are_the_lemmas_bounds():
     """Each mul and div layer's predicted error, recomputed from the lemmas' expressions plus the rounding model."""
     program = programs.ridge(3, 3, 0.5)
-    net = compile(program, Bounds.calibrate(program, gaussian_tasks(3, 3, 32)))
+    net = compile(program, Bounds.calibrate(program, gaussian_tasks(3, 3, 32)), fuse=False)
     c, values = net.constants, net.bounds.values
     leak = float(lemmas.leak_bound(sp.Float(c["attention_sharpness"], 40)).evalf(40))
     eps = float(np.finfo(np.float64).eps)
