@@ -90,3 +90,11 @@ def test_every_layer_of_the_larger_programs_is_its_instruction(program):
     found = layers.check_network(layers.calibrated_network(program))
     assert len(found) == len(program.instructions)
     assert all(f.error <= f.declared for f in found)
+
+
+def test_every_proof_has_a_status():
+    """proofs/status.py says how far each proof reaches, and names no proof that does not exist."""
+    from proofs.status import ALL, LIMIT, SIZES, STATUS
+
+    assert set(STATUS) == {p.name for p in proofs.PROOFS}
+    assert set(STATUS.values()) <= {ALL, SIZES, LIMIT}
