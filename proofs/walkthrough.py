@@ -241,12 +241,17 @@ def _layers_section() -> list[str]:
             " one bypass unit per entry; the bias restores the pads |", ""]
 
 
+def _escape(text: str) -> str:
+    """A table cell's text: a bare ``|`` would end the cell."""
+    return text.replace("|", "\\|")
+
+
 def _domain_table(values: dict, floors: dict, reasons: dict) -> list[str]:
     lines = ["| register | bound on every entry, every column, every state | why |", "| --- | --- | --- |"]
     for name, bound in values.items():
-        lines.append(f"| `{name}` | `{sp.sstr(bound)}` | {reasons.get(name, '')} |")
+        lines.append(f"| `{name}` | `{sp.sstr(bound)}` | {_escape(reasons.get(name, ''))} |")
     for name, floor in floors.items():
-        lines.append(f"| `{name}` (floor) | `{sp.sstr(floor)}` | {reasons.get(name + ' floor', '')} |")
+        lines.append(f"| `{name}` (floor) | `{sp.sstr(floor)}` | {_escape(reasons.get(name + ' floor', ''))} |")
     return lines
 
 
@@ -429,21 +434,19 @@ MEASURED_CLAIMS = [
     ("erf is as accurate as the floating-point model of the certificate assumes",
      "python -m pytest tests/test_rounding.py -k erf"),
     ("each answer's certified bound holds against the exact answer (the bound is computed from a stated "
-     "floating-point model; the inequalities it uses are the certificate proofs below)",
+     "floating-point model; the inequalities it uses are the last five proofs above)",
      "python -m pytest tests/test_certificate.py"),
     ("a fused layer is its instructions", "python -m pytest tests/test_schedule.py"),
 ]
 
 
 def _status_section() -> list[str]:
-    rows = [f"| `{p.name}` | {STATUS[p.name]} | {p.hypotheses} |" for p in PROOFS]
-    measured_rows = [f"| {claim} | `{command}` |" for claim, command in MEASURED_CLAIMS]
+    proved = [f"* `{p.name}`: **{STATUS[p.name]}**. {p.statement}. *As checked:* {p.hypotheses}." for p in PROOFS]
+    measured_claims = [f"* {claim}: `{command}`" for claim, command in MEASURED_CLAIMS]
     return [
         "## 10. Every claim and its status", "",
-        "The proofs (`python -m proofs NAME` runs one; `python -m proofs --list` states each):", "",
-        "| proof | status | as checked |", "| --- | --- | --- |", *rows, "",
-        f"{MEASURED.capitalize()}, not proved:", "",
-        "| claim | command |", "| --- | --- |", *measured_rows, "",
+        "The proofs (`python -m proofs NAME` runs one):", "", *proved, "",
+        f"{MEASURED.capitalize()}, not proved (tests on sample tasks):", "", *measured_claims, "",
     ]
 
 
