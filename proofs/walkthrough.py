@@ -124,7 +124,7 @@ def _theorem2_section(d: int) -> list[str]:
             f"(d, d, 1) reads it as a d x d matrix: `u = Ainv x`.", ""],
         5: [f"`vT = x^T Ainv` has shape (1, d, d): x read as 1 x d, `Ainv` as d x d. Its entries equal u's because "
             "`Ainv` is symmetric (here `I/lam`); at d = 1 the two are one number and the shapes cannot be told "
-            "apart. The chain computes both, as the paper does. The n-example `ridge` program (section 7) computes "
+            "apart. The chain computes both, as the paper does. The n-example `ridge` program (docs/CONSTRUCTION.md section 8) computes "
             "only u and uses `u^T` for `x^T A^-1`, which relies on `A^-1` staying symmetric: `A_0^-1 = I/lam`, and "
             "each update subtracts the symmetric `u u^T / den1`. `domain_ridge_columns` "
             f"({STATUS['domain_ridge_columns']}: d = 2, n = 2) checks that every column's `Ainv` is `A^-1` of "
