@@ -97,7 +97,8 @@ def _theorem1_section(d: int) -> list[str]:
                     "The paper prints step 6 as `g <- grad - lam w`. That chain predicts with "
                     "`w0 - 2 alpha (x (x^T w0 - y) - lam w0)`, off by `4 alpha lam w0^T x_2`: the penalty would push "
                     "w away from 0. `+lam w` gives the stated update."),
-        8: _erratum("A", "erratum_mov_column_order", "Step 8 is printed `mov(2, 1, ...)`: the same reversal as step 1."),
+        8: _erratum("A", "erratum_mov_column_order",
+                    "Step 8 is printed `mov(2, 1, ...)`: the same reversal as step 1."),
     }
     return [
         f"## 2. Theorem 1: one step of SGD (d = {d})", "",
@@ -124,7 +125,8 @@ def _theorem2_section(d: int) -> list[str]:
             f"(d, d, 1) reads it as a d x d matrix: `u = Ainv x`.", ""],
         5: [f"`vT = x^T Ainv` has shape (1, d, d): x read as 1 x d, `Ainv` as d x d. Its entries equal u's because "
             "`Ainv` is symmetric (here `I/lam`); at d = 1 the two are one number and the shapes cannot be told "
-            "apart. The chain computes both, as the paper does. The n-example `ridge` program (docs/CONSTRUCTION.md section 8) computes "
+            "apart. The chain computes both, as the paper does. The n-example `ridge` program "
+            "(docs/CONSTRUCTION.md section 8) computes "
             "only u and uses `u^T` for `x^T A^-1`, which relies on `A^-1` staying symmetric: `A_0^-1 = I/lam`, and "
             "each update subtracts the symmetric `u u^T / den1`. `domain_ridge_columns` "
             f"({STATUS['domain_ridge_columns']}: d = 2, n = 2) checks that every column's `Ainv` is `A^-1` of "
@@ -324,7 +326,8 @@ def _intro() -> list[str]:
 
 
 ROLES = {
-    "y_in": "the label slot (embedding)", "x_in": "the input slot (embedding)", "pos": "the column index j (position table)",
+    "y_in": "the label slot (embedding)", "x_in": "the input slot (embedding)",
+    "pos": "the column index j (position table)",
     "pos_prev": "the index of column i-1", "gate": "lam, or 0 at column 0", "x": "the example this column updates on",
     "w": "the weights after this column's updates", "w_src": "w of column i-2", "wx": "x^T w_src",
     "err": "wx - y", "grad": "x err", "pen": "gate w_src", "w_pred": "w of column i-1", "pred": "the prediction",
@@ -354,8 +357,8 @@ def _n_examples_section() -> list[str]:
     task = (np.array([[0.6], [-0.4]]), np.array([0.5, -0.3]), np.array([0.7]))
     trace = net.trace(*task)
     layout = net.layout
-    layout_rows = [f"| `{reg.name}` | {layout.paper(reg.name)} | {'compiler' if reg.name not in program.layout else 'program'}"
-                   f" | {ROLES[reg.name]} |" for reg in layout]
+    layout_rows = [f"| `{reg.name}` | {layout.paper(reg.name)} | "
+                   f"{'program' if reg.name in program.layout else 'compiler'} | {ROLES[reg.name]} |" for reg in layout]
     compiler_rows = [name for name in layout.names if name not in program.layout and name != "zero"]
     embedded = [f"| `{name}` | " + " | ".join(f"{trace.states[0][layout.span(name)[0], c]:.6g}" for c in range(T))
                 + " |" for name in compiler_rows]
@@ -428,7 +431,8 @@ MEASURED_CLAIMS = [
     ("each compiled layer's error on a run is within the error the compiler declares for it (the rounding model, "
      "KAPPA = 4)", 'python -m pytest tests/test_compiler.py -k "every_layer or chain_layers"'),
     ("layer norm's rho on a run is the documented one", "python -m pytest tests/test_compiler.py -k rho"),
-    ("the compiled networks agree with the closed-form solvers", "python -m pytest tests/test_compiler.py -k closed_forms"),
+    ("the compiled networks agree with the closed-form solvers",
+     "python -m pytest tests/test_compiler.py -k closed_forms"),
     ("float32 networks stay within their documented, much larger, bound",
      "python -m pytest tests/test_compiler.py -k float32"),
     ("erf is as accurate as the floating-point model of the certificate assumes",

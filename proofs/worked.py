@@ -16,7 +16,7 @@ import numpy as np
 from construct import compile, programs
 from construct.compiler import scales
 from construct.compiler.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, ZERO
-from construct.raw.prompt import POS, X_IN
+from construct.raw.prompt import POS
 from construct.transformer import forward
 
 from .status import ALL, MEASURED
@@ -133,8 +133,9 @@ class Worked:
             f"the D = {self.D} rows is about `2 N^2 / D`. Attention also writes `mean_pad`, minus the sum of the "
             "other rows, so the column sums to 0. Column 1 after attention (every other row is 0):", "",
             *table, "",
-            f"Layer norm's sigma at column 1 is {parts.sigma[COLUMN, 0]:.10g}; `N sqrt(2/D)` = {N * np.sqrt(2 / self.D):.10g}"
-            f", which the compiler makes a power of two, {scale:.0f} = 2^{int(np.log2(scale))}, the layer's `ln_scale`. "
+            f"Layer norm's sigma at column 1 is {parts.sigma[COLUMN, 0]:.10g}; `N sqrt(2/D)` = "
+            f"{N * np.sqrt(2 / self.D):.10g}, which the compiler makes a power of two, {scale:.0f} = "
+            f"2^{int(np.log2(scale))}, the layer's `ln_scale`. "
             "Lemma `layer_norm_bypass` "
             f"({ALL}, any width D): for weights w that are 0 on the pads and sum to 0 over the column, "
             "`N sqrt(2/D) w . LN(h) = w . v / sqrt(1 + rho)` with `0 < rho <= (|v|^2 + D e) / (2 N^2)`, v the "
@@ -190,7 +191,8 @@ class Worked:
             "Three scales, m P for m = 1, 2, 4, make 9 units. Their pre-activations as the lemma wants them and as "
             "the layer computes them (`ln_scale` x LN(h) . W1 column, at column 1), and the output weights "
             "`+-C_m (mP)^2 S_a S_b` into `u`, `C_m = w_m sqrt(pi/2)`:", "",
-            "| unit | m | reads | ideal pre-activation | the layer's | W2 into `u` |", "| --- | --- | --- | --- | --- | --- |",
+            "| unit | m | reads | ideal pre-activation | the layer's | W2 into `u` |",
+            "| --- | --- | --- | --- | --- | --- |",
             *rows, "",
             "How far each scale is from `ab`, exactly (mpmath, 40 digits), beside the `P^-2` term of lemma "
             f"`gelu_product_erf` (`-(2a^3 b + 3a^2 b^2 + 2ab^3) / (6 (mP)^2)`; {'proved in the ideal limit'}):", "",
