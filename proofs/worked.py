@@ -3,11 +3,12 @@
 Each function returns Markdown lines for ``proofs/WALKTHROUGH.md``, computed
 from the compiled weights, the numpy forward pass on one task, and the
 lemmas' formulas in high precision (mpmath). Numbers the float64 run
-produces (errors, means) are *measured* and printed to one digit.
+produces (errors, means) are *measured* and printed as the power of ten above them.
 """
 
 from __future__ import annotations
 
+import math
 from functools import cached_property
 
 import mpmath
@@ -28,8 +29,9 @@ MOV, MUL, AFF, DIV = 1, 4, 8, 9  # layers (1-based) of the chain: mov x, mul u, 
 
 
 def measured(x: float) -> str:
-    """A float64 run's number, to one digit (its last digits are rounding)."""
-    return "0" if x == 0 else f"{x:.0e}"
+    """A float64 run's error as the power of ten above it: its digits are rounding, which another machine's
+    summation order may change (the file must come out the same there)."""
+    return "0" if x == 0 else f"below 1e{math.ceil(math.log10(x))}"
 
 
 def gelu(z):
@@ -202,9 +204,9 @@ class Worked:
             "(`1 - 20/4 + 64/16 = 0`) and the `P^-4` terms (`1 - 20/16 + 64/256 = 0`): "
             f"`R_P - ab` = {R_err:+.2e}, within lemma `gelu_product_bound`'s `0.0063 / P^6` = "
             f"{scales.product_truncation(P):.1e} ({ALL}: |a|, |b| <= 1, P >= 4). The layer writes "
-            f"`u = S_a S_b R_P` = {got:.15f} (exact: {A * x:g}); the run's error is "
+            f"`u = S_a S_b R_P` = {got:.12g} (exact: {A * x:g}); the run's error is "
             f"{measured(self.checks[MUL].error)} ({MEASURED}): rounding, not truncation "
-            f"(S_a S_b |R_P - ab| = {S_a * S_b * abs(R_err):.0e}). The compiler's rounding allowance is "
+            f"(S_a S_b |R_P - ab| = {S_a * S_b * abs(R_err):.1e}). The compiler's rounding allowance is "
             f"`34 KAPPA eps P` = {scales.PRODUCT_ROUNDING * float(np.finfo(np.float64).eps) * P:.1e} per normalised "
             f"product, with KAPPA = {scales.KAPPA:g} an upper bound on what the tests measure ({MEASURED}).", "",
         ]
@@ -249,7 +251,7 @@ class Worked:
             f"{ALL}): for |u| <= U and B - U >= 1, `|gelu(B + u) - (B + u)| <= (B - U) Phi(U - B)`, here "
             f"{scales.bypass_truncation(B):.1e} for U = 1; at this pre-activation `gelu(v) - v = -v Phi(-v)` "
             f"= {-tail:.1e}. The output weight Q and the output bias -Q B leave `Q u = uvT / |den1|`: the layer "
-            f"writes {got:.15f} (exact: {num / den:.15f}); the run's error is "
+            f"writes {got:.12g} (exact: {num / den:.12g}); the run's error is "
             f"{measured(self.checks[DIV].error)} ({MEASURED}). The MLP's bias puts the permanent pads back, and "
             "the next layer's self head clears the division pads.", "",
         ]
