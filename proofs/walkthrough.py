@@ -398,6 +398,7 @@ def _n_examples_section() -> list[str]:
         "compiler's rows in the embedding, column by column (`zero` is 0 everywhere):", "",
         "| row | " + " | ".join(f"column {c}" for c in range(T)) + " |", "| --- |" + " --- |" * T, *embedded, "",
         f"On x = (0.6, -0.4), y = (0.5, -0.3), x_q = 0.7 the network predicts "
+        # rounded, and + 0.0 turns a rounded -0.0 into 0: the file must not depend on the run's rounding
         f"{', '.join(f'{round(v, 10) + 0.0:.10f}' for v in got)}; one-pass SGD's closed form gives "
         f"{', '.join(f'{v:.10f}' for v in want)}; the largest difference is "
         f"{measured(float(np.max(np.abs(got - want))))} ({MEASURED}).", "",
