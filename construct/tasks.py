@@ -5,7 +5,7 @@ benchmark: x ~ N(0, I), w ~ N(0, I), y = w^T x, as a list of
 ``(X, y, x_query)``.
 
 ``TaskDistribution`` is the seeded sampler the trained learners need
-(SPEC.md section 7): inputs x ~ N(0, s_x^2 I) and weights w ~ N(0, tau^2 I),
+(the paper's experimental setup): inputs x ~ N(0, s_x^2 I) and weights w ~ N(0, tau^2 I),
 where either scale may be a tuple (a per-task mixture: each task draws one
 of the scales uniformly); label noise y = w^T x + N(0, sigma^2); an optional
 finite pool of weight vectors fixed by the seed (``pool=1`` is a single

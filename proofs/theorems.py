@@ -3,7 +3,7 @@
 These run the very programs the tests run (``construct.programs``), with
 every input and parameter a sympy symbol, through the very machine
 (``construct.raw.machine``), and compare with the formulas written here from
-SPEC.md sections 4-5.
+docs/CONSTRUCTION.md sections 6-8.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Each instruction's semantics on every column, against loops written from SPEC.md section 3."""
+"""Each instruction's semantics on every column, against loops written from docs/CONSTRUCTION.md section 4."""
 
 import numpy as np
 import pytest

@@ -14,7 +14,6 @@ import pytest
 
 import proofs
 from construct.compiler import blocks, build, scales
-from construct.raw.instructions import Div
 
 PROOFS = {p.name: p for p in proofs.PROOFS}
 LAYER_PROOFS = [name for name, p in PROOFS.items() if p.group == "layers"]
@@ -47,24 +46,24 @@ def sharpness_11(monkeypatch, mutate):
 
 def flipped_division_pad(monkeypatch, mutate):
     """The self head writes +N_d den into both division pads."""
-    original = blocks.BLOCKS[Div]
+    original = blocks._divisions
 
-    def div(ins, ctx):
-        plan = original(ins, ctx)
-        (neg,), (den,) = ctx.rows(blocks.DIV_NEG), ctx.rows(ins.den)
+    def divisions(divs, ctx, forms, plan, scratch):
+        original(divs, ctx, forms, plan, scratch)
         if mutate:
-            plan.self_[neg][den] = -plan.self_[neg][den]
-        return plan
+            (neg,) = ctx.rows(blocks.DIV_NEG)
+            form, bias = forms.value(neg)
+            forms.set(neg, {key: -c for key, c in form.items()}, -bias)
 
-    monkeypatch.setitem(blocks.BLOCKS, Div, div)
+    monkeypatch.setattr(blocks, "_divisions", divisions)
 
 
 def no_zero_sum(monkeypatch, mutate):
     """W1 without the compensating weight on row 'zero' that makes each unit's weights sum to zero."""
     original = build._assemble
 
-    def assemble(plans, ctx, program, shape):
-        weights = original(plans, ctx, program, shape)
+    def assemble(plans, order, ctx, program, shape):
+        weights = original(plans, order, ctx, program, shape)
         if not mutate:
             return weights
         W1 = weights.W1.copy()

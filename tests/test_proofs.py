@@ -59,7 +59,7 @@ def test_pad_error_is_the_lemma():
 def test_predicted_layer_errors_are_the_lemmas_bounds():
     """Each mul and div layer's predicted error, recomputed from the lemmas' expressions plus the rounding model."""
     program = programs.ridge(3, 3, 0.5)
-    net = compile(program, Bounds.calibrate(program, gaussian_tasks(3, 3, 32)))
+    net = compile(program, Bounds.calibrate(program, gaussian_tasks(3, 3, 32)), fuse=False)
     c, values = net.constants, net.bounds.values
     leak = float(lemmas.leak_bound(sp.Float(c["attention_sharpness"], 40)).evalf(40))
     eps = float(np.finfo(np.float64).eps)
@@ -90,3 +90,11 @@ def test_every_layer_of_the_larger_programs_is_its_instruction(program):
     found = layers.check_network(layers.calibrated_network(program))
     assert len(found) == len(program.instructions)
     assert all(f.error <= f.declared for f in found)
+
+
+def test_every_proof_has_a_status():
+    """proofs/status.py says how far each proof reaches, and names no proof that does not exist."""
+    from proofs.status import ALL, LIMIT, SIZES, STATUS
+
+    assert set(STATUS) == {p.name for p in proofs.PROOFS}
+    assert set(STATUS.values()) <= {ALL, SIZES, LIMIT}

@@ -1,4 +1,4 @@
-"""The four RAW instructions (SPEC.md section 3) and exactly what each does.
+"""The four RAW instructions (docs/CONSTRUCTION.md section 4) and exactly what each does.
 
 A hidden state ``H`` has one row per layout row and one column per token
 (``T`` columns); trailing axes, if any, hold independent tasks run side by

@@ -1,4 +1,4 @@
-"""Prompt encoding: a regression task as the columns of a hidden state (SPEC.md section 2).
+"""Prompt encoding: a regression task as the columns of a hidden state (docs/CONSTRUCTION.md section 3).
 
 An input ``x`` in R^d becomes the token ``x~ = [0, x]`` and a label ``y`` the
 token ``y~ = [y, 0]``; row 0 is the y slot, rows 1..d the x slot. A prompt

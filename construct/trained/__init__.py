@@ -1,4 +1,4 @@
-"""Trained in-context learners beside the constructions (SPEC.md section 7).
+"""Trained in-context learners beside the constructions (the paper's experiments).
 
 ``model`` (a GPT-2-style transformer in equinox), ``train`` (the training
 command), ``predictors`` (one interface for the trained model, the compiled

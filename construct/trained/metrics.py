@@ -1,4 +1,4 @@
-"""How alike two predictors are (SPEC.md section 7): SPD and ILWD at every number of examples.
+"""How alike two predictors are, as the paper measures it: SPD and ILWD at every number of examples.
 
 * SPD(A1, A2)(k) = E_tasks E_x' (A1(D_k)(x') - A2(D_k)(x'))^2, divided by d
   when reported (``spd(..., per_dim=True)``);

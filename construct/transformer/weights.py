@@ -1,4 +1,4 @@
-"""The parameters of a decoder-only transformer (SPEC.md section 1), as plain dense arrays.
+"""The parameters of a decoder-only transformer (docs/CONSTRUCTION.md section 2), as plain dense arrays.
 
 Tokens are rows here (the usual machine-learning convention): a prompt is a
 ``T x (d+1)`` array, a hidden state ``T x D``. One layer maps ``H`` to
