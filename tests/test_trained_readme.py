@@ -9,6 +9,7 @@ by the command the section names.
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "construct" / "trained" / "results"
 CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
+CONFIGS = ROOT / "construct" / "trained" / "configs"
 EXPERIMENTS = ["noiseless", "noiseless_4layers", "depth", "noisy", "probes"]
 
 
@@ -79,17 +81,25 @@ def claims() -> list[str]:
             else f"closest ridge has lam {g(lams[0])}"]
     out += [f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
     out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
-    # depth
+    # depth: 1, 2, 4 and 8 layers, each family's best member on the config's grids
     r = load("depth")
     out += [f"{r['tasks']} tasks"]
-    by_layers = {row["layers"]: row["by_family"] for row in r["rows"]}
-    one, two, four = by_layers[1], by_layers[2], by_layers[4]
-    out += [f"{one['ridge']['predictor']}, the largest lam on the grid ({fam_interval(one['ridge'])})",
-            f"({fam_interval(one['SGD'])}, {fam_interval(one['GD'])})",
-            f"{two['ridge']['predictor']} ({fam_interval(two['ridge'])})",
-            f"{four['ridge']['predictor']} ({fam_interval(four['ridge'])})",
-            f"OLS at {fam_interval(four['OLS'])}",
-            f"({fam_interval(one['OLS'])}, {fam_interval(two['OLS'])}, {fam_interval(four['OLS'])})"]
+    grids = tomllib.loads((CONFIGS / r["config"]).read_text())["experiment"]
+    out += [f"ridge lam on a grid from {min(grids['lams']):g} to {max(grids['lams']):g}",
+            f"SGD and GD step sizes from {min(grids['alphas']):g} to {max(grids['alphas']):g}"]
+    rows = {row["layers"]: row for row in r["rows"]}
+    assert sorted(rows) == [1, 2, 4, 8]
+    for layers, row in rows.items():
+        closest = next(s for s in row["by_family"].values() if s["predictor"] == row["closest"])
+        out.append(f"{layers} layer{'s' if layers > 1 else ' is closest'} to {row['closest']} ({fam_interval(closest)})")
+    one = rows[1]["by_family"]
+    out += [f"with {one['SGD']['predictor']} and {one['GD']['predictor']} next "
+            f"({fam_interval(one['SGD'])}, {fam_interval(one['GD'])})"]
+    out += [f"with OLS at {fam_interval(rows[layers]['by_family']['OLS'])}" for layers in (4, 8)]
+    out += ["SPD to OLS falls with depth (" + ", ".join(fam_interval(rows[x]["by_family"]["OLS"]) for x in sorted(rows))
+            + ")", "the lam of the closest ridge (" + ", ".join(
+                f"{rows[x]['by_family']['ridge']['predictor'][6:-1]}" for x in sorted(rows)) + ")"]
+    out += [f"trained in {minutes(rows[8]['model_info']['training_seconds'])}"]
     # noisy
     r = load("noisy")
     out += [f"{r['tasks']} tasks"]
