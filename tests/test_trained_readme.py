@@ -100,17 +100,28 @@ def claims() -> list[str]:
             + ")", "the lam of the closest ridge (" + ", ".join(
                 f"{rows[x]['by_family']['ridge']['predictor'][6:-1]}" for x in sorted(rows)) + ")"]
     out += [f"trained in {minutes(rows[8]['model_info']['training_seconds'])}"]
-    # noisy
+    # noisy: three (sigma, tau) settings, the best lam against sigma^2/tau^2
     r = load("noisy")
     out += [f"{r['tasks']} tasks"]
+    grids = tomllib.loads((CONFIGS / r["config"]).read_text())["experiment"]
+    out += [f"grid from {min(grids['lams']):g} to {max(grids['lams']):g} refined to steps of "
+            f"2^(1/{grids['steps_per_octave']}) over a factor of {2 ** grids['octaves']} either side"]
+    gaps, ratios = [], []
     for row in r["rows"]:
         bayes = row["lams"].index(row["bayes_lam"])
         best = row["lams"].index(row["best_lam"])
         low, high = row["best_lam_interval"]
-        out += [f"best lam is {g(row['best_lam'])} (95% interval {g(low)} to {g(high)};",
-                f"sigma^2/tau^2 = {g(row['bayes_lam'])}",
+        out += [f"(sigma, tau) = ({row['sigma']:g}, {row['tau']:g}), sigma^2/tau^2 = {g(row['bayes_lam'])}: "
+                f"the best lam is {g(row['best_lam'])} (95% interval {g(low)} to {g(high)};",
                 f"{g(row['mspd_over_d'][bayes])} [{g(row['low'][bayes])}, {g(row['high'][bayes])}] at sigma^2/tau^2",
                 f"{g(row['mspd_over_d'][best])} [{g(row['low'][best])}, {g(row['high'][best])}] at the best"]
+        assert low > row["bayes_lam"], "the README says each best lam's interval lies above sigma^2/tau^2"
+        gaps.append(row["mspd_over_d"][bayes] / row["mspd_over_d"][best] - 1)
+        ratios.append(row["best_lam"] / row["bayes_lam"])
+    out += ["the best lam moves with sigma^2/tau^2 (" + ", ".join(g(row["best_lam"]) for row in r["rows"]) + " for "
+            + ", ".join(g(row["bayes_lam"]) for row in r["rows"]) + ")",
+            f"by a factor of {min(ratios):.2g} to {max(ratios):.2g}",
+            "above its minimum by " + ", ".join(f"{gap:.0%}" for gap in gaps[:-1]) + f" and {gaps[-1]:.0%}"]
     # probes: the best layer of each probe
     r = load("probes")
     out += [f"{r['tasks']['test']} test tasks", f"{r['tasks']['train']} training tasks"]
