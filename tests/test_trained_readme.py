@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "construct" / "trained" / "results"
 CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
 CONFIGS = ROOT / "construct" / "trained" / "configs"
-EXPERIMENTS = ["noiseless", "noiseless_4layers", "depth", "noisy", "probes"]
+EXPERIMENTS = ["noiseless", "noiseless_4layers", "noiseless_ols_continued", "depth", "noisy", "probes"]
 
 
 def section() -> str:
@@ -81,6 +81,26 @@ def claims() -> list[str]:
             else f"closest ridge has lam {g(lams[0])}"]
     out += [f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
     out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    # the same model trained on (ols_continued.toml), on the same tasks
+    before, r = r, load("noiseless_ols_continued")
+    d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
+    out += [f"training {minutes(r['model']['training_seconds'])}", f"On the same {r['tasks']} tasks"]
+    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
+    out += [f"{interval(spd['OLS'], d)} at k = d", f"squared error/d {interval(err['transformer'], d)} against",
+            f"to ridge(0.1) {interval(spd['ridge(0.1)'], d)}"]
+    lams = r["closest_ridge"]["lam"][1: d + 1]
+    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))} at every k from 1 to d",
+            f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
+    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    ols_before, ols_after = before["spd_over_d"]["OLS"], spd["OLS"]
+    assert all(a < b for a, b in zip(ols_after["mean"][1: d + 1], ols_before["mean"][1: d + 1])), \
+        "the README says the mean SPD/d to OLS fell at every k"
+    assert ols_after["high"][d] > ols_before["low"][d], "the README says the intervals at k = d overlap"
+    out += [f"at k = d only from {g(ols_before['mean'][d])} to {g(ols_after['mean'][d])}"]
+    target = 0.05
+    assert all(h <= target for h in ols_after["high"][1:6]) and ols_after["low"][6] <= target <= ols_after["high"][6] \
+        and min(ols_after["low"][7: d + 1]) > target, "the README says k <= 5 hold, k = 6 straddles, 7 and 8 miss"
+    out += ["holds for k <= 5, k = 6 straddles it"]
     # depth: 1, 2, 4 and 8 layers, each family's best member on the config's grids
     r = load("depth")
     out += [f"{r['tasks']} tasks"]
