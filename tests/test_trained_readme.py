@@ -145,12 +145,23 @@ def claims() -> list[str]:
     # probes: the best layer of each probe
     r = load("probes")
     out += [f"{r['tasks']['test']} test tasks", f"{r['tasks']['train']} training tasks"]
+    assert r["steps"]["linear"] == r["steps"]["MLP"], "the README says both kinds had the same budget"
+    out += [f"{r['steps']['MLP']} full-batch Adam steps (linear and MLP alike)"]
     for who in ("model", "control"):
         for target in ("X^T y", "w_OLS"):
             for kind in ("linear", "MLP"):
                 probe = r[who][target][kind]
                 layer = int(np.argmin(probe["mean"]))
                 out.append(f"{who} {target} {kind}: {interval(probe, layer)} (layer {layer})")
+    best = {(who, target, kind): min(zip(r[who][target][kind]["mean"], r[who][target][kind]["low"],
+                                          r[who][target][kind]["high"]))
+            for who in ("model", "control") for target in ("X^T y", "w_OLS") for kind in ("linear", "MLP")}
+    for target in ("X^T y", "w_OLS"):  # the model's best probes beat the control's, intervals apart
+        assert max(best["model", target, k][2] for k in ("linear", "MLP")) < \
+            min(best["control", target, k][1] for k in ("linear", "MLP"))
+    (_, lo_l, hi_l), (_, lo_m, hi_m) = best["model", "X^T y", "linear"], best["model", "X^T y", "MLP"]
+    assert lo_l <= hi_m and lo_m <= hi_l, "the README says the X^T y intervals overlap"
+    assert best["model", "w_OLS", "linear"][2] < best["model", "w_OLS", "MLP"][1], "the README says linear is better"
     return out
 
 
