@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -179,6 +180,42 @@ def test_resume_continues_the_same_run(tmp_path):
         train(other, tmp_path / "split", progress=False, resume=True)
 
 
+def continued_config(base: Path, steps=40, step=60, **model):
+    raw = tiny_config(steps).as_dict()
+    raw["train"].update(warmup=5, checkpoint_every=20)
+    raw["model"].update(model)
+    raw["start"] = {"model": str(base / "model.eqx"), "step": step}  # an absolute path stays itself
+    return config_from_dict(raw)
+
+
+def test_start_continues_a_saved_model_on_the_next_task_batches(tmp_path):
+    base = tmp_path / "base"
+    train(tiny_config(60), base, progress=False, command="base command")
+    config = continued_config(base)
+    assert np.array_equal(config.task_batch(0).X, tiny_config().task.sample(32, 60).X)
+    straight = train(config, tmp_path / "straight", progress=False)
+    train(config, tmp_path / "split", progress=False, until=20)
+    resumed = train(config, tmp_path / "split", progress=False, resume=True)
+    leaves = [jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)) for m in (straight, resumed)]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+    saved_model, saved = load_model(tmp_path / "straight" / "model.eqx")
+    assert saved.as_dict() == config.as_dict() and saved.as_dict()["start"]["step"] == 60
+    start = json.loads((tmp_path / "straight" / "model.json").read_text())["start"]
+    assert start["steps"] == 60 and start["command"] == "base command" and len(start["sha256"]) == 64
+    # it trained on from the saved weights, not from a fresh initialisation
+    fresh = train(replace(config, start_model=None, start_step=0), tmp_path / "fresh", progress=False)
+    assert not np.array_equal(jax.tree_util.tree_leaves(eqx.filter(fresh, eqx.is_array))[0], leaves[0][0])
+
+
+def test_start_refuses_another_architecture_or_a_missing_model(tmp_path):
+    base = tmp_path / "base"
+    train(tiny_config(60), base, progress=False)
+    with pytest.raises(ValueError, match="architecture"):
+        train(continued_config(base, width=32), tmp_path / "wide", progress=False)
+    with pytest.raises(FileNotFoundError, match="no model"):
+        train(continued_config(tmp_path / "nowhere"), tmp_path / "none", progress=False)
+
+
 @pytest.mark.parametrize("raw, message", [
     ({"task": {"d": 2}}, r"missing keys \['n'\]"),
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "speed": 1}}, r"unknown keys \['speed'\]"),
@@ -187,6 +224,9 @@ def test_resume_continues_the_same_run(tmp_path):
     ({"task": {"d": 2, "n": 3}, "model": {"width": 10, "heads": 3}, "train": {"steps": 5}}, "multiple of heads"),
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 100}}, r"warmup \(500 steps\) must be shorter than steps \(100\)"),
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1, "lr_end": 1.0}}, "lr_end must be in"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1}, "start": {"model": "m.eqx"}}, r"missing keys \['step'\]"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1}, "start": {"model": "m.eqx", "step": -1}},
+     "step an integer >= 0"),
 ])
 def test_bad_configs(raw, message):
     with pytest.raises(ValueError, match=message):

@@ -247,12 +247,13 @@ def depth(config: dict, out: Path, models: Models) -> dict:
 def probes(config: dict, out: Path, models: Models) -> dict:
     from .probes import probe_layers
 
-    result = {"tasks": {"train": config["probe_tasks"], "test": config["test_tasks"]}, "models": {}}
+    steps = {"linear": config["linear_steps"], "MLP": config["mlp_steps"]}
+    result = {"tasks": {"train": config["probe_tasks"], "test": config["test_tasks"]}, "steps": steps, "models": {}}
     for key in ("model", "control"):
         model, train_config = models.get(config, config[key])
         task = replace(train_config.task, pool=None)  # probe on fresh tasks, also for the control
         result[key] = probe_layers(model, task, config["probe_tasks"], config["test_tasks"], config["max_k"],
-                                   config["mlp_steps"], config["seed"])
+                                   steps, config["seed"])
         result["models"][key] = model_facts(model, train_config, models.used[config[key]])
     figures.probes(out / "probes.png", result)
     return result

@@ -131,16 +131,19 @@ def fit_probes(kind: str, train_h, train_t, test_h, test_t, steps: int, seed: in
 
 
 def probe_layers(model: Transformer, task: TaskDistribution, train_count: int, test_count: int, max_k: int,
-                 steps: int, seed: int) -> dict:
-    """{target: {kind: {"mean", "low", "high" (per layer, averaged over k), "by_k" (layers x K)}}}."""
+                 steps: dict[str, int], seed: int) -> dict:
+    """{target: {kind: {"mean", "low", "high" (per layer, averaged over k), "by_k" (layers x K)}}};
+    ``steps`` holds the Adam steps of each kind, {"linear": ..., "MLP": ...}."""
     if not 1 <= max_k <= task.n:
         raise ValueError(f"max_k must be in 1..n = {task.n}, got {max_k}")
+    if set(steps) != {"linear", "MLP"}:
+        raise ValueError(f"steps must give 'linear' and 'MLP', got {sorted(steps)}")
     train_h, train_t = features_and_targets(model, task, train_count, 10**6 + seed, max_k)
     test_h, test_t = features_and_targets(model, task, test_count, 2 * 10**6 + seed, max_k)
     out = {}
     for target in train_t:
         out[target] = {}
         for kind in ("linear", "MLP"):
-            ratios = fit_probes(kind, train_h, train_t[target], test_h, test_t[target], steps, seed)
+            ratios = fit_probes(kind, train_h, train_t[target], test_h, test_t[target], steps[kind], seed)
             out[target][kind] = {**summary(ratios.mean(2)), "by_k": ratios.mean(0).tolist(), "k": list(range(1, max_k + 1))}
     return out

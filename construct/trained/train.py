@@ -1,6 +1,6 @@
 """Train a transformer to learn linear regression in context.
 
-    python -m construct.trained.train CONFIG.toml --out DIR [--resume] [--steps N]
+    python -m construct.trained.train CONFIG.toml --out DIR [--resume] [--steps N] [--until N]
 
 The config (see ``construct/trained/configs/``) has four tables: ``[task]``
 (``construct.tasks.TaskDistribution``'s fields), ``[curriculum]`` (``start``
@@ -10,6 +10,16 @@ active dimensions, one more every ``every`` steps; omit for none),
 optional ``lr_end``). Adam with linear warmup and cosine decay to ``lr_end``
 (default a tenth of ``lr``), gradients clipped at global norm 1; the loss is
 the mean squared error of the predictions at every x token.
+
+An optional ``[start]`` table continues training a saved model: ``model``
+(its ``model.eqx``, a path relative to ``construct/trained/``, of the same
+architecture) and ``step`` (the task batch to go on from; the model's own
+step count continues its task stream where it stopped). The model's
+weights are the starting point, with a fresh optimiser and this config's
+schedule; curriculum and batches are indexed ``step + s``. The run's
+sidecar records the start model's file hash, steps, seconds and command.
+(A finished run cannot simply be resumed for more steps: its schedule
+depends on ``steps``, and ``--resume`` refuses a changed config.)
 
 The run directory holds ``log.jsonl`` (one JSON line every ``log_every``
 steps), ``checkpoint.eqx`` and ``checkpoint.json`` (model, optimiser state
@@ -23,6 +33,7 @@ distribution, so ``--resume`` continues the very same run.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -42,6 +53,7 @@ from ..tasks import TaskDistribution
 from .model import ModelConfig, Transformer, predict_examples
 
 TRAIN_KEYS = {"steps", "batch", "lr", "lr_end", "warmup", "seed", "log_every", "checkpoint_every"}
+HERE = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True)
@@ -58,12 +70,18 @@ class TrainConfig:
     checkpoint_every: int = 1000
     curriculum_start: int | None = None
     curriculum_every: int | None = None
+    start_model: str | None = None  # [start]: a saved model to continue from (relative to construct/trained/)
+    start_step: int = 0
 
     def active(self, step: int) -> int:
-        """Active input dimensions at ``step``."""
+        """Active input dimensions at ``step`` (counted from ``start_step``)."""
         if self.curriculum_start is None:
             return self.task.d
-        return min(self.task.d, self.curriculum_start + step // self.curriculum_every)
+        return min(self.task.d, self.curriculum_start + (self.start_step + step) // self.curriculum_every)
+
+    def task_batch(self, step: int):
+        """The task batch of training step ``step``."""
+        return self.task.sample(self.batch, self.start_step + step, active=self.active(step))
 
     def as_dict(self) -> dict:
         task = asdict(self.task)
@@ -73,6 +91,8 @@ class TrainConfig:
                "train": {k: getattr(self, k) for k in sorted(TRAIN_KEYS)}}
         if self.curriculum_start is not None:
             out["curriculum"] = {"start": self.curriculum_start, "every": self.curriculum_every}
+        if self.start_model is not None:
+            out["start"] = {"model": self.start_model, "step": self.start_step}
         return out
 
 
@@ -89,7 +109,7 @@ def _table(raw: dict, name: str, allowed: set[str], required: set[str] = frozens
 
 def config_from_dict(raw: dict) -> TrainConfig:
     """A TrainConfig from the parsed TOML, with errors that name the table and key."""
-    unknown = set(raw) - {"task", "curriculum", "model", "train"}
+    unknown = set(raw) - {"task", "curriculum", "model", "train", "start"}
     if unknown:
         raise ValueError(f"config: unknown tables {sorted(unknown)}")
     task_fields = {f.name for f in fields(TaskDistribution)}
@@ -98,12 +118,14 @@ def config_from_dict(raw: dict) -> TrainConfig:
     model = _table(raw, "model", {"layers", "width", "heads"})
     train = _table(raw, "train", TRAIN_KEYS, {"steps"})
     curriculum = _table(raw, "curriculum", {"start", "every"})
+    start = _table(raw, "start", {"model", "step"}, {"model", "step"}) if "start" in raw else {}
     if curriculum and set(curriculum) != {"start", "every"}:
         raise ValueError("config [curriculum]: give both start and every")
     distribution = TaskDistribution(**task)
     config = TrainConfig(
         task=distribution, model=ModelConfig(d=distribution.d, max_examples=distribution.n, **model), **train,
         curriculum_start=curriculum.get("start"), curriculum_every=curriculum.get("every"),
+        start_model=start.get("model"), start_step=start.get("step", 0),
     )
     for name in ("steps", "batch", "warmup", "log_every", "checkpoint_every"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < (0 if name == "warmup" else 1):
@@ -116,7 +138,24 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if config.curriculum_start is not None and not (1 <= config.curriculum_start <= distribution.d
                                                     and config.curriculum_every >= 1):
         raise ValueError("config [curriculum]: start must be in 1..d and every >= 1")
+    if start and not (isinstance(start["model"], str) and isinstance(start["step"], int) and start["step"] >= 0):
+        raise ValueError("config [start]: model must be a path and step an integer >= 0")
     return config
+
+
+def start_model(config: TrainConfig):
+    """(model, facts) of the ``[start]`` model: the same architecture, or an error that says what differs."""
+    path = HERE / config.start_model
+    if not path.exists():
+        raise FileNotFoundError(f"config [start]: no model at {path}")
+    model, saved = load_model(path)
+    if saved.model != config.model:
+        raise ValueError(f"config [start]: {config.start_model} has architecture {saved.model}, "
+                         f"this config {config.model}")
+    info = model_info(path)
+    facts = {"model": config.start_model, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+             **{key: info.get(key) for key in ("steps", "seconds", "cpu_seconds", "command")}}
+    return model, facts
 
 
 def load_config(path: str | Path) -> TrainConfig:
@@ -216,6 +255,9 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         raise FileNotFoundError(f"{out}: no checkpoint to resume from")
     else:
         model, opt_state = initial(config)
+        if config.start_model is not None:
+            model = start_model(config)[0]
+            opt_state = optimizer(config)[0].init(eqx.filter(model, eqx.is_array))
         start, clock = 0, Clock()
         (out / "log.jsonl").write_text("")
     step_fn = make_step(config)
@@ -226,7 +268,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     loss = float("nan")
     with open(out / "log.jsonl", "a") as log:
         for step in bar:
-            batch = config.task.sample(config.batch, step, active=config.active(step))
+            batch = config.task_batch(step)
             model, opt_state, value = step_fn(model, opt_state, jnp.asarray(batch.X, jnp.float32),
                                               jnp.asarray(batch.y, jnp.float32))
             if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
@@ -240,8 +282,10 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
                 save_checkpoint(out, model, opt_state, step + 1, config, clock)
     if stop < config.steps:
         return model
-    save_model(out / "model.eqx", model, config, {"steps": config.steps, "final_loss": loss, **clock.read(),
-                                                  "command": command or ""})
+    info = {"steps": config.steps, "final_loss": loss, **clock.read(), "command": command or ""}
+    if config.start_model is not None:
+        info["start"] = start_model(config)[1]
+    save_model(out / "model.eqx", model, config, info)
     return model
 
 
