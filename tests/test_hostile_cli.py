@@ -166,8 +166,11 @@ DATA_FILES = {
     "NaN in an array": (PREDICT + ["{tmp}/nan.npz"], 2, r"nan\.npz: array X\[0, 1\]: nan is not a finite number"),
     "1e200 in an array": (PREDICT + ["{tmp}/huge_label.npz"], 2, r"huge_label\.npz: array y\[1\]: 1e\+200 is larger than 1e\+150"),
     "no input columns": (PREDICT + ["{tmp}/no_columns.npz"], 2, r"no_columns\.npz: needs at least one input column"),
-    "data of size 1e100": (PREDICT + ["{tmp}/scale_1e100.npz"], 1, r"cannot be compiled in float64 \(a constant overflows\)"
-                           r".* x ~ N\(0, [\d.]+e\+99\^2 I\)"),
+    "data of size 1e100": (PREDICT + ["{tmp}/scale_1e100.npz"], 1, r"cannot be compiled in float64 for the data's box "
+                           r"\|x\| <= [\d.]+e\+100, .*\(a constant overflows\)"),
+    "data of size 1e100, calibrated": (PREDICT + ["{tmp}/scale_1e100.npz", "--domain", "calibrated"], 1,
+                                       r"cannot be compiled in float64 \(a constant overflows\).* "
+                                       r"x ~ N\(0, [\d.]+e\+99\^2 I\)"),
     "data of size 1e60, SGD": (["predict", "--algo", "sgd", "--data", "{tmp}/scale_1e60.npz"], 1,
                                r"cannot be compiled in float64 for the data's box \|x\| <= [\d.]+e\+60.* diverges on the "
                                r"box .* The box allows alpha <= "),

@@ -344,8 +344,9 @@ def _boxed(program: Program, box: dict, bar) -> CompiledNetwork:
     try:
         net = compile(program, x_max=box["x_max"], y_max=box["y_max"])
     except (OverflowError, ValueError, FloatingPointError) as err:
+        reason = "a constant overflows" if isinstance(err, (OverflowError, FloatingPointError)) else err
         raise Refused(f"the network cannot be compiled in float64 for the data's box |x| <= {box['x_max']:.3g}, "
-                      f"|y| <= {box['y_max']:.3g} with {_params_text(program)} ({err}); data rescaled towards 1, "
+                      f"|y| <= {box['y_max']:.3g} with {_params_text(program)} ({reason}); data rescaled towards 1, "
                       "or --domain calibrated, may bring it into range") from None
     bar.update(2)
     return net
