@@ -21,8 +21,11 @@ Hugging Face checkpoint. ``read_in`` and ``read_out`` are outside GPT-2's
 ``GPT2Model``: the linear maps a model of this field puts around it.
 
 The MLP half is evaluated by ``forward.mlp_parts``, the same code as the
-paper's layer (so ``rounding.mlp`` bounds its rounding); like this module, it
-knows nothing about programs.
+paper's layer (so ``rounding.mlp`` bounds its rounding), which adds the
+residual as ``(X + mlp) + b2`` where GPT-2's code adds ``X + (mlp + b2)``:
+the same function, rounded in another order (the runtimes are measured
+against this pass, not bit for bit). Like this module, it knows nothing
+about programs.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from . import forward, rounding
+from .forward import LayerParts, causal_softmax, mlp_parts
+from .rounding import SAFETY, AttentionBound, gamma, nonzeros, unit_roundoff
 from .weights import DTYPES
 
 
@@ -126,7 +130,7 @@ class GPT2Weights:
 
 
 @dataclass(frozen=True, eq=False)
-class GPT2Parts(forward.LayerParts):
+class GPT2Parts(LayerParts):
     """``forward.LayerParts`` of one GPT-2 block (``V`` the values with their bias, ``Y`` the projection with
     ``c_proj_bias``), and the layer norm before attention: ``mean1``, ``sigma1`` (T, 1), ``centred1``, ``normed1``
     (T, D) as computed."""
@@ -151,11 +155,11 @@ def layer_parts(w: GPT2Weights, l: int, H: np.ndarray) -> GPT2Parts:
     mean1, centred1, sigma1, normed1 = layer_norm(H, w.ln_1_weight[l], w.ln_1_bias[l], w.ln_eps)
     qkv = normed1 @ w.c_attn_weight[l] + w.c_attn_bias[l]
     Q, K, V = (qkv[:, k * D:(k + 1) * D].reshape(T, m, -1).transpose(1, 0, 2) for k in range(3))  # (m, T, dh)
-    A = forward.causal_softmax(Q @ K.transpose(0, 2, 1) / np.sqrt(H.dtype.type(w.head_size)))
+    A = causal_softmax(Q @ K.transpose(0, 2, 1) / np.sqrt(H.dtype.type(w.head_size)))
     B = A @ V
     Y = B.transpose(1, 0, 2).reshape(T, D) @ w.c_proj_weight[l] + w.c_proj_bias[l]
     X = H + Y
-    mlp = forward.mlp_parts(X, w.ln_2_weight[l], w.ln_2_bias[l], w.c_fc_weight[l], w.c_fc_bias[l],
+    mlp = mlp_parts(X, w.ln_2_weight[l], w.ln_2_bias[l], w.c_fc_weight[l], w.c_fc_bias[l],
                             w.mlp_proj_weight[l], w.mlp_proj_bias[l], w.ln_eps)
     return GPT2Parts(A, V, B, Y, X, *mlp, mean1=mean1, sigma1=sigma1, centred1=centred1, normed1=normed1)
 
@@ -199,7 +203,7 @@ def forward_pass(w: GPT2Weights, tokens: np.ndarray) -> np.ndarray:
 # -- rounding ------------------------------------------------------------------------------------------------
 
 
-def attention_rounding(w: GPT2Weights, l: int, H: np.ndarray, parts: GPT2Parts) -> rounding.AttentionBound:
+def attention_rounding(w: GPT2Weights, l: int, H: np.ndarray, parts: GPT2Parts) -> AttentionBound:
     """Bound ``|X - X'|`` (T, D), X' the block's attention half in exact arithmetic on the same ``H`` with the
     pass's ``mean1``, ``sigma1`` and softmax weights ``A`` taken as given; ``values`` bounds ``|V'|`` entrywise.
 
@@ -212,26 +216,26 @@ def attention_rounding(w: GPT2Weights, l: int, H: np.ndarray, parts: GPT2Parts) 
     taken as given (the certificate measures ``A`` itself).
     """
     dtype = H.dtype
-    u, tiny = rounding.unit_roundoff(dtype), float(np.finfo(dtype).tiny)
+    u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
     T, m = H.shape[0], w.n_head
     gain, bias = w.ln_1_weight[l], w.ln_1_bias[l]
     steps = 2 + (gain != 1)
-    dnormed = rounding.gamma(steps, u) * (1 + u) * np.abs(gain) * np.abs(parts.centred1) / parts.sigma1 + \
+    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain) * np.abs(parts.centred1) / parts.sigma1 + \
         np.where(bias != 0, u * np.abs(parts.normed1), 0.0) + tiny
     Wv = w.head_weights(l, 2)                                   # (m, D, dh)
     bv = w.c_attn_bias[l][2 * w.width:].reshape(m, -1)          # (m, dh)
     absWv, absN = np.abs(Wv), np.abs(parts.normed1)
-    k = rounding.nonzeros(Wv)                                   # (m, dh)
-    dV = rounding.gamma(k, u)[:, None, :] * (absN @ absWv) + dnormed @ absWv + \
+    k = nonzeros(Wv)                                   # (m, dh)
+    dV = gamma(k, u)[:, None, :] * (absN @ absWv) + dnormed @ absWv + \
         np.where(bv[:, None, :] != 0, u * (1 + u) * np.abs(parts.V), 0.0) + tiny * (k[:, None, :] > 0)
     values = np.abs(parts.V) + dV
-    visible = rounding.gamma(np.arange(1, T + 1), u)[None, :, None]
+    visible = gamma(np.arange(1, T + 1), u)[None, :, None]
     dB = visible * (parts.A @ np.abs(parts.V)) + parts.A @ dV
     heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)
     dheads = dB.transpose(1, 0, 2).reshape(T, -1)
     absWo, bo = np.abs(w.c_proj_weight[l]), w.c_proj_bias[l]
-    dY = rounding.gamma(rounding.nonzeros(w.c_proj_weight[l]), u) * (heads @ absWo) + dheads @ absWo + \
+    dY = gamma(nonzeros(w.c_proj_weight[l]), u) * (heads @ absWo) + dheads @ absWo + \
         np.where(bo != 0, u * (1 + u) * np.abs(parts.Y), 0.0)
     added = np.where(parts.Y != 0, u * (1 + u) * np.abs(parts.X), 0.0)
-    total = (dY + added + tiny * ((absWo.sum(axis=0) > 0) | (bo != 0))) * rounding.SAFETY[dtype]
-    return rounding.AttentionBound(total, values)
+    total = (dY + added + tiny * ((absWo.sum(axis=0) > 0) | (bo != 0))) * SAFETY[dtype]
+    return AttentionBound(total, values)
