@@ -38,6 +38,13 @@ def nets():
     return {name: construct.compile(program, **BOX, architecture="gpt2") for name, (program, _) in CASES.items()}
 
 
+def test_importing_construct_imports_no_torch():
+    done = subprocess.run([sys.executable, "-c", "import sys, construct; print(sorted({'torch', 'transformers', "
+                           "'transformer_lens'} & set(sys.modules)))"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", (done.stdout, done.stderr)
+
+
 def test_the_paper_architecture_stays_the_default():
     net = construct.compile(programs.ridge(2, 2, LAM), **BOX)
     assert net.architecture == "paper" and net.gpt2 is None

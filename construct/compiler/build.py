@@ -22,7 +22,10 @@ Rows the compiler adds to the program's layout:
 * ``mean_pad``: minus the sum of the other rows, written before each layer
   norm that matters, so the mean it subtracts is tiny (``blocks.centre``);
 * ``div_pad_pos``, ``div_pad_neg``: the division pads (Lemma 8), if any div;
-* ``scratch``: copies of an operand a mul or div overwrites, if any.
+* ``scratch``: copies of an operand a mul or div overwrites, if any;
+* for the GPT-2 target only (``gpt2``): ``ln1_pad_pos``, ``ln1_pad_neg``
+  (``+-N_1``, from a div layer's MLP to the next layer's attention, if any
+  div) and ``width_pad`` (zero rows: the width a multiple of the heads).
 
 All of them are written by the position table or by layers, and every
 layer's effect on the program's registers is exactly its instruction's.
@@ -135,8 +138,8 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     shape = _size(plans, order, ctx, program)
     what = f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})"
     size.check(shape, max_bytes, what)
-    head_dim = ctx.layout.width // shape.heads
-    if architecture == "gpt2":  # untied: every applied layer stored, heads of head_dim
+    if architecture == "gpt2":  # untied: every applied layer stored, heads of width / heads
+        head_dim = ctx.layout.width // shape.heads
         size.check(dataclasses.replace(shape, layers=shape.applied, depth=None, head_size=head_dim), max_bytes, what)
     weights = _assemble(plans, order, ctx, program, shape)
     reports = tuple(LayerReport(k, tuple(plans[u].reports), plans[u].constants) for k, u in enumerate(order, 1))
@@ -149,16 +152,12 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     if architecture == "gpt2":
         final_scale = ctx.ln1_scale if _leaves_ln1_pads(plans[order[-1]]) else ctx.ln_scale
         constants.update(architecture="gpt2", ln1_pad=ctx.ln1_pad, ln_f_scale=final_scale, head_dim=head_dim)
-        target = gpt2.to_gpt2(weights, [p.ln1_scale for p in plans], final_scale, layout_row(ctx, ZERO),
-                              layout_row(ctx, program.readout), head_dim)
+        target = gpt2.to_gpt2(weights, [p.ln1_scale for p in plans], final_scale, ctx.layout.span(ZERO)[0],
+                              ctx.layout.span(program.readout)[0], head_dim)
     mechanisms = tuple(certificate.LayerMechanism(_offsets(plans[u], shape.heads), tuple(plans[u].mechanisms),
                                                   plans[u].ln_scale, plans[u].ln1_scale if target else None)
                        for u in order)
     return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms, steps, target)
-
-
-def layout_row(ctx: Context, name: str) -> int:
-    return ctx.layout.span(name)[0]
 
 
 def _leaves_ln1_pads(plan: LayerPlan) -> bool:

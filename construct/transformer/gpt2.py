@@ -195,11 +195,6 @@ def readout_parts(w: GPT2Weights, H: np.ndarray):
     return mean, centred, sigma, normed, normed @ w.read_out
 
 
-def forward_pass(w: GPT2Weights, tokens: np.ndarray) -> np.ndarray:
-    """The read-out at every token: (T,)."""
-    return readout_parts(w, hidden_states(w, tokens)[-1])[-1]
-
-
 # -- rounding ------------------------------------------------------------------------------------------------
 
 
