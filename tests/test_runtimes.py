@@ -216,3 +216,17 @@ def test_transformer_lens_residual_stream_equals_the_trace(nets, name):
             assert np.abs(resid[:rows] - trace.states[l + 1][:rows]).max() <= 1e-9, (name, l)
             assert cache[f"blocks.{l}.attn.hook_pattern"].shape[1] == net.gpt2.n_head
         assert np.all(np.abs(predictions - CASES[name][1](task)) <= 1e-8)
+
+
+def test_the_readme_table_command_on_one_task(capsys):
+    accuracy = pytest.importorskip("construct.runtimes.accuracy")
+    assert accuracy.main(["--tasks", "1", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert sorted(result) == sorted(accuracy.CASES)
+    for cells in result.values():
+        for dtype, rows in cells.items():
+            limit = 1e-8 if dtype == "float64" else 1e-3  # float32 is measured, not held to float64's accuracy
+            for row in ("numpy gpt2", "hf eager", "hf sdpa", "tl"):
+                assert rows[row] <= limit, (dtype, row, rows[row])
+            if dtype == "float64":
+                assert rows["tl resid_post"] <= 1e-9 and rows["numpy gpt2"] <= rows["numpy gpt2 bound"]
