@@ -9,7 +9,11 @@ The pipeline, one subpackage per stage, imports flowing down this list:
 * ``compiler``: the domain, the scale constants, one layer per instruction,
   the assembly into weights, the compiled network;
 * ``export``: one file with the weights and a manifest, loaded back bit for bit;
-* ``cli``: the command line ``icl-construct``, its demo and benchmark.
+* ``cli``: the command line ``icl-construct``, its demo and benchmark;
+* ``runtimes``: networks compiled for GPT-2 blocks (``compile(...,
+  architecture="gpt2")``) in Hugging Face transformers and TransformerLens,
+  as ``construct.hf`` and ``construct.tl`` (the extra ``runtimes``; not
+  imported by ``import construct``).
 
 Beside them: ``reference`` (closed-form solvers, the ground truth),
 ``tasks`` (random regression tasks), ``plots`` (pictures, matplotlib

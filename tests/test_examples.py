@@ -78,9 +78,17 @@ def check_05(out, pictures):
     assert (pictures / "sgd.npz").exists()
 
 
+def check_06(out, pictures):
+    assert "HookedTransformer: 13 blocks, d_model 48, 3 heads of 16" in out
+    assert small("|TransformerLens - closed form| =", out) < 1e-8
+    assert small("max |pattern - one-hot on column i - 2| =", out) < 1e-12
+    assert numbers_after("after the last block:", out) == pytest.approx(numbers_after("closed form:", out), abs=1e-8)
+    assert (pictures / "transformer_lens_ridge.png").stat().st_size > 10_000
+
+
 CHECKS = {"01_sgd_step.py": check_01, "02_sherman_morrison_step.py": check_02,
           "03_prefix_predictions.py": check_03, "04_inspect_layers.py": check_04,
-          "05_export_and_reload.py": check_05}
+          "05_export_and_reload.py": check_05, "06_transformer_lens.py": check_06}
 
 
 def test_every_example_is_checked():

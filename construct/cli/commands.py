@@ -3,6 +3,7 @@
     icl-construct demo [--d 3 --n 6 --seed 0] [--png FILE]     SGD and ridge transformers on a random task
     icl-construct predict --algo ridge --data FILE [--lam 0.1]  your own data, beside the closed form
     icl-construct export --algo sgd -d 3 -n 6 -o sgd.npz        weights and manifest in one file
+    icl-construct export --format hf --algo ridge -o ridge-gpt2 GPT-2 blocks: a Hugging Face checkpoint directory
     icl-construct trace --algo ridge -d 2 -n 2 [--png FILE]     register values after every layer
     icl-construct bench [--d 2 4 --n 1 4 --algo ridge]          the benchmark (construct.cli.benchmark)
     icl-construct proofs [ARGS]                                 the machine-checked proofs (python -m proofs)
@@ -265,7 +266,7 @@ def _calibration_tasks(d: int, n: int, count: int, seed: int, x_scale: float = 1
 
 
 def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_text: str = "x ~ N(0, I), "
-              "w ~ N(0, I)", fuse: bool = True) -> CompiledNetwork:
+              "w ~ N(0, I)", fuse: bool = True, architecture: str = "paper") -> CompiledNetwork:
     """Calibrate and compile, turning float64 overflow into a refusal that names the numbers behind it."""
     given = f"{_params_text(program)}, margin {args.margin:g}, calibration tasks {tasks_text}"
     try:
@@ -277,7 +278,7 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
         raise UsageError(f"--margin: {err}") from None
     bar.update()
     try:
-        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse)
+        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse, architecture=architecture)
     except SizeError:
         raise
     except (OverflowError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
@@ -412,29 +413,50 @@ def _predict(args) -> int:
 
 
 def _export(args) -> int:
-    if args.output.is_dir():
-        raise UsageError(f"-o: {args.output} is a directory; name a file in it, e.g. {args.output / 'net.npz'}")
-    out = args.output if args.output.suffix == ".npz" else args.output.with_name(args.output.name + ".npz")
-    _output(out, "-o")
+    hf = args.format == "hf"
+    if hf:
+        out = args.output
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise UsageError(f"-o: {out} exists and is not an empty directory; --format hf writes a new directory")
+        if not out.exists():
+            _output(out, "-o")
+    else:
+        if args.output.is_dir():
+            raise UsageError(f"-o: {args.output} is a directory; name a file in it, e.g. {args.output / 'net.npz'}")
+        out = args.output if args.output.suffix == ".npz" else args.output.with_name(args.output.name + ".npz")
+        _output(out, "-o")
     _affordable(args, "export", args.n, args.d,
                 lambda net, d_: budget.built(net, args.calibrate, d_, passes=0) + budget.saving(net))
     program = _program(args, args.d, args.n)
     with _progress(args, 3, f"export ({program.name})") as bar:
         tasks = _calibration_tasks(program.d, program.n, args.calibrate, args.seed)
-        net = _compiled(args, program, tasks, bar, args.dtype)
+        net = _compiled(args, program, tasks, bar, args.dtype, architecture="gpt2" if hf else "paper")
         try:
-            path = save(net, out)
+            if hf:
+                try:
+                    from ..runtimes import hf as runtime
+                except ImportError as err:
+                    raise UsageError(f"--format hf needs the extra 'runtimes' (pip install 'icl-construct[runtimes]'):"
+                                     f" {err}") from None
+                path = runtime.save_pretrained(net, out)
+            else:
+                path = save(net, out)
         except OSError as err:
             raise UsageError(f"-o: cannot write {out}: {err.strerror or err}") from None
         bar.update()
-    result = {"path": str(path), "bytes": path.stat().st_size, "algo": program.name, "d": program.d,
+    size = sum(p.stat().st_size for p in path.iterdir()) if hf else path.stat().st_size
+    result = {"path": str(path), "bytes": size, "format": args.format, "algo": program.name, "d": program.d,
               "n": program.n, "params": _params(program), "dtype": args.dtype, "size": net.size()}
     if args.json:
         _print_json(result)
     else:
         print(f"wrote {path} ({result['bytes']:,} bytes): {program.name}, d = {program.d}, n = {program.n}, "
               f"{args.dtype}; {demo.size_text(net)}")
-        print(f"load it with construct.load({str(path)!r}); the manifest inside: unzip -p {path} manifest.json")
+        if hf:
+            print(f"load it with construct.hf.from_pretrained({str(path)!r}), or its GPT-2 part with "
+                  f"transformers.GPT2Model.from_pretrained({str(path)!r}, dtype=torch.{args.dtype})")
+        else:
+            print(f"load it with construct.load({str(path)!r}); the manifest inside: unzip -p {path} manifest.json")
     return 0
 
 
@@ -615,12 +637,16 @@ def parser() -> argparse.ArgumentParser:
     _network_options(p, 0, 0, sizes=False)
     p.set_defaults(run=_predict)
 
-    p = command("export", help="compile a network and write its weights and manifest to one .npz",
-                       description="Compile a network and write it to one .npz file: the weight arrays and "
-                       "manifest.json (format in construct/export/npz.py and the README). construct.load reads it.")
+    p = command("export", help="compile a network and write its weights: one .npz, or a Hugging Face checkpoint",
+                       description="Compile a network and write it: --format npz (default), one .npz file with the "
+                       "weight arrays and manifest.json (format in construct/export/npz.py and the README), which "
+                       "construct.load reads; --format hf, the network compiled for GPT-2 blocks as a directory "
+                       "that transformers.GPT2Model.from_pretrained loads (construct/runtimes/hf.py; needs the extra "
+                       "'runtimes').")
     _network_options(p, 3, 6)
     p.add_argument("-o", "--output", type=_path, required=True, metavar="PATH",
-                   help="file to write (.npz is appended if missing)")
+                   help="file to write (.npz is appended if missing); with --format hf, a new directory")
+    p.add_argument("--format", choices=("npz", "hf"), default="npz", help="npz (default) or hf")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="weights' dtype")
     p.set_defaults(run=_export)
 

@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 
 from ..raw.instructions import Aff, Div, Mov, Mul
 from ..raw.registers import Layout
-from . import scales
+from . import gpt2, scales
 
 ONE, POS_SQ, LN_POS, LN_NEG, ZERO = "one", "pos_sq", "ln_pad_pos", "ln_pad_neg", "zero"
 DIV_POS, DIV_NEG, SCRATCH, MEAN_PAD = "div_pad_pos", "div_pad_neg", "scratch", "mean_pad"
+LN1_POS, LN1_NEG, WIDTH_PAD = "ln1_pad_pos", "ln1_pad_neg", "width_pad"  # the GPT-2 target's (``gpt2`` module)
 
 
 @dataclass
@@ -97,6 +98,7 @@ class LayerPlan:
     attn_bias: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     units: list[Unit] = field(default_factory=list)
     ln_scale: float = 1.0
+    ln1_scale: float = 1.0  # GPT-2 target: the scale its layer norm before attention divides by (``gpt2``)
     mlp_bias: dict[int, float] = field(default_factory=lambda: defaultdict(float))
     dirty: set[int] = field(default_factory=set)
     constants: dict[str, float] = field(default_factory=dict)
@@ -124,6 +126,10 @@ class Context:
     ln_scale: float  # ln_pad sqrt(2 / D), a power of two
     ln_eps: float
     sum_sq: float  # bound on the sum of squares of all rows but the pads
+    architecture: str = "paper"  # or "gpt2": a layer norm before attention too (``gpt2``)
+    ln1_pad: float = 0.0  # GPT-2 target with divisions: the pads +-N_1 the layer after a div sees (``gpt2``)
+    ln1_scale: float = 0.0  # N_1 sqrt(2/D), a power of two
+    ln1_extra: float = 0.0  # 2 max (N_d |den|)^2: the most the division pads add to that layer norm's squares
 
     @property
     def leak(self) -> float:
@@ -300,8 +306,13 @@ def _divisions(divs: list, ctx: Context, forms: Forms, plan: LayerPlan, scratch:
     (ln_pos,), (ln_neg,) = ctx.rows(LN_POS), ctx.rows(LN_NEG)
     plan.attn_bias[ln_pos] -= ctx.ln_pad  # lifted by the biases, exactly: N - N = 0 and 0 + N = N
     plan.attn_bias[ln_neg] += ctx.ln_pad
-    plan.mlp_bias[ln_pos] += ctx.ln_pad
-    plan.mlp_bias[ln_neg] -= ctx.ln_pad
+    if ctx.architecture == "gpt2":  # the next layer norm is before attention and sees the dirty division pads:
+        (ln1_pos,), (ln1_neg,) = ctx.rows(LN1_POS), ctx.rows(LN1_NEG)  # pads +-N_1 dominate them (``gpt2``);
+        plan.mlp_bias[ln1_pos] += ctx.ln1_pad  # the next layer's attention puts back +-N
+        plan.mlp_bias[ln1_neg] -= ctx.ln1_pad
+    else:
+        plan.mlp_bias[ln_pos] += ctx.ln_pad
+        plan.mlp_bias[ln_neg] -= ctx.ln_pad
     B = ctx.bypass_offset
     for ins in divs:
         num_rows = _read_rows(ins, ins.num, ctx, forms, scratch, plan)
@@ -329,14 +340,17 @@ def _centre(ctx: Context, forms: Forms) -> None:
     ``eps |x_r|``. The pads (which cancel exactly) are left out of the sum.
     Every row's value after attention is a known form, so the pad is one too.
     """
-    skip = {ctx.layout.span(name)[0] for name in (LN_POS, LN_NEG, DIV_POS, DIV_NEG, MEAN_PAD) if name in ctx.layout}
+    skip = {ctx.layout.span(name)[0] for name in (LN_POS, LN_NEG, DIV_POS, DIV_NEG, MEAN_PAD, LN1_POS, LN1_NEG)
+            if name in ctx.layout}
     form, bias = forms.combine((r, -1.0) for r in range(ctx.layout.width) if r not in skip)
     forms.set(ctx.rows(MEAN_PAD)[0], form, bias)
 
 
-def _attention_reports(ins, ctx: Context, forms: Forms) -> tuple[str, float, float]:
+def _attention_reports(ins, ctx: Context, forms: Forms, ln1: tuple[float, float]) -> tuple[str, float, float]:
     """A mov's or aff's a-priori error on each entry it writes: the attention leak and the rounding of the
-    composed form (``terms`` products), both on the form's scale ``sum |coef| B_row + |bias|``."""
+    composed form (``terms`` products), both on the form's scale ``sum |coef| B_row + |bias|``; in the GPT-2
+    target, the layer norm before attention (``gpt2.attention_norm_error``: ``ln1`` is its relative error and its
+    error per unit of coefficient)."""
     rows = ctx.rows(ins.writes)
     label = {r: name for name in ctx.layout.names for r in ctx.rows(name)}
     worst = 0.0
@@ -344,7 +358,8 @@ def _attention_reports(ins, ctx: Context, forms: Forms) -> tuple[str, float, flo
         form, bias = forms.value(w)
         scale = sum(abs(c) * ctx.bounds[label[r]] for (_, r), c in form.items()) + abs(bias) + ctx.bounds[ins.writes]
         heads = len({o for o, _ in form}) + 1
-        worst = max(worst, 2 * heads * ctx.leak * scale + (len(form) + 3) * ctx.eps * scale)
+        norm = ln1[0] * scale + ln1[1] * (sum(abs(c) for c in form.values()) + 1)
+        worst = max(worst, 2 * heads * ctx.leak * scale + (len(form) + 3) * ctx.eps * scale + norm)
     return str(ins), worst, ctx.bounds[ins.writes]
 
 
@@ -358,9 +373,19 @@ def plan_layer(attention: list, mlp: list, ctx: Context, dirty: set[int]) -> Lay
     forms = Forms()
     for r in sorted(dirty):
         forms.set(r, {})
+    ln1 = (0.0, 0.0)
+    if ctx.architecture == "gpt2":
+        after_div = DIV_POS in ctx.layout and ctx.rows(DIV_POS)[0] in dirty
+        plan.ln1_scale = ctx.ln1_scale if after_div else ctx.ln_scale
+        if after_div:  # the pads +-N_1 the division left for this layer norm give way to the permanent ones, exactly
+            for name, sign in ((LN1_POS, -1.0), (LN1_NEG, 1.0)):
+                plan.attn_bias[ctx.rows(name)[0]] += sign * ctx.ln1_pad
+            for name, sign in ((LN_POS, 1.0), (LN_NEG, -1.0)):
+                plan.attn_bias[ctx.rows(name)[0]] += sign * ctx.ln_pad
+        ln1 = gpt2.attention_norm_error(ctx, after_div)
     for ins in attention:
         _attention_instruction(ins, ctx, forms)
-        plan.reports.append(_attention_reports(ins, ctx, forms))
+        plan.reports.append(_attention_reports(ins, ctx, forms, ln1))
     plan.constants["attention_sharpness"] = ctx.sharpness
     scratch: list[int] = []
     if mlp and isinstance(mlp[0], Mul):
@@ -369,6 +394,9 @@ def plan_layer(attention: list, mlp: list, ctx: Context, dirty: set[int]) -> Lay
         _divisions(mlp, ctx, forms, plan, scratch)
     if mlp:
         _centre(ctx, forms)
+    if ln1 != (0.0, 0.0):
+        plan.reports[len(attention):] = [gpt2.mlp_report(ins, ctx, ln1, text, error, bound)
+                                         for ins, (text, error, bound) in zip(mlp, plan.reports[len(attention):])]
     for row, form in forms.terms.items():
         for (offset, read), coef in form.items():
             head = plan.heads.setdefault(offset, defaultdict(dict))

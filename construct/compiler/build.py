@@ -22,13 +22,18 @@ Rows the compiler adds to the program's layout:
 * ``mean_pad``: minus the sum of the other rows, written before each layer
   norm that matters, so the mean it subtracts is tiny (``blocks.centre``);
 * ``div_pad_pos``, ``div_pad_neg``: the division pads (Lemma 8), if any div;
-* ``scratch``: copies of an operand a mul or div overwrites, if any.
+* ``scratch``: copies of an operand a mul or div overwrites, if any;
+* for the GPT-2 target only (``gpt2``): ``ln1_pad_pos``, ``ln1_pad_neg``
+  (``+-N_1``, from a div layer's MLP to the next layer's attention, if any
+  div) and ``width_pad`` (zero rows: the width a multiple of the heads).
 
 All of them are written by the position table or by layers, and every
 layer's effect on the program's registers is exactly its instruction's.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 
@@ -37,8 +42,9 @@ from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
 from ..raw.registers import Register
 from ..transformer.weights import Weights
-from . import blocks, certificate, scales, schedule, size
-from .blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO, Context, LayerPlan
+from . import blocks, certificate, gpt2, scales, schedule, size
+from .blocks import (DIV_NEG, DIV_POS, LN1_NEG, LN1_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, WIDTH_PAD,
+                     ZERO, Context, LayerPlan)
 from .bounds import Bounds
 from .compiled import CompiledNetwork, LayerReport
 
@@ -56,10 +62,12 @@ def _copied(program: Program, step: schedule.Step) -> list[str]:
     return out
 
 
-def _compiler_registers(program: Program, steps) -> list[Register]:
+def _compiler_registers(program: Program, steps, architecture: str) -> list[Register]:
     regs = [Register(name, (1,)) for name in (ONE, POS_SQ, LN_POS, LN_NEG, ZERO, MEAN_PAD)]
     if any(isinstance(ins, Div) for ins in program.instructions):
         regs += [Register(DIV_POS, (1,)), Register(DIV_NEG, (1,))]
+        if architecture == "gpt2":
+            regs += [Register(LN1_POS, (1,)), Register(LN1_NEG, (1,))]
     room = max([sum(program.layout[name].size for name in _copied(program, step)) for step in steps] + [0])
     if room:  # both operands of a square like w <- w @ w, and every in-place product of a fused layer
         regs.append(Register(SCRATCH, (room,)))
@@ -96,7 +104,7 @@ def _domain(program: Program, bounds: Bounds | None, dtype, x_max=None, y_max=No
 def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
             max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None,
             fuse: bool = True, *, x_max: float | None = None, y_max: float | None = None,
-            x_norm: float | None = None) -> "CompiledNetwork":
+            x_norm: float | None = None, architecture: str = "paper") -> "CompiledNetwork":
     """A transformer for ``program``, built for a domain: its instructions scheduled into layers.
 
     The domain is either the input box, ``x_max`` (every entry of every x),
@@ -115,13 +123,24 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     (whose last bit may differ between platforms): ``load`` passes a file's
     own, so that a file rebuilds bit for bit on any machine. Everything
     else in the weights is exact arithmetic on the program and the bounds.
+
+    ``architecture="gpt2"`` builds standard GPT-2 blocks instead of the
+    paper's layer (``gpt2``): the network's ``gpt2`` weights are what
+    ``predict``, ``trace`` and the certificate run, and ``weights`` the same
+    layers in the paper's form, tied, from which they are derived.
     """
     if not isinstance(program, Program):
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
+    if architecture not in gpt2.ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {gpt2.ARCHITECTURES}, got {architecture!r}")
     bounds = _domain(program, bounds, dtype, x_max, y_max, x_norm)
-    steps, plans, order, ctx = _plan(program, bounds, dtype, scale_constants, fuse)
+    steps, plans, order, ctx = _plan(program, bounds, dtype, scale_constants, fuse, architecture)
     shape = _size(plans, order, ctx, program)
-    size.check(shape, max_bytes, f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})")
+    what = f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})"
+    size.check(shape, max_bytes, what)
+    if architecture == "gpt2":  # untied: every applied layer stored, heads of width / heads
+        head_dim = ctx.layout.width // shape.heads
+        size.check(dataclasses.replace(shape, layers=shape.applied, depth=None, head_size=head_dim), max_bytes, what)
     weights = _assemble(plans, order, ctx, program, shape)
     reports = tuple(LayerReport(k, tuple(plans[u].reports), plans[u].constants) for k, u in enumerate(order, 1))
     constants = {
@@ -129,17 +148,33 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
         "bypass_offset": ctx.bypass_offset, "ln_pad": ctx.ln_pad, "ln_eps": LN_EPS,
         "column_sum_sq": ctx.sum_sq, "width": ctx.layout.width,
     }
+    target = None
+    if architecture == "gpt2":
+        final_scale = ctx.ln1_scale if _leaves_ln1_pads(plans[order[-1]]) else ctx.ln_scale
+        constants.update(architecture="gpt2", ln1_pad=ctx.ln1_pad, ln_f_scale=final_scale, head_dim=head_dim)
+        target = gpt2.to_gpt2(weights, [p.ln1_scale for p in plans], final_scale, ctx.layout.span(ZERO)[0],
+                              ctx.layout.span(program.readout)[0], head_dim)
     mechanisms = tuple(certificate.LayerMechanism(_offsets(plans[u], shape.heads), tuple(plans[u].mechanisms),
-                                                  plans[u].ln_scale) for u in order)
-    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms, steps)
+                                                  plans[u].ln_scale, plans[u].ln1_scale if target else None)
+                       for u in order)
+    return CompiledNetwork(program, weights, ctx.layout, bounds, constants, reports, mechanisms, steps, target)
+
+
+def _leaves_ln1_pads(plan: LayerPlan) -> bool:
+    """A GPT-2 div layer's MLP leaves the pads +-N_1 for the next layer norm (``gpt2``, point 2)."""
+    return any(isinstance(ins, Div) for ins in plan.instructions)
 
 
 def estimate(program: Program, bounds: Bounds | None = None, dtype=np.float64, fuse: bool = True, *,
-             x_max: float | None = None, y_max: float | None = None, x_norm: float | None = None) -> size.Size:
+             x_max: float | None = None, y_max: float | None = None, x_norm: float | None = None,
+             architecture: str = "paper") -> size.Size:
     """The shapes and cost of ``compile`` with the same arguments, from the layer plans alone (nothing dense)."""
     if not isinstance(program, Program):
         raise TypeError(f"estimate takes a Program, got {type(program).__name__}")
-    _, plans, order, ctx = _plan(program, _domain(program, bounds, dtype, x_max, y_max, x_norm), dtype, fuse=fuse)
+    if architecture not in gpt2.ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {gpt2.ARCHITECTURES}, got {architecture!r}")
+    _, plans, order, ctx = _plan(program, _domain(program, bounds, dtype, x_max, y_max, x_norm), dtype, fuse=fuse,
+                                 architecture=architecture)
     return _size(plans, order, ctx, program)
 
 
@@ -165,36 +200,56 @@ def _checked_constants(given: dict | None, dtype) -> dict[str, float]:
     return dict(given)
 
 
-def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None = None, fuse: bool = True):
+def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None = None, fuse: bool = True,
+          architecture: str = "paper"):
     """The schedule, the distinct layer plans, the order applying them, and the context they were planned in.
 
     A layer's plan depends on its instructions and on the rows the layer
     before left dirty, nothing else; planning each distinct pair once makes
-    compiling a program's repeated block cost the same whatever n.
+    compiling a program's repeated block cost the same whatever n. The GPT-2
+    target plans twice: the heads and head size the first plans need fix the
+    width (``gpt2``, point 4), which the pads' sizes depend on.
     """
     bounds.require(program)
     for k, ins in enumerate(program.instructions, start=1):
         if isinstance(ins, Aff) and any(c.dtype == object for c in [*(w for _, w, _ in ins.terms), ins.bias]
                                         if c is not None):
             raise ValueError(f"instruction {k} ({ins}) has symbolic constants; compile needs numbers")
-    eps = scales.machine_eps(dtype)
     steps = schedule.fused(program) if fuse else schedule.unfused(program)
-    layout = program.layout.extended(_compiler_registers(program, steps))
+    chosen = _checked_constants(scale_constants, dtype)
+    layout = program.layout.extended(_compiler_registers(program, steps, architecture))
+    plans, order, ctx = _plans(program, bounds, dtype, steps, layout, chosen, architecture)
+    if architecture == "gpt2":
+        shape = _size(plans, order, ctx, program)
+        head_dim = max(shape.head_size, -(-layout.width // shape.heads))
+        if shape.heads * head_dim > layout.width:
+            layout = layout.extended([Register(WIDTH_PAD, (shape.heads * head_dim - layout.width,))])
+            plans, order, ctx = _plans(program, bounds, dtype, steps, layout, chosen, architecture)
+    return steps, plans, order, ctx
+
+
+def _plans(program: Program, bounds: Bounds, dtype, steps, layout, chosen: dict, architecture: str):
+    eps = scales.machine_eps(dtype)
     T = 2 * program.n + 1
     values = dict(bounds.values)
     values.update({ONE: 1.0, POS_SQ: float((T - 1) ** 2), ZERO: 0.0})
+    if WIDTH_PAD in layout:
+        values[WIDTH_PAD] = 0.0
     if SCRATCH in layout:
         values[SCRATCH] = max(values[name] for step in steps for name in _copied(program, step))
     values[MEAN_PAD] = sum(layout[name].size * values[name] for name in values if name in layout)
     sum_sq = sum(layout[name].size * values[name] ** 2 for name in values if name in layout)
-    chosen = _checked_constants(scale_constants, dtype)
     ln_pad, ln_scale = scales.pad_size(sum_sq, layout.width, LN_EPS, dtype)
     ctx = Context(
         layout=layout, bounds=values, floors=dict(bounds.floors), eps=eps, dtype=np.dtype(dtype),
         sharpness=chosen["attention_sharpness"], product_scale=chosen["product_scale"],
         bypass_offset=chosen["bypass_offset"], ln_pad=ln_pad, ln_scale=ln_scale,
-        ln_eps=LN_EPS, sum_sq=sum_sq,
+        ln_eps=LN_EPS, sum_sq=sum_sq, architecture=architecture,
     )
+    if LN1_POS in layout:
+        extra = gpt2.division_pad_square(ctx, {ins.den for ins in program.instructions if isinstance(ins, Div)})
+        ln1_pad, ln1_scale = scales.pad_size(sum_sq + extra, layout.width, LN_EPS, dtype)
+        ctx = dataclasses.replace(ctx, ln1_pad=ln1_pad, ln1_scale=ln1_scale, ln1_extra=extra)
     plans: list[LayerPlan] = []
     known: dict[tuple, int] = {}
     order: list[int] = []
@@ -208,7 +263,7 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
             plans.append(blocks.plan_layer(attention, mlp, ctx, set(dirty)))
         order.append(known[key])
         dirty = frozenset(plans[order[-1]].dirty)
-    return steps, plans, order, ctx
+    return plans, order, ctx
 
 
 def _offsets(plan: LayerPlan, heads: int) -> tuple[int, ...]:

@@ -51,8 +51,10 @@ import numpy as np
 from ..raw.instructions import Aff, Div, Mov, Mul
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
+from ..transformer import gpt2 as gpt2_pass
 from . import scales
-from .blocks import DivisionMechanism, ProductMechanism
+from .blocks import ZERO, DivisionMechanism, ProductMechanism
+from .gpt2 import to_gpt2
 from .bounds import DomainError
 
 
@@ -68,6 +70,7 @@ class LayerMechanism:
     offsets: tuple[int, int]  # (source head, self head): the token read is max(i - offset, 0)
     mlp: ProductMechanism | DivisionMechanism | None
     ln_scale: float
+    attention_scale: float | None = None  # GPT-2 target: the scale its layer norm before attention divides by
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,12 +78,13 @@ class Run:
     """One certified run: ``states`` (L + 1, T, D) of the numpy pass; ``intervals`` (L + 1, program rows, T),
     a bound on the error of every program entry after each layer (propagated forward in absolute values,
     used for second-order terms); ``bounds``, one per x~ column the prompt has, on the read-out's error;
-    ``shares`` (L, columns), with ``components``, each layer's part of ``bounds``."""
+    ``shares`` (L, columns), with ``components``, each layer's part of ``bounds``; ``output`` the read-out."""
 
     states: np.ndarray
     intervals: np.ndarray
     bounds: np.ndarray
     shares: np.ndarray | None
+    output: np.ndarray  # (T,): the read-out at every token
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,6 +136,31 @@ class Certifier:
         self._require_structure(w, layout, net.program, P)
         for u in range(w.stored):
             _require_zero_sums(w.W1[u], u)
+        self.target = net.gpt2
+        if self.target is not None:
+            self._value_sums = self._require_gpt2(net)
+
+    @staticmethod
+    def _require_gpt2(net) -> np.ndarray:
+        """The GPT-2 weights are the paper-form weights converted (``gpt2.to_gpt2``), checked by converting again;
+        returns, per layer and head, ``|sum_r Wv~_r|`` (exact sums, fsum): the zero-sum defect of each value column
+        left by rounding its compensation, through which LN_1's mean leaks in (``gpt2``, point 1)."""
+        w, g = net.weights, net.gpt2
+        scales_ = {}
+        for l, mech in enumerate(net.mechanisms):
+            scales_[int(w.order[l])] = mech.attention_scale
+        rebuilt = to_gpt2(w, [scales_[s] for s in range(w.stored)], net.constants["ln_f_scale"],
+                          net.layout.span(ZERO)[0], net.layout.span(net.program.readout)[0], g.head_size)
+        if g.n_head != rebuilt.n_head or not all(np.array_equal(a, b) for a, b in
+                                                 zip(g.arrays().values(), rebuilt.arrays().values())):
+            raise ValueError("the GPT-2 weights are not the conversion of the network's layers; the certificate does "
+                             "not apply")
+        sums = np.zeros((g.depth, g.n_head, g.head_size))
+        for l in range(g.depth):
+            Wv = g.head_weights(l, 2).astype(np.float64)
+            for h in range(g.n_head):
+                sums[l, h] = [abs(math.fsum(column)) for column in Wv[h].T.tolist()]
+        return sums
 
     @staticmethod
     def _require_structure(w, layout, program, P: int) -> None:
@@ -156,8 +185,8 @@ class Certifier:
 
     # -- one layer ------------------------------------------------------------------------------
 
-    def _local(self, u: int, H: np.ndarray, parts: forward.LayerParts, mech: LayerMechanism) -> np.ndarray:
-        """Bound on |layer(H) - I(H)|, (T, D), for the stored layer ``u`` and its instructions I in order.
+    def _local(self, l: int, H: np.ndarray, parts: forward.LayerParts, mech: LayerMechanism) -> np.ndarray:
+        """Bound on |layer(H) - I(H)|, (T, D), for the layer at depth ``l`` and its instructions I in order.
 
         Rows its attention writes are off by the attention's rounding and
         selection errors (its forms, composed, are exactly the attention
@@ -166,10 +195,14 @@ class Certifier:
         each within that attention error of its exact value.
         """
         w = self.w
+        u = int(w.order[l])
         T = H.shape[0]
-        att = rounding.attention(w, u, H, parts)
         chosen = np.stack([np.maximum(np.arange(T) - offset, 0) for offset in mech.offsets])
-        attention_error = att.rounding + rounding.selection(w, u, parts, att.values, chosen)
+        if self.target is None:
+            att = rounding.attention(w, u, H, parts)
+            attention_error = att.rounding + rounding.selection(w.Wo[u], parts, att.values, chosen)
+        else:
+            attention_error = self._gpt2_attention(l, H, parts, mech, chosen)
         if not mech.mlp:
             return attention_error
         mlp = rounding.mlp(w, u, parts)
@@ -180,6 +213,44 @@ class Certifier:
                 else self._division(u, parts, mlp, mech, m, attention_error)
             local[:, out] = mlp.rounding[:, out] + ideal
         return local
+
+    def _gpt2_attention(self, l: int, H: np.ndarray, parts, mech: LayerMechanism, chosen: np.ndarray) -> np.ndarray:
+        """A GPT-2 block's attention against the paper's ideal ``X* = H + sum_h (H Wv_h)[c_h] Wo_h + bo``
+        (``gpt2``, point 1): its rounding, its selection, and LN_1's gap. Head h's value at the selected column c
+        is ``V'_c = kappa_c (H_c Wv_h) - mu_c delta_h / sigma_c`` (exactly, for the pass's ``mu``, ``sigma``;
+        ``kappa = s / sigma``, ``delta_h`` the value columns' sums), so ``|V'_c - H_c Wv_h| <= |V'_c| |1 -
+        sigma_c / s| + |mu_c| |delta_h| / s``."""
+        g = self.target
+        T = H.shape[0]
+        att = gpt2_pass.attention_rounding(g, l, H, parts)
+        Wo = g.c_proj_weight[l]
+        u = rounding.unit_roundoff(H.dtype)
+        s = mech.attention_scale
+        sigma, mean = parts.sigma1[:, 0], np.abs(parts.mean1[:, 0])
+        scaled = (np.abs(1 - sigma / s) + 2 * u)[None, :, None] * att.values \
+            + mean[None, :, None] * self._value_sums[l][:, None, :] / s * (1 + 2 * u)  # (m, T, dh) at each column
+        gap = scaled[np.arange(g.n_head)[:, None], chosen]  # at the selected column
+        norm = (gap.transpose(1, 0, 2).reshape(T, -1) @ np.abs(Wo)) * rounding.SAFETY[H.dtype]
+        return att.rounding + rounding.selection(Wo, parts, att.values, chosen) + norm
+
+    def _readout(self, H: np.ndarray, columns, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The read-out (T,) and the bounds on its error at ``columns``: the paper's, the state's entry ``pred``
+        (exact); GPT-2's, ``s_f`` times the final layer norm's ``pred`` minus its ``zero`` (``gpt2``, point 3),
+        in exact arithmetic ``kappa_f pred`` with ``kappa_f = s_f / sigma_f``, so off by ``|kappa_f - 1| |pred|``
+        and the rounding of the two normalised entries (2 roundings each) and of their weighted sum (2 terms)."""
+        if self.target is None:
+            return H @ self.w.readout, bounds
+        g, layout = self.target, self.net.layout
+        _, centred, sigma, normed, y = gpt2_pass.readout_parts(g, H)
+        u = rounding.unit_roundoff(H.dtype)
+        s_f = self.net.constants["ln_f_scale"]
+        rows = [layout.span(self.net.program.readout)[0], layout.span(ZERO)[0]]
+        gamma2 = rounding.gamma(2, u)
+        sig = sigma[columns, 0]
+        terms = s_f * (gamma2 * np.abs(normed[columns][:, rows]).sum(axis=1)
+                       + gamma2 * (1 + u) * np.abs(centred[columns][:, rows]).sum(axis=1) / sig)
+        scale = (np.abs(s_f / sig - 1) + 2 * u) * np.abs(H[columns, rows[0]])
+        return y, (bounds + terms + scale) * rounding.SAFETY[H.dtype]
 
     def _weights_terms(self, l: int, parts, mlp, m) -> tuple:
         """The MLP in exact arithmetic with the actual weights, against the lemma's exact coefficients.
@@ -255,14 +326,14 @@ class Certifier:
     def _run(self, tokens: np.ndarray, components: bool) -> Run:
         w, net, P = self.w, self.net, self.width
         program, layout = net.program, net.layout
-        H = forward.embed(w, tokens)
+        H = forward.embed(w, tokens) if self.target is None else gpt2_pass.embed(self.target, tokens)
         T = H.shape[0]
         E = np.zeros((P, T))
         states, intervals, path = [H], [E], []
         for l, (step, mech) in enumerate(zip(net.steps, net.mechanisms)):
-            u = w.order[l]
-            parts = forward.layer_parts(w, u, H)
-            local = self._local(u, H, parts, mech)[:, :P].T  # program rows x tokens
+            parts = forward.layer_parts(w, w.order[l], H) if self.target is None else \
+                gpt2_pass.layer_parts(self.target, l, H)
+            local = self._local(l, H, parts, mech)[:, :P].T  # program rows x tokens
             # the layer's instructions in order, on the exact machine's intermediate states (computed in floating
             # point: ``slack`` bounds how far those are from exact, and widens the operands of second-order terms)
             mid, slack = H[:, :P].T, np.zeros((P, T))
@@ -280,7 +351,8 @@ class Certifier:
         columns = x_columns(program.n)[x_columns(program.n) < T]
         bounds, shares = self._adjoint(path, len(net.steps), T, H.dtype, columns, components)
         bounds = np.minimum(bounds, E[layout.span(program.readout)[0], columns])
-        return Run(np.stack(states), np.stack(intervals), bounds, shares)
+        output, bounds = self._readout(H, columns, bounds)
+        return Run(np.stack(states), np.stack(intervals), bounds, shares, output)
 
     def _adjoint(self, path, depth: int, T: int, dtype, columns, components):
         """First-order bounds of each answer through the instructions' exact Jacobians, with rigorous remainders.

@@ -11,7 +11,8 @@ from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import check_task, tokens, x_columns
 from ..raw.registers import Layout
-from ..transformer import forward, forward_jax
+from ..transformer import forward, forward_jax, gpt2
+from ..transformer.gpt2 import GPT2Weights
 from ..transformer.weights import Weights
 from . import certificate
 from .bounds import Bounds, DomainError
@@ -97,6 +98,12 @@ class CompiledNetwork:
     layers: tuple[LayerReport, ...]
     mechanisms: tuple[certificate.LayerMechanism, ...]
     steps: tuple  # schedule.Step per layer: which instructions it runs
+    gpt2: GPT2Weights | None = None  # compile(..., architecture="gpt2"): the GPT-2 blocks that run (``gpt2``)
+
+    @property
+    def architecture(self) -> str:
+        """``"paper"`` (the paper's layer, ``weights`` run) or ``"gpt2"`` (GPT-2 blocks, ``gpt2`` run)."""
+        return "paper" if self.gpt2 is None else "gpt2"
 
     def layer_instructions(self, l: int) -> tuple:
         """The instructions layer ``l`` (1-based) runs, attention's then the MLP's, in program order."""
@@ -142,12 +149,10 @@ class CompiledNetwork:
                             f"floor {floor:.6g}; the task is outside the network's domain"
                         )
 
-    def _pass(self, backend: str):
-        if backend == "numpy":
-            return forward
-        if backend == "jax":
-            return forward_jax
-        raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+    def _no_jax(self) -> None:
+        if self.gpt2 is not None:
+            raise ValueError("the JAX pass runs the paper's architecture; a network compiled for gpt2 runs on numpy "
+                             "(backend='numpy'), Hugging Face (construct.hf) or TransformerLens (construct.tl)")
 
     def _read(self, out: np.ndarray) -> np.ndarray:
         preds = out[x_columns((len(out) - 1) // 2)].astype(np.float64)
@@ -183,6 +188,7 @@ class CompiledNetwork:
         ``tolerance=None`` and cannot return bounds.
         """
         if backend == "jax":
+            self._no_jax()
             if tolerance is not None or return_bound:
                 raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to "
                                  "accept its answers without a bound")
@@ -208,7 +214,7 @@ class CompiledNetwork:
         return cert
 
     def _certificate(self, run: certificate.Run) -> certificate.Certificate:
-        predictions = self._read(run.states[-1] @ self.weights.readout)
+        predictions = self._read(run.output)
         bounds = run.bounds.astype(np.float64)
         bounds[np.isnan(predictions)] = np.nan
         return certificate.Certificate(predictions, bounds, run.intervals)
@@ -250,6 +256,7 @@ class CompiledNetwork:
             return self._batch_certified(X, y, x_query, outside, tolerance, return_bound)
         if backend != "jax":
             raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+        self._no_jax()
         if tolerance is not None or return_bound:
             raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to accept "
                              "its answers without a bound")
@@ -289,8 +296,16 @@ class CompiledNetwork:
         return (preds, bounds) if return_bound else preds
 
     def trace(self, X, y, x_query, backend: str = "numpy") -> Trace:
-        """The residual stream after every layer, rows labelled by register."""
-        states = self._pass(backend).hidden_states(self.weights, self._tokens(X, y, x_query))
+        """The residual stream after every layer, rows labelled by register (for GPT-2 blocks, the residual
+        stream TransformerLens calls ``hook_resid_post``, before the final layer norm)."""
+        if backend == "numpy":
+            states = forward.hidden_states(self.weights, self._tokens(X, y, x_query)) if self.gpt2 is None else \
+                gpt2.hidden_states(self.gpt2, self._tokens(X, y, x_query))
+        elif backend == "jax":
+            self._no_jax()
+            states = forward_jax.hidden_states(self.weights, self._tokens(X, y, x_query))
+        else:
+            raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
         magnitude = np.abs(states)
         self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
         return Trace(states.transpose(0, 2, 1).astype(np.float64), self.layout)
@@ -333,6 +348,9 @@ class CompiledNetwork:
             "heads": w.heads, "head_size": w.head_size, "parameters": w.parameter_count,
             "data_rows": self.program.data_rows,
         }
+        if self.gpt2 is not None:  # untied, heads splitting the width
+            info.update(stored_layers=self.gpt2.depth, head_size=self.gpt2.head_size,
+                        parameters=self.gpt2.parameter_count, architecture="gpt2")
         if self.program.name in PAPER:
             layers, rows = PAPER[self.program.name](self.program.d)
             info["paper"] = {"layers": layers, "data_rows": rows}

@@ -223,6 +223,9 @@ def save(net: CompiledNetwork, path, compress: bool = True) -> Path:
     """Write ``net`` to ``path`` (``.npz`` is appended if missing), atomically; returns the path written."""
     if not isinstance(net, CompiledNetwork):
         raise TypeError(f"save takes a CompiledNetwork, got {type(net).__name__}")
+    if net.gpt2 is not None:
+        raise ValueError("this network was compiled for GPT-2 blocks, which the npz format (the paper's layer) does "
+                         "not hold; write it with construct.hf.save_pretrained (icl-construct export --format hf)")
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")

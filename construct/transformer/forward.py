@@ -76,14 +76,21 @@ def layer_parts(w: Weights, l: int, H: np.ndarray) -> LayerParts:
     B = A @ V
     Y = B.transpose(1, 0, 2).reshape(T, -1) @ w.Wo[l]
     X = H + Y + w.bo[l]
+    return LayerParts(A, V, B, Y, X, *mlp_parts(X, w.ln_gain[l], w.ln_bias[l], w.W1[l], w.b1[l], w.W2[l], w.b2[l],
+                                                w.ln_eps))
+
+
+def mlp_parts(X: np.ndarray, gain, bias, W1, b1, W2, b2, ln_eps: float) -> tuple:
+    """The MLP half, ``X + gelu(LN(X) W1 + b1) W2 + b2``, as ``(mean, centred, sigma, normed, pre, hidden, mlp,
+    out)`` (the GPT-2 block's MLP half is the same code, ``gpt2.layer_parts``)."""
     mean = X.mean(axis=-1, keepdims=True)
     centred = X - mean
-    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + X.dtype.type(w.ln_eps))
-    normed = w.ln_gain[l] * centred / sigma + w.ln_bias[l]
-    pre = normed @ w.W1[l] + w.b1[l]
+    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + X.dtype.type(ln_eps))
+    normed = gain * centred / sigma + bias
+    pre = normed @ W1 + b1
     hidden = gelu(pre)
-    mlp = hidden @ w.W2[l]
-    return LayerParts(A, V, B, Y, X, mean, centred, sigma, normed, pre, hidden, mlp, X + mlp + w.b2[l])
+    mlp = hidden @ W2
+    return mean, centred, sigma, normed, pre, hidden, mlp, X + mlp + b2
 
 
 def attention(w: Weights, l: int, H: np.ndarray) -> np.ndarray:

@@ -105,8 +105,9 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     return AttentionBound(rounding, values)
 
 
-def selection(w: Weights, l: int, parts: LayerParts, values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Bound |X' - X*| (T, D), X* = H + sum_h V_h[chosen_h] Wo_h + bo: each head's weights against one-hot.
+def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Bound |X' - X*| (T, D), X* = H + sum_h V_h[chosen_h] Wo_h + bo: each head's weights against one-hot
+    (``Wo`` the layer's output projection, ``(m*dh, D)``).
 
     ``chosen`` (m, T) is the token each head is meant to read at each
     position. Row i of head h is off by ``(1 - A[i, c]) |V_c| + sum_{j != c}
@@ -123,7 +124,7 @@ def selection(w: Weights, l: int, parts: LayerParts, values: np.ndarray, chosen:
         off[h, rows, chosen[h]] = 0.0
     missing = (1 - on + u)[:, :, None] * values[np.arange(m)[:, None], chosen]  # (m, T, dh)
     per_head = missing + off @ values
-    return (per_head.transpose(1, 0, 2).reshape(T, -1) @ np.abs(w.Wo[l])) * SAFETY[values.dtype]
+    return (per_head.transpose(1, 0, 2).reshape(T, -1) @ np.abs(Wo)) * SAFETY[values.dtype]
 
 
 @dataclass(frozen=True, eq=False)
