@@ -76,6 +76,7 @@ def certificate_cells(summary: dict) -> dict[str, str]:
         "largest error / bound": f"{summary['worst_error_over_bound']:.2g}",
         "bound / error: median (10th, 90th percentile)": f"{p['p50']:.0f} ({p['p10']:.0f}, {p['p90']:.0f})",
         "answers above the default tolerance": f"{summary['above_default_tolerance']:,}",
+        "answers with an infinite bound": f"{summary['unbounded_answers']:,}",
         "tasks refused as outside their domain": f"{summary['refused_outside_domain']:,}",
     }
 
