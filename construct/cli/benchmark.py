@@ -129,7 +129,7 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
 
     expected = [closed(t) for t in tasks]
     f32 = build(np.float32)
-    f32_pairs = [(refused(lambda: (f32.predict(*t, tolerance=None), None))[0], e)
+    f32_pairs = [(refused(lambda: f32.predict(*t, tolerance=None, return_bound=True))[0], e)
                  for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
     size = net.size()
     bounds_seen = [float(np.nanmax(b)) for _, b in certified if not np.isnan(b).all()]
