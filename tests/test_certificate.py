@@ -149,3 +149,19 @@ def test_the_soundness_run_finds_no_violation(tmp_path):
     assert certify.main(["--tasks", "50", "--seed", "3", "--out", str(tmp_path / "c.json")]) == 0
     summary = json.loads((tmp_path / "c.json").read_text())["summary"]
     assert summary["violations"] == 0 and summary["answers"] > 50
+
+
+def test_long_ridge_prompts_get_a_useless_bound_not_a_wrong_one():
+    """The README's limitation, as measured: d = 8, lam = 0.1, a network for n = 24 calibrated on 64 tasks (seed
+    0), one task (seed 1). The bound of the prediction from k examples grows geometrically in k and is infinite
+    from k = 18; the answers stay within 1e-10 of the closed form and within their bounds."""
+    program = programs.ridge(8, 24, 0.1)
+    net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(8, 24, 64, seed=0)))
+    task = gaussian_tasks(8, 24, 1, seed=1)[0]
+    got, bounds = net.predict(*task, tolerance=None, return_bound=True)
+    assert bounds[0] < 1e-9 and 1e-5 < bounds[8] < 1e-4 and 1e-2 < bounds[16] < 1
+    assert np.isinf(bounds[18:]).all() and np.isfinite(bounds[:18]).all()
+    errors = exact.errors(program, *task, got)
+    assert np.all(errors <= bounds) and errors.max() < 1e-10
+    with pytest.raises(CertificateError, match="the bound is unbounded from layer"):
+        net.predict(*task, tolerance=1e9)
