@@ -144,6 +144,11 @@ def test_the_readme_depth_table_is_the_compilers():
     assert table["Theorem 2 chain (`sherman_morrison_step`)"] == ["14", *map(str, sizes(programs.sherman_morrison_step(2, 0.1)))]
     assert table["one-pass SGD, n examples"] == ["O(n)", "6n + 7", "2n + 1", "4 (n >= 2)"]
     assert table["ridge (RLS), n examples"] == ["O(n)", "12n + 5", "4n + 1", "6 (n >= 2)"]
+    text = " ".join((Path(__file__).resolve().parent.parent / "README.md").read_text().split())
+    ridge8 = {n: estimate(programs.ridge(8, n, 0.1), Bounds.for_inputs(programs.ridge(8, n, 0.1), 1.0, 1.0)).parameters
+              for n in (1, 2, 32)}
+    assert (f"Ridge at d = 8 is {ridge8[1] / 1e6:.2f}M parameters at n = 1 and {ridge8[2] / 1e6:.1f}M for any n >= 2 "
+            f"({ridge8[32] / 1e6:.2f}M at n = 32") in text
     for d in (1, 3, 8):
         for n in (2, 3, 5, 16):
             assert sizes(programs.sgd(d, n, 0.05, 0.1)) == (6 * n + 7, 2 * n + 1, 4), (d, n)
