@@ -104,7 +104,7 @@ def _manifest(net) -> dict:
         "readout": {"register": program.readout, "columns": x_columns(program.n).tolist(),
                     "meaning": "column 2k predicts y_{k+1} from examples 1..k; column 2n is the query's prediction"},
         "rows": list(net.layout.labels),
-        "program": {"name": program.name, "d": program.d, "n": program.n,
+        "program": {"name": program.name, "d": program.d, "n": program.n, "query_only": program.query_only,
                     "params": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
                                for k, v in program.params.items()}},
         "domain": {"source": net.bounds.source, "values": net.bounds.values, "floors": net.bounds.floors},
@@ -188,11 +188,16 @@ def from_pretrained(directory, attn_implementation: str = "eager", dtype=None):
 
 
 def predict(model, X, y, x_query) -> np.ndarray:
-    """The ``n + 1`` predictions of a loaded ``ICLModel`` for one task, as ``CompiledNetwork.predict`` reads them
+    """The ``k + 1`` predictions of a loaded ``ICLModel`` for a task of ``k <= n`` examples, as
+    ``CompiledNetwork.predict`` reads them
     (unchecked against the domain and uncertified: only the numpy pass of ``construct`` certifies)."""
     program = model.manifest["program"]
-    X, y, x_query = (np.asarray(a, dtype=np.float64) for a in check_task(X, y, x_query, program["d"], program["n"]))
+    X, y, x_query = (np.asarray(a, dtype=np.float64) for a in check_task(X, y, x_query, program["d"], program["n"],
+                                                                         prefix=not program["query_only"]))
     dtype = model.read_in.weight.dtype
     with torch.no_grad():
         out = model(torch.tensor(tokens(X, y, x_query), dtype=dtype)[None])[0]
-    return out.numpy().astype(np.float64)[model.manifest["readout"]["columns"]]
+    out = out.numpy().astype(np.float64)[x_columns(len(X))]
+    if program["query_only"]:  # the one-example chains predict only the query
+        out[:-1] = np.nan
+    return out

@@ -22,7 +22,6 @@ import numpy as np
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-from ..raw.prompt import x_columns
 
 _DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
 
@@ -80,7 +79,8 @@ def to_hooked_transformer(net) -> HookedTransformer:
 
 
 def run_with_cache(model: HookedTransformer, net, X, y, x_query):
-    """``(predictions, cache)``: the ``n + 1`` predictions, read at the x~ columns as ``net.predict`` reads them,
+    """``(predictions, cache)``: the ``k + 1`` predictions of a prompt of ``k <= n`` examples, read at the x~
+    columns as ``net.predict`` reads them,
     and TransformerLens' ``ActivationCache`` of the run (the task checked against ``net``'s domain on input)."""
     toks = torch.tensor(net._tokens(X, y, x_query) @ net.gpt2.read_in, dtype=model.cfg.dtype)[None]
 
@@ -89,7 +89,4 @@ def run_with_cache(model: HookedTransformer, net, X, y, x_query):
 
     with torch.no_grad(), model.hooks(fwd_hooks=[("hook_embed", read_in)]):
         logits, cache = model.run_with_cache(torch.zeros(toks.shape[:2], dtype=torch.long))
-    out = logits[0, :, 0].numpy().astype(np.float64)[x_columns(net.program.n)]
-    if net.program.query_only:
-        out[:-1] = np.nan
-    return out, cache
+    return net._read(logits[0, :, 0].numpy()), cache
