@@ -80,13 +80,19 @@ def layer_parts(w: Weights, l: int, H: np.ndarray) -> LayerParts:
                                                 w.ln_eps))
 
 
+def layer_norm(H: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float) -> tuple:
+    """``(mean, centred, sigma, normed)`` of ``LN(H)`` per token (row): ``sigma = sqrt(var + eps)`` with the biased
+    variance, ``normed = gain * centred / sigma + bias``; every pass computes it this one way."""
+    mean = H.mean(axis=-1, keepdims=True)
+    centred = H - mean
+    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + H.dtype.type(eps))
+    return mean, centred, sigma, gain * centred / sigma + bias
+
+
 def mlp_parts(X: np.ndarray, gain, bias, W1, b1, W2, b2, ln_eps: float) -> tuple:
     """The MLP half, ``X + gelu(LN(X) W1 + b1) W2 + b2``, as ``(mean, centred, sigma, normed, pre, hidden, mlp,
     out)`` (the GPT-2 block's MLP half is the same code, ``gpt2.layer_parts``)."""
-    mean = X.mean(axis=-1, keepdims=True)
-    centred = X - mean
-    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + X.dtype.type(ln_eps))
-    normed = gain * centred / sigma + bias
+    mean, centred, sigma, normed = layer_norm(X, gain, bias, ln_eps)
     pre = normed @ W1 + b1
     hidden = gelu(pre)
     mlp = hidden @ W2
@@ -153,10 +159,7 @@ def layer(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
     for rows, Wq, Wk, Wv, Wo in live.heads:
         Hr = H[:, rows]
         X = X + (causal_softmax((Hr @ Wq) @ (Hr @ Wk).T) @ (Hr @ Wv)) @ Wo
-    mean = X.mean(axis=-1, keepdims=True)
-    centred = X - mean
-    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + X.dtype.type(w.ln_eps))
-    normed = w.ln_gain[l][live.rows] * centred[:, live.rows] / sigma + w.ln_bias[l][live.rows]
+    normed = layer_norm(X, w.ln_gain[l], w.ln_bias[l], w.ln_eps)[3][:, live.rows]
     return X + gelu(normed @ live.W1 + live.b1) @ live.W2 + w.b2[l]
 
 

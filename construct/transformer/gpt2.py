@@ -34,7 +34,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .forward import LayerParts, causal_softmax, mlp_parts
+from .forward import LayerParts, causal_softmax, layer_norm, mlp_parts
 from .rounding import SAFETY, AttentionBound, gamma, nonzeros, unit_roundoff
 from .weights import DTYPES
 
@@ -139,14 +139,6 @@ class GPT2Parts(LayerParts):
     sigma1: np.ndarray = None
     centred1: np.ndarray = None
     normed1: np.ndarray = None
-
-
-def layer_norm(H: np.ndarray, gain: np.ndarray, bias: np.ndarray, eps: float):
-    """``(mean, centred, sigma, normed)`` of ``LN(H)``, computed as ``forward.mlp_parts`` computes its own."""
-    mean = H.mean(axis=-1, keepdims=True)
-    centred = H - mean
-    sigma = np.sqrt((centred * centred).mean(axis=-1, keepdims=True) + H.dtype.type(eps))
-    return mean, centred, sigma, gain * centred / sigma + bias
 
 
 def layer_parts(w: GPT2Weights, l: int, H: np.ndarray) -> GPT2Parts:
