@@ -395,7 +395,7 @@ def plan_layer(attention: list, mlp: list, ctx: Context, dirty: set[int]) -> Lay
     if mlp:
         _centre(ctx, forms)
     if ln1 != (0.0, 0.0):
-        plan.reports[len(attention):] = [gpt2.mlp_report(ins, ctx, ln1, text, error, bound)
+        plan.reports[len(attention):] = [(text, gpt2.mlp_error(ins, ctx, ln1, error, bound), bound)
                                          for ins, (text, error, bound) in zip(mlp, plan.reports[len(attention):])]
     for row, form in forms.terms.items():
         for (offset, read), coef in form.items():

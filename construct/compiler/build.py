@@ -153,7 +153,7 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
         final_scale = ctx.ln1_scale if _leaves_ln1_pads(plans[order[-1]]) else ctx.ln_scale
         constants.update(architecture="gpt2", ln1_pad=ctx.ln1_pad, ln_f_scale=final_scale, head_dim=head_dim)
         target = gpt2.to_gpt2(weights, [p.ln1_scale for p in plans], final_scale, ctx.layout.span(ZERO)[0],
-                              ctx.layout.span(program.readout)[0], head_dim)
+                              ctx.layout.span(program.readout)[0])
     mechanisms = tuple(certificate.LayerMechanism(_offsets(plans[u], shape.heads), tuple(plans[u].mechanisms),
                                                   plans[u].ln_scale, plans[u].ln1_scale if target else None)
                        for u in order)

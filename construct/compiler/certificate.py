@@ -150,7 +150,7 @@ class Certifier:
         for l, mech in enumerate(net.mechanisms):
             scales_[int(w.order[l])] = mech.attention_scale
         rebuilt = to_gpt2(w, [scales_[s] for s in range(w.stored)], net.constants["ln_f_scale"],
-                          net.layout.span(ZERO)[0], net.layout.span(net.program.readout)[0], g.head_size)
+                          net.layout.span(ZERO)[0], net.layout.span(net.program.readout)[0])
         if g.n_head != rebuilt.n_head or not all(np.array_equal(a, b) for a, b in
                                                  zip(g.arrays().values(), rebuilt.arrays().values())):
             raise ValueError("the GPT-2 weights are not the conversion of the network's layers; the certificate does "

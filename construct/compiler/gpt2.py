@@ -92,9 +92,9 @@ def attention_norm_error(ctx, after_div: bool) -> tuple[float, float]:
     return rho / 2 + 4 * u, 4 * u * mu_max
 
 
-def mlp_report(ins, ctx, ln1: tuple[float, float], text: str, error: float, bound: float) -> tuple[str, float, float]:
-    """A mul's or div's a-priori error with LN_1's cost on what its MLP reads: the operands (copied to scratch or
-    read in place) and the zeroed output, each off by ``ln1``; a product of two such operands by the sum."""
+def mlp_error(ins, ctx, ln1: tuple[float, float], error: float, bound: float) -> float:
+    """A mul's or div's a-priori ``error`` with LN_1's cost on what its MLP reads: the operands (copied to scratch
+    or read in place) and the zeroed output, each off by ``ln1``; a product of two such operands by the sum."""
     relative, absolute = ln1
     if isinstance(ins, Mul):
         q = ins.shape[1]
@@ -103,7 +103,7 @@ def mlp_report(ins, ctx, ln1: tuple[float, float], text: str, error: float, boun
     else:  # num / |den|: both read after attention, the divisor through its pads
         floor = ctx.floors[ins.den]
         extra = 2 * relative * bound + absolute * (1 + (1 + bound) / floor)
-    return text, error + extra, bound
+    return error + extra
 
 
 def _compensated(W: np.ndarray, zero: int) -> np.ndarray:
@@ -115,17 +115,17 @@ def _compensated(W: np.ndarray, zero: int) -> np.ndarray:
     return out
 
 
-def to_gpt2(w: Weights, attention_scales, final_scale: float, zero: int, readout: int,
-            head_dim: int) -> GPT2Weights:
+def to_gpt2(w: Weights, attention_scales, final_scale: float, zero: int, readout: int) -> GPT2Weights:
     """The paper-form weights ``w`` (compiled for the GPT-2 target) as GPT-2 blocks, untied along ``w.order``.
 
     ``attention_scales[s]`` is stored layer s's LN_1 scale ``M sqrt(2/D)``,
     ``final_scale`` LN_f's; ``zero`` and ``readout`` the rows of ``zero`` and
-    ``pred``; ``head_dim = D / heads``. Only the query, key and value
+    ``pred``; the heads split the width, ``head_dim = D / heads``. Only the query, key and value
     projections change (point 1 of the module docstring); everything else
     is copied.
     """
     L, (S, m, D, dh) = w.depth, w.Wq.shape
+    head_dim = D // m
     if D != m * head_dim or head_dim < dh:
         raise ValueError(f"width {D} is not {m} heads of {head_dim} (>= head size {dh}): compile for gpt2")
     dtype = w.dtype
