@@ -36,7 +36,7 @@ import numpy as np
 
 from .forward import LayerParts, causal_softmax, layer_norm, mlp_parts
 from .rounding import SAFETY, AttentionBound, gamma, nonzeros, unit_roundoff
-from .weights import DTYPES
+from .weights import DTYPES, check_prompt
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,19 +156,9 @@ def layer_parts(w: GPT2Weights, l: int, H: np.ndarray) -> GPT2Parts:
     return GPT2Parts(A, V, B, Y, X, *mlp, mean1=mean1, sigma1=sigma1, centred1=centred1, normed1=normed1)
 
 
-def check_tokens(w: GPT2Weights, tokens: np.ndarray) -> np.ndarray:
-    tokens = np.asarray(tokens)
-    if tokens.ndim != 2 or tokens.shape[-1] != w.read_in.shape[0]:
-        raise ValueError(f"tokens must have shape (T, {w.read_in.shape[0]}), got {tokens.shape}")
-    if not 1 <= tokens.shape[0] <= w.max_tokens:
-        raise ValueError(f"prompt has {tokens.shape[0]} tokens; the position table holds {w.max_tokens}")
-    if not np.all(np.isfinite(tokens)):
-        raise ValueError("tokens contain NaN or inf")
-    return tokens.astype(w.dtype)
-
-
 def embed(w: GPT2Weights, tokens: np.ndarray) -> np.ndarray:
-    tokens = check_tokens(w, tokens)
+    """The residual stream before the first block, ``tokens @ read_in + wpe[:T]``, for one checked prompt."""
+    tokens = check_prompt(tokens, w.read_in.shape[0], w.max_tokens, w.dtype, batched=False)
     return tokens @ w.read_in + w.wpe[: tokens.shape[0]]
 
 

@@ -145,11 +145,17 @@ class Weights:
 
 def check_tokens(weights: Weights, tokens: np.ndarray) -> np.ndarray:
     """Tokens as an array of the weights' dtype, ``(..., T, d+1)`` with T within the position table."""
+    return check_prompt(tokens, weights.embed.shape[0], weights.max_tokens, weights.dtype)
+
+
+def check_prompt(tokens, slots: int, max_tokens: int, dtype, batched: bool = True) -> np.ndarray:
+    """``tokens`` as an array of ``dtype``, ``(..., T, slots)`` (``(T, slots)`` unless ``batched``), finite, with
+    ``1 <= T <= max_tokens`` (the position table's rows)."""
     tokens = np.asarray(tokens)
-    if tokens.ndim < 2 or tokens.shape[-1] != weights.embed.shape[0]:
-        raise ValueError(f"tokens must have shape (..., T, {weights.embed.shape[0]}), got {tokens.shape}")
-    if not 1 <= tokens.shape[-2] <= weights.max_tokens:
-        raise ValueError(f"prompt has {tokens.shape[-2]} tokens; the position table holds {weights.max_tokens}")
+    if not (tokens.ndim >= 2 if batched else tokens.ndim == 2) or tokens.shape[-1] != slots:
+        raise ValueError(f"tokens must have shape ({'..., ' if batched else ''}T, {slots}), got {tokens.shape}")
+    if not 1 <= tokens.shape[-2] <= max_tokens:
+        raise ValueError(f"prompt has {tokens.shape[-2]} tokens; the position table holds {max_tokens}")
     if not np.all(np.isfinite(tokens)):
         raise ValueError("tokens contain NaN or inf")
-    return tokens.astype(weights.dtype)
+    return tokens.astype(dtype)
