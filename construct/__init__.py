@@ -6,8 +6,10 @@ The pipeline, one subpackage per stage, imports flowing down this list:
   encoding, the exact machine, the programs (``construct.programs``);
 * ``transformer``: a generic transformer's weights and its forward passes
   (numpy, JAX), which know nothing about programs;
-* ``compiler``: the domain, the scale constants, one layer per instruction,
-  the assembly into weights, the compiled network;
+* ``compiler``: the domain, the scale constants, the schedule of
+  instructions into layers (fused, or one per instruction), the assembly
+  into weights with repeated layers stored once, the compiled network and
+  its per-answer certificate;
 * ``export``: one file with the weights and a manifest, loaded back bit for bit;
 * ``cli``: the command line ``icl-construct``, its demo and benchmark;
 * ``runtimes``: networks compiled for GPT-2 blocks (``compile(...,

@@ -1,8 +1,9 @@
 """From a program to transformer weights: the domain, the scale constants, the layer blocks, the assembly.
 
 Pipeline: ``bounds`` (the domain a network is built for) -> ``scales`` (the
-constant of each mechanism and its error bound) -> ``blocks`` (what one
-layer does for each instruction, as logical pieces) -> ``build`` (the
+constant of each mechanism and its error bound) -> ``schedule`` (which
+instructions share a layer) -> ``blocks`` (what one layer does for its
+instructions, as logical pieces) -> ``build`` (the
 assembly into dense ``Weights``, refused beforehand by ``size`` if too large) -> ``compiled`` (the network that runs,
 guards its domain and reports its layers).
 """

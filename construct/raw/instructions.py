@@ -9,7 +9,7 @@ side. Every instruction maps ``H`` to a new ``H'``:
 * only the rows of the written register change; every other row of every
   column keeps its value;
 * the written register changes in **every** column, by the same rule. The
-  compiled layer (one transformer layer per instruction) does the same, so
+  compiled layers (one per instruction, or several instructions fused in one) do the same, so
   the exact machine and the network agree on every column, not just the
   one a theorem is about.
 
