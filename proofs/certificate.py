@@ -3,8 +3,9 @@
 
 What the certificate assumes (and these proofs do not): the floating-point
 model stated in ``construct/transformer/rounding.py`` (IEEE round to
-nearest; dot products within gamma_k of their value in any order; erf
-within 4 ulp), and that the weights are the compiler's construction (the
+nearest; dot products within gamma_k of their value in any order, except
+the MLP's, whose rounding is measured against a compensated dot product;
+erf within 4 ulp), and that the weights are the compiler's construction (the
 identities of ``proofs/layers.py``). What it then bounds is the distance of
 each answer from the exact machine's, in real arithmetic.
 """
@@ -86,3 +87,22 @@ def product_truncation_at_size():
     # 256/43008, a little above the lemma's 127/21504, which uses |p_3| <= 2^8 - 2 there
     zero(sp.simplify((ss**2 / 810).subs(ss, 2) - Rational(2, 405)), "s = 2: the tail's coefficient is 2/405")
     zero(sp.simplify((ss**2 / (2 * P**2)).subs(ss, 2) - 2 / P**2), "s = 2: z = 2/P^2")
+
+
+@proof("gelu_taylor_remainders",
+       "|gelu(p) - gelu(p - d) - gelu'(p) d| <= 0.4 d^2 and |gelu'(p) - 1/2 - sqrt(2/pi) p| <= (0.8 + 0.2 p^2)|p|^3",
+       "any p, d (the signed analysis of a product's weights and layer norm's rounding)")
+def gelu_taylor_remainders():
+    second = sp.diff(gelu(x), x, 2)
+    zero(second - phi(x) * (2 - x**2), "gelu'' = phi(x) (2 - x^2)")
+    # |gelu''| <= 2 phi(0): on |x| <= sqrt 2, phi(x) <= phi(0) and 0 <= 2 - x^2 <= 2; outside, phi(x)(x^2 - 2) has
+    # derivative phi(x) x (4 - x^2), so its largest value is at |x| = 2
+    zero(sp.diff(phi(x) * (x**2 - 2), x) - phi(x) * x * (4 - x**2), "(phi(x)(x^2 - 2))' = phi(x) x (4 - x^2)")
+    require((phi(2) * 2).evalf(30) < (2 * phi(0)).evalf(30), "phi(2) 2 < 2 phi(0)")
+    require((2 * phi(0)).evalf(30) < Rational(8, 10), "2 phi(0) < 0.8, so Lagrange's remainder is below 0.4 d^2")
+    third = sp.diff(gelu(x), x, 3)
+    zero(third - phi(x) * x * (x**2 - 4), "gelu''' = phi(x) x (x^2 - 4)")
+    zero(sp.diff(gelu(x), x).subs(x, 0) - Rational(1, 2), "gelu'(0) = 1/2")
+    zero(second.subs(x, 0) - sqrt(2 / pi), "gelu''(0) = sqrt(2/pi)")
+    # |gelu'''(t)| <= phi(0) |t| (t^2 + 4) <= 0.4 |p| (p^2 + 4) for |t| <= |p|; Lagrange: remainder <= that p^2 / 2
+    require(phi(0).evalf(30) < Rational(4, 10), "phi(0) < 0.4")

@@ -54,4 +54,5 @@ STATUS = {
     "gelu_slope_maximum": ALL,
     "bypass_mills": ALL,
     "product_truncation_at_size": ALL,
+    "gelu_taylor_remainders": ALL,
 }

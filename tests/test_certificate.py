@@ -101,7 +101,8 @@ def test_an_answer_above_the_tolerance_is_refused_with_its_bound_and_source():
 def test_the_issues_silently_wrong_answers_are_now_refused_or_within_their_bound(case):
     """Issue: ridge(d=2, n=4, lam=0.1) calibrated on inputs of size 1e3 answered 77 of 100 tasks off by more than
     1e-3 (worst 0.42); ridge at lam = 1e-6 answered 2.652 for 2.700. Now each answer is within its bound, and
-    refused when the bound is above the tolerance."""
+    refused when the bound is above the tolerance: at inputs of size 1e3 some are; at lam = 1e-6 every answer is
+    certified to the tolerance."""
     lam, scale = (0.1, 1e3) if case == "inputs of size 1e3" else (1e-6, 1.0)
     program = programs.ridge(2, 4, lam)
     net = network(program, scale=scale)
@@ -117,7 +118,7 @@ def test_the_issues_silently_wrong_answers_are_now_refused_or_within_their_bound
             continue
         errs = exact.errors(program, *task, preds)
         assert np.all(errs <= bounds) and np.all(bounds <= 1e-6 * (1 + np.abs(preds)))
-    assert refused > 0
+    assert refused > 0 if case == "inputs of size 1e3" else refused == 0
 
 
 def test_the_jax_pass_is_not_certified():
@@ -154,13 +155,13 @@ def test_the_soundness_run_finds_no_violation(tmp_path):
 def test_long_ridge_prompts_get_a_useless_bound_not_a_wrong_one():
     """The README's limitation, as measured: d = 8, lam = 0.1, a network for n = 24 calibrated on 64 tasks (seed
     0), one task (seed 1). The bound of the prediction from k examples grows geometrically in k and is infinite
-    from k = 18; the answers stay within 1e-10 of the closed form and within their bounds."""
+    from k = 21; the answers stay within 1e-10 of the closed form and within their bounds."""
     program = programs.ridge(8, 24, 0.1)
     net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(8, 24, 64, seed=0)))
     task = gaussian_tasks(8, 24, 1, seed=1)[0]
     got, bounds = net.predict(*task, tolerance=None, return_bound=True)
-    assert bounds[0] < 1e-9 and 1e-5 < bounds[8] < 1e-4 and 1e-2 < bounds[16] < 1
-    assert np.isinf(bounds[18:]).all() and np.isfinite(bounds[:18]).all()
+    assert bounds[0] < 1e-10 and 1e-7 < bounds[8] < 1e-5 and 1e-3 < bounds[16] < 1e-2
+    assert np.isinf(bounds[21:]).all() and np.isfinite(bounds[:21]).all()
     errors = exact.errors(program, *task, got)
     assert np.all(errors <= bounds) and errors.max() < 1e-10
     with pytest.raises(CertificateError, match="the bound is unbounded from layer"):

@@ -26,8 +26,9 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   (``rounding.selection``); for a product, ``|kappa^2 - 1| |a b|`` with
   ``kappa = N sqrt(2/D) / sigma`` (layer norm's actual scale), the
   Richardson truncation of lemma ``gelu_product_bound`` at the scaled
-  operands' actual size (``_truncation``), the rounding of the weights against
-  the lemma's exact coefficients and layer norm's zero-sum defect; for a
+  operands' actual size (``_truncation``), and the weights' and layer norm's
+  roundings, carried through the units signed (``_signed_terms``: one
+  product's units share them, and they cancel there); for a
   division, ``|num| |kappa - 1/|den||``, the bypass truncation
   ``phi(v_min)`` (Mills: ``v Phi(-v) <= phi(v)``) and the same weight terms.
   The identities these rely on (the units implement the lemma's formula;
@@ -52,11 +53,14 @@ from ..raw.instructions import Aff, Div, Mov, Mul
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
 from ..transformer import gpt2 as gpt2_pass
-from . import scales
+from . import deviation, scales
 from .blocks import ZERO, DivisionMechanism, ProductMechanism
 from .gpt2 import to_gpt2
 from .bounds import DomainError
 
+
+
+SQRT_2_OVER_PI = math.sqrt(2 / math.pi)  # gelu''(0); this float is within u of it
 
 
 class CertificateError(DomainError):
@@ -136,6 +140,13 @@ class Certifier:
         self._require_structure(w, layout, net.program, P)
         for u in range(w.stored):
             _require_zero_sums(w.W1[u], u)
+        self._deviations = {}
+        zero = layout.span(ZERO)[0]
+        for l, mech in enumerate(net.mechanisms):
+            u = int(w.order[l])
+            if u not in self._deviations and any(isinstance(m, ProductMechanism) for m in mech.mlp or ()):
+                self._deviations[u] = tuple(d.astype(w.W1.dtype) for d in deviation.product_deviations(
+                    w.W1[u], w.W2[u], mech.mlp, mech.ln_scale, zero, u))
         self.target = net.gpt2
         if self.target is not None:
             self._value_sums = self._require_gpt2(net)
@@ -207,11 +218,14 @@ class Certifier:
             return attention_error
         mlp = rounding.mlp(w, u, parts)
         local = attention_error + mlp.rounding
+        normed = rounding.normed_error(parts) if u in self._deviations else None
         for m in mech.mlp:
             out = list(m.out)
-            ideal = self._product(u, parts, mlp, mech, m, attention_error) if isinstance(m, ProductMechanism) \
-                else self._division(u, parts, mlp, mech, m, attention_error)
-            local[:, out] = mlp.rounding[:, out] + ideal
+            if isinstance(m, ProductMechanism):
+                local[:, out] = mlp.given_rounding[:, out] + self._product(u, parts, mlp, mech, m, attention_error,
+                                                                           normed)
+            else:
+                local[:, out] = mlp.rounding[:, out] + self._division(u, parts, mlp, mech, m, attention_error)
         return local
 
     def _gpt2_attention(self, l: int, H: np.ndarray, parts, mech: LayerMechanism, chosen: np.ndarray) -> np.ndarray:
@@ -253,37 +267,71 @@ class Certifier:
         return y, (bounds + terms + scale) * rounding.SAFETY[H.dtype]
 
     def _weights_terms(self, l: int, parts, mlp, m) -> tuple:
-        """The MLP in exact arithmetic with the actual weights, against the lemma's exact coefficients.
+        """A division's MLP in exact arithmetic with the actual weights, against the lemma's exact coefficients.
 
-        Input weights are ``N sqrt(2/D) / (S m P)`` (products) or ``N sqrt(2/D)
-        / Q`` (divisions), with ``N sqrt(2/D)`` and P powers of two: one
-        rounding each, two on the compensation row (which makes each unit's
-        weights sum to zero, checked by ``Certifier``); so the pre-activation
-        is off the lemma's by at most ``2.01 u sum_r |W1| |x_r - mean| / sigma``.
-        A product unit's output weight is ``C_m (mP)^2 S_a S_b``, ``C_m = w_m
-        sqrt(pi/2)`` rounded once (relative ``r_m``, ``scales.RICHARDSON_CONSTANTS``),
-        then two roundings; a division's is ``Q`` exactly. Returns (per unit)
-        the pre-activation gap and (per output row) the MLP's gap.
+        Input weights are ``N sqrt(2/D) / Q``, with ``N sqrt(2/D)`` a power of
+        two: one rounding each, two on the compensation row (which makes each
+        unit's weights sum to zero, checked by ``Certifier``); so the
+        pre-activation is off the lemma's by at most ``2.01 u sum_r |W1|
+        |x_r - mean| / sigma``. The output weight is ``Q`` exactly. Returns
+        (per unit) the pre-activation gap and (per output row) the MLP's gap.
         """
         u = rounding.unit_roundoff(parts.X.dtype)
         out = list(m.out)
         gap = 2.01 * u * (np.abs(parts.centred) @ np.abs(self.w.W1[l])) * (1 + u) / parts.sigma  # (T, U)
         W2 = np.abs(self.w.W2[l][:, out])
         slope = rounding.gelu_slope(np.abs(parts.pre) + mlp.pre + gap)
-        terms = (slope * gap) @ W2
-        if isinstance(m, ProductMechanism):
-            ratio = np.zeros(W2.shape[0])
-            by_multiple = {mult: r + rounding.gamma(2, u) for (mult, _), (_, r) in zip(scales.RICHARDSON,
-                                                                                       scales.RICHARDSON_CONSTANTS)}
-            ratio[: len(m.multiples)] = [by_multiple[mult] for mult in m.multiples]
-            terms = terms + ((np.abs(parts.hidden) + mlp.hidden) * ratio) @ W2
-        return gap, terms
+        return gap, (slope * gap) @ W2
+
+    def _signed_terms(self, l: int, parts, mlp, m: ProductMechanism, normed) -> np.ndarray:
+        """A product's MLP in exact arithmetic, with the actual weights on the pass's ``normed``, against the
+        lemma's: exact coefficients ``W1* = W1 - dW1``, ``W2* = W2 - dW2`` (``deviation``) on the exact ``n*``.
+
+        With ``eta = normed - n*`` (``rounding.normed_error``) each unit's
+        pre-activation moves by ``delta = normed dW1 + eta W1* + b1`` (the
+        lemma's units have no bias), so the difference is
+        ``hidden'' dW2 + sum_i W2*_i (gelu(p''_i) - gelu(p''_i - delta_i))``
+        with ``hidden'' = gelu(p'')``. Taylor: the second sum is
+        ``sum_i W2*_i gelu'(p''_i) delta_i`` within ``0.4 delta^2 |W2*|``
+        (``|gelu''| <= 2 phi(0)``), and ``gelu'(p) = 1/2 + sqrt(2/pi) p``
+        within ``(0.8 + 0.2 p^2) |p|^3`` (gelu's third derivative is
+        ``phi(x) x (x^2 - 4)``). Both sums are computed signed: the units of
+        one product share their roundings, which cancel there as the units'
+        linear parts do.
+        """
+        dtype = parts.X.dtype
+        u = rounding.unit_roundoff(dtype)
+        eta, zeta = normed
+        dW1, dW2 = self._deviations[l]
+        out = list(m.out)
+        W2, dW2 = self.w.W2[l][:, out], dW2[:, out]
+        units = np.flatnonzero(np.any(W2 != 0, axis=1))
+        W1, dW1, b1, W2, dW2 = self.w.W1[l][:, units], dW1[:, units], self.w.b1[l][units], W2[units], dW2[units]
+        n, p = parts.normed, parts.pre[:, units]
+        dpre, dhidden = mlp.given_pre[:, units], mlp.given_hidden[:, units]
+        delta = n @ dW1 + eta @ W1 + b1
+        terms1 = rounding.nonzeros(W1) + 3
+        xi = (np.abs(eta) @ np.abs(dW1) + zeta @ (np.abs(W1) + np.abs(dW1)) + 2 * u * (np.abs(n) @ np.abs(dW1))
+              + rounding.gamma(terms1, u) * (np.abs(n) @ np.abs(dW1) + np.abs(eta) @ np.abs(W1) + np.abs(b1)))
+        g = 0.5 + SQRT_2_OVER_PI * p
+        reach = np.abs(p) + dpre
+        gerr = (0.8 + 0.2 * reach**2) * reach**3 + 0.7979 * dpre + 3 * u * (np.abs(g) + SQRT_2_OVER_PI * np.abs(p))
+        gd = g * delta
+        hidden = parts.hidden[:, units]
+        estimate = hidden @ dW2 + gd @ W2
+        terms2 = rounding.nonzeros(W2) + 4  # the dot product, g delta, the sum, and dW2 rounded once
+        size = np.abs(delta) + xi
+        bound = (np.abs(estimate)
+                 + rounding.gamma(terms2, u) * (np.abs(hidden) @ np.abs(dW2) + np.abs(gd) @ np.abs(W2))
+                 + dhidden @ np.abs(dW2) + (np.minimum(np.abs(g) + gerr, rounding.GELU_LIPSCHITZ) * size) @ np.abs(dW2)
+                 + (np.abs(g) * xi + gerr * size + 0.4 * size * size) @ (np.abs(W2) + np.abs(dW2)))
+        return bound * (1 + 4 * u) * rounding.SAFETY[dtype]
 
     def _kappa(self, parts, mech) -> np.ndarray:
         """Layer norm's actual scale ``ln_scale / sigma`` (T,), and its relative rounding."""
         return mech.ln_scale / parts.sigma[:, 0]
 
-    def _product(self, l, parts, mlp, mech, m: ProductMechanism, attention_error) -> np.ndarray:
+    def _product(self, l, parts, mlp, mech, m: ProductMechanism, attention_error, normed) -> np.ndarray:
         u = rounding.unit_roundoff(parts.X.dtype)
         pairs = np.array(m.pairs)  # (outputs, q, 2)
         a, da = parts.X[:, pairs[..., 0]], attention_error[:, pairs[..., 0]]  # (T, outputs, q)
@@ -294,8 +342,7 @@ class Certifier:
         size = k * (1 + 4 * u) * (np.abs(a) / m.S_a + np.abs(b) / m.S_b)
         products = scale_gap * np.abs(a * b) + m.S_a * m.S_b * _truncation(size, m.P) + \
             (da * np.abs(b) + (np.abs(a) + da) * db) * (1 + 8 * u)
-        _, terms = self._weights_terms(l, parts, mlp, m)
-        return np.abs(parts.X[:, list(m.out)]) + products.sum(axis=2) + terms
+        return np.abs(parts.X[:, list(m.out)]) + products.sum(axis=2) + self._signed_terms(l, parts, mlp, m, normed)
 
     def _division(self, l, parts, mlp, mech, m: DivisionMechanism, attention_error) -> np.ndarray:
         """num / |den| against the operands after attention (a divisor the same layer's attention computes is
