@@ -19,3 +19,9 @@ def test_benchmark_prints_both_layouts_and_every_column():
             assert row[key] > 0, key
         assert row["max_error_float64"] < 1e-6 and row["max_error_float32"] < 1e-3
         assert row["max_bound_float64"] < 1e-6
+        assert row["max_exact_error_float64"] <= row["max_bound_float64"]
+        assert row["median_bound_float64"] <= row["max_bound_float64"] and row["median_bound_over_error"] >= 1
+    assert paper["refusal"] is None
+    for s in ("1", "2", "4"):  # ridge at lam = 0.1 on the box for x ~ N(0, s^2 I): compiled, every task counted
+        r = fused["refusal"][s]
+        assert r["tasks"] == 5 and r["refused"] == (r["outside_box"] + r["bound_above_tolerance"]) / 5

@@ -24,6 +24,15 @@ calibration + weight assembly; numpy = the reference pass
 (``forward.forward``, each layer on its live parts) per task; dense = the
 same pass with every product dense, as round 1 ran it; certified = ``predict`` with its bound per
 task; JAX on a batch of 64 after one warm-up call.
+
+Certificates: over the certified answers (every prefix of the 3 tasks),
+the median and largest bound, the largest error against the exact answer
+(``construct.exact``, 50 digits) and the median of bound / error. Refusal
+(fused layout): the network compiled for the input box ``|x_i| <= 4s``,
+``|x| <= 2s sqrt(d)``, ``|y| <= 4s sqrt(d)`` (no sample tasks), then
+``predict`` at the default tolerance on 5 tasks with x ~ N(0, s^2 I),
+for s in 1, 2, 4: how many are outside the box, how many have a bound
+above the tolerance; or why the box is refused at compile time.
 """
 
 from __future__ import annotations
@@ -38,8 +47,9 @@ import time
 
 import numpy as np
 
-from .. import reference
+from .. import exact, reference
 from ..compiler import Bounds, DomainError, compile
+from ..compiler.certificate import CertificateError
 from ..compiler.size import DEFAULT_MAX_BYTES
 from ..raw import programs
 from ..raw.prompt import tokens as prompt_tokens
@@ -48,6 +58,7 @@ from ..transformer import forward
 from . import budget
 
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
+REFUSAL_SCALES, REFUSAL_TASKS = (1, 2, 4), 5
 
 PROGRAMS = {"sgd": lambda d, n: programs.sgd(d, n, ALPHA, LAM), "ridge": lambda d, n: programs.ridge(d, n, LAM)}
 CLOSED_FORMS = {"sgd": lambda task: reference.sgd_one_pass(*task, ALPHA, LAM),
@@ -86,6 +97,28 @@ def _dense(w, prompt: np.ndarray) -> np.ndarray:
     for l in w.order:
         H = forward.layer_parts(w, l, H).out
     return H @ w.readout
+
+
+def refusals(program, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
+    """Per scale s: the network for the box of x ~ N(0, s^2 I) (module docstring), and what ``predict`` refuses."""
+    out = {}
+    for s in REFUSAL_SCALES:
+        try:
+            net = compile(program, x_max=4 * s, y_max=4 * s * d**0.5, x_norm=2 * s * d**0.5, max_bytes=max_bytes)
+        except ValueError as e:
+            out[str(s)] = {"compile_refused": str(e)}
+            continue
+        counts = {"tasks": REFUSAL_TASKS, "outside_box": 0, "bound_above_tolerance": 0}
+        for X, y, q in gaussian_tasks(d, n, REFUSAL_TASKS, seed=2):
+            try:
+                net.predict(X * s, y * s, q * s)
+            except CertificateError:
+                counts["bound_above_tolerance"] += 1
+            except DomainError:
+                counts["outside_box"] += 1
+        counts["refused"] = (counts["outside_box"] + counts["bound_above_tolerance"]) / REFUSAL_TASKS
+        out[str(s)] = counts
+    return out
 
 
 def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
@@ -133,6 +166,10 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
                  for t, e in zip(tasks[:FLOAT32_TASKS], expected)]
     size = net.size()
     bounds_seen = [float(np.nanmax(b)) for _, b in certified if not np.isnan(b).all()]
+    answered = [(exact.errors(program, *t, p), b) for t, (p, b) in zip(tasks, certified) if not np.isnan(p).all()]
+    errors = np.concatenate([e[~np.isnan(e)] for e, _ in answered] or [np.array([])])
+    bounds_all = np.concatenate([b[~np.isnan(e)] for e, b in answered] or [np.array([])])
+    measured = (errors > 0) & np.isfinite(bounds_all)
     return {
         "algo": algo, "d": d, "n": n, "layout": layout, "layers": size["layers"], "stored": size["stored_layers"],
         "D": size["residual_width"], "mlp_width": size["mlp_width"], "heads": size["heads"],
@@ -142,6 +179,11 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
         "jax_s_per_task": jax_s, "jax_jit_s": jit_s,
         "max_error_float64": worst(list(zip(jax_preds, expected)) + [(p, e) for (p, _), e in zip(certified, expected)]),
         "max_bound_float64": max(bounds_seen, default=float("nan")),
+        "median_bound_float64": float(np.median(bounds_all)) if bounds_all.size else float("nan"),
+        "max_exact_error_float64": float(errors.max()) if errors.size else float("nan"),
+        "median_bound_over_error": float(np.median(bounds_all[measured] / errors[measured])) if measured.any()
+        else float("nan"),
+        "refusal": refusals(program, d, n, max_bytes) if layout == "fused" else None,
         "max_error_float32": worst(f32_pairs),
         "outside": int(np.isnan(jax_preds).all(axis=1).sum()),
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -188,6 +230,15 @@ def table(results: list[dict]) -> str:
                      f"{x['dense_s_per_task']:.1f}x; round 1's dense pass on the paper layout over the fused "
                      f"network's pass: {x['round_1_pass']:.1f}x), certified time {x['certified_s_per_task']:.1f}x, "
                      f"JAX time {x['jax_s_per_task']:.1f}x")
+        f = c["fused"]
+        lines.append(f"{'':<14}fused certificates: bound median {f['median_bound_float64']:.1e}, worst "
+                     f"{f['max_bound_float64']:.1e}; error (exact) worst {f['max_exact_error_float64']:.1e}; "
+                     f"bound / error median {f['median_bound_over_error']:.0f}")
+        lines.append(f"{'':<14}refused at x ~ N(0, s^2 I), box domain: " + "; ".join(
+            f"s = {s}: " + (f"box refused at compile time ({r['compile_refused'].split(':')[0]})"
+                            if "compile_refused" in r else
+                            f"{r['refused']:.0%} ({r['outside_box']} outside the box, {r['bound_above_tolerance']} "
+                            f"bound above tolerance, of {r['tasks']})") for s, r in f["refusal"].items()))
     lines.append("CPU seconds per task, one BLAS thread (jax: on a batch of 64); numpy: the pass on each layer's "
                  "live parts; dense: every product dense, as round 1 ran it; errors relative, every prefix; "
                  "bound: the largest certified bound (numpy, 3 tasks).")
