@@ -305,7 +305,7 @@ class Certifier:
         dW1, dW2 = self._deviations[l]
         out = list(m.out)
         W2, dW2 = self.w.W2[l][:, out], dW2[:, out]
-        units = np.flatnonzero(np.any(W2 != 0, axis=1))
+        units = np.flatnonzero(np.any(W2 != 0, axis=1) | np.any(dW2 != 0, axis=1))  # a weight may underflow to 0
         W1, dW1, b1, W2, dW2 = self.w.W1[l][:, units], dW1[:, units], self.w.b1[l][units], W2[units], dW2[units]
         n, p = parts.normed, parts.pre[:, units]
         dpre, dhidden = mlp.given_pre[:, units], mlp.given_hidden[:, units]

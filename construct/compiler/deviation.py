@@ -1,23 +1,30 @@
 """How far a product layer's floating-point weights are from the lemma's exact coefficients: signed, exactly.
 
-A product unit of Richardson multiple m reads each operand row with weight
-``k ln_scale / (S m P)`` (S the operand's bound; k = 1, or 2 where a
-square's two operands are one entry), the zero row with minus the sum of
-those, and writes each output with ``k C_m (mP)^2 S_a S_b``, ``C_m = w_m
-sqrt(pi/2)`` (``blocks._products``). The stored weights are these rounded.
-The certificate needs the signed differences, not their sizes: the units of
-one product share their roundings (the same operand weight, the same output
-weight), so the roundings cancel between units the way the units' linear
-parts do (lemma ``gelu_product_bound``); bounded unit by unit, each would be
-amplified by the output weight, which is large.
+Lemma ``gelu_product_bound``'s units, for each product ``A_ij B_jk`` of a
+mechanism (``blocks.ProductMechanism``) and each Richardson multiple m
+(``s = m P``): three units reading ``a / (S_a s) + b / (S_b s)``, ``a /
+(S_a s)`` and ``b / (S_b s)`` (layer norm's scale ``ln_scale`` folded into
+the input weights, the zero row weighted minus their sum so that the mean
+drops out), written to the output with ``+C_m s^2 S_a S_b``, ``-C_m s^2 S_a
+S_b``, ``-C_m s^2 S_a S_b``, ``C_m = w_m sqrt(pi/2)`` (``blocks._products``).
+The compiler shares a unit between products and scales whose inputs are the
+same, so a stored unit's output weight is a sum of such terms.
 
-The coefficients are recovered from the weights and the mechanisms, and a
-weight that is not within a few roundings of one of them is refused: then
-the layer is not the lemma's, and the certificate does not apply.
+The stored weights are these coefficients rounded. The certificate needs the
+signed differences, not their sizes: the units of one product share their
+roundings, so the roundings cancel between units the way the units' linear
+parts do, where bounded unit by unit each would be amplified by the output
+weight, which is large. Here the exact coefficients are built from the
+mechanisms (exact rationals for the input weights, 40 digits for ``C_m``),
+each intended unit is found among the stored ones by its input weights
+(within a few roundings), and ``W - W*`` is returned for every unit. A unit
+the lemma needs and the layer lacks is refused: the certificate then does
+not apply.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from fractions import Fraction
 
 import mpmath
@@ -26,51 +33,60 @@ import numpy as np
 from . import scales
 from .blocks import ProductMechanism
 
-ROUNDINGS = 4  # a weight may be this many units of roundoff from its coefficient (two roundings and the sum)
+ROUNDINGS = 4  # an input weight may be this many units of roundoff from its coefficient (two roundings, one sum)
 
 
 def product_deviations(W1: np.ndarray, W2: np.ndarray, mechanisms, ln_scale: float, zero_row: int,
                        layer: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(W1 - W1*, W2 - W2*)`` in float64 (each entry the exact difference rounded once), for one stored product
-    layer's weights ``W1`` (D, U) and ``W2`` (U, D); zero outside the units that write a product's outputs."""
+    """``(W1 - W1*, W2 - W2*)`` in float64 (each entry the exact difference rounded once) for one stored product
+    layer's ``W1`` (D, U) and ``W2`` (U, D), ``W*`` the lemma's exact coefficients."""
     u = float(np.finfo(W1.dtype).eps) / 2
-    dW1, dW2 = np.zeros(W1.shape), np.zeros(W2.shape)
-    owner = {o: m for m in mechanisms if isinstance(m, ProductMechanism) for o in m.out}
     with mpmath.workdps(40):
-        constants = {m: mpmath.mpf(a) / b * mpmath.sqrt(mpmath.pi / 2) for m, (a, b) in
-                     scales.RICHARDSON_FRACTIONS.items()}
-        for i in range(W2.shape[0]):
-            outputs = [o for o in np.flatnonzero(W2[i]) if int(o) in owner]
-            if not outputs:
-                continue
-            mech = owner[int(outputs[0])]
-            multiple = mech.multiples[i]
-            scale = Fraction(ln_scale) / (multiple * Fraction(mech.P))
-            candidates = [k * scale / Fraction(S) for S in {mech.S_a, mech.S_b} for k in (1, 2)]
-            total = Fraction(0)
-            for r in np.flatnonzero(W1[:, i]):
-                if r == zero_row:
-                    continue
-                value = Fraction(float(W1[r, i]))
-                c = min(candidates, key=lambda c: abs(value - c))
-                _require(abs(value - c) <= ROUNDINGS * u * c, layer, f"unit {i}, input row {r}")
-                dW1[r, i] = float(value - c)
-                total += c
-            value = Fraction(float(W1[zero_row, i]))
-            _require(abs(value + total) <= ROUNDINGS * u * total, layer, f"unit {i}, zero row")
-            dW1[zero_row, i] = float(value + total)
-            for o in outputs:
-                m = owner[int(o)]
-                unit = constants[multiple] * (multiple * m.P) ** 2 * mpmath.mpf(m.S_a) * mpmath.mpf(m.S_b)
-                value = mpmath.mpf(float(W2[i, o]))
-                k = int(mpmath.nint(value / unit))
-                _require(k != 0 and abs(value - k * unit) <= ROUNDINGS * u * abs(value), layer,
-                         f"unit {i}, output row {o}")
-                dW2[i, o] = float(value - k * unit)
+        intended = _intended_units([m for m in mechanisms if isinstance(m, ProductMechanism)], ln_scale)
+        stored = defaultdict(list)  # the stored units by the rows they read (the zero row aside)
+        for i in range(W1.shape[1]):
+            rows = tuple(int(r) for r in np.flatnonzero(W1[:, i]) if r != zero_row)
+            stored[rows].append(i)
+        exact_W1 = {}  # stored unit -> its intended input weights
+        exact_W2 = defaultdict(lambda: mpmath.mpf(0))
+        for inputs, outputs in intended.items():
+            rows = tuple(r for r, _ in inputs)
+            match = [i for i in stored.get(rows, []) if all(abs(Fraction(float(W1[r, i])) - c) <= ROUNDINGS * u * c
+                                                             for r, c in inputs)]
+            if not match:
+                raise ValueError(f"stored layer {layer + 1}: no unit reads rows {list(rows)} with the lemma's "
+                                 "weights, so the product analysis does not apply")
+            i = match[0]
+            if exact_W1.setdefault(i, inputs) != inputs:
+                raise ValueError(f"stored layer {layer + 1}, unit {i}: two of the lemma's units match it")
+            for o, weight in outputs.items():
+                exact_W2[i, o] += weight
+        dW1, dW2 = W1.astype(np.float64), W2.astype(np.float64)  # units the lemma does not have: W* = 0
+        for i, inputs in exact_W1.items():
+            for r, c in inputs:
+                dW1[r, i] = float(Fraction(float(W1[r, i])) - c)
+            dW1[zero_row, i] = float(Fraction(float(W1[zero_row, i])) + sum(c for _, c in inputs))
+        for (i, o), weight in exact_W2.items():
+            dW2[i, o] = float(mpmath.mpf(float(W2[i, o])) - weight)
     return dW1, dW2
 
 
-def _require(ok: bool, layer: int, where: str) -> None:
-    if not ok:
-        raise ValueError(f"stored layer {layer + 1}, {where}: the weight is not a lemma coefficient rounded, so the "
-                         "product analysis does not apply")
+def _intended_units(mechanisms: list[ProductMechanism], ln_scale: float) -> dict:
+    """The lemma's units: their input weights ``((row, exact coefficient), ...)`` -> ``{output row: weight}``."""
+    constants = {m: mpmath.mpf(a) / b * mpmath.sqrt(mpmath.pi / 2) for m, (a, b) in
+                 scales.RICHARDSON_FRACTIONS.items()}
+    units = defaultdict(lambda: defaultdict(lambda: mpmath.mpf(0)))
+    for mech in mechanisms:
+        for multiple, _ in scales.RICHARDSON:
+            s = Fraction(multiple) * Fraction(mech.P)
+            wa, wb = Fraction(ln_scale) / (Fraction(mech.S_a) * s), Fraction(ln_scale) / (Fraction(mech.S_b) * s)
+            weight = constants[multiple] * mpmath.mpf(multiple * mech.P) ** 2 * mpmath.mpf(mech.S_a) \
+                * mpmath.mpf(mech.S_b)
+            for o, pairs in zip(mech.out, mech.pairs):
+                for ra, rb in pairs:
+                    both = defaultdict(Fraction)
+                    both[ra] += wa
+                    both[rb] += wb
+                    for inputs, sign in ((both, 1), ({ra: wa}, -1), ({rb: wb}, -1)):
+                        units[tuple(sorted(inputs.items()))][o] += sign * weight
+    return units
