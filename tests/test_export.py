@@ -477,22 +477,75 @@ def test_a_consistent_rewrite_with_other_bounds_is_that_network(saved, small):
     assert got.bounds == wider and np.array_equal(got.weights.W1, other.weights.W1)
 
 
-def test_files_of_an_older_compiler_are_refused_with_how_to_reexport(saved):
-    """Files of format version 1 (revisions 1 to 3: no layer order, one instruction per layer) and of older
-    revisions: the compiler that wrote them is gone, so their weights cannot be rebuilt and vouched for."""
+def test_version_2_files_of_an_older_compiler_are_refused_with_how_to_reexport(saved):
+    """A version-2 file names the compiler revision that wrote it; another revision's weights cannot be rebuilt
+    and vouched for."""
     from construct.compiler.build import REVISION
 
     manifest, arrays = _members(saved)
-    del manifest["compiler"]
+    manifest["compiler"]["revision"] = REVISION - 1
     _write(saved, manifest, arrays)
-    with pytest.raises(WeightsFileError, match=rf"written by compiler revision 1; this library compiles revision "
-                                              rf"{REVISION} .*Re-export it .*construct.save\(construct.compile\("
-                                              r"program, bounds\)"):
+    with pytest.raises(WeightsFileError, match=rf"written by compiler revision {REVISION - 1}; this library compiles "
+                                              rf"revision {REVISION} .*Re-export it .*construct.save\(construct."
+                                              r"compile\(program, bounds\)"):
         load(saved)
-    written = Path(__file__).parent / "data" / "sgd_version1.npz"  # saved by revision 2 (commit f4b57f5)
-    with pytest.raises(WeightsFileError, match=r"format version 1 is not supported \(this library reads version 2"
-                                              r"\); re-export it .*construct.save\(construct.compile\("):
-        load(written)
+
+
+def test_a_version_1_file_loads_as_the_unfused_network_with_every_layer_stored():
+    """A real version-1 file (no layer order, one instruction per layer), written by compiler revision 2 at
+    commit f4b57f5: its arrays are today's fuse=False network untied, bit for bit, and it loads as that."""
+    from construct import exact
+
+    written = Path(__file__).parent / "data" / "sgd_version1.npz"
+    got = load(written)
+    manifest, arrays = _members(written)
+    assert manifest["version"] == 1 and manifest["compiler"]["revision"] == 2 and "order" not in arrays
+    assert got.weights.stored == len(got.weights.order) == arrays["W1"].shape[0] == got.program.depth
+    for name, a in arrays.items():
+        assert np.array_equal(getattr(got.weights, name), a), name
+    rebuilt = construct.compile(got.program, got.bounds, fuse=False)
+    assert np.array_equal(rebuilt.weights.untied().W2, got.weights.W2)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(got.program.n, got.program.d))
+    task = (X, X @ rng.normal(size=got.program.d), rng.normal(size=got.program.d))
+    preds, bounds = got.predict(*task, return_bound=True)
+    assert np.all(exact.errors(got.program, *task, preds) <= bounds)
+
+
+def _as_version_1(net, path, revision=3):
+    """``net`` (compiled with fuse=False) written as format version 1 wrote it: every layer stored, no order."""
+    save(net, path)
+    manifest, arrays = _members(path)
+    untied = net.weights.untied().arrays()
+    arrays = {name: untied[name] for name in arrays if name != "order"}
+    manifest["version"], manifest["compiler"] = 1, {"revision": revision}
+    manifest["arrays"] = {name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": _sha(a)}
+                          for name, a in arrays.items()}
+    return manifest, arrays
+
+
+def test_version_1_files_that_do_not_rebuild_are_refused_with_how_to_reexport(tmp_path):
+    """Revision 3 changed ridge to the RLS form, so a version-1 ridge file (the normal equations) has other arrays
+    than today's ridge: refused, saying why; so is any version-1 file whose arrays differ from the rebuild."""
+    program = construct.programs.ridge(2, 2, 0.1)
+    net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(2, 2, 16)), fuse=False)
+    path = tmp_path / "ridge.npz"
+    manifest, arrays = _as_version_1(net, path)
+    _write(path, manifest, arrays)
+    assert np.array_equal(load(path).weights.W1, net.weights.untied().W1)  # the same arrays load
+    arrays["W2"] = arrays["W2"].copy()
+    arrays["W2"][0, 0, 0] += 1.0
+    manifest["arrays"]["W2"]["sha256"] = _sha(arrays["W2"])
+    _write(path, manifest, arrays)
+    with pytest.raises(WeightsFileError, match=r"format-version-1 file written by compiler revision 3, whose array "
+                                              r"'W2' is not what this library compiles .*\(revision 3 changed ridge "
+                                              r"to the recursive-least-squares form\).*Re-export it"):
+        load(path)
+    manifest["compiler"] = {"revision": 4}
+    _write(path, manifest, arrays)
+    with pytest.raises(WeightsFileError, match=r"format version 1 was written by compiler revisions \[1, 2, 3\], "
+                                              r"not 4"):
+        load(path)
 
 
 def test_a_file_rebuilds_with_its_own_scale_constants(saved, small, monkeypatch):

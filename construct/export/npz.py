@@ -39,13 +39,23 @@ bounds and dtype and requires the file to equal it, array for array and
 field for field, so an edited manifest cannot change what the loaded
 network claims or predicts; everything else wrong with a file (damaged,
 hostile or oversized archives, other versions, older compiler revisions)
-is refused with a ``WeightsFileError`` naming the part. A missing file is
+is refused with a ``WeightsFileError`` naming the part.
+
+Version 1 (compiler revisions 1 to 3) had no ``order``: one layer per
+instruction, every layer stored. Such a file loads if its arrays are, bit
+for bit, today's network compiled with ``fuse=False`` and untied (the
+returned network has those weights); its manifest is then only read for
+the program, bounds, dtype and constants, since the rest describes the
+network in the old compiler's words. Revision 3 changed the ridge program
+to the recursive-least-squares form, so version-1 ridge files (the normal
+equations) do not rebuild and are refused with how to re-export them. A missing file is
 a ``FileNotFoundError``. Files are written to a temporary name and renamed,
 so an interrupted ``save`` leaves no half-written file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -70,6 +80,7 @@ from ..raw.registers import Layout, Register
 from ..transformer.weights import Weights
 
 FORMAT, VERSION, MANIFEST = "icl-construct weights", 2, "manifest.json"
+OLD_VERSION, OLD_REVISIONS = 1, (1, 2, 3)  # the previous format, and the compiler revisions that wrote it
 
 # The layer exactly as transformer/weights.py's docstring states it (a test keeps them equal), then what it leaves implicit.
 EQUATIONS = (
@@ -297,38 +308,65 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                 from None
         with archive:
             stated = _read_manifest(path, archive, _members(path, archive, check_arrays=False))
-            members = _members(path, archive)
-            declared, dtype = _declared_arrays(path, stated, members, max_bytes)
+            old = _same(stated["version"], OLD_VERSION)
+            names = [name for name in ARRAY_MEANINGS if not (old and name == "order")]
+            members = _members(path, archive, arrays=names)
+            declared, dtype = _declared_arrays(path, stated, members, max_bytes, names)
             program, bounds, constants = _rebuild_inputs(path, stated, declared, dtype)
-            fuse = stated["compiler"].get("fused") if isinstance(stated.get("compiler"), dict) else None
+            fuse = False if old else stated["compiler"].get("fused") if isinstance(stated.get("compiler"), dict) \
+                else None
             if not isinstance(fuse, bool):
                 raise WeightsFileError(f"{path}: the manifest's compiler.fused is {fuse!r}, not true or false")
             try:
                 shape = estimate(program, bounds, dtype, fuse=fuse)
             except ValueError as err:
                 raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
-            for name, want in shape.array_shapes().items():
+            shapes = shape.array_shapes()
+            if old:  # every layer stored
+                shapes = {name: (shape.applied, *s[1:]) if s and name not in ("embed", "positions", "readout")
+                          else s for name, s in shapes.items() if name != "order"}
+            for name, want in shapes.items():
                 if declared[name] != want:
                     raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
                                            f"{list(declared[name])}; its program gives {list(want)}")
             arrays = _read_arrays(path, archive, members, declared, np.dtype(dtype))
     net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
+    if old:
+        return _version_1(path, net, arrays, stated)
     _require_same(path, net, arrays, stated)
     return net
+
+
+def _version_1(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray], stated: dict) -> CompiledNetwork:
+    """A version-1 file is loaded as the unfused network with every layer stored, if its arrays are that."""
+    _require_hashes(path, arrays, stated)
+    untied = net.weights.untied()
+    for name, a in arrays.items():
+        if not np.array_equal(a, getattr(untied, name)):
+            revision = _field(stated, "compiler", "revision") if isinstance(stated.get("compiler"), dict) else 1
+            why = (" (revision 3 changed ridge to the recursive-least-squares form)"
+                   if net.program.name == "ridge" else "")
+            raise WeightsFileError(
+                f"{path}: a format-version-1 file written by compiler revision {revision}, whose array {name!r} is "
+                f"not what this library compiles for its program, bounds and dtype{why}; it cannot be vouched for. "
+                "Re-export it from its program and domain: construct.save(construct.compile(program, bounds), "
+                "path), or icl-construct export")
+    return dataclasses.replace(net, weights=untied)
 
 
 def _why(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
 
 
-def _members(path: Path, archive: zipfile.ZipFile, check_arrays: bool = True) -> dict[str, zipfile.ZipInfo]:
-    """The archive's members by name: exactly the manifest and the format's arrays, plain or deflated.
+def _members(path: Path, archive: zipfile.ZipFile, check_arrays: bool = True,
+             arrays=tuple(ARRAY_MEANINGS)) -> dict[str, zipfile.ZipInfo]:
+    """The archive's members by name: exactly the manifest and the ``arrays``, plain or deflated.
 
     With ``check_arrays`` false only the manifest must be there (so that a file of another format version is
     refused for its version, not for the arrays that version has)."""
     infos = archive.infolist()
     names = [info.filename for info in infos]
-    expected = {MANIFEST} | {f"{name}.npy" for name in ARRAY_MEANINGS}
+    expected = {MANIFEST} | {f"{name}.npy" for name in arrays}
     if MANIFEST not in names:
         raise WeightsFileError(f"{path}: no {MANIFEST} in the archive; not an icl-construct weights file")
     duplicated = sorted({n for n in names if names.count(n) > 1})
@@ -386,14 +424,18 @@ def _read_manifest(path: Path, archive: zipfile.ZipFile, members: dict) -> dict:
         raise WeightsFileError(f"{path}: {MANIFEST} does not declare format {FORMAT!r}")
     if "version" not in stated:
         raise WeightsFileError(f"{path}: {MANIFEST} has no format version")
-    if not _same(stated["version"], VERSION):
+    if not (_same(stated["version"], VERSION) or _same(stated["version"], OLD_VERSION)):
         raise WeightsFileError(f"{path}: format version {stated['version']!r} is not supported "
-                               f"(this library reads version {VERSION}); re-export it from its program and "
-                               "domain: construct.save(construct.compile(program, bounds), path), "
+                               f"(this library reads versions {OLD_VERSION} and {VERSION}); re-export it from its "
+                               "program and domain: construct.save(construct.compile(program, bounds), path), "
                                "or icl-construct export")
     revision = stated.get("compiler", {"revision": 1})
     revision = revision.get("revision") if isinstance(revision, dict) else revision
-    if not _same(revision, REVISION):
+    if _same(stated["version"], OLD_VERSION):
+        if not any(_same(revision, r) for r in OLD_REVISIONS):
+            raise WeightsFileError(f"{path}: format version {OLD_VERSION} was written by compiler revisions "
+                                   f"{list(OLD_REVISIONS)}, not {revision!r}; the manifest is inconsistent")
+    elif not _same(revision, REVISION):
         raise WeightsFileError(
             f"{path}: written by compiler revision {revision!r}; this library compiles revision {REVISION} and "
             "can only vouch for a file it rebuilds exactly. Re-export it from its program and domain: "
@@ -439,7 +481,8 @@ def _rebuild_inputs(path: Path, stated: dict, declared: dict, dtype: str):
             program = _custom_program(spec)
         else:
             raise ValueError(f"program.source is {source!r}, not 'construct.programs' or 'custom'")
-        depth, stored = declared["order"][0], declared["Wq"][0]
+        stored = declared["Wq"][0]
+        depth = declared["order"][0] if "order" in declared else stored  # version 1: every layer stored
         if program.width > declared["readout"][0] or not stored <= depth <= program.depth:
             raise ValueError(f"the program has width {program.width} and {program.depth} instructions; the declared "
                              f"arrays have width {declared['readout'][0]}, {stored} stored layers and depth {depth}")
@@ -537,7 +580,7 @@ def _numeric(value) -> np.ndarray:
     return np.array(value, dtype=np.float64)
 
 
-def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes) -> tuple[dict, str]:
+def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes, names) -> tuple[dict, str]:
     """The arrays' shapes as the manifest declares them, checked against the zip entries and ``max_bytes``.
 
     Everything the loader builds before reading the arrays (the program,
@@ -547,10 +590,10 @@ def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes) -> tupl
     if dtype not in ("float64", "float32"):
         raise WeightsFileError(f"{path}: the manifest's dtype is {dtype!r}, not 'float64' or 'float32'")
     spec = stated.get("arrays")
-    if not isinstance(spec, dict) or set(spec) != set(ARRAY_MEANINGS):
-        raise WeightsFileError(f"{path}: the manifest's array list differs from the format's {sorted(ARRAY_MEANINGS)}")
+    if not isinstance(spec, dict) or set(spec) != set(names):
+        raise WeightsFileError(f"{path}: the manifest's array list differs from the format's {sorted(names)}")
     declared, total = {}, 0
-    for name in ARRAY_MEANINGS:
+    for name in names:
         item = _array_dtype(name, dtype).itemsize
         entry = spec[name]
         shape = entry.get("shape") if isinstance(entry, dict) else None
@@ -577,7 +620,7 @@ def _read_arrays(path: Path, archive: zipfile.ZipFile, members: dict, shapes: di
                  dtype: np.dtype) -> dict[str, np.ndarray]:
     """Every array, each checked (zip size, .npy header, then CRC and finiteness) against ``shapes``."""
     arrays = {}
-    for name in ARRAY_MEANINGS:
+    for name in shapes:
         shape, item = shapes[name], _array_dtype(name, dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * item.itemsize
         data = _read_member(path, archive, members[f"{name}.npy"], MAX_HEADER_BYTES + nbytes)
@@ -624,10 +667,7 @@ def _same(a, b) -> bool:
 
 def _require_same(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray], stated: dict) -> None:
     """The file must be exactly what this compiler writes for its program and domain."""
-    for name, a in arrays.items():
-        if _sha256(a) != stated["arrays"][name].get("sha256"):
-            raise WeightsFileError(f"{path}: array {name!r} does not match its sha256 in the manifest "
-                                   "(altered, or the manifest comes from another export)")
+    _require_hashes(path, arrays, stated)
     for name, rebuilt in net.weights.arrays().items():
         if not np.array_equal(arrays[name], rebuilt):
             where = tuple(int(i) for i in np.argwhere(arrays[name] != rebuilt)[0])
@@ -642,6 +682,13 @@ def _require_same(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray
         where, got, expected = _first_difference(stated, want)
         raise WeightsFileError(f"{path}: the manifest's {where or 'top level'} is {got!r}; the network its program "
                                f"and domain describe has {expected!r} (edited, or inconsistent)")
+
+
+def _require_hashes(path: Path, arrays: dict[str, np.ndarray], stated: dict) -> None:
+    for name, a in arrays.items():
+        if _sha256(a) != stated["arrays"][name].get("sha256"):
+            raise WeightsFileError(f"{path}: array {name!r} does not match its sha256 in the manifest "
+                                   "(altered, or the manifest comes from another export)")
 
 
 def _first_difference(got, want, where: str = ""):
