@@ -512,6 +512,18 @@ def test_a_version_1_file_loads_as_the_unfused_network_with_every_layer_stored()
     assert np.all(exact.errors(got.program, *task, preds) <= bounds)
 
 
+def test_real_version_1_chain_files_load_or_are_refused_with_how_to_reexport():
+    """Files written by revision 2 (commit f4b57f5): the Theorem 1 chain rebuilds bit for bit and loads; the
+    Theorem 2 chain compiles to a narrower residual stream today, so it is refused, saying so."""
+    data = Path(__file__).parent / "data"
+    step = load(data / "sgd_step_version1.npz")
+    assert step.program.name == "sgd_step" and step.weights.stored == step.program.depth
+    with pytest.raises(WeightsFileError, match=r"format-version-1 file written by compiler revision 2, whose array "
+                                              r"'embed' has shape \[3, 41\], where this library compiles \[3, 39\]"
+                                              r".*Re-export it"):
+        load(data / "sherman_morrison_step_version1.npz")
+
+
 def _as_version_1(net, path, revision=3):
     """``net`` (compiled with fuse=False) written as format version 1 wrote it: every layer stored, no order."""
     save(net, path)

@@ -326,6 +326,9 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                 shapes = {name: (shape.applied, *s[1:]) if s and name not in ("embed", "positions", "readout")
                           else s for name, s in shapes.items() if name != "order"}
             for name, want in shapes.items():
+                if declared[name] != want and old:
+                    raise _not_rebuilt(path, stated, program, f"array {name!r} has shape {list(declared[name])}, "
+                                                              f"where this library compiles {list(want)}")
                 if declared[name] != want:
                     raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
                                            f"{list(declared[name])}; its program gives {list(want)}")
@@ -343,15 +346,17 @@ def _version_1(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray], 
     untied = net.weights.untied()
     for name, a in arrays.items():
         if not np.array_equal(a, getattr(untied, name)):
-            revision = _field(stated, "compiler", "revision") if isinstance(stated.get("compiler"), dict) else 1
-            why = (" (revision 3 changed ridge to the recursive-least-squares form)"
-                   if net.program.name == "ridge" else "")
-            raise WeightsFileError(
-                f"{path}: a format-version-1 file written by compiler revision {revision}, whose array {name!r} is "
-                f"not what this library compiles for its program, bounds and dtype{why}; it cannot be vouched for. "
-                "Re-export it from its program and domain: construct.save(construct.compile(program, bounds), "
-                "path), or icl-construct export")
+            raise _not_rebuilt(path, stated, net.program, f"array {name!r} is not what this library compiles for "
+                                                          "its program, bounds and dtype")
     return dataclasses.replace(net, weights=untied)
+
+
+def _not_rebuilt(path: Path, stated: dict, program: Program, what: str) -> WeightsFileError:
+    revision = stated["compiler"].get("revision") if isinstance(stated.get("compiler"), dict) else 1
+    why = " (revision 3 changed ridge to the recursive-least-squares form)" if program.name == "ridge" else ""
+    return WeightsFileError(f"{path}: a format-version-1 file written by compiler revision {revision}, whose {what}"
+                            f"{why}; it cannot be vouched for. Re-export it from its program and domain: "
+                            "construct.save(construct.compile(program, bounds), path), or icl-construct export")
 
 
 def _why(err: BaseException) -> str:
