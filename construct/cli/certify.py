@@ -1,6 +1,6 @@
 """Are the certificates sound, and how tight? Thousands of tasks, each answer against its exact value.
 
-    python -m construct.cli.certify                                  # 10,000 tasks (about an hour on 2 cores)
+    python -m construct.cli.certify                                  # 10,000 tasks (about 20 minutes)
     python -m construct.cli.certify --tasks 200 --out FILE.json      # a quick run
     python -m construct.cli.certify --out construct/results/certificate.json   # what the README quotes
 
