@@ -10,7 +10,9 @@ a layer, a repeated block is stored once); "paper" is one layer per
 instruction with every layer stored (``compile(..., fuse=False)`` then
 ``Weights.untied``), the paper's construction as round 1 built it. Each
 (configuration, layout) runs in a fresh subprocess with one BLAS and XLA
-thread, so "peak MB" is that process's own peak resident memory and times
+thread, so "peak MB" is that process's own peak resident memory ("numpy
+MB" the same before the JAX pass first runs: calibration, compilation,
+the numpy passes and the certified answers) and times
 are CPU seconds (``time.process_time``), comparable within one run on a
 shared machine. Tasks: x ~ N(0, I), w ~ N(0, I), y = w^T x; SGD with
 alpha = 0.05 and lam = 0.1 from w0 = 0, ridge with lam = 0.1. Bounds are
@@ -151,6 +153,7 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
     _, dense_s = _cpu(lambda i: _dense(net.weights, prompts[i]), NUMPY_TASKS)
     certified, certified_s = _cpu(lambda i: refused(lambda: net.predict(*tasks[i], tolerance=None,
                                                                         return_bound=True)), NUMPY_TASKS)
+    numpy_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before JAX is imported
 
     X, y, q = (np.stack(parts) for parts in zip(*tasks))
     start = time.process_time()
@@ -186,7 +189,7 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
         "refusal": refusals(program, d, n, max_bytes) if layout == "fused" else None,
         "max_error_float32": worst(f32_pairs),
         "outside": int(np.isnan(jax_preds).all(axis=1).sum()),
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "numpy_peak_mb": numpy_mb,
     }
 
 
@@ -212,7 +215,7 @@ def compare(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> 
 
 def table(results: list[dict]) -> str:
     head = (f"{'algo':<6}{'d':>3}{'n':>4} {'layout':<6}{'layers':>7}{'stored':>7}{'D':>5}{'MLP':>5}{'params':>13}"
-            f"{'peak MB':>8}{'compile s':>10}{'numpy s':>9}{'dense s':>9}{'cert s':>8}{'jax s':>9}{'err f64':>9}{'bound':>9}"
+            f"{'peak MB':>8}{'numpy MB':>9}{'compile s':>10}{'numpy s':>9}{'dense s':>9}{'cert s':>8}{'jax s':>9}{'err f64':>9}{'bound':>9}"
             f"{'err f32':>9}{'outside':>8}")
     lines = [head, "-" * len(head)]
     for c in results:
@@ -220,7 +223,8 @@ def table(results: list[dict]) -> str:
             r = c[layout]
             lines.append(
                 f"{r['algo']:<6}{r['d']:>3}{r['n']:>4} {layout:<6}{r['layers']:>7}{r['stored']:>7}{r['D']:>5}"
-                f"{r['mlp_width']:>5}{r['parameters']:>13,}{r['peak_mb']:>8.0f}{r['compile_s']:>10.2f}"
+                f"{r['mlp_width']:>5}{r['parameters']:>13,}{r['peak_mb']:>8.0f}{r['numpy_peak_mb']:>9.0f}"
+                f"{r['compile_s']:>10.2f}"
                 f"{r['numpy_s_per_task']:>9.4f}{r['dense_s_per_task']:>9.4f}{r['certified_s_per_task']:>8.3f}{r['jax_s_per_task']:>9.5f}"
                 f"{r['max_error_float64']:>9.1e}{r['max_bound_float64']:>9.1e}{r['max_error_float32']:>9.1e}"
                 f"{r['outside']:>8}")

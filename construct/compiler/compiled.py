@@ -11,13 +11,21 @@ from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import check_task, tokens, x_columns
 from ..raw.registers import Layout
-from ..transformer import forward, forward_jax, gpt2
+from ..transformer import forward, gpt2
 from ..transformer.gpt2 import GPT2Weights
 from ..transformer.weights import Weights
 from . import certificate
 from .bounds import Bounds, DomainError
 
 DEFAULT_TOLERANCE = 1e-6
+
+
+def _jax():
+    """The JAX pass, imported on first use: JAX takes about 130 MB and a second to import, which a user of the
+    numpy pass (the certified answers) does not need."""
+    from ..transformer import forward_jax
+
+    return forward_jax
 
 
 def _check_tolerance(tolerance) -> None:
@@ -192,7 +200,7 @@ class CompiledNetwork:
             if tolerance is not None or return_bound:
                 raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to "
                                  "accept its answers without a bound")
-            out, peak, low = forward_jax.forward_monitored(self.weights, self._tokens(X, y, x_query))
+            out, peak, low = _jax().forward_monitored(self.weights, self._tokens(X, y, x_query))
             self._guard(peak, low)
             return self._read(out)
         if backend != "numpy":
@@ -270,7 +278,7 @@ class CompiledNetwork:
                     raise
                 toks.append(np.zeros((2 * self.program.n + 1, self.program.d + 1)))
                 inside.append(False)
-        out, peak, low = forward_jax.forward_monitored(self.weights, np.stack(toks))
+        out, peak, low = _jax().forward_monitored(self.weights, np.stack(toks))
         preds = np.full((len(toks), self.program.n + 1), np.nan)
         for k in np.flatnonzero(inside):
             try:
@@ -303,7 +311,7 @@ class CompiledNetwork:
                 gpt2.hidden_states(self.gpt2, self._tokens(X, y, x_query))
         elif backend == "jax":
             self._no_jax()
-            states = forward_jax.hidden_states(self.weights, self._tokens(X, y, x_query))
+            states = _jax().hidden_states(self.weights, self._tokens(X, y, x_query))
         else:
             raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
         magnitude = np.abs(states)
