@@ -29,6 +29,7 @@ STATUS = {
     "layer_div": SIZES,
     "layer_clears_dirty_rows": SIZES,
     "layer_programs": SIZES,
+    "layer_programs_fused": SIZES,
     # the programs on symbolic prompts
     "theorem1_sgd_step": SIZES,
     "theorem2_sherman_morrison_step": SIZES,

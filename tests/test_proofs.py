@@ -84,11 +84,15 @@ def test_predicted_layer_errors_are_the_lemmas_bounds():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("fuse", [False, True], ids=["unfused", "fused"])
 @pytest.mark.parametrize("program", [programs.sgd(3, 3, 0.1, 0.5), programs.ridge(3, 3, 0.5)], ids=["sgd", "ridge"])
-def test_every_layer_of_the_larger_programs_is_its_instruction(program):
-    """Proof layer_programs' check on d = 3, n = 3: every layer at its finite constants, within its declared error."""
-    found = layers.check_network(layers.calibrated_network(program))
-    assert len(found) == len(program.instructions)
+def test_every_layer_of_the_larger_programs_is_its_instruction(program, fuse):
+    """Proofs layer_programs' and layer_programs_fused's check on d = 3, n = 3: every layer at its finite constants,
+    within its declared error."""
+    net = layers.calibrated_network(program, fuse=fuse)
+    found = layers.check_network(net)
+    assert len(found) == len(net.steps) == (len(program.instructions) if not fuse else 2 * program.n + 1
+                                            if program.name == "sgd" else 4 * program.n + 1)
     assert all(f.error <= f.declared for f in found)
 
 
