@@ -10,9 +10,10 @@ a layer, a repeated block is stored once); "paper" is one layer per
 instruction with every layer stored (``compile(..., fuse=False)`` then
 ``Weights.untied``), the paper's construction as round 1 built it. Each
 (configuration, layout) runs in a fresh subprocess with one BLAS and XLA
-thread, so "peak MB" is that process's own peak resident memory ("numpy
-MB" the same before the JAX pass first runs: calibration, compilation,
-the numpy passes and the certified answers) and times
+thread, so "peak MB" is that process's own peak resident memory before
+the refusal study, which builds networks of its own ("numpy MB" the same
+before the JAX pass first runs: calibration, compilation, the numpy
+passes and the certified answers) and times
 are CPU seconds (``time.process_time``), comparable within one run on a
 shared machine. Tasks: x ~ N(0, I), w ~ N(0, I), y = w^T x; SGD with
 alpha = 0.05 and lam = 0.1 from w0 = 0, ridge with lam = 0.1. Bounds are
@@ -173,6 +174,7 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
     errors = np.concatenate([e[~np.isnan(e)] for e, _ in answered] or [np.array([])])
     bounds_all = np.concatenate([b[~np.isnan(e)] for e, b in answered] or [np.array([])])
     measured = (errors > 0) & np.isfinite(bounds_all)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # before the refusal study's networks
     return {
         "algo": algo, "d": d, "n": n, "layout": layout, "layers": size["layers"], "stored": size["stored_layers"],
         "D": size["residual_width"], "mlp_width": size["mlp_width"], "heads": size["heads"],
@@ -189,7 +191,7 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
         "refusal": refusals(program, d, n, max_bytes) if layout == "fused" else None,
         "max_error_float32": worst(f32_pairs),
         "outside": int(np.isnan(jax_preds).all(axis=1).sum()),
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "numpy_peak_mb": numpy_mb,
+        "peak_mb": peak_mb, "numpy_peak_mb": numpy_mb,
     }
 
 
