@@ -89,6 +89,7 @@ def benchmark_rows(results: list[dict]) -> dict[str, list[str]]:
             r = config[layout]
             rows[f"{r['algo']} {layout}"] = [
                 f"{r['layers']} ({r['stored']})", f"{r['parameters'] / 1e6:.2f}M", f"{r['peak_mb']:.0f}",
+                f"{r['numpy_peak_mb']:.0f}",
                 f"{r['numpy_s_per_task']:.3g}", f"{r['dense_s_per_task']:.3g}", f"{r['certified_s_per_task']:.3g}",
                 f"{r['jax_s_per_task']:.2g}", f"{r['max_error_float64']:.1e}", f"{r['max_bound_float64']:.1e}"]
     return rows
@@ -103,6 +104,22 @@ def benchmark_ratios(results: list[dict]) -> str:
                      f"{x['peak_mb']:.1f}x the peak memory and {x['numpy_s_per_task']:.1f}x the numpy time "
                      f"({x['round_1_pass']:.1f}x with round 1's dense pass)")
     return "The paper layout over the fused: " + "; ".join(parts) + "."
+
+
+def benchmark_certificates(results: list[dict]) -> str:
+    """The README's sentence on the fused networks' certificates and refusals, from the same file."""
+    parts = []
+    for config in results:
+        f = config["fused"]
+        scales = []
+        for s, r in f["refusal"].items():
+            scales.append(f"s = {s}: compile refuses the box" if "compile_refused" in r else
+                          f"s = {s}: {r['refused']:.0%} refused ({r['outside_box']} outside the box, "
+                          f"{r['bound_above_tolerance']} for their bound)")
+        parts.append(f"{config['algo']}: bound median {f['median_bound_float64']:.1e}, worst "
+                     f"{f['max_bound_float64']:.1e}, error at most {f['max_exact_error_float64']:.1e}, bound / error "
+                     f"median {f['median_bound_over_error']:.3g}; " + ", ".join(scales))
+    return "Fused networks: " + "; ".join(parts) + "."
 
 
 def test_readme_certificate_and_benchmark_numbers_are_the_results_files():
@@ -120,3 +137,4 @@ def test_readme_certificate_and_benchmark_numbers_are_the_results_files():
     table = {row[0]: row[1:] for row in _table(text, "| d = 8, n = 32 | layers (stored) |")}
     assert table == benchmark_rows(bench)
     assert benchmark_ratios(bench) in " ".join(text.split())
+    assert benchmark_certificates(bench) in " ".join(text.split())
