@@ -250,7 +250,7 @@ def _products(muls: list, ctx: Context, forms: Forms, plan: LayerPlan, scratch: 
         for o in out_rows:
             forms.set(o, {})
         S_a, S_b = ctx.bounds[ins.a], ctx.bounds[ins.b]
-        for (multiple, _), (C, _) in zip(scales.RICHARDSON, scales.RICHARDSON_CONSTANTS):
+        for (multiple, _), C in zip(scales.RICHARDSON, scales.RICHARDSON_CONSTANTS):
             s = multiple * P
             c = C * s**2
             for i in range(p):

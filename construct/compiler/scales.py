@@ -135,22 +135,18 @@ def power_of_two(x: float, nearest: bool = False) -> float:
     return math.ldexp(1.0, exponent)
 
 
-def _richardson_constants() -> tuple[tuple[float, float], ...]:
-    """For each scale, ``C_m = w_m sqrt(pi/2)`` rounded once to float64, and its relative distance from the real one.
+def _richardson_constants() -> tuple[float, ...]:
+    """For each scale, ``C_m = w_m sqrt(pi/2)`` rounded once to float64.
 
-    A product unit's output weight is ``+-C_m (mP)^2 S_a S_b``, exact in
-    floating point when P and S are powers of two, so it differs from the
-    lemma's coefficient only by this one rounding (the certificate counts it).
+    A product unit's output weight is ``+-C_m (mP)^2 S_a S_b``; the
+    certificate (``deviation``) measures how far each stored weight is from
+    the exact coefficient, this rounding included.
     """
     import mpmath
 
     with mpmath.workdps(40):
-        out = []
-        for m, w in RICHARDSON:
-            exact = mpmath.mpf(RICHARDSON_FRACTIONS[m][0]) / RICHARDSON_FRACTIONS[m][1] * mpmath.sqrt(mpmath.pi / 2)
-            C = float(exact)
-            out.append((C, float(abs((mpmath.mpf(C) - exact) / exact)) * (1 + 1e-15)))
-    return tuple(out)
+        return tuple(float(mpmath.mpf(RICHARDSON_FRACTIONS[m][0]) / RICHARDSON_FRACTIONS[m][1]
+                           * mpmath.sqrt(mpmath.pi / 2)) for m, _ in RICHARDSON)
 
 
 RICHARDSON_FRACTIONS = {1: (1, 45), 2: (-20, 45), 4: (64, 45)}
