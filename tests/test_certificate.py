@@ -166,3 +166,20 @@ def test_long_ridge_prompts_get_a_useless_bound_not_a_wrong_one():
     assert np.all(errors <= bounds) and errors.max() < 1e-10
     with pytest.raises(CertificateError, match="the bound is unbounded from layer"):
         net.predict(*task, tolerance=1e9)
+
+
+def test_a_divisor_at_zero_in_the_certified_run_is_a_domain_error_not_a_crash():
+    """The certificate replays each instruction on the network's state; a divisor that is 0 there (outside the
+    floor the network was built for) is refused as a DomainError, not a ZeroDivisionError."""
+    from construct.raw.prompt import input_registers, tokens
+
+    layout = construct.Layout(input_registers(1) + [construct.Register("den", (1,)), construct.Register("q", (1,)),
+                                                    construct.Register("pred", (1,))])
+    program = construct.Program("quotient", 1, 1, layout, (construct.Aff("den", (("y_in", 1.0),)),
+                                                           construct.Div("x_in", "den", "q"),
+                                                           construct.Aff("pred", (("q", 1.0),))))
+    net = construct.compile(program, construct.Bounds({"y_in": 2.0, "x_in": 2.0, "pos": 2.0, "den": 2.0, "q": 4.0,
+                                                       "pred": 4.0}, {"den": 0.5}))
+    with pytest.raises(construct.DomainError, match=r"div  q <- x_in / \|den\|: \|den\| is 0 in columns \[0, 1, 2\], "
+                                                   r"below the floor"):
+        net._certifier.run(tokens(np.array([[1.0]]), np.array([0.0]), np.array([1.0])))

@@ -145,8 +145,8 @@ class Certifier:
         for l, mech in enumerate(net.mechanisms):
             u = int(w.order[l])
             if u not in self._deviations and any(isinstance(m, ProductMechanism) for m in mech.mlp or ()):
-                self._deviations[u] = tuple(d.astype(w.W1.dtype) for d in deviation.product_deviations(
-                    w.W1[u], w.W2[u], mech.mlp, mech.ln_scale, zero, u))
+                self._deviations[u] = deviation.product_deviations(  # float64 also for float32 weights
+                    w.W1[u], w.W2[u], mech.mlp, mech.ln_scale, zero, u)
         self.target = net.gpt2
         if self.target is not None:
             self._value_sums = self._require_gpt2(net)
@@ -288,16 +288,22 @@ class Certifier:
         lemma's: exact coefficients ``W1* = W1 - dW1``, ``W2* = W2 - dW2`` (``deviation``) on the exact ``n*``.
 
         With ``eta = normed - n*`` (``rounding.normed_error``) each unit's
-        pre-activation moves by ``delta = normed dW1 + eta W1* + b1`` (the
-        lemma's units have no bias), so the difference is
-        ``hidden'' dW2 + sum_i W2*_i (gelu(p''_i) - gelu(p''_i - delta_i))``
-        with ``hidden'' = gelu(p'')``. Taylor: the second sum is
-        ``sum_i W2*_i gelu'(p''_i) delta_i`` within ``0.4 delta^2 |W2*|``
-        (``|gelu''| <= 2 phi(0)``), and ``gelu'(p) = 1/2 + sqrt(2/pi) p``
-        within ``(0.8 + 0.2 p^2) |p|^3`` (gelu's third derivative is
-        ``phi(x) x (x^2 - 4)``). Both sums are computed signed: the units of
-        one product share their roundings, which cancel there as the units'
-        linear parts do.
+        pre-activation moves from the lemma's ``p*`` to ``p'' = p* + delta``,
+        ``delta = normed dW1 + eta W1* + b1`` (the lemma's units have no
+        bias), so the difference ``sum_i W2_i g(p''_i) - W2*_i g(p*_i)`` is
+        ``sum_i W2_i (g(p''_i) - g(p*_i)) + dW2_i g(p*_i)``, and
+        ``g(p*_i) = hidden_i + (g(p''_i) - hidden_i) - (g(p''_i) - g(p*_i))``.
+        Taylor: ``g(p'') - g(p*) = g'(p'') delta`` within ``0.4 delta^2``
+        (``|g''| <= 2 phi(0)``), ``|g'| <= 1.13``, and ``g'(p) = 1/2 +
+        sqrt(2/pi) p`` within ``(0.8 + 0.2 p^2) |p|^3`` (g's third
+        derivative is ``phi(x) x (x^2 - 4)``). So the estimate ``hidden dW2
+        + (g' delta) W2`` is computed signed (the units of one product share
+        their roundings, which cancel there as the units' linear parts do),
+        and the rest bounded: ``|hidden - g(p'')| |dW2|``, ``|g(p'') -
+        g(p*)| |dW2|``, and ``(|g'| xi + gerr |delta| + 0.4 delta^2) |W2|``
+        (``xi``, ``gerr``: the errors of the computed ``delta`` and ``g'``).
+        The coefficients ``W*`` are exact to 40 digits (``deviation``), which
+        ``1 + 4u`` covers.
         """
         dtype = parts.X.dtype
         u = rounding.unit_roundoff(dtype)
@@ -319,13 +325,13 @@ class Certifier:
         gd = g * delta
         hidden = parts.hidden[:, units]
         estimate = hidden @ dW2 + gd @ W2
-        terms2 = rounding.nonzeros(W2) + 4  # the dot product, g delta, the sum, and dW2 rounded once
+        terms2 = rounding.nonzeros((W2 != 0) | (dW2 != 0)) + 4  # the dot product, g delta, the sum, dW2 rounded
         size = np.abs(delta) + xi
         bound = (np.abs(estimate)
                  + rounding.gamma(terms2, u) * (np.abs(hidden) @ np.abs(dW2) + np.abs(gd) @ np.abs(W2))
                  + dhidden @ np.abs(dW2) + (np.minimum(np.abs(g) + gerr, rounding.GELU_LIPSCHITZ) * size) @ np.abs(dW2)
                  + (np.abs(g) * xi + gerr * size + 0.4 * size * size) @ (np.abs(W2) + np.abs(dW2)))
-        return bound * (1 + 4 * u) * rounding.SAFETY[dtype]
+        return (bound * (1 + 4 * u) + terms2 * float(np.finfo(dtype).tiny)) * rounding.SAFETY[dtype]
 
     def _kappa(self, parts, mech) -> np.ndarray:
         """Layer norm's actual scale ``ln_scale / sigma`` (T,), and its relative rounding."""
@@ -389,7 +395,11 @@ class Certifier:
                 path.append((l, ins, mid, _no_nan(second_order(ins, mid, E + slack, layout, slack))))
                 E = _no_nan(propagate(ins, mid, E, layout, slack))
                 slack = _no_nan(propagate(ins, mid, slack, layout, slack) + machine_rounding(ins, mid, layout))
-                mid = ins.apply(mid, program.layout)
+                try:
+                    mid = ins.apply(mid, program.layout)
+                except ZeroDivisionError as err:  # a divisor the domain bounds away from 0 is 0 here
+                    raise DomainError(f"layer {l + 1}: {err}, below the floor the network was built for; the "
+                                      "answer is refused") from None
             E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
             path.append((l, None, None, local))
             H = parts.out
