@@ -491,7 +491,7 @@ def test_version_2_files_of_an_older_compiler_are_refused_with_how_to_reexport(s
         load(saved)
 
 
-def test_a_version_1_file_loads_as_the_unfused_network_with_every_layer_stored():
+def test_a_version_1_file_loads_as_the_unfused_network_and_saves_as_version_2(tmp_path):
     """A real version-1 file (no layer order, one instruction per layer), written by compiler revision 2 at
     commit f4b57f5: its arrays are today's fuse=False network untied, bit for bit, and it loads as that."""
     from construct import exact
@@ -500,16 +500,18 @@ def test_a_version_1_file_loads_as_the_unfused_network_with_every_layer_stored()
     got = load(written)
     manifest, arrays = _members(written)
     assert manifest["version"] == 1 and manifest["compiler"]["revision"] == 2 and "order" not in arrays
-    assert got.weights.stored == len(got.weights.order) == arrays["W1"].shape[0] == got.program.depth
+    assert len(got.weights.order) == arrays["W1"].shape[0] == got.program.depth > got.weights.stored
     for name, a in arrays.items():
-        assert np.array_equal(getattr(got.weights, name), a), name
+        assert np.array_equal(getattr(got.weights.untied(), name), a), name
     rebuilt = construct.compile(got.program, got.bounds, fuse=False)
-    assert np.array_equal(rebuilt.weights.untied().W2, got.weights.W2)
+    assert np.array_equal(rebuilt.weights.W2, got.weights.W2)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(got.program.n, got.program.d))
     task = (X, X @ rng.normal(size=got.program.d), rng.normal(size=got.program.d))
     preds, bounds = got.predict(*task, return_bound=True)
     assert np.all(exact.errors(got.program, *task, preds) <= bounds)
+    again = load(save(got, tmp_path / "resaved.npz"))  # written as version 2, with the repeated layers once
+    assert np.array_equal(again.weights.W1, got.weights.W1) and np.array_equal(again.weights.order, got.weights.order)
 
 
 def test_real_version_1_chain_files_load_or_are_refused_with_how_to_reexport():
@@ -517,7 +519,7 @@ def test_real_version_1_chain_files_load_or_are_refused_with_how_to_reexport():
     Theorem 2 chain compiles to a narrower residual stream today, so it is refused, saying so."""
     data = Path(__file__).parent / "data"
     step = load(data / "sgd_step_version1.npz")
-    assert step.program.name == "sgd_step" and step.weights.stored == step.program.depth
+    assert step.program.name == "sgd_step" and len(step.weights.order) == step.program.depth
     with pytest.raises(WeightsFileError, match=r"format-version-1 file written by compiler revision 2, whose array "
                                               r"'embed' has shape \[3, 41\], where this library compiles \[3, 39\]"
                                               r".*Re-export it"):
@@ -544,7 +546,7 @@ def test_version_1_files_that_do_not_rebuild_are_refused_with_how_to_reexport(tm
     path = tmp_path / "ridge.npz"
     manifest, arrays = _as_version_1(net, path)
     _write(path, manifest, arrays)
-    assert np.array_equal(load(path).weights.W1, net.weights.untied().W1)  # the same arrays load
+    assert np.array_equal(load(path).weights.W1, net.weights.W1)  # the same arrays load
     arrays["W2"] = arrays["W2"].copy()
     arrays["W2"][0, 0, 0] += 1.0
     manifest["arrays"]["W2"]["sha256"] = _sha(arrays["W2"])

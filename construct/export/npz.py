@@ -44,7 +44,8 @@ is refused with a ``WeightsFileError`` naming the part.
 Version 1 (compiler revisions 1 to 3) had no ``order``: one layer per
 instruction, every layer stored. Such a file loads if its arrays are, bit
 for bit, today's network compiled with ``fuse=False`` and untied (the
-returned network has those weights); its manifest is then only read for
+returned network is that network, its repeated layers stored once, so
+``save`` writes it as version 2); its manifest is then only read for
 the program, bounds, dtype and constants, since the rest describes the
 network in the old compiler's words. Revision 3 changed the ridge program
 to the recursive-least-squares form, so version-1 ridge files (the normal
@@ -341,14 +342,15 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
 
 
 def _version_1(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray], stated: dict) -> CompiledNetwork:
-    """A version-1 file is loaded as the unfused network with every layer stored, if its arrays are that."""
+    """A version-1 file is the unfused network with every layer stored: if its arrays are that, the network
+    (tied, as this library compiles it, so that ``save`` writes it as version 2)."""
     _require_hashes(path, arrays, stated)
     untied = net.weights.untied()
     for name, a in arrays.items():
         if not np.array_equal(a, getattr(untied, name)):
             raise _not_rebuilt(path, stated, net.program, f"array {name!r} is not what this library compiles for "
                                                           "its program, bounds and dtype")
-    return dataclasses.replace(net, weights=untied)
+    return net
 
 
 def _not_rebuilt(path: Path, stated: dict, program: Program, what: str) -> WeightsFileError:
