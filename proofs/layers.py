@@ -377,8 +377,6 @@ def _actual_units(W1, b1, W2, X, c: int, ins) -> list[Unit]:
             for s, coef in rows[r].items():
                 form[s] = form.get(s, 0) + weight * coef
         form = {s: coef for s, coef in form.items() if coef != 0}
-        if not form and not b1[u]:
-            continue  # it reads rows that hold 0 here: g(0) = 0, whatever it writes
         units.append(Unit(form, sp.Rational(float(b1[u])),
                           {int(o): sp.Rational(float(W2[u, o])) for o in writes}, "", ("unit ", (u,), "")))
     return units
@@ -418,9 +416,7 @@ def _product_units(net, l: int, muls: list, Xp: np.ndarray, c: int) -> tuple[dic
                         both = _linear(x / (S_a * s) + y / (S_b * s))
                         for form, sign, what in ((both, 1, (x, y)), (scaled(_linear(x), 1 / (S_a * s)), -1, (x,)),
                                                  (scaled(_linear(y), 1 / (S_b * s)), -1, (y,))):
-                            if not form:
-                                continue  # an operand entry that is 0 here: the unit adds g(0) = 0
-                            key = frozenset(form.items())
+                            key = frozenset(form.items())  # empty where an operand entry is 0 here
                             unit = units.setdefault(key, Unit(dict(form), sp.Integer(0), {},
                                                               f"Richardson weight w_{m} sqrt(pi/2) ({m}P)^2 S_a S_b",
                                                               ("g(k (", what, f")/({m}P))")))
@@ -459,7 +455,7 @@ def _match(ins, actual: list[Unit], ideal: dict, ell: mpmath.mpf, factor: mpmath
         best, best_off = None, None
         for key in by_support.get(frozenset(unit.form), []):
             target = ideal[key]
-            off = max(abs(mp(unit.form[s]) / ell / mp(target.form[s]) - 1) for s in target.form)
+            off = max((abs(mp(unit.form[s]) / ell / mp(target.form[s]) - 1) for s in target.form), default=0)
             if best_off is None or off < best_off:
                 best, best_off = key, off
         require(best is not None and best_off <= tol,
