@@ -102,3 +102,27 @@ def test_every_proof_has_a_status():
 
     assert set(STATUS) == {p.name for p in proofs.PROOFS}
     assert set(STATUS.values()) <= {ALL, SIZES, LIMIT}
+
+
+def test_a_unit_reading_only_rows_that_hold_zero_is_no_unit_of_the_lemma():
+    """An extra GeLU unit whose inputs hold 0 in real arithmetic (the zero row and a product's cleared output, its
+    W1 summing to 0) adds g(0) = 0 there, but its output weight would amplify any leak: the proof refuses it."""
+    import dataclasses
+
+    from construct.compiler.blocks import ZERO
+    from proofs.registry import ProofFailure
+
+    net = layers.calibrated_network(programs.sgd_step(1, 0.1, 0.5, np.array([0.2])))
+    w = net.weights.untied()
+    l = next(i for i, step in enumerate(net.steps) if isinstance(net.program.instructions[step.instructions[0]], Mul))
+    out = net.layout.span(net.program.instructions[net.steps[l].instructions[0]].out)[0]
+
+    def pad(a, axis):
+        return np.concatenate([a, np.zeros_like(np.take(a, [0], axis=axis))], axis=axis)
+
+    W1, b1, W2 = pad(w.W1, 2), pad(w.b1, 1), pad(w.W2, 1)
+    W1[l, net.layout.span(ZERO)[0], -1], W1[l, out, -1], W2[l, -1, out] = 1.0, -1.0, 1e6
+    mutant = dataclasses.replace(net, weights=dataclasses.replace(w, W1=W1, b1=b1, W2=W2))
+    layers.check_layer(dataclasses.replace(net, weights=w), l)  # the unpatched layer holds
+    with pytest.raises(ProofFailure, match=r"unit \d+ reads \{\}, which is no unit of the lemma"):
+        layers.check_layer(mutant, l)
