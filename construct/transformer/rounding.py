@@ -36,7 +36,7 @@ dot product", SIAM J. Sci. Comput. 26, 2005), which under (M1) is within
 ``u |s| + gamma_k^2 sum |x_i y_i|`` of the exact value ``s``, so the
 pass's distance from ``s`` follows from its distance from Dot2's result.
 That proves more than (M2) for these products (it holds whatever BLAS
-does) and is tighter by the factor (M2) loses to aligned signs: those
+does, except where Dot2 itself overflows and (M2) is used) and is tighter by the factor (M2) loses to aligned signs: those
 products' terms are large and cancel (the Richardson weights), so their
 rounding dominated the worst-case bounds. The bounds
 are computed in the dtype's own arithmetic; ``SAFETY`` inflates them to
