@@ -98,3 +98,20 @@ def test_untouched_rows_have_no_rounding():
     assert np.array_equal(parts.out[:, 2], H[:, 2])
     assert np.all(rounding.attention(w, 0, H, parts).rounding[:, 2] == 0)
     assert np.all(rounding.mlp(w, 0, parts).rounding[:, 2] == 0)
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 10**6), D=st.integers(2, 12), T=st.integers(1, 5),
+       scale=st.sampled_from([1e-15, 1e-3, 1.0, 1e3, 1e15]), dtype=st.sampled_from([np.float64, np.float32]))
+def test_layer_norms_signed_rounding_is_within_its_slack_of_exact_arithmetic(seed, D, T, scale, dtype):
+    """``normed_error``: ``eta`` is ``normed - (X - mean) / sigma`` (the pass's mean and sigma, exactly) to within
+    ``slack``, on inputs with a large common offset (much cancellation in X - mean); scales whose variance fits
+    float32."""
+    rng = np.random.default_rng(seed)
+    X = ((rng.normal(size=(T, D)) + 50 * rng.normal()) * scale).astype(dtype)
+    mean, centred, sigma, normed = forward.layer_norm(X, np.ones(D, dtype), np.zeros(D, dtype), 1e-5)
+    parts = forward.LayerParts(*(None,) * 4, X, mean, centred, sigma, normed, *(None,) * 4)
+    eta, slack = rounding.normed_error(parts)
+    truth = exact(normed) - (exact(X) - exact(mean)) / exact(sigma)
+    off = np.abs(np.vectorize(float)(truth - exact(eta)))
+    assert np.all(off <= slack), f"{off.max():.3g} above its slack"

@@ -218,11 +218,14 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     a bound on how far ``eta`` is from that difference.
 
     ``centred = fl(X - mean)`` misses ``e1`` (TwoSum, exact); ``normed =
-    fl(centred / sigma)`` misses ``(centred - normed sigma) / sigma``, whose
-    numerator is ``(centred - p) - e`` for ``p + e = normed sigma``
-    (TwoProduct): ``centred - p`` is exact (Sterbenz: ``p`` is within a
-    factor 2 of ``centred``), the rest rounds three times, so ``eta`` is
-    within ``gamma_3 |eta|`` of its value, plus ``tiny`` for underflow.
+    fl(centred / sigma)`` misses ``r / sigma``, ``r = centred - normed sigma``,
+    the remainder of a correctly rounded division, which is itself a float
+    (Bohlender et al., "Semantics for exact floating point operations",
+    1991). With ``p + e = normed sigma`` (TwoProduct), ``centred - p`` is
+    exact (Sterbenz: ``p`` is within a factor 2 of ``centred``) and so is
+    ``(centred - p) - e = r``; adding ``e1`` and dividing by ``sigma`` round
+    twice, so ``eta`` is within ``gamma_2 |eta|`` of its value, plus
+    ``tiny`` terms for underflow.
     """
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
@@ -231,7 +234,7 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
         _, e1 = _two_sum(parts.X, -parts.mean)
         p, e = _two_product(parts.normed, sigma)
         eta = -(((parts.centred - p) - e) + e1) / sigma
-    slack = gamma(3, u) * np.abs(eta) / (1 - gamma(3, u)) + 2 * tiny / sigma + tiny
+    slack = gamma(2, u) * np.abs(eta) / (1 - gamma(2, u)) + 2 * tiny / sigma + tiny
     bad = ~np.isfinite(eta)
     return np.where(bad, 0.0, eta), np.where(bad, np.inf, slack) * SAFETY[dtype]
 
