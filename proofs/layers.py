@@ -12,8 +12,9 @@ composed forms are checked against the instructions applied in order, and
 its MLP the muls (or the divs by one divisor) that read those forms; each
 instruction's rows are held to its own declared error. The rounding of the
 mean pad's weights in composed forms can leave a column summing to ~1e-16
-of a row instead of 0; the mean that leaves is carried into rho and into
-each unit's input.
+of a row instead of 0; that mean reaches each unit's input through its W1's
+zero-sum defect, which the error carries, and leaves rho in [0, its bound]
+(it only lowers the variance, and by no more than the other rows add).
 
 * Attention (every layer). From the actual Wq, Wk and position table, each
   head's score is ``N (2 (i - o - delta) j - j^2)`` plus a function of ``i``,
@@ -506,8 +507,9 @@ def mlp_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, mlp: l
     floor = sp.Integer(1) if kind is Mul else sp.Rational(net.bounds.floors[first.den])
     sum_sq = max(sum(row_bound(X[r, c], state.bounds, f"{first}: row {layout.labels[r]}") ** 2
                      for r in range(D) if r not in pads) for c in range(T))
-    # a mean mu lowers the variance by mu^2: rho may then be as low as -D mu^2 / (2 N^2 floor^2)
-    rho = lemmas.rho_bound(sum_sq, D, sp.Rational(w.ln_eps), N, floor) + D * mean**2 / (2 * N**2 * floor**2)
+    # a mean mu lowers the variance by mu^2 only: the pads cancel, so the other rows sum to D mu and (Cauchy-Schwarz)
+    # their squares to at least D mu^2; rho stays in [0, rho_bound]
+    rho = lemmas.rho_bound(sum_sq, D, sp.Rational(w.ln_eps), N, floor)
     require(rho <= eps / 2, f"{first}: layer norm's pads N = {float(N):.6g} leave rho up to {float(rho):.3g}, "
                             f"above eps/2 = {float(eps / 2):.3g}")
     defect = sp.Integer(0)  # the largest |sum of a unit's W1|, through which the mean reaches its input
