@@ -53,7 +53,7 @@ from ..raw.instructions import Aff, Div, Mov, Mul
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
 from ..transformer import gpt2 as gpt2_pass
-from . import deviation, scales
+from . import deviation
 from .blocks import ZERO, DivisionMechanism, ProductMechanism
 from .gpt2 import to_gpt2
 from .bounds import DomainError
@@ -266,7 +266,7 @@ class Certifier:
         scale = (np.abs(s_f / sig - 1) + 2 * u) * np.abs(H[columns, rows[0]])
         return y, (bounds + terms + scale) * rounding.SAFETY[H.dtype]
 
-    def _weights_terms(self, l: int, parts, mlp, m) -> tuple:
+    def _division_weights(self, l: int, parts, mlp, m) -> tuple:
         """A division's MLP in exact arithmetic with the actual weights, against the lemma's exact coefficients.
 
         Input weights are ``N sqrt(2/D) / Q``, with ``N sqrt(2/D)`` a power of
@@ -361,7 +361,7 @@ class Certifier:
         k = self._kappa(parts, mech)[:, None]
         scale_gap = (np.abs(k * den - 1) + 3.1 * u * k * den) / den  # |kappa - 1/|den||: the division and the product
         operands = (dnum + np.abs(num) * dden / den) / (den - dden) * (1 + 4 * u)
-        gap, terms = self._weights_terms(l, parts, mlp, m)
+        gap, terms = self._division_weights(l, parts, mlp, m)
         units = [int(np.flatnonzero(self.w.W2[l][:, o])[0]) for o in m.out]
         lowest = parts.pre[:, units] - mlp.pre[:, units] - gap[:, units]  # below every p* the unit could have
         bypass = np.where(lowest > 0, np.exp(-np.minimum(lowest, 40) ** 2 / 2) / math.sqrt(2 * math.pi) * 1.01,
