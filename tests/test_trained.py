@@ -17,7 +17,7 @@ from construct.trained import metrics
 from construct.trained import predictors as P
 from construct.trained.experiments import CONFIGS
 from construct.trained.model import ModelConfig, Transformer, predict_examples
-from construct.trained.train import config_from_dict, load_config, load_model, main, train
+from construct.trained.train import config_from_dict, evaluation_tasks, load_config, load_model, main, train
 
 TINY = CONFIGS / "quick_d2.toml"
 
@@ -227,10 +227,39 @@ def test_start_refuses_another_architecture_or_a_missing_model(tmp_path):
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1}, "start": {"model": "m.eqx"}}, r"missing keys \['step'\]"),
     ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1}, "start": {"model": "m.eqx", "step": -1}},
      "step an integer >= 0"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1},
+      "curriculum": {"start": 1, "every": 2, "points_start": 2}}, "points_start and points_step"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1},
+      "curriculum": {"start": 1, "every": 2, "points_start": 0, "points_step": 1}}, "positive integers"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1}, "eval": {"tasks": 8}}, r"missing keys \['every'\]"),
+    ({"task": {"d": 2, "n": 3}, "train": {"steps": 5, "warmup": 1}, "eval": {"tasks": 0, "every": 1}},
+     "tasks and every must be positive"),
 ])
 def test_bad_configs(raw, message):
     with pytest.raises(ValueError, match=message):
         config_from_dict(raw)
+
+
+def test_points_curriculum_and_evaluation_log(tmp_path):
+    """Prompts grow with the dimension curriculum (2, 4, then all 5 examples); the log holds SPD/d to OLS at
+    every prefix on the fixed evaluation set, at every ``every`` steps and at the end, and it matches a
+    measurement made afterwards from the saved model."""
+    raw = {"task": {"d": 2, "n": 5}, "curriculum": {"start": 1, "every": 4, "points_start": 2, "points_step": 2},
+           "model": {"layers": 1, "width": 8, "heads": 1},
+           "train": {"steps": 12, "warmup": 2, "log_every": 4, "checkpoint_every": 6}, "eval": {"tasks": 16, "every": 5}}
+    config = config_from_dict(raw)
+    assert [config.points(s) for s in (0, 3, 4, 8, 11)] == [2, 2, 4, 5, 5]
+    assert config.task_batch(0).X.shape == (64, 2, 2) and config.task_batch(8).y.shape == (64, 5)
+    assert config_from_dict(config.as_dict()).as_dict() == config.as_dict()
+    model = train(config, tmp_path, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert [r["points"] for r in log if "loss" in r] == [2, 4, 5]
+    evals = [r for r in log if "eval" in r]
+    assert [r["step"] for r in evals] == [5, 10, 12]
+    batch, _ = evaluation_tasks(config.task, 16, 1, seed=0)
+    pred = P.Trained(model).predict_next(batch.X, batch.y, batch.queries[:, 0])
+    ols = P.ols().predict_next(batch.X, batch.y, batch.queries[:, 0])
+    assert np.allclose(evals[-1]["eval"]["spd_over_d_to_ols"], ((pred - ols) ** 2).mean(0) / 2, rtol=1e-6)
 
 
 def test_steps_below_the_warmup_are_refused_by_name(tmp_path, capsys):

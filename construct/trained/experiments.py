@@ -49,7 +49,7 @@ from .. import Bounds, compile, programs
 from ..tasks import TaskDistribution
 from . import figures, metrics
 from . import predictors as P
-from .train import load_config, load_model, model_info, train
+from .train import evaluation_tasks, load_config, load_model, model_info, train
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CHECKPOINTS = CONFIGS.parent / "checkpoints"
@@ -101,18 +101,6 @@ class Models:
         info = model_info(path)
         self.used[train_file] = {"path": str(path), "training_seconds": info.get("seconds"),
                                  "command": info.get("command"), "bytes": path.stat().st_size}
-
-
-def evaluation_tasks(task: TaskDistribution, count: int, queries: int, seed: int):
-    """Fresh tasks of n - 1 examples (a seed the training never uses), with ``queries`` shared x' per prefix.
-
-    A model trained on prompts of n examples predicts at their x tokens, so
-    at positions up to 2n - 2; a prompt of n - 1 examples and a query uses
-    exactly those positions (position 2n would be one it never trained).
-    """
-    batch = replace(task, n=task.n - 1, seed=task.seed + 10**6 + seed).sample(count, 0, queries=queries)
-    Q = np.repeat(batch.queries[:, None], batch.X.shape[1] + 1, axis=1)
-    return batch, Q
 
 
 def next_labels(batch) -> np.ndarray:

@@ -4,12 +4,21 @@
 
 The config (see ``construct/trained/configs/``) has four tables: ``[task]``
 (``construct.tasks.TaskDistribution``'s fields), ``[curriculum]`` (``start``
-active dimensions, one more every ``every`` steps; omit for none),
+active dimensions, one more every ``every`` steps; omit for none; with
+``points_start`` and ``points_step``, Garg et al.'s curriculum over the
+number of examples too: stage s of the dimension curriculum trains on
+prompts of ``min(n, points_start + s * points_step)`` examples),
 ``[model]`` (``layers``, ``width``, ``heads``) and ``[train]`` (``steps``,
 ``batch``, ``lr``, ``warmup``, ``seed``, ``log_every``, ``checkpoint_every``,
 optional ``lr_end``). Adam with linear warmup and cosine decay to ``lr_end``
 (default a tenth of ``lr``), gradients clipped at global norm 1; the loss is
 the mean squared error of the predictions at every x token.
+
+An optional ``[eval]`` table (``tasks``, ``every``) measures the model on a
+fixed set of ``tasks`` evaluation tasks (``evaluation_tasks``, seed 0: the
+task set of the experiments) every ``every`` steps and at the end: SPD/d to
+minimum-norm OLS at every prefix k, written to the log as an ``eval``
+record.
 
 An optional ``[start]`` table continues training a saved model: ``model``
 (its ``model.eqx``, a path relative to ``construct/trained/``, of the same
@@ -40,19 +49,22 @@ import shlex
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from tqdm import tqdm
 
 from ..tasks import TaskDistribution
+from . import predictors
 from .model import ModelConfig, Transformer, predict_examples
 
 TRAIN_KEYS = {"steps", "batch", "lr", "lr_end", "warmup", "seed", "log_every", "checkpoint_every"}
+CURRICULUM_KEYS = {"start", "every", "points_start", "points_step"}
 HERE = Path(__file__).resolve().parent
 
 
@@ -70,18 +82,33 @@ class TrainConfig:
     checkpoint_every: int = 1000
     curriculum_start: int | None = None
     curriculum_every: int | None = None
+    curriculum_points_start: int | None = None
+    curriculum_points_step: int | None = None
     start_model: str | None = None  # [start]: a saved model to continue from (relative to construct/trained/)
     start_step: int = 0
+    eval_tasks: int | None = None  # [eval]
+    eval_every: int | None = None
+
+    def _stage(self, step: int) -> int:
+        return (self.start_step + step) // self.curriculum_every
 
     def active(self, step: int) -> int:
         """Active input dimensions at ``step`` (counted from ``start_step``)."""
         if self.curriculum_start is None:
             return self.task.d
-        return min(self.task.d, self.curriculum_start + (self.start_step + step) // self.curriculum_every)
+        return min(self.task.d, self.curriculum_start + self._stage(step))
+
+    def points(self, step: int) -> int:
+        """Examples per training prompt at ``step``: the curriculum's, else the task's n."""
+        if self.curriculum_points_start is None:
+            return self.task.n
+        return min(self.task.n, self.curriculum_points_start + self._stage(step) * self.curriculum_points_step)
 
     def task_batch(self, step: int):
-        """The task batch of training step ``step``."""
-        return self.task.sample(self.batch, self.start_step + step, active=self.active(step))
+        """The task batch of training step ``step`` (its prompts cut to ``points(step)`` examples)."""
+        batch = self.task.sample(self.batch, self.start_step + step, active=self.active(step))
+        k = self.points(step)
+        return replace(batch, X=batch.X[:, :k], y=batch.y[:, :k])
 
     def as_dict(self) -> dict:
         task = asdict(self.task)
@@ -91,6 +118,11 @@ class TrainConfig:
                "train": {k: getattr(self, k) for k in sorted(TRAIN_KEYS)}}
         if self.curriculum_start is not None:
             out["curriculum"] = {"start": self.curriculum_start, "every": self.curriculum_every}
+            if self.curriculum_points_start is not None:
+                out["curriculum"].update(points_start=self.curriculum_points_start,
+                                         points_step=self.curriculum_points_step)
+        if self.eval_tasks is not None:
+            out["eval"] = {"tasks": self.eval_tasks, "every": self.eval_every}
         if self.start_model is not None:
             out["start"] = {"model": self.start_model, "step": self.start_step}
         return out
@@ -109,7 +141,7 @@ def _table(raw: dict, name: str, allowed: set[str], required: set[str] = frozens
 
 def config_from_dict(raw: dict) -> TrainConfig:
     """A TrainConfig from the parsed TOML, with errors that name the table and key."""
-    unknown = set(raw) - {"task", "curriculum", "model", "train", "start"}
+    unknown = set(raw) - {"task", "curriculum", "model", "train", "start", "eval"}
     if unknown:
         raise ValueError(f"config: unknown tables {sorted(unknown)}")
     task_fields = {f.name for f in fields(TaskDistribution)}
@@ -117,15 +149,20 @@ def config_from_dict(raw: dict) -> TrainConfig:
     task = {k: tuple(v) if isinstance(v, list) else v for k, v in task.items()}
     model = _table(raw, "model", {"layers", "width", "heads"})
     train = _table(raw, "train", TRAIN_KEYS, {"steps"})
-    curriculum = _table(raw, "curriculum", {"start", "every"})
+    curriculum = _table(raw, "curriculum", CURRICULUM_KEYS)
     start = _table(raw, "start", {"model", "step"}, {"model", "step"}) if "start" in raw else {}
-    if curriculum and set(curriculum) != {"start", "every"}:
+    evaluation = _table(raw, "eval", {"tasks", "every"}, {"tasks", "every"}) if "eval" in raw else {}
+    if curriculum and not {"start", "every"} <= set(curriculum):
         raise ValueError("config [curriculum]: give both start and every")
+    if ("points_start" in curriculum) != ("points_step" in curriculum):
+        raise ValueError("config [curriculum]: give both points_start and points_step, or neither")
     distribution = TaskDistribution(**task)
     config = TrainConfig(
         task=distribution, model=ModelConfig(d=distribution.d, max_examples=distribution.n, **model), **train,
         curriculum_start=curriculum.get("start"), curriculum_every=curriculum.get("every"),
+        curriculum_points_start=curriculum.get("points_start"), curriculum_points_step=curriculum.get("points_step"),
         start_model=start.get("model"), start_step=start.get("step", 0),
+        eval_tasks=evaluation.get("tasks"), eval_every=evaluation.get("every"),
     )
     for name in ("steps", "batch", "warmup", "log_every", "checkpoint_every"):
         if not isinstance(getattr(config, name), int) or getattr(config, name) < (0 if name == "warmup" else 1):
@@ -138,6 +175,11 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if config.curriculum_start is not None and not (1 <= config.curriculum_start <= distribution.d
                                                     and config.curriculum_every >= 1):
         raise ValueError("config [curriculum]: start must be in 1..d and every >= 1")
+    if config.curriculum_points_start is not None and not all(
+            isinstance(v, int) and v >= 1 for v in (config.curriculum_points_start, config.curriculum_points_step)):
+        raise ValueError("config [curriculum]: points_start and points_step must be positive integers")
+    if evaluation and not all(isinstance(v, int) and v >= 1 for v in evaluation.values()):
+        raise ValueError("config [eval]: tasks and every must be positive integers")
     if start and not (isinstance(start["model"], str) and isinstance(start["step"], int) and start["step"] >= 0):
         raise ValueError("config [start]: model must be a path and step an integer >= 0")
     return config
@@ -188,6 +230,30 @@ def make_step(config: TrainConfig):
         return eqx.apply_updates(model, updates), opt_state, value
 
     return step
+
+
+def evaluation_tasks(task: TaskDistribution, count: int, queries: int, seed: int):
+    """Fresh tasks of n - 1 examples (a seed the training never uses), with ``queries`` shared x' per prefix.
+
+    A model trained on prompts of n examples predicts at their x tokens, so
+    at positions up to 2n - 2; a prompt of n - 1 examples and a query uses
+    exactly those positions (position 2n would be one it never trained).
+    """
+    batch = replace(task, n=task.n - 1, seed=task.seed + 10**6 + seed).sample(count, 0, queries=queries)
+    Q = np.repeat(batch.queries[:, None], batch.X.shape[1] + 1, axis=1)
+    return batch, Q
+
+
+class Evaluation:
+    """SPD/d of the model to minimum-norm OLS at every prefix, on the ``[eval]`` task set (fixed for the run)."""
+
+    def __init__(self, config: TrainConfig):
+        self.batch, _ = evaluation_tasks(config.task, config.eval_tasks, 1, seed=0)
+        self.ols = predictors.ols().predict_next(self.batch.X, self.batch.y, self.batch.queries[:, 0])
+
+    def __call__(self, model) -> list[float]:
+        pred = predictors.Trained(model).predict_next(self.batch.X, self.batch.y, self.batch.queries[:, 0])
+        return (((pred - self.ols) ** 2).mean(axis=0) / self.batch.X.shape[2]).tolist()
 
 
 def _atomic(path: Path, write) -> None:
@@ -262,6 +328,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         (out / "log.jsonl").write_text("")
     step_fn = make_step(config)
     _, schedule = optimizer(config)
+    evaluate = Evaluation(config) if config.eval_tasks is not None else None
     stop = config.steps if until is None else min(until, config.steps)
     bar = tqdm(range(start, stop), initial=start, total=config.steps, disable=not progress,
                desc="train", file=sys.stderr)
@@ -274,10 +341,13 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
             if (step + 1) % config.log_every == 0 or step + 1 == config.steps:
                 loss = float(value)
                 record = {"step": step + 1, "loss": loss, "lr": float(schedule(step)),
-                          "active": config.active(step), **clock.read()}
+                          "active": config.active(step), "points": config.points(step), **clock.read()}
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{loss:.4f}", active=config.active(step))
+            if evaluate is not None and ((step + 1) % config.eval_every == 0 or step + 1 == config.steps):
+                log.write(json.dumps({"step": step + 1, "eval": {"spd_over_d_to_ols": evaluate(model)}}) + "\n")
+                log.flush()
             if (step + 1) % config.checkpoint_every == 0 or step + 1 in (config.steps, stop):
                 save_checkpoint(out, model, opt_state, step + 1, config, clock)
     if stop < config.steps:
