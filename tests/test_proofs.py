@@ -1,5 +1,9 @@
 """The proofs run in the test suite, the walkthrough is current, and the compiler uses the proven bounds."""
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -32,6 +36,16 @@ def test_a_failing_proof_fails_the_run(monkeypatch, capsys):
 
 def test_walkthrough_is_up_to_date():
     assert walkthrough.PATH.read_text() == walkthrough.render(), "run: python -m proofs.walkthrough"
+
+
+def test_walkthrough_does_not_depend_on_blas():
+    """The file must come out the same on every machine: rendered with OpenBLAS's oldest kernels (SSE3, which sum in
+    another order than the AVX2 and AVX-512 ones) and one thread, it is byte for byte the committed file."""
+    env = {**os.environ, "OPENBLAS_CORETYPE": "Prescott", "OPENBLAS_NUM_THREADS": "1"}
+    code = "import sys; from proofs import walkthrough; sys.stdout.write(walkthrough.render())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                          cwd=walkthrough.PATH.parent.parent)
+    assert done.stdout == walkthrough.PATH.read_text()
 
 
 @pytest.mark.parametrize("P", [10.0, 57.3, 569.77, 1e4])
