@@ -2,14 +2,20 @@
 
 The pipeline, one subpackage per stage, imports flowing down this list:
 
-* ``raw``: registers and layouts, the RAW instructions, the prompt
-  encoding, the exact machine, the programs (``construct.programs``);
+* ``raw``: registers and layouts, the prompt encoding, the exact machine,
+  programs and the language of their domains;
 * ``transformer``: a generic transformer's weights and its forward passes
-  (numpy, JAX), which know nothing about programs;
-* ``compiler``: the domain, the scale constants, the schedule of
-  instructions into layers (fused, or one per instruction), the assembly
-  into weights with repeated layers stored once, the compiled network and
-  its per-answer certificate;
+  (numpy, JAX, and 50-digit mpmath), which know nothing about programs;
+* ``mechanisms``: what one real layer can do, as logical pieces (plans of
+  heads and GeLU units), and the scale constant of each approximation with
+  its error bound;
+* ``instructions``: the RAW instructions, one module per kind, each with
+  everything about it (semantics, export, compile rule, certificate rules);
+* ``programs``: the algorithms, one module each (program, domain theory,
+  registry entry: parameters, closed form, the paper's sizes);
+* ``compiler``: ``compile``, a pipeline of named stages (domain, schedule,
+  layout, constants, plans, assembly, target), the compiled network and its
+  per-answer certificate;
 * ``export``: one file with the weights and a manifest, loaded back bit for bit;
 * ``cli``: the command line ``icl-construct``, its demo and benchmark;
 * ``runtimes``: networks compiled for GPT-2 blocks (``compile(...,
@@ -22,10 +28,11 @@ Beside them: ``reference`` (closed-form solvers, the ground truth),
 optional) and ``trained`` (trained transformers compared with all of it).
 """
 
-from . import reference
+from . import programs, reference
 from .compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
 from .export import WeightsFileError, load, save
-from .raw import Aff, Div, Instruction, Layout, Mov, Mul, Program, Register, programs, run
+from .instructions import Aff, Div, Instruction, Mov, Mul
+from .raw import Layout, Program, Register, run
 from .transformer import Weights
 
 __all__ = [

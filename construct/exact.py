@@ -19,10 +19,10 @@ def _mp(x) -> mpmath.mpf:
     return mpmath.mpf(float(x))
 
 
-def _sgd_weights(X, y, alpha, lam, w0):
+def sgd_weights(X, y, alpha, lam, w0=None):
     """The weights after 0, 1, ..., n examples: w <- w - 2 alpha (x (x^T w - y) + lam w)."""
     a, l = _mp(alpha), _mp(lam)
-    w = [_mp(v) for v in w0]
+    w = [_mp(v) for v in (np.zeros(X.shape[1]) if w0 is None else w0)]
     out = [list(w)]
     for x, label in zip(X, y):
         x = [_mp(v) for v in x]
@@ -32,7 +32,7 @@ def _sgd_weights(X, y, alpha, lam, w0):
     return out
 
 
-def _ridge_weights(X, y, lam):
+def ridge_weights(X, y, lam):
     d = X.shape[1]
     out = []
     for k in range(X.shape[0] + 1):
@@ -51,15 +51,11 @@ def _ridge_weights(X, y, lam):
 
 def predictions(program, X, y, x_query) -> list:
     """Entry k: the exact prediction at x~ column k (None where the program predicts nothing)."""
-    p = program.params
+    if program.algorithm is None:
+        raise ValueError(f"no exact form for {program.name!r}: it is not a program of construct.programs")
     with mpmath.workdps(DIGITS):
         inputs = [*X, x_query]
-        if program.name in ("sgd", "sgd_step"):
-            weights = _sgd_weights(X, y, p["alpha"], p["lam"], p["w0"])
-        elif program.name in ("ridge", "sherman_morrison_step"):
-            weights = _ridge_weights(X, y, p["lam"])
-        else:
-            raise ValueError(f"no exact form for {program.name!r}")
+        weights = program.algorithm.exact_weights(np.asarray(X), np.asarray(y), **program.params)
         out = [sum(_mp(q) * w for q, w in zip(x, ws)) for x, ws in zip(inputs, weights)]
     if program.query_only:
         out[:-1] = [None] * (len(out) - 1)

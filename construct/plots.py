@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from . import reference
-from .raw import programs
+from . import programs
 from .compiler import Bounds, DomainError
-from .compiler.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
+from .mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
 from .compiler import CompiledNetwork, Trace, compile
-from .raw.instructions import Mov
 from .raw.registers import Layout
 from .tasks import gaussian_tasks
 
@@ -139,8 +138,8 @@ def weights_heatmap(net: CompiledNetwork, layer: int, path) -> Path:
         raise ValueError(f"layer must be an integer in 1..{net.weights.depth}, got {layer!r}")
     w, l, layout = net.weights, int(layer) - 1, net.layout
     dh, D, U = w.head_size, layout.width, w.mlp_width
-    ins = net.program.instructions[l]
-    source = f"reads column i-{ins.offset}" if isinstance(ins, Mov) else "idle here"
+    offset = net.mechanisms[l].offsets[0]  # the source head's (``compiler.plans.offsets``)
+    source = f"reads column i-{offset}" if offset else "idle here"
     panels = [  # (data [residual row, x], title, group, x axis)
         ((w.Wv[l, 0] @ w.Wo[l, :dh]).T, f"head 0 (source, {source}):\nWv Wo [written row, read row]", 0, "rows"),
         ((w.Wv[l, 1] @ w.Wo[l, dh:2 * dh]).T, "head 1 (self, reads column i):\nWv Wo [written row, read row]", 0,

@@ -1,4 +1,5 @@
-"""The domain from input bounds: the lemmas behind ``construct/raw/domain.py``, and that it computes them.
+"""The domain from input bounds: the lemmas behind each algorithm's ``theory`` (``construct.programs``), and that the
+theories compute them.
 
 Each derivation there bounds a register by a short argument; the steps that
 are algebra are checked here with sympy, at d = 2 (every 2 x 2 positive
@@ -20,7 +21,6 @@ import sympy as sp
 
 from construct import programs
 from construct.raw import domain
-from construct.raw.instructions import Div
 
 from .registry import proof, require, zero
 from .theorems import examples, vector
@@ -145,7 +145,7 @@ def domain_sgd_contraction():
        "all inputs symbolic; checked in every state that follows a write of Ainv or w; |den1| = den1 because "
        "den1 = 1 + x^T Ainv_src x with Ainv_src such an A^{-1} (domain_inverse_bounds)")
 def domain_ridge_columns():
-    """The premise of ``domain.ridge``: so the bounds of ridge on at most n examples of the box cover every column.
+    """The premise of ridge's ``theory``: so the bounds of ridge on at most n examples of the box cover every column.
 
     By induction over the instructions: a div's divisor is ``1 + x^T M x``
     with M an Ainv already checked, hence positive, so ``|den1|`` is replaced
@@ -173,10 +173,10 @@ def domain_ridge_columns():
         return all(sp.cancel(sp.together(v)) == 0 for v in matrix)
 
     for k, ins in enumerate(program.instructions, start=1):
-        if isinstance(ins, Div):
+        if ins.divisor:
             H = states[k - 1]
             for c in range(2 * n + 1):
-                den, x = H[layout.rows(ins.den)][0, c], register(H, "x", c)
+                den, x = H[layout.rows(ins.divisor)][0, c], register(H, "x", c)
                 M = register(H, "Ainv_src", c).reshape(d, d)
                 require(any(is_zero(M * A(s) - sp.eye(d)) for s in subsets), f"instruction {k}, column {c}: Ainv_src")
                 require(is_zero([den.subs(positive) - 1 - (x.T * M * x)[0]]), f"instruction {k}, column {c}: den1")
@@ -199,7 +199,7 @@ def domain_ridge_columns():
                            "of the examples")
 
 
-@proof("domain_formulas", "construct/raw/domain.py computes the bounds these lemmas give",
+@proof("domain_formulas", "the algorithms' theories (construct.programs) compute the bounds these lemmas give",
        "lam, alpha, X = x_max, Y = y_max, R = x_norm, w0 symbolic; d = 2, n = 3")
 def domain_formulas():
     d, n = 2, 3
@@ -208,11 +208,11 @@ def domain_formulas():
     W = sp.sqrt(n) * Y_MAX * K
     G = sp.Min(K, R / lam)
     expected = {
-        "ridge": (domain.ridge(d, n, lam, box), {
+        "ridge": (programs.get("ridge").theory(d, n, lam, box), {
             "Ainv": 1 / lam, "u": R / lam, "den": R**2 / lam, "den1": 1 + R**2 / lam, "gain": G, "corr": sp.Min(
                 1 / lam, G * R / lam), "w": W, "wx": R * W, "e": Y_MAX + R * W, "step": sp.Min(G * (Y_MAX + R * W),
                 2 * W), "pred": R * W, "x": X_MAX, "x_in": X_MAX, "y_in": Y_MAX, "pos": 2 * n}, {"den1": 1}),
-        "sherman_morrison_step": (domain.sherman_morrison_step(d, lam, box), {
+        "sherman_morrison_step": (programs.get("sherman_morrison_step").theory(d, lam, box), {
             "Ainv": 1 / lam, "u": X_MAX / lam, "uvT": X_MAX**2 / lam**2, "den1": 1 + R**2 / lam,
             "corr": sp.Min(1 / lam, X_MAX**2 / lam**2), "w": sp.Max(G, G * Y_MAX)}, {"den1": 1}),
     }
@@ -223,11 +223,11 @@ def domain_formulas():
     for _ in range(n):
         radii.append(rho * radii[-1] + 2 * alpha * Y_MAX * R)
     Wsgd = sp.Max(*radii)
-    expected["sgd"] = (domain.sgd(d, n, alpha, lam, w0, box), {
+    expected["sgd"] = (programs.get("sgd").theory(d, n, alpha, lam, w0, box), {
         "w": Wsgd, "wx": R * Wsgd, "err": R * Wsgd + Y_MAX, "grad": X_MAX * (R * Wsgd + Y_MAX), "pen": lam * Wsgd,
         "gate": lam}, {})
     W1 = sp.Max(norm0, rho * norm0 + 2 * alpha * Y_MAX * R)
-    expected["sgd_step"] = (domain.sgd_step(d, alpha, lam, w0, box), {
+    expected["sgd_step"] = (programs.get("sgd_step").theory(d, alpha, lam, w0, box), {
         "w": W1, "g": X_MAX * (R * norm0 + Y_MAX) + lam * norm0, "pred": R * W1}, {})
     for name, (got, values, floors) in expected.items():
         for register, formula in values.items():

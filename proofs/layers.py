@@ -76,8 +76,9 @@ import numpy as np
 import sympy as sp
 
 from construct import Aff, Bounds, Div, Mov, Mul, Program, compile, programs
-from construct.compiler import scales
-from construct.compiler.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
+from construct.instructions import ATTENTION, MLP
+from construct.mechanisms import scales
+from construct.mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
 from construct.raw.prompt import POS, input_registers
 from construct.raw.registers import Layout, Register
 from construct.tasks import gaussian_tasks
@@ -92,6 +93,9 @@ ZERO_SUM_DEFECT = sp.Rational(1, 2**50)  # a unit's W1 column may sum to this ti
 LEAK_TARGET = sp.Rational(1, 1000)       # the leak is at most this times eps: scales.attention_sharpness's design
 DIGITS = 30  # mpmath's precision for the error sums, which involve pi, erf and square roots (far from their limits)
 PADS = (LN_POS, LN_NEG, DIV_POS, DIV_NEG)
+# The lemmas an MLP instruction's units implement (``Instruction.mechanism``): the proof rebuilds each lemma's units
+# from the lemma itself, independently of the compiler's code, so the rules below are keyed by the lemma's name.
+PRODUCT, DIVISION = "gelu_product_bound", "layer_norm_division"
 DIRTY = (SCRATCH, DIV_POS, DIV_NEG)      # rows a layer may leave for the next one to clear
 
 _z = sp.Symbol("z", nonnegative=True)
@@ -334,7 +338,7 @@ def _columns_mean_and_pads(ins, layout, X: np.ndarray, H: np.ndarray, W1: np.nda
     """
     T = X.shape[1]
     row = lambda name: layout.span(name)[0]  # noqa: E731
-    if isinstance(ins, Mul):
+    if ins.divisor is None:
         active, N = (row(LN_POS), row(LN_NEG)), X[row(LN_POS), 0]
         for c in range(T):
             require(X[row(LN_POS), c] == N and X[row(LN_NEG), c] == -N and N.is_Rational and N > 0,
@@ -491,12 +495,12 @@ def mlp_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, mlp: l
     """Check the MLP of a layer whose MLP runs muls or divs (one divisor); ``Xp`` holds the program rows as the
     layer's attention instructions leave them. Returns, per written row, its error bound in real arithmetic, and
     rho's bound."""
-    program, layout, w = net.program, net.layout, net.weights
+    layout, w = net.layout, net.weights
     W1, b1, W2, b2 = w.W1[l], w.b1[l], w.W2[l], w.b2[l]
     D, T = layout.width, X.shape[1]
     first = mlp[0]
-    kind = type(first)
-    require(all(type(ins) is kind for ins in mlp) and (kind is Mul or len({ins.den for ins in mlp}) == 1),
+    lemma = first.mechanism
+    require(all(ins.mechanism == lemma for ins in mlp) and len({ins.divisor for ins in mlp}) == 1,
             f"{describe(net, l)}: the MLP runs products and divisions, or divisions by two divisors")
     out_rows = [o for ins in mlp for o in range(*layout.span(ins.out))]
     for o in out_rows:
@@ -504,7 +508,7 @@ def mlp_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, mlp: l
                                                      f"{layout.labels[o]}")
     # layer norm: lemmas layer_norm_bypass / layer_norm_division, with rho bounded over the other rows
     pads, N, mean = _columns_mean_and_pads(first, layout, X, Xp, W1, state.bounds)
-    floor = sp.Integer(1) if kind is Mul else sp.Rational(net.bounds.floors[first.den])
+    floor = sp.Integer(1) if first.divisor is None else sp.Rational(net.bounds.floors[first.divisor])
     sum_sq = max(sum(row_bound(X[r, c], state.bounds, f"{first}: row {layout.labels[r]}") ** 2
                      for r in range(D) if r not in pads) for c in range(T))
     # a mean mu lowers the variance by mu^2 only: the pads cancel, so the other rows sum to D mu and (Cauchy-Schwarz)
@@ -530,7 +534,7 @@ def mlp_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, mlp: l
     for c in range(T):
         rounding = {o: mpmath.mpf(0) for o in out_rows}  # the weights' rounding, summed over the units of a row
         actual = _actual_units(W1, b1, W2, X, c, first)
-        if kind is Mul:  # lemma gelu_slope near 0; |k x| <= |x| <= its bound, as k <= 1
+        if lemma == PRODUCT:  # lemma gelu_slope near 0; |k x| <= |x| <= its bound, as k <= 1
             ideal, products = _product_units(net, l, mlp, Xp, c)
             factor, reach_c = ROOT_HALF_PI(), reach
             size = lambda Z, bias: SIZE_NEAR_ZERO(Z)  # noqa: E731
@@ -556,10 +560,10 @@ def mlp_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, mlp: l
     P = sp.Rational(net.layers[l].constants.get("product_scale", 4))
     B = sp.Rational(net.layers[l].constants.get("bypass_offset", 2))
     for ins in mlp:  # plus the lemmas' truncation and rho's share
-        S = sp.Rational(net.bounds.values[ins.a]) * sp.Rational(net.bounds.values[ins.b]) if kind is Mul else None
+        S = sp.Rational(net.bounds.values[ins.a]) * sp.Rational(net.bounds.values[ins.b]) if lemma == PRODUCT else None
         Q = sp.Rational(net.bounds.values[ins.out])
         for o in range(*layout.span(ins.out)):
-            if kind is Mul:  # products[o] products of |S_a S_b R_P(k a, k b) - ab| <= S_a S_b (0.0063/P^6 + rho)
+            if lemma == PRODUCT:  # products[o] products of |S_a S_b R_P(k a, k b) - ab| <= S_a S_b (0.0063/P^6 + rho)
                 require(b2[o] == 0, f"{ins}: the MLP's bias on {layout.labels[o]} is {b2[o]:.17g}, not 0")
                 error[o] += mp(products[o] * S * (lemmas.PRODUCT_BOUND.subs(lemmas.P, P) + rho))
             else:  # |Q g(B + z) - Q B - num/|den|| <= Q (bypass bound + rho/2), z = num/(Q |den| sqrt(1 + rho))
@@ -573,17 +577,17 @@ def mlp_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, mlp: l
 def design_targets(net, l: int, eps: sp.Rational) -> None:
     """The lemmas' hypotheses and the compiler's design at this layer's constants."""
     constants = net.layers[l].constants
-    kinds = {type(ins): ins for ins in layer_instructions(net, l)}
-    if Mul in kinds:
-        ins = kinds[Mul]
+    lemmas_used = {ins.mechanism: ins for ins in layer_instructions(net, l)}
+    if PRODUCT in lemmas_used:
+        ins = lemmas_used[PRODUCT]
         P = sp.Rational(constants["product_scale"])
         require(P >= 4, f"{ins}: product scale P = {float(P):.6g} is below the lemma's 4")
         truncation = lemmas.PRODUCT_BOUND.subs(lemmas.P, P)
         allowance = sp.Rational(scales.PRODUCT_ROUNDING) * eps * P
         require(truncation <= allowance, f"{ins}: product scale P = {float(P):.6g}: truncation "
                                          f"{float(truncation):.3g} above the rounding allowance {float(allowance):.3g}")
-    if Div in kinds:
-        ins = kinds[Div]
+    if DIVISION in lemmas_used:
+        ins = lemmas_used[DIVISION]
         B = sp.Rational(constants["bypass_offset"])
         require(B - 1 >= 1, f"{ins}: bypass offset B = {float(B):.6g}, the lemma needs B - 1 >= 1")
         allowance = (sp.Rational(scales.KAPPA) + 1) * eps * (B + 1)
@@ -603,7 +607,7 @@ def attention_theorem(net, l: int, state: State, X: np.ndarray, Xp: np.ndarray, 
     The written entries are the instructions' up to the rounding of the heads' weights: a value weight
     fl(W - 1) on the register's own old entry (aff's term on itself) differs from W - 1 by a rounding.
     """
-    program, layout = net.program, net.layout
+    layout = net.layout
     H = state.H
     defects = {}
     for r in sorted({r for ins in attention for r in range(*layout.span(ins.writes))}):
@@ -664,8 +668,8 @@ def check_layer(net, l: int) -> LayerCheck:
         design_targets(net, l, eps)
         H = state.H
         X = attention_output(net, l, H)
-        attention = [ins for ins in instructions if isinstance(ins, (Mov, Aff))]
-        mlp = [ins for ins in instructions if isinstance(ins, (Mul, Div))]
+        attention = [ins for ins in instructions if ins.phase == ATTENTION]
+        mlp = [ins for ins in instructions if ins.phase == MLP]
         Xp = H[:program.layout.width].copy()
         for ins in attention:
             Xp = ins.apply(Xp, program.layout)

@@ -14,7 +14,6 @@ import numpy as np
 import sympy as sp
 
 from construct import programs
-from construct.raw.instructions import Div
 
 from .registry import proof, require, zero
 
@@ -136,11 +135,11 @@ def ridge_program():
     sums = [sum((outer[j] for j in subset), sp.zeros(d, d)) for r in range(n + 1) for subset in combinations(range(n), r)]
     positive = {}
     for k, ins in enumerate(program.instructions):
-        if not isinstance(ins, Div):
+        if not ins.divisor:
             continue
         H = states[k]
         for c in range(H.shape[1]):
-            den = H[layout.rows(ins.den)][0, c]
+            den = H[layout.rows(ins.divisor)][0, c]
             x = sp.Matrix(H[layout.rows("x")][:, c])
             M = sp.Matrix(d, d, list(H[layout.rows("Ainv_src")][:, c]))
             zero(sp.cancel(den - 1 - (x.T * M * x)[0]), f"divisor of column {c} is 1 + x^T M x", sp.cancel)

@@ -22,6 +22,7 @@ import numpy as np
 import sympy as sp
 
 from construct import compile, exact, programs
+from construct.programs.sgd import sgd_radius
 from construct.raw import domain
 from construct.compiler import scales, schedule
 from construct.compiler.bounds import SLACK
@@ -264,7 +265,7 @@ def _domain_table(values: dict, floors: dict, reasons: dict) -> list[str]:
 def _domain_section() -> list[str]:
     X, Y, R, W = sp.symbols("x_max y_max R W", positive=True)
     n = sp.Symbol("n", positive=True, integer=True)
-    ridge = domain.ridge(2, n, lam, domain.Box(2, X, Y, R))
+    ridge = programs.get("ridge").theory(2, n, lam, domain.Box(2, X, Y, R))
     ridge_why = {
         "x": "`x_in(i-1) - x_in(i)`: one of the two is 0", "Ainv": "`lam I <= A`, so `0 < A^-1 <= I/lam`",
         "Ainv_src": "the same, of column i-2", "w": "ridge on at most n labels `|y| <= y_max`: `|w| <= |y|/(2 sqrt(lam))`",
@@ -278,8 +279,9 @@ def _domain_section() -> list[str]:
     alpha_ = sp.Symbol("alpha", nonnegative=True)
     w0 = np.array(list(vector("w0", 2)), dtype=object)
     box = domain.Box(2, X, Y, R)
-    radius = domain.sgd_radius(2, alpha_, lam, w0, box)
-    sgd = {k: sp.sympify(v).subs(radius, W) for k, v in domain.sgd(2, 2, alpha_, lam, w0, box).values.items()}
+    radius = sgd_radius(2, alpha_, lam, w0, box)
+    sgd = {k: sp.sympify(v).subs(radius, W) for k, v in
+           programs.get("sgd").theory(2, 2, alpha_, lam, w0, box).values.items()}
     sgd_why = {**prompt_why, "pos_prev": "the index of column i-1", "gate": "lam, or 0 at column 0",
                "x": ridge_why["x"], "w": "the radius W above", "w_src": "the same", "wx": "Cauchy-Schwarz",
                "err": "`|x^T w - y|`", "grad": "`x err`, entrywise", "pen": "`gate w_src`", "w_pred": "w of column i-1",

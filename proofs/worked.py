@@ -20,8 +20,8 @@ import numpy as np
 import sympy
 
 from construct import compile, programs
-from construct.compiler import scales
-from construct.compiler.blocks import DIV_NEG, DIV_POS, LN_NEG, LN_POS, ONE, POS_SQ
+from construct.mechanisms import scales
+from construct.mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, ONE, POS_SQ
 from construct.raw.prompt import POS, tokens
 from construct.transformer import forward_exact
 
@@ -202,7 +202,6 @@ class Worked:
             R = (f[1] - 20 * f[2] + 64 * f[4]) / 45
             series = [f"| f_{m}P | {float(f[m] - a * b):+.3e} | {float(second[m]):+.3e} |" for m in (1, 2, 4)]
             R_err, E = float(R - a * b), float(gelu((a + b) / P) - (a + b) / (2 * P))
-            ab = float(a * b)
         got = float(self.states[MUL][COLUMN, out])
         return [
             "### 4c. The GeLU product and Richardson's combination (layer 4; Lemma 4)", "",

@@ -256,7 +256,7 @@ def test_a_network_is_sized_from_its_programs_for_one_to_three_examples(name, bu
             program = build(d, n)
             bounds = construct.Bounds.calibrate(program, gaussian_tasks(d, n, 8))
             net = budget.network(build, d, n, dtype)
-            assert net.size == construct.compiler.estimate(program, bounds, dtype), (d, n)
+            assert net.size == construct.compiler.estimate(program, bounds, dtype=dtype), (d, n)
             assert net.rows == program.layout.width
 
 

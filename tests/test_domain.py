@@ -18,7 +18,7 @@ from construct import DomainError, programs, reference
 from construct.compiler import Bounds
 from construct.compiler.bounds import SLACK
 from construct.raw.domain import Box
-from construct.raw.instructions import Div
+from construct.instructions import Div
 from construct.tasks import gaussian_tasks
 from support import assert_agree, compiled_tasks
 

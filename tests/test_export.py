@@ -396,7 +396,7 @@ def test_no_edit_of_any_manifest_field_loads(saved, request):
     like sgd's bypass offset) or be refused."""
     import copy
 
-    from construct.compiler.build import CHOSEN
+    from construct.compiler.constants import CHOSEN
 
     manifest, arrays = _members(saved)
     paths = list(_leaves(manifest))
@@ -565,10 +565,10 @@ def test_version_1_files_that_do_not_rebuild_are_refused_with_how_to_reexport(tm
 def test_a_file_rebuilds_with_its_own_scale_constants(saved, small, monkeypatch):
     """Constants chosen by log/erf evaluations may differ in the last bit on another platform; the file's
     own (within 1e-9 of this machine's choice) are used, so the rebuild is bit for bit."""
-    from construct.compiler import build
+    from construct.compiler import constants
 
-    chosen = build.chosen_constants(np.float64)
-    monkeypatch.setattr(build, "chosen_constants",
+    chosen = constants.chosen_constants(np.float64)
+    monkeypatch.setattr(constants, "chosen_constants",
                         lambda dtype: {k: v * (1 + 1e-12) for k, v in chosen.items()})
     assert np.array_equal(load(saved).weights.W2, small.weights.W2)
 

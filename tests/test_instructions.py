@@ -6,7 +6,7 @@ import sympy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from construct.raw.instructions import Aff, Div, Mov, Mul
+from construct.instructions import Aff, Div, Mov, Mul
 from construct.raw.registers import Layout, Register
 
 LAYOUT = Layout([Register("a", (2, 3)), Register("b", (3, 2)), Register("c", (2, 2)), Register("s", (1,)),

@@ -1,7 +1,8 @@
 """The layer proofs see the compiler's constants: each mutant of the compiler fails a proof that names what is wrong.
 
-Each mutant is applied with monkeypatch to ``construct.compiler`` (a
-constant of ``scales``, a block, or the assembly step); the proofs compile
+Each mutant is applied with monkeypatch to the compiler (a constant of
+``mechanisms.scales``, an instruction kind's compile rule, or the assembly
+stage); the proofs compile
 fresh networks when they run, so they check the mutated weights. The same
 patches with the mutation left out (``mutate=False``) keep every layer proof
 passing: what fails is the mutation, not the patching.
@@ -13,7 +14,9 @@ import re
 import pytest
 
 import proofs
-from construct.compiler import blocks, build, scales
+from construct.compiler import build
+from construct.instructions import Div
+from construct.mechanisms import plan, scales
 
 PROOFS = {p.name: p for p in proofs.PROOFS}
 LAYER_PROOFS = [name for name, p in PROOFS.items() if p.group == "layers"]
@@ -46,31 +49,31 @@ def sharpness_11(monkeypatch, mutate):
 
 def flipped_division_pad(monkeypatch, mutate):
     """The self head writes +N_d den into both division pads."""
-    original = blocks._divisions
+    original = Div.plan_mlp
 
-    def divisions(divs, ctx, forms, plan, scratch):
-        original(divs, ctx, forms, plan, scratch)
+    def divisions(divs, ctx, forms, layer, scratch):
+        original(divs, ctx, forms, layer, scratch)
         if mutate:
-            (neg,) = ctx.rows(blocks.DIV_NEG)
+            (neg,) = ctx.rows(plan.DIV_NEG)
             form, bias = forms.value(neg)
             forms.set(neg, {key: -c for key, c in form.items()}, -bias)
 
-    monkeypatch.setattr(blocks, "_divisions", divisions)
+    monkeypatch.setattr(Div, "plan_mlp", staticmethod(divisions))
 
 
 def no_zero_sum(monkeypatch, mutate):
     """W1 without the compensating weight on row 'zero' that makes each unit's weights sum to zero."""
-    original = build._assemble
+    original = build.assemble
 
     def assemble(plans, order, ctx, program, shape):
         weights = original(plans, order, ctx, program, shape)
         if not mutate:
             return weights
         W1 = weights.W1.copy()
-        W1[:, ctx.layout.span(blocks.ZERO)[0], :] = 0.0
+        W1[:, ctx.layout.span(plan.ZERO)[0], :] = 0.0
         return dataclasses.replace(weights, W1=W1)
 
-    monkeypatch.setattr(build, "_assemble", assemble)
+    monkeypatch.setattr(build, "assemble", assemble)
 
 
 MUTANTS = {  # mutant: (patch, the proofs that must fail, what their message must say)

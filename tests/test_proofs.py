@@ -10,10 +10,10 @@ import sympy as sp
 
 import proofs
 from construct import programs
-from construct.compiler import scales
+from construct.mechanisms import scales
 from construct.compiler import Bounds
 from construct.compiler import compile
-from construct.raw.instructions import Div, Mul
+from construct.instructions import Div, Mul
 from construct.tasks import gaussian_tasks
 from proofs import layers, lemmas, registry, walkthrough
 
@@ -123,7 +123,7 @@ def test_a_unit_reading_only_rows_that_hold_zero_is_no_unit_of_the_lemma():
     W1 summing to 0) adds g(0) = 0 there, but its output weight would amplify any leak: the proof refuses it."""
     import dataclasses
 
-    from construct.compiler.blocks import ZERO
+    from construct.mechanisms.plan import ZERO
     from proofs.registry import ProofFailure
 
     net = layers.calibrated_network(programs.sgd_step(1, 0.1, 0.5, np.array([0.2])))

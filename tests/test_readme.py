@@ -58,7 +58,7 @@ def test_readme_accuracy_tables_are_the_results_file():
 def test_readme_constants_are_the_compilers():
     import numpy as np
 
-    from construct.compiler import scales
+    from construct.mechanisms import scales
 
     text = README.read_text()
     f64 = np.float64

@@ -28,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import reference
 from ..compiler import Bounds, DomainError, compile
-from ..raw import programs
+from .. import programs
 from ..tasks import gaussian_tasks
 
 DIMENSIONS, EXAMPLES, LAMS = (1, 2, 4, 8), (1, 4, 16), (0.1, 1.0)
@@ -46,9 +45,11 @@ def _configs():
 
 
 def _program(algo: str, d: int, n: int, lam: float):
-    if algo == "sgd":
-        return programs.sgd(d, n, ALPHA, lam), lambda t: reference.sgd_one_pass(*t, ALPHA, lam)
-    return programs.ridge(d, n, lam), lambda t: reference.ridge(*t, lam)
+    """The program and its closed form (the registry's)."""
+    algorithm = programs.get(algo)
+    taken = {p.name for p in algorithm.parameters}
+    program = algorithm.program(d, n, **{k: v for k, v in {"alpha": ALPHA, "lam": lam}.items() if k in taken})
+    return program, lambda t: program.algorithm.closed(program, *t)
 
 
 def _relative(got, exact) -> float:

@@ -50,11 +50,11 @@ import time
 
 import numpy as np
 
-from .. import exact, reference
+from .. import exact
 from ..compiler import Bounds, DomainError, compile
 from ..compiler.certificate import CertificateError
 from ..compiler.size import DEFAULT_MAX_BYTES
-from ..raw import programs
+from .. import programs
 from ..raw.prompt import tokens as prompt_tokens
 from ..tasks import gaussian_tasks
 from ..transformer import forward
@@ -63,9 +63,11 @@ from . import budget
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
 REFUSAL_SCALES, REFUSAL_TASKS = (1, 2, 4), 5
 
-PROGRAMS = {"sgd": lambda d, n: programs.sgd(d, n, ALPHA, LAM), "ridge": lambda d, n: programs.ridge(d, n, LAM)}
-CLOSED_FORMS = {"sgd": lambda task: reference.sgd_one_pass(*task, ALPHA, LAM),
-                "ridge": lambda task: reference.ridge(*task, LAM)}
+PARAMETERS = {"sgd": {"alpha": ALPHA, "lam": LAM}, "ridge": {"lam": LAM}}  # the algorithms benchmarked, and theirs
+
+
+def _program(algo: str, d: int, n: int):
+    return programs.get(algo).program(d, n, **PARAMETERS[algo])
 
 
 LAYOUTS = ("paper", "fused")
@@ -77,7 +79,8 @@ def cost(algo: str, d: int, n: int) -> budget.Cost:
     """What ``measure`` costs in both layouts (``budget``): the networks, the numpy passes and the JAX batches."""
     total = budget.Cost()
     for fuse in (False, True):
-        f64, f32 = (budget.network(PROGRAMS[algo], d, n, dtype, fuse) for dtype in ("float64", "float32"))
+        f64, f32 = (budget.network(lambda dd, nn: _program(algo, dd, nn), d, n, dtype, fuse)
+                    for dtype in ("float64", "float32"))
         if not fuse:  # untied: every layer stored
             f64 = budget.Network(dataclasses.replace(f64.size, layers=f64.size.applied), f64.rows)
         runs = (budget.compiling(f64) + budget.forward(f64, NUMPY_TASKS * (1 + budget.CERTIFIED_PASSES))
@@ -126,7 +129,10 @@ def refusals(program, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> d
 
 def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
     """One configuration in one layout, measured in this process."""
-    program, closed = PROGRAMS[algo](d, n), CLOSED_FORMS[algo]
+    program = _program(algo, d, n)
+
+    def closed(task):
+        return program.algorithm.closed(program, *task)
 
     def worst(pairs):
         return max((float(np.max(np.abs(got - want) / (1 + np.abs(want)))) for got, want in pairs

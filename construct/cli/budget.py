@@ -56,7 +56,6 @@ import numpy as np
 
 from ..compiler import Bounds, Size, SizeError, estimate
 from ..compiler.size import DEFAULT_MAX_BYTES
-from ..raw.instructions import Div
 from ..raw.program import Program
 
 DEFAULT_MAX_SECONDS = 120.0
@@ -118,14 +117,14 @@ class Network:
 
 
 def network(build: Callable[[int, int], Program], d: int, n: int, dtype="float64", fuse: bool = True) -> Network:
-    """The shapes of ``compile(build(d, n), bounds, dtype, fuse=fuse)``, from at most ``build(d, 1..3)``.
+    """The shapes of ``compile(build(d, n), bounds, dtype=dtype, fuse=fuse)``, from at most ``build(d, 1..3)``.
 
     Depth grows by the same layers per example from n = 1 on (the schedule
     repeats one block per example); the stored layers are those of
     ``min(n, 3)`` examples (a first, a repeated and a last block).
     """
     programs = [build(d, k) for k in range(1, min(n, 3) + 1)]
-    sizes = [estimate(p, _unit_bounds(p), dtype, fuse=fuse) for p in programs]
+    sizes = [estimate(p, _unit_bounds(p), dtype=dtype, fuse=fuse) for p in programs]
     if n <= 3:
         return Network(sizes[-1], programs[-1].layout.width)
     depth = sizes[0].applied + (n - 1) * (sizes[1].applied - sizes[0].applied)
@@ -135,7 +134,7 @@ def network(build: Callable[[int, int], Program], d: int, n: int, dtype="float64
 def _unit_bounds(program: Program) -> Bounds:
     """Bounds of 1 everywhere: shapes do not depend on the bounds, and planning needs some."""
     return Bounds(dict.fromkeys(program.layout.names, 1.0),
-                  {ins.den: 1.0 for ins in program.instructions if isinstance(ins, Div)})
+                  {ins.divisor: 1.0 for ins in program.instructions if ins.divisor})
 
 
 # -- the steps ----------------------------------------------------------------------------------

@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import exact
 from ..compiler import Bounds, DomainError, compile
-from ..raw import programs
+from .. import programs
 
 DIMENSIONS, EXAMPLES = (1, 2, 3, 4, 6, 8), (1, 2, 4, 8, 16)
 SCALES, LAMS = (1e-3, 1e-1, 1.0, 10.0, 1e3), (1e-6, 1e-3, 0.1, 1.0, 10.0)

@@ -69,7 +69,7 @@ from tqdm import tqdm
 from .. import plots
 from ..compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
 from ..export import save
-from ..raw import programs
+from .. import programs
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
 from . import benchmark, budget, data, demo
@@ -77,7 +77,7 @@ from . import benchmark, budget, data, demo
 EXIT_CODES = ("Exit codes: 0 done; 1 refused (outside the network's domain, or float64 overflows on these numbers); "
               "2 bad input (options, data, paths, or a run estimated above --max-memory/--max-seconds); 3 internal "
               "error (a bug: rerun with --debug and report it); 130 interrupted; 141 output pipe closed.")
-ALGOS = ("sgd", "ridge", "sgd_step", "sherman_morrison_step")
+ALGOS = tuple(programs.REGISTRY)
 ALPHA, LAM, MARGIN, CALIBRATION = 0.05, 0.1, 4.0, 256
 NOT_OFFERED = {"pgf": "it needs a LaTeX installation"}  # picture formats matplotlib lists but may not write
 
@@ -223,31 +223,25 @@ def _picture(path: Path, option: str) -> Path:
 
 def _check_algo(args, n: int) -> None:
     """Options that ``--algo`` does not take, and the one-example chains' n."""
-    algo = args.algo
-    if algo in ("ridge", "sherman_morrison_step"):
-        given = [f"--{opt}" for opt in ("alpha", "w0") if getattr(args, opt) is not None]
-        if given:
-            raise UsageError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for SGD only, "
-                             f"not for --algo {algo}")
-    if algo.endswith("_step") and n != 1:
-        raise UsageError(f"--algo {algo} is the paper's one-example chain: it needs n = 1, got {n}")
+    algorithm = programs.get(args.algo)
+    taken = {p.name for p in algorithm.parameters}
+    given = [f"--{opt}" for opt in ("alpha", "w0") if getattr(args, opt) is not None and opt not in taken]
+    if given:
+        raise UsageError(f"{' and '.join(given)} {'is' if len(given) == 1 else 'are'} for SGD only, "
+                         f"not for --algo {args.algo}")
+    if algorithm.one_example and n != 1:
+        raise UsageError(f"--algo {args.algo} is the paper's one-example chain: it needs n = 1, got {n}")
 
 
 def _program(args, d: int, n: int, w0: bool = True) -> Program:
     """The program ``--algo`` names with the options' parameters; ``w0=False`` leaves SGD's w0 at 0 (for sizing)."""
     _check_algo(args, n)
-    algo = args.algo
-    alpha = ALPHA if args.alpha is None else args.alpha
-    lam = LAM if args.lam is None else args.lam
-    w = np.zeros(d) if args.w0 is None or not w0 else np.array(args.w0)
+    algorithm = programs.get(args.algo)
+    given = {p.name: getattr(args, p.name) for p in algorithm.parameters}
+    if "w0" in given:
+        given["w0"] = None if given["w0"] is None or not w0 else np.array(given["w0"])
     try:
-        if algo == "sgd":
-            return programs.sgd(d, n, alpha, lam, w)
-        if algo == "sgd_step":
-            return programs.sgd_step(d, alpha, lam, w)
-        if algo == "ridge":
-            return programs.ridge(d, n, lam)
-        return programs.sherman_morrison_step(d, lam)
+        return algorithm.program(d, n, **given)
     except ValueError as err:  # the programs name the parameter: alpha, lam, w0, d or n
         raise UsageError(f"bad parameter: {err}") from None
 
@@ -382,7 +376,7 @@ def _predict(args) -> int:
                                                                  return_bound=True))
             except DomainError as err:
                 raise DomainError(f"query {k}: {err} ({wider})") from None
-            want = float(demo.closed_form(program, X, y, x_query)[-1])
+            want = float(program.algorithm.closed(program, X, y, x_query)[-1])
             rows.append({"query": k, "x": x_query.tolist(), "transformer": got, "certified_bound": bound,
                          "closed_form": want, "abs_error": abs(got - want)})
             bar.update()

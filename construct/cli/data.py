@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler import SizeError
-from ..raw.programs import MAX_PARAMETER
+from ..programs.parts import MAX_PARAMETER
 from . import budget
 
 MAX_VALUE = MAX_PARAMETER  # 1e150: its square is still finite in float64

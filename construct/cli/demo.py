@@ -4,7 +4,7 @@
 ``render`` lays it out as text. Each network is compiled for the domain of
 64 sample tasks (``Bounds.calibrate``, margin 4) and run on a fresh task; its
 predictions at every prefix are printed beside the exact machine's and the
-closed form's (``closed_form``), with the error against the closed form.
+closed form's (the registry's, ``construct.programs``), with the error against the closed form.
 
 The paper gives exact sizes only for its one-example chains (Theorems 1 and
 2); for n examples it states orders of growth, which are printed as such.
@@ -16,8 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import reference
-from ..raw import programs
+from .. import programs
 from ..compiler import Bounds, CompiledNetwork, DomainError, compile, estimate
 from ..compiler.size import DEFAULT_MAX_BYTES
 from ..raw.program import Program
@@ -25,26 +24,11 @@ from ..tasks import gaussian_tasks
 from . import budget
 
 ALPHA, LAM, CALIBRATION_TASKS = 0.05, 0.1, 64
-PAPER_ORDERS = {"sgd": "O(n) layers, O(n + d) width", "ridge": "O(n) layers, O(d^2) width"}
 CHAINS = (lambda d, n: programs.sgd_step(d, alpha=0.1, lam=0.01, w0=np.zeros(d)),  # shown at d = 2
           lambda d, n: programs.sherman_morrison_step(d, LAM))
 LEARNERS = ((lambda d, n: programs.sgd(d, n, ALPHA, LAM), f"one-pass SGD, alpha = {ALPHA}, lam = {LAM}"),
             (lambda d, n: programs.ridge(d, n, LAM), f"ridge (Sherman-Morrison), lam = {LAM}"))
 PICTURE_CALIBRATION, PICTURE_TASKS = 256, 128  # what plots.error_vs_examples runs for --png
-
-
-def closed_form(program: Program, X, y, x_query) -> np.ndarray:
-    """The closed-form predictions (``reference``) of the algorithm ``program`` carries out, at every prefix."""
-    p = program.params
-    forms = {
-        "sgd": lambda: reference.sgd_one_pass(X, y, x_query, p["alpha"], p["lam"], p["w0"]),
-        "sgd_step": lambda: reference.sgd_one_step(X, y, x_query, p["alpha"], p["lam"], p["w0"]),
-        "ridge": lambda: reference.ridge(X, y, x_query, p["lam"]),
-        "sherman_morrison_step": lambda: reference.ridge(X, y, x_query, p["lam"]),
-    }
-    if program.name not in forms:
-        raise ValueError(f"no closed form is known for program {program.name!r}")
-    return forms[program.name]()
 
 
 def size_text(net: CompiledNetwork) -> str:
@@ -54,8 +38,9 @@ def size_text(net: CompiledNetwork) -> str:
             f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
     if "paper" in s:
         return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
-    if net.program.name in PAPER_ORDERS:
-        return text + f"; paper: {PAPER_ORDERS[net.program.name]}"
+    algorithm = net.program.algorithm
+    if algorithm is not None and algorithm.paper_order:
+        return text + f"; paper: {algorithm.paper_order}"
     return text
 
 
@@ -81,7 +66,7 @@ def run(d: int = 3, n: int = 6, seed: int = 0, step: Callable[[], None] = lambda
     for (build, title), offset in zip(LEARNERS, (2, 3)):
         program = build(d, n)
         net = _compiled(program, seed + offset, max_bytes)
-        closed = closed_form(program, *task)
+        closed = program.algorithm.closed(program, *task)
         entry = {"program": program.name, "title": title, "params": {k: np.asarray(v).tolist() for k, v in
                                                                      program.params.items()},
                  "size": net.size(), "size_text": size_text(net),

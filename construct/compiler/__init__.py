@@ -1,11 +1,12 @@
-"""From a program to transformer weights: the domain, the scale constants, the layer blocks, the assembly.
+"""From a program to transformer weights: ``compile``, a pipeline of named stages (``build`` lists them).
 
-Pipeline: ``bounds`` (the domain a network is built for) -> ``scales`` (the
-constant of each mechanism and its error bound) -> ``schedule`` (which
-instructions share a layer) -> ``blocks`` (what one layer does for its
-instructions, as logical pieces) -> ``build`` (the
-assembly into dense ``Weights``, refused beforehand by ``size`` if too large) -> ``compiled`` (the network that runs,
-guards its domain and reports its layers).
+``bounds`` (the domain) -> ``schedule`` (which instructions share a layer)
+-> ``layout`` (the rows the mechanisms need) -> ``constants`` (the scale
+constants) -> ``plans`` (each layer as logical pieces, each instruction kind
+planning its own part) -> ``size`` (refused before anything large) ->
+``assemble`` (dense weights) -> ``targets`` (the architecture: the paper's
+layer or GPT-2 blocks). ``compiled`` is the network that runs, guards its
+domain and reports its layers; ``certificate`` bounds every answer's error.
 """
 
 from .bounds import Bounds, DomainError

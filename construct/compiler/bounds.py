@@ -35,10 +35,9 @@ from typing import Iterable, Mapping
 import numpy as np
 
 from ..raw.domain import Box
-from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
-from .scales import machine_eps
+from ..mechanisms.scales import machine_eps
 
 # Slack on a theory bound (bound * (1 + SLACK), floor * (1 - SLACK)), by the network's dtype. The network's
 # guard compares *computed* values with the bounds, and a computed value differs from the exact one by the
@@ -134,7 +133,7 @@ class Bounds:
         missing = [name for name in program.layout.names if name not in self.values]
         if missing:
             raise ValueError(f"bounds: no bound for registers {missing}")
-        dens = sorted({ins.den for ins in program.instructions if isinstance(ins, Div)})
+        dens = sorted({ins.divisor for ins in program.instructions if ins.divisor})
         missing = [name for name in dens if name not in self.floors]
         if missing:
             raise ValueError(f"bounds: no floor for divisor registers {missing}")
@@ -167,7 +166,7 @@ class Bounds:
             raise ValueError("calibrate needs at least one task")
         peak = dict.fromkeys(layout.names, 0.0)
         low: dict[str, float] = {}
-        dens = {k: ins.den for k, ins in enumerate(program.instructions) if isinstance(ins, Div)}
+        dens = {k: ins.divisor for k, ins in enumerate(program.instructions) if ins.divisor}
         for k, H in enumerate(program.states_many(tasks)):
             for name in layout.names:
                 peak[name] = max(peak[name], float(np.abs(H[layout.rows(name)]).max()))

@@ -7,14 +7,12 @@ from functools import cached_property
 
 import numpy as np
 
-from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import check_task, tokens, x_columns
 from ..raw.registers import Layout
-from ..transformer import forward, gpt2
 from ..transformer.gpt2 import GPT2Weights
 from ..transformer.weights import Weights
-from . import certificate
+from . import certificate, targets
 from .bounds import Bounds, DomainError
 
 DEFAULT_TOLERANCE = 1e-6
@@ -32,9 +30,6 @@ def _check_tolerance(tolerance) -> None:
     if tolerance is not None and not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
                                       and np.isfinite(tolerance) and tolerance > 0):
         raise ValueError(f"tolerance must be a positive number or None, got {tolerance!r}")
-
-
-PAPER = {"sgd_step": lambda d: (9, 3 + 4 * d), "sherman_morrison_step": lambda d: (14, 3 + 5 * d + 3 * d * d)}
 
 
 @dataclass(frozen=True)
@@ -106,12 +101,17 @@ class CompiledNetwork:
     layers: tuple[LayerReport, ...]
     mechanisms: tuple[certificate.LayerMechanism, ...]
     steps: tuple  # schedule.Step per layer: which instructions it runs
-    gpt2: GPT2Weights | None = None  # compile(..., architecture="gpt2"): the GPT-2 blocks that run (``gpt2``)
+    gpt2: GPT2Weights | None = None  # compile(..., architecture="gpt2"): the GPT-2 blocks that run (``targets``)
+    target: object = None  # the architecture's ``targets`` object (None: the paper's layer)
+
+    def __post_init__(self) -> None:
+        if self.target is None:
+            object.__setattr__(self, "target", targets.target("paper" if self.gpt2 is None else "gpt2"))
 
     @property
     def architecture(self) -> str:
         """``"paper"`` (the paper's layer, ``weights`` run) or ``"gpt2"`` (GPT-2 blocks, ``gpt2`` run)."""
-        return "paper" if self.gpt2 is None else "gpt2"
+        return self.target.name
 
     def layer_instructions(self, l: int) -> tuple:
         """The instructions layer ``l`` (1-based) runs, attention's then the MLP's, in program order."""
@@ -148,19 +148,20 @@ class CompiledNetwork:
                 )
         for l in range(1, len(self.steps) + 1):  # the divisor as the layer divides by it: after its attention,
             for ins in self.layer_instructions(l):  # so in the state after the layer (its MLP does not write it)
-                if isinstance(ins, Div):
-                    value = float(low[l, self.layout.span(ins.den)[0]])
-                    floor = self.bounds.floors[ins.den]
+                if ins.divisor:
+                    value = float(low[l, self.layout.span(ins.divisor)[0]])
+                    floor = self.bounds.floors[ins.divisor]
                     if value < floor * (1 - 1e-6):
                         raise DomainError(
-                            f"divisor {ins.den!r} fell to {value:.6g} in layer {l} ({ins}), below its declared "
+                            f"divisor {ins.divisor!r} fell to {value:.6g} in layer {l} ({ins}), below its declared "
                             f"floor {floor:.6g}; the task is outside the network's domain"
                         )
 
     def _no_jax(self) -> None:
-        if self.gpt2 is not None:
-            raise ValueError("the JAX pass runs the paper's architecture; a network compiled for gpt2 runs on numpy "
-                             "(backend='numpy'), Hugging Face (construct.hf) or TransformerLens (construct.tl)")
+        if not self.target.jax:
+            raise ValueError(f"the JAX pass runs the paper's architecture; a network compiled for {self.architecture} "
+                             "runs on numpy (backend='numpy'), Hugging Face (construct.hf) or TransformerLens "
+                             "(construct.tl)")
 
     def _read(self, out: np.ndarray) -> np.ndarray:
         preds = out[x_columns((len(out) - 1) // 2)].astype(np.float64)
@@ -307,8 +308,7 @@ class CompiledNetwork:
         """The residual stream after every layer, rows labelled by register (for GPT-2 blocks, the residual
         stream TransformerLens calls ``hook_resid_post``, before the final layer norm)."""
         if backend == "numpy":
-            states = forward.hidden_states(self.weights, self._tokens(X, y, x_query)) if self.gpt2 is None else \
-                gpt2.hidden_states(self.gpt2, self._tokens(X, y, x_query))
+            states = self.target.hidden_states(self, self._tokens(X, y, x_query))
         elif backend == "jax":
             self._no_jax()
             states = _jax().hidden_states(self.weights, self._tokens(X, y, x_query))
@@ -356,10 +356,9 @@ class CompiledNetwork:
             "heads": w.heads, "head_size": w.head_size, "parameters": w.parameter_count,
             "data_rows": self.program.data_rows,
         }
-        if self.gpt2 is not None:  # untied, heads splitting the width
-            info.update(stored_layers=self.gpt2.depth, head_size=self.gpt2.head_size,
-                        parameters=self.gpt2.parameter_count, architecture="gpt2")
-        if self.program.name in PAPER:
-            layers, rows = PAPER[self.program.name](self.program.d)
+        info.update(self.target.size_info(self))
+        algorithm = self.program.algorithm
+        if algorithm is not None and algorithm.paper_size is not None:
+            layers, rows = algorithm.paper_size(self.program.d)
             info["paper"] = {"layers": layers, "data_rows": rows}
         return info

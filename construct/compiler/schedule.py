@@ -18,8 +18,8 @@ earliest phase that keeps the program's meaning:
   phase or later (in one phase, reads come before writes);
 * two writes of a register keep their order: the later one in a later phase,
   or both in one attention phase (the later form wins);
-* an MLP holds muls only, or divs by one divisor only (the division's layer
-  norm divides the whole column);
+* an MLP holds one group of instructions (``mlp_group``: muls only, or divs
+  by one divisor only: the division's layer norm divides the whole column);
 * a layer reads at most ``MAX_HEADS - 1`` other columns (composing movs adds
   their offsets: a chain of n offset-2 movs composed into one layer would
   read n columns, and need n heads).
@@ -34,10 +34,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..raw.instructions import Aff, Div, Mov, Mul
+from ..instructions import ATTENTION, MLP
 from ..raw.program import Program
 
-ATTENTION, MLP = 0, 1
 MAX_HEADS = 3  # the self head and two other columns
 
 
@@ -53,17 +52,9 @@ class Step:
         return self.attention + self.mlp
 
 
-def phase_of(ins) -> int:
-    if isinstance(ins, (Mov, Aff)):
-        return ATTENTION
-    if isinstance(ins, (Mul, Div)):
-        return MLP
-    raise TypeError(f"no phase for {type(ins).__name__}")
-
-
 def unfused(program: Program) -> tuple[Step, ...]:
     """One instruction per layer (the paper's construction)."""
-    return tuple(Step((k,), ()) if phase_of(ins) == ATTENTION else Step((), (k,))
+    return tuple(Step((k,), ()) if ins.phase == ATTENTION else Step((), (k,))
                  for k, ins in enumerate(program.instructions))
 
 
@@ -71,7 +62,7 @@ def fused(program: Program) -> tuple[Step, ...]:
     """Each instruction in the earliest phase the dependency rules of the module docstring allow."""
     instructions = program.instructions
     slot: list[tuple[int, int]] = []  # (layer, phase) of each instruction so far
-    mlp_kind: dict[int, tuple] = {}   # layer -> ("mul",) or ("div", den)
+    mlp_group: dict[int, tuple] = {}  # layer -> the group its MLP runs (``Instruction.mlp_group``)
     reads_from: dict[int, dict[str, frozenset]] = {}  # layer -> register -> the column offsets its form reads
     # per register, over the instructions so far: the slot of its last writer, the latest slot of any writer
     # and of any reader (a writer's successor rule is monotone in the slot, so the latest one binds)
@@ -79,7 +70,7 @@ def fused(program: Program) -> tuple[Step, ...]:
     latest_write: dict[str, tuple[int, int]] = {}
     latest_read: dict[str, tuple[int, int]] = {}
     for ins in instructions:
-        phase = phase_of(ins)
+        phase = ins.phase
 
         def not_before(at: tuple[int, int]) -> tuple[int, int]:
             return at if (at[1] == ATTENTION and phase == ATTENTION) else _after(at)
@@ -93,12 +84,12 @@ def fused(program: Program) -> tuple[Step, ...]:
         layer, p = max(bounds)
         if p != phase:  # the earliest phase of the right kind
             layer, p = (layer + 1, phase) if p > phase else (layer, phase)
-        while phase == MLP and not _mlp_accepts(mlp_kind.get(layer), ins):
+        while phase == MLP and mlp_group.get(layer, ins.mlp_group()) != ins.mlp_group():
             layer += 1
         while phase == ATTENTION and len(_offsets(reads_from.get(layer, {}), ins)) > MAX_HEADS:
             layer += 1
         if phase == MLP:
-            mlp_kind[layer] = ("mul",) if isinstance(ins, Mul) else ("div", ins.den)
+            mlp_group[layer] = ins.mlp_group()
         else:
             forms = reads_from.setdefault(layer, {})
             forms[ins.writes] = _reads(forms, ins)
@@ -113,10 +104,9 @@ def fused(program: Program) -> tuple[Step, ...]:
 
 
 def _reads(forms: dict[str, frozenset], ins) -> frozenset:
-    """The column offsets (0 = its own) the composed form of ``ins``'s register reads, given the layer's forms."""
-    if isinstance(ins, Mov):
-        return frozenset(o + ins.offset for o in forms.get(ins.src, frozenset({0})))
-    return frozenset().union(*(forms.get(reg, frozenset({0})) for reg in ins.reads)) or frozenset({0})
+    """The column offsets (0 = its own) the composed form of ``ins``'s register reads, given the layer's forms: its
+    reads' offsets shifted by the column offset it reads them at."""
+    return frozenset(o + ins.offset for reg in ins.reads for o in forms.get(reg, frozenset({0}))) or frozenset({0})
 
 
 def _offsets(forms: dict[str, frozenset], ins) -> frozenset:
@@ -127,9 +117,3 @@ def _offsets(forms: dict[str, frozenset], ins) -> frozenset:
 def _after(at: tuple[int, int]) -> tuple[int, int]:
     layer, phase = at
     return (layer, MLP) if phase == ATTENTION else (layer + 1, ATTENTION)
-
-
-def _mlp_accepts(kind, ins) -> bool:
-    if kind is None:
-        return True
-    return kind == (("mul",) if isinstance(ins, Mul) else ("div", ins.den))

@@ -56,7 +56,6 @@ so an interrupted ``save`` leaves no half-written file.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import io
 import json
@@ -71,10 +70,11 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler import Bounds, CompiledNetwork, compile, estimate, schedule, size
-from ..compiler.build import CHOSEN, REVISION, chosen_constants
+from ..compiler.build import REVISION
+from ..compiler.constants import CHOSEN, chosen_constants
 from ..compiler.size import DEFAULT_MAX_BYTES
-from ..raw import programs
-from ..raw.instructions import Aff, Div, Mov, Mul
+from .. import programs
+from ..instructions import from_data, to_data
 from ..raw.program import Program
 from ..raw.prompt import x_columns
 from ..raw.registers import Layout, Register
@@ -132,22 +132,6 @@ def _numbers(value, what: str):
     return arr.astype(np.float64).tolist()
 
 
-def _instruction(ins) -> dict:
-    if isinstance(ins, Mov):
-        return {"kind": "mov", "src": ins.src, "dst": ins.dst, "offset": ins.offset}
-    if isinstance(ins, Mul):
-        return {"kind": "mul", "a": ins.a, "b": ins.b, "out": ins.out, "shape": list(ins.shape)}
-    if isinstance(ins, Div):
-        return {"kind": "div", "num": ins.num, "den": ins.den, "out": ins.out}
-    return {
-        "kind": "aff", "out": ins.out,
-        "terms": [{"register": reg, "coefficient": _numbers(w, f"a coefficient of {ins}"), "label": label}
-                  for reg, w, label in ins.terms],
-        "bias": None if ins.bias is None else _numbers(ins.bias, f"the bias of {ins}"),
-        "bias_label": ins.bias_label,
-    }
-
-
 def _sizes(program: Program, w: Weights) -> dict:
     return {"d": program.d, "n": program.n, "tokens": 2 * program.n + 1, "layers": w.depth,
             "stored_layers": w.stored, "heads": w.heads,
@@ -167,7 +151,7 @@ def _source(program: Program) -> str:
             same = CONSTRUCTORS[program.name](program.d, program.n, program.params)
         except (KeyError, ValueError, TypeError):
             same = None
-        if same is None or [_instruction(i) for i in same.instructions] != [_instruction(i) for i in
+        if same is None or [to_data(i) for i in same.instructions] != [to_data(i) for i in
                                                                             program.instructions]:
             raise ValueError(f"save: this program is named {program.name!r} but is not "
                              f"construct.programs.{program.name} with its params; rename it")
@@ -226,7 +210,7 @@ def manifest(net: CompiledNetwork) -> dict:
             "layout": [{"name": reg.name, "shape": list(reg.shape), "start": program.layout.span(reg.name)[0]}
                        for reg in program.layout],
             "params": {k: _numbers(v, f"parameter {k!r} of {program.name}") for k, v in program.params.items()},
-            "instructions": [_instruction(ins) for ins in program.instructions],
+            "instructions": [to_data(ins) for ins in program.instructions],
         },
     }
 
@@ -277,12 +261,8 @@ def save(net: CompiledNetwork, path, compress: bool = True) -> Path:
 MAX_MANIFEST_BYTES = 16 * 2**20
 MAX_HEADER_BYTES = 4096  # an .npy header of one of our arrays is under 200 bytes
 DEFLATE_RATIO = 1032  # deflate expands at most about 1032-fold
-CONSTRUCTORS = {
-    "sgd": lambda d, n, p: programs.sgd(d, n, p["alpha"], p["lam"], p["w0"]),
-    "ridge": lambda d, n, p: programs.ridge(d, n, p["lam"]),
-    "sgd_step": lambda d, n, p: programs.sgd_step(d, p["alpha"], p["lam"], p["w0"]),
-    "sherman_morrison_step": lambda d, n, p: programs.sherman_morrison_step(d, p["lam"]),
-}
+CONSTRUCTORS = {name: (lambda algorithm: lambda d, n, p: algorithm.program(d, n, **p))(algorithm)
+                for name, algorithm in programs.REGISTRY.items()}
 # What a damaged archive can raise from zipfile, zlib, struct and numpy's header parser.
 _DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, KeyError, IndexError,
            TypeError, OverflowError, NotImplementedError, RuntimeError, SyntaxError, UnicodeDecodeError,
@@ -319,7 +299,7 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
             if not isinstance(fuse, bool):
                 raise WeightsFileError(f"{path}: the manifest's compiler.fused is {fuse!r}, not true or false")
             try:
-                shape = estimate(program, bounds, dtype, fuse=fuse)
+                shape = estimate(program, bounds, dtype=dtype, fuse=fuse)
             except ValueError as err:
                 raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
             shapes = shape.array_shapes()
@@ -334,7 +314,7 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                     raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
                                            f"{list(declared[name])}; its program gives {list(want)}")
             arrays = _read_arrays(path, archive, members, declared, np.dtype(dtype))
-    net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
+    net = compile(program, bounds, dtype=dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
     if old:
         return _version_1(path, net, arrays, stated)
     _require_same(path, net, arrays, stated)
@@ -546,45 +526,8 @@ def _custom_program(spec: dict) -> Program:
     if not isinstance(instructions, list):
         raise ValueError("program.instructions must be a list")
     _strings(spec["name"])
-    return Program(spec["name"], spec["d"], spec["n"], layout, tuple(_build_instruction(i) for i in instructions),
+    return Program(spec["name"], spec["d"], spec["n"], layout, tuple(from_data(i) for i in instructions),
                    readout=readout, query_only=query_only)
-
-
-def _build_instruction(spec):
-    if not isinstance(spec, dict):
-        raise ValueError(f"an instruction is an object, got {spec!r}")
-    kind = spec.get("kind")
-    if kind == "mov":
-        _strings(spec["src"], spec["dst"])
-        return Mov(spec["src"], spec["dst"], spec["offset"])
-    if kind == "mul":
-        _strings(spec["a"], spec["b"], spec["out"])
-        if not isinstance(spec["shape"], list):
-            raise ValueError(f"mul shape must be a list, got {spec['shape']!r}")
-        return Mul(spec["a"], spec["b"], spec["out"], tuple(spec["shape"]))
-    if kind == "div":
-        _strings(spec["num"], spec["den"], spec["out"])
-        return Div(spec["num"], spec["den"], spec["out"])
-    if kind == "aff":
-        _strings(spec["out"])
-        terms = []
-        for t in spec["terms"]:
-            _strings(t["register"])
-            if t["label"] is not None:
-                _strings(t["label"])
-            terms.append((t["register"], _numeric(t["coefficient"]), t["label"]))
-        bias = None if spec["bias"] is None else _numeric(spec["bias"])
-        if spec["bias_label"] is not None:
-            _strings(spec["bias_label"])
-        return Aff(spec["out"], tuple(terms), bias, spec["bias_label"])
-    raise ValueError(f"unknown instruction kind {kind!r}")
-
-
-def _numeric(value) -> np.ndarray:
-    flat = np.array(value, dtype=object).ravel()
-    if not all(_is_number(x) for x in flat):
-        raise ValueError(f"a constant must hold numbers only, got {value!r}")
-    return np.array(value, dtype=np.float64)
 
 
 def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes, names) -> tuple[dict, str]:

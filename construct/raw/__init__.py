@@ -1,14 +1,15 @@
-"""The exact level: registers and layouts, the RAW instructions, the prompt encoding, the machine, the programs.
+"""The exact level: registers and layouts, the prompt encoding, the machine, programs and their domains.
 
-Nothing here knows about transformers. The compiler (``construct.compiler``)
-turns a ``Program`` into weights; the machine (``machine.run``) is the
-ground truth every compiled layer is checked against.
+Nothing here knows about transformers or about any instruction kind: a
+``Program`` holds instructions of ``construct.instructions`` (each kind
+knows its own semantics) on a ``Layout``, and the machine (``machine.run``)
+applies them in order; it is the ground truth every compiled layer is
+checked against. The compiler (``construct.compiler``) turns a ``Program``
+into weights.
 """
 
-from . import programs
-from .instructions import Aff, Div, Instruction, Mov, Mul
 from .machine import run
 from .program import Program
 from .registers import Layout, Register
 
-__all__ = ["Aff", "Div", "Instruction", "Layout", "Mov", "Mul", "Program", "Register", "programs", "run"]
+__all__ = ["Layout", "Program", "Register", "run"]

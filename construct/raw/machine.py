@@ -9,12 +9,14 @@ the instruction; nothing half-computed is returned.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
-from .instructions import Instruction
 from .registers import Layout
+
+if TYPE_CHECKING:  # the kinds (construct.instructions) build on this package, not the other way
+    from ..instructions import Instruction
 
 
 def check_program(instructions: Sequence[Instruction], layout: Layout) -> None:

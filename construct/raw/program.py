@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from . import machine
-from .instructions import Instruction
 from .prompt import POS, X_IN, Y_IN, check_task, encode, x_columns
 from .registers import Layout
+
+if TYPE_CHECKING:  # the kinds (construct.instructions) build on this package, not the other way
+    from ..instructions import Instruction
 
 INPUTS = (Y_IN, X_IN, POS)
 
@@ -28,8 +30,10 @@ class Program:
 
     ``domain``, when the program has one, derives every register's bound and
     every divisor's floor from bounds on the inputs alone
-    (``domain(Box) -> Domain``, see ``domain.py``); the constructors of
-    ``construct.programs`` attach it, a program built by hand has none.
+    (``domain(Box) -> Domain``, see ``domain.py``), and ``algorithm`` is its
+    entry in the registry of ``construct.programs`` (its closed form, its
+    parameters, the paper's sizes); the constructors of ``construct.programs``
+    attach both, a program built by hand has neither.
     """
 
     name: str
@@ -41,6 +45,7 @@ class Program:
     query_only: bool = False
     params: dict[str, Any] = field(default_factory=dict)
     domain: Callable | None = field(default=None, repr=False)
+    algorithm: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instructions", tuple(self.instructions))

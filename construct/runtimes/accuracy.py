@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import reference
 from ..compiler import compile
-from ..raw import programs
+from .. import programs
 from . import hf, tl
 
 LAM, ALPHA, BOX = 0.5, 0.05, {"x_max": 1.0, "y_max": 2.0}

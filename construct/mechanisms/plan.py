@@ -1,0 +1,189 @@
+"""The logical pieces a layer is planned in, before anything becomes a matrix.
+
+A layer runs its *attention* instructions, which read the layer's input,
+then its *MLP* instructions, which read the state after attention
+(``compiler.schedule`` decides the groups; unfused, a layer has one
+instruction). A ``LayerPlan`` says, in rows of the residual stream (derived
+from register names by the layout), what each attention head writes, what
+the attention and MLP biases add, and which GeLU units the MLP has. Each
+instruction kind fills in its part (``construct.instructions``); the
+compiler's assembly turns plans into dense weight arrays.
+
+Conventions shared by every kind:
+
+* a head attends to one column, ``i - offset`` (Lemma: attention selection,
+  one-hot up to ``scales.attention_leak``); offset 0 is the *self* head, and
+  a layer has one head per offset its instructions read;
+* the attention phase is a set of **linear forms** (``Forms``): each row it
+  writes gets ``sum over (offset, row r) of coef * h[r] at column i -
+  offset``, plus a bias. Instructions compose in program order: one reading
+  a register an earlier instruction of the same layer wrote reads that
+  instruction's form, so chains of affine instructions cost one layer.
+  Writing ``new - old`` (the self head's -1 on the row itself) overwrites a
+  row, since the residual adds ``old`` back;
+* rows a layer leaves nonzero for its own purposes (scratch copies,
+  division pads) are *dirty*; the next layer's self head resets them before
+  its layer norm;
+* an MLP unit's input is written in residual units: ``inputs[r] = c`` means
+  a pre-activation of ``c * x_r``, with the layer's ``ln_scale`` undoing the
+  layer norm and a zero-sum compensation making the mean irrelevant.
+
+The rows the compiler adds to a program's layout are named here (their roles:
+``compiler.layout``).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.special import erf
+
+from ..raw.registers import Layout
+from . import scales
+
+ONE, POS_SQ, LN_POS, LN_NEG, ZERO = "one", "pos_sq", "ln_pad_pos", "ln_pad_neg", "zero"
+DIV_POS, DIV_NEG, SCRATCH, MEAN_PAD = "div_pad_pos", "div_pad_neg", "scratch", "mean_pad"
+LN1_POS, LN1_NEG, WIDTH_PAD = "ln1_pad_pos", "ln1_pad_neg", "width_pad"  # the GPT-2 target's (``compiler.targets``)
+
+
+@dataclass
+class Unit:
+    """One GeLU unit: ``outputs * gelu(sum inputs[r] x_r + bias)``."""
+
+    inputs: dict[int, float]
+    bias: float
+    outputs: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class LayerPlan:
+    """One layer, as logical pieces (rows, coefficients, units) before assembly.
+
+    ``heads[offset][row] = {read_row: coef}``: what the head attending to
+    column ``i - offset`` adds to ``row``. ``reports``: per instruction, its
+    text, the a-priori bound on the error of each entry it writes, and its
+    register's bound.
+    """
+
+    instructions: tuple
+    heads: dict[int, dict[int, dict[int, float]]] = field(default_factory=dict)
+    attn_bias: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    units: list[Unit] = field(default_factory=list)
+    ln_scale: float = 1.0
+    ln1_scale: float = 1.0  # GPT-2 target: the scale its layer norm before attention divides by (``gpt2``)
+    mlp_bias: dict[int, float] = field(default_factory=lambda: defaultdict(float))
+    dirty: set[int] = field(default_factory=set)
+    constants: dict[str, float] = field(default_factory=dict)
+    reports: list[tuple[str, float, float]] = field(default_factory=list)
+    mechanisms: list = field(default_factory=list)  # what the MLP computes, one per MLP instruction
+
+    @property
+    def label(self) -> str:
+        return "; ".join(str(ins) for ins in self.instructions)
+
+    def apply(self, H: np.ndarray, zero: int, ln_eps: float) -> np.ndarray:
+        """The plan run on its own on a state ``H`` (rows x tokens, rows as the layout places them), in float64:
+        each head selects its column ``max(i - offset, 0)`` exactly (the ideal of attention selection, before
+        any leak), the MLP runs its units through the real layer norm (``ln_scale`` undoing it, the row ``zero``
+        compensating each unit's weights, as assembly writes them). What it leaves is the mechanisms' own
+        error: what a unit test of one layer measures, with no dense weights involved."""
+        D, T = H.shape
+        X = H.copy()
+        for offset, writes in self.heads.items():
+            source = H[:, np.maximum(np.arange(T) - offset, 0)]
+            for row, form in writes.items():
+                X[row] += sum(coef * source[read] for read, coef in form.items())
+        for row, b in self.attn_bias.items():
+            X[row] += b
+        if not self.units:
+            return X
+        centred = X - X.mean(axis=0)
+        normed = centred / np.sqrt((centred * centred).mean(axis=0) + ln_eps)
+        out = X.copy()
+        for unit in self.units:
+            pre = sum(c * self.ln_scale * normed[r] for r, c in unit.inputs.items()) \
+                - sum(unit.inputs.values()) * self.ln_scale * normed[zero] + unit.bias
+            hidden = pre * (1 + erf(pre / np.sqrt(2))) / 2
+            for row, weight in unit.outputs.items():
+                out[row] += weight * hidden
+        for row, b in self.mlp_bias.items():
+            out[row] += b
+        return out
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every block needs: the full layout, register bounds and the global constants."""
+
+    layout: Layout
+    bounds: dict[str, float]
+    floors: dict[str, float]
+    eps: float
+    dtype: object
+    sharpness: float
+    product_scale: float
+    bypass_offset: float
+    ln_pad: float
+    ln_scale: float  # ln_pad sqrt(2 / D), a power of two
+    ln_eps: float
+    sum_sq: float  # bound on the sum of squares of all rows but the pads
+    target: object = None  # the architecture the layers are for (``compiler.targets``): paper or GPT-2 blocks
+    ln1_pad: float = 0.0  # GPT-2 target with divisions: the pads +-N_1 the layer after a div sees (``targets``)
+    ln1_scale: float = 0.0  # N_1 sqrt(2/D), a power of two
+    ln1_extra: float = 0.0  # 2 max (N_d |den|)^2: the most the division pads add to that layer norm's squares
+
+    @property
+    def leak(self) -> float:
+        return scales.attention_leak(self.sharpness)
+
+    def rows(self, name: str) -> range:
+        return range(*self.layout.span(name))
+
+
+class Forms:
+    """The attention phase's linear forms: each row's value after attention, in terms of the layer's input.
+
+    A form maps ``(offset, row)`` to a coefficient: the value is
+    ``sum coef * h[row] at column max(i - offset, 0)``; ``bias`` holds the
+    constant part. A row no instruction has written is its own input value.
+    """
+
+    def __init__(self) -> None:
+        self.terms: dict[int, dict[tuple[int, int], float]] = {}
+        self.bias: dict[int, float] = {}
+
+    def value(self, row: int) -> tuple[dict[tuple[int, int], float], float]:
+        return self.terms.get(row, {(0, row): 1.0}), self.bias.get(row, 0.0)
+
+    def set(self, row: int, terms: dict[tuple[int, int], float], bias: float = 0.0) -> None:
+        self.terms[row] = {key: c for key, c in terms.items() if c != 0}
+        self.bias[row] = bias
+
+    def combine(self, parts) -> tuple[dict[tuple[int, int], float], float]:
+        """``sum coef * value(row)`` over ``parts`` (row, coef), shifted by nothing."""
+        terms: dict[tuple[int, int], float] = defaultdict(float)
+        bias = 0.0
+        for row, coef in parts:
+            form, b = self.value(row)
+            for key, c in form.items():
+                terms[key] += coef * c
+            bias += coef * b
+        return dict(terms), bias
+
+
+def read_rows(ins, name: str, ctx: Context, forms: Forms, scratch: list[int], plan: LayerPlan) -> list[int]:
+    """The rows the MLP reads register ``name`` from: its own, or, for an operand the instruction overwrites, a
+    scratch copy of its form (the scratch rows are left dirty)."""
+    if name != ins.writes:
+        return list(ctx.rows(name))
+    start = len(scratch)
+    rows = list(ctx.rows(SCRATCH))[start : start + ctx.layout[name].size]
+    if len(rows) < ctx.layout[name].size:
+        raise ValueError(f"the scratch register is too small for the operands this layer overwrites ({name!r})")
+    for s, r in zip(rows, ctx.rows(name)):
+        forms.set(s, *forms.value(r))
+    scratch.extend(rows)
+    plan.dirty.update(rows)
+    return rows
