@@ -286,3 +286,30 @@ def test_save_refuses_weights_that_are_not_the_conversion(net, tmp_path):
         hf.save_pretrained(bad, tmp_path / "bad")
     assert not (tmp_path / "bad").exists()
 
+
+# -- TransformerLens ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")  # TransformerLens 3.x
+def test_transformer_lens_from_a_directory_goes_through_the_same_verification(saved, net):
+    tl = pytest.importorskip("construct.tl")
+    model, loaded = tl.from_pretrained(saved)
+    direct = tl.to_hooked_transformer(net)
+    X, y, q = task(5)
+    got, _ = tl.run_with_cache(model, loaded, X, y, q)
+    want, _ = tl.run_with_cache(direct, net, X, y, q)
+    assert np.array_equal(got, want) and np.all(np.abs(got - net.predict(X, y, q)) <= 1e-10)
+    edit_json(saved / "config.json", lambda c: c.update(n_head=6))
+    with pytest.raises(WeightsFileError, match=r"config\.json: field n_head is 6"):
+        tl.from_pretrained(saved)
+
+
+@pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")
+def test_transformer_lens_refuses_weights_that_are_not_the_conversion(net):
+    tl = pytest.importorskip("construct.tl")
+    g = net.gpt2
+    c_attn = g.c_attn_weight.copy()
+    c_attn[0, :, 2 * g.width:] *= 1 + 1e-9  # values off by one part in 1e9
+    bad = dataclasses.replace(net, gpt2=dataclasses.replace(g, c_attn_weight=c_attn))
+    with pytest.raises(ValueError, match="not the conversion of the network's layers"):
+        tl.to_hooked_transformer(bad)
