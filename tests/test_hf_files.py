@@ -104,6 +104,16 @@ def test_an_untouched_directory_is_the_network_and_predicts_as_transformers_alon
         assert np.all(np.abs(got - net.predict(X, y, q)) <= 1e-10)
 
 
+def test_another_dtype_casts_the_verified_weights(saved, net):
+    """(A float64 network run in float32 is not that network: its constants were chosen for float64.)"""
+    model = hf.from_pretrained(saved, dtype=torch.float32)
+    loaded = model.backbone.state_dict()
+    for key, a in runtime.state_dict(net).items():
+        assert loaded[key].dtype == torch.float32 and np.array_equal(loaded[key].numpy(), a.astype(np.float32)), key
+    with pytest.raises(ValueError, match="dtype must be torch.float64 or torch.float32"):
+        hf.from_pretrained(saved, dtype=torch.float16)
+
+
 def test_the_versions_that_wrote_it_are_not_checked_but_their_form_is(saved):
     edit_json(saved / "icl_construct.json",
               lambda m: m["written_by"].update({"transformers": "4.0.0", "icl-construct": "9"}))

@@ -100,6 +100,7 @@ FILES = ("config.json", "model.safetensors", "read_in_out.safetensors", "icl_con
 CONFIG, WEIGHTS, READ_IN_OUT, MANIFEST = FILES
 MAX_JSON_BYTES = npz.MAX_MANIFEST_BYTES  # config.json, icl_construct.json, and each safetensors header
 SAFETENSORS_DTYPES = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32"}
+TORCH_DTYPES = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
 
 
 def _require_gpt2(net) -> None:
@@ -220,8 +221,8 @@ class ICLModel(torch.nn.Module):
 
 def from_pretrained(directory, attn_implementation: str = "eager", dtype=None,
                     max_bytes: float | None = size.DEFAULT_MAX_BYTES) -> ICLModel:
-    """The ``ICLModel`` saved in ``directory``, verified (``load``), in eval mode; ``dtype`` defaults to the
-    file's (a torch dtype; another one casts the verified weights).
+    """The ``ICLModel`` saved in ``directory``, verified (``load``), in eval mode; ``dtype`` (``torch.float64``
+    or ``torch.float32``) defaults to the file's; the other one casts the verified weights.
 
     ``GPT2Model.from_pretrained`` is given the verified config (equal to
     ``config.json`` on every field that file may hold), and what it loaded
@@ -232,12 +233,16 @@ def from_pretrained(directory, attn_implementation: str = "eager", dtype=None,
     net, manifest = _verified(directory, max_bytes)
     if dtype is None:
         dtype = {"float64": torch.float64, "float32": torch.float32}[manifest["dtype"]]
+    if dtype not in TORCH_DTYPES:
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
     backbone, info = transformers.GPT2Model.from_pretrained(
         directory, config=transformers.GPT2Config(**config_dict(net)), dtype=dtype,
         attn_implementation=attn_implementation, output_loading_info=True)
-    want = {k: torch.tensor(a, dtype=dtype) for k, a in state_dict(net).items()}
-    got = backbone.state_dict()
-    if any(info.values()) or got.keys() != want.keys() or not all(torch.equal(got[k], v) for k, v in want.items()):
+    want = {k: a.astype(TORCH_DTYPES[dtype]) for k, a in state_dict(net).items()}
+    got = {k: v.detach().numpy() for k, v in backbone.state_dict().items()}  # numpy: torch.equal is ~40x slower
+    if any(info.values()) or got.keys() != want.keys() or not all(
+            got[k].shape == a.shape and got[k].dtype == a.dtype and np.array_equal(_bits(got[k]), _bits(a))
+            for k, a in want.items()):
         raise WeightsFileError(f"{directory / WEIGHTS}: GPT2Model.from_pretrained loaded other weights than the "
                                f"verified file holds (loading info {info}); was the directory changed while loading?")
     D, d1 = net.gpt2.read_in.T.shape
