@@ -114,6 +114,31 @@ def test_another_dtype_casts_the_verified_weights(saved, net):
         hf.from_pretrained(saved, dtype=torch.float16)
 
 
+@pytest.mark.parametrize("case", ["custom program", "float32", "unfused", "sgd, calibrated"])
+def test_what_the_version_1_manifest_could_not_rebuild_round_trips(case, tmp_path):
+    """A custom program (rebuilt from its instructions), float32, an unfused schedule, calibrated bounds: the
+    loaded network is the saved one, bit for bit."""
+    from construct.raw.prompt import input_registers
+
+    if case == "custom program":
+        layout = construct.Layout(input_registers(2) + [construct.Register("s", (1,)), construct.Register("pred", (1,))])
+        program = construct.Program("dot_query", 2, 1, layout, (construct.Mul("x_in", "x_in", "s", (1, 2, 1)),
+                                                               construct.Aff("pred", (("s", 0.5),), bias=1.0)))
+        tasks = [(np.zeros((1, 2)), np.zeros(1), t[2]) for t in (task(k) for k in range(8))]
+        net = construct.compile(program, construct.Bounds.calibrate(program, tasks), architecture="gpt2")
+    elif case == "sgd, calibrated":
+        program = programs.sgd(2, 3, 0.05, 0.1, w0=[0.5, -1.0])
+        tasks = [(t[0][:3], t[1][:3], t[2]) for t in (task(k) for k in range(16))]
+        net = construct.compile(program, construct.Bounds.calibrate(program, tasks), architecture="gpt2")
+    else:
+        net = construct.compile(programs.ridge(2, 2, 0.5), **BOX, architecture="gpt2",
+                                **({"dtype": np.float32} if case == "float32" else {"fuse": False}))
+    got = hf.load(hf.save_pretrained(net, tmp_path / "net"))
+    assert got.program.name == net.program.name and got.bounds == net.bounds and got.steps == net.steps
+    assert all(a.dtype == b.dtype and np.array_equal(a, b)
+               for a, b in zip(got.gpt2.arrays().values(), net.gpt2.arrays().values()))
+
+
 def test_the_versions_that_wrote_it_are_not_checked_but_their_form_is(saved):
     edit_json(saved / "icl_construct.json",
               lambda m: m["written_by"].update({"transformers": "4.0.0", "icl-construct": "9"}))
