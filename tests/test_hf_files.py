@@ -1,5 +1,5 @@
-"""A Hugging Face directory cannot lie: ``construct.hf.from_pretrained`` (and ``load``, ``construct.tl.from_pretrained``)
-rebuild the network the manifest states and refuse any file that differs from it.
+"""A Hugging Face directory cannot lie: ``construct.hf.from_pretrained`` (and ``construct.hf.load``,
+``construct.tl.from_pretrained``) rebuild the network the manifest states and refuse any file that differs from it.
 
 Issue 19, item 2: an edited ``n_head`` or ``activation_function`` in config.json, or weights copied from another
 network of the same shape, loaded without error and predicted other numbers. Each edit below must be refused
@@ -121,7 +121,8 @@ def test_what_the_version_1_manifest_could_not_rebuild_round_trips(case, tmp_pat
     from construct.raw.prompt import input_registers
 
     if case == "custom program":
-        layout = construct.Layout(input_registers(2) + [construct.Register("s", (1,)), construct.Register("pred", (1,))])
+        registers = [construct.Register("s", (1,)), construct.Register("pred", (1,))]
+        layout = construct.Layout(input_registers(2) + registers)
         program = construct.Program("dot_query", 2, 1, layout, (construct.Mul("x_in", "x_in", "s", (1, 2, 1)),
                                                                construct.Aff("pred", (("s", 0.5),), bias=1.0)))
         tasks = [(np.zeros((1, 2)), np.zeros(1), t[2]) for t in (task(k) for k in range(8))]
@@ -220,7 +221,8 @@ def test_one_flipped_bit_is_refused_naming_the_tensor_and_entry(saved, net, name
 
 def test_tensors_added_removed_or_of_another_dtype(saved, net):
     io = runtime.read_in_out(net)
-    safetensors_numpy.save_file(dict(io, extra=np.zeros(1)), saved / "read_in_out.safetensors", metadata={"format": "pt"})
+    safetensors_numpy.save_file(dict(io, extra=np.zeros(1)), saved / "read_in_out.safetensors",
+                                metadata={"format": "pt"})
     refused(saved, r"read_in_out\.safetensors: its tensors are not the network's .* missing \[\], unknown \['extra'\]")
     safetensors_numpy.save_file({k: v for k, v in io.items() if k != "read_in.bias"},
                                 saved / "read_in_out.safetensors", metadata={"format": "pt"})
@@ -297,14 +299,15 @@ def test_damaged_files_are_weights_file_errors(saved, name, damage, match):
 
 
 def test_a_missing_file_and_the_size_limit(saved):
-    with pytest.raises(construct.SizeError, match=r"model\.safetensors and read_in_out\.safetensors take .* above the limit"):
+    with pytest.raises(construct.SizeError,
+                       match=r"model\.safetensors and read_in_out\.safetensors take .* above the limit"):
         hf.load(saved, max_bytes=10_000)
     (saved / "read_in_out.safetensors").unlink()
     with pytest.raises(FileNotFoundError, match="lacks read_in_out.safetensors"):
         hf.from_pretrained(saved)
 
 
-def test_what_transformers_loads_is_held_to_the_verified_tensors(saved, written, other, monkeypatch):
+def test_what_transformers_loads_is_held_to_the_verified_tensors(saved, written, monkeypatch):
     """The directory replaced between the verification and GPT2Model.from_pretrained (simulated: the
     verification is given the other network's directory)."""
     verified = runtime._verified
