@@ -149,13 +149,14 @@ class Certifier:
                     w.W1[u], w.W2[u], mech.mlp, mech.ln_scale, zero, u)
         self.target = net.gpt2
         if self.target is not None:
-            self._value_sums = self._require_gpt2(net)
+            self._value_sums = self.require_gpt2(net)
 
     @staticmethod
-    def _require_gpt2(net) -> np.ndarray:
+    def require_gpt2(net) -> np.ndarray:
         """The GPT-2 weights are the paper-form weights converted (``gpt2.to_gpt2``), checked by converting again;
         returns, per layer and head, ``|sum_r Wv~_r|`` (exact sums, fsum): the zero-sum defect of each value column
-        left by rounding its compensation, through which LN_1's mean leaks in (``gpt2``, point 1)."""
+        left by rounding its compensation, through which LN_1's mean leaks in (``gpt2``, point 1). Public: the
+        runtimes (``construct.hf.save_pretrained``, ``construct.tl.to_hooked_transformer``) check the same."""
         w, g = net.weights, net.gpt2
         scales_ = {}
         for l, mech in enumerate(net.mechanisms):
