@@ -1,5 +1,6 @@
-"""TransformerLens runtime (``construct.runtimes.tl``): ``to_hooked_transformer``, ``run_with_cache``."""
+"""TransformerLens runtime (``construct.runtimes.tl``): ``to_hooked_transformer``, ``from_pretrained``,
+``run_with_cache``."""
 
-from .runtimes.tl import run_with_cache, to_hooked_transformer
+from .runtimes.tl import from_pretrained, run_with_cache, to_hooked_transformer
 
-__all__ = ["run_with_cache", "to_hooked_transformer"]
+__all__ = ["from_pretrained", "run_with_cache", "to_hooked_transformer"]

@@ -290,6 +290,29 @@ def target(architecture: str):
     return TARGETS[architecture]
 
 
+def require_conversion(net) -> np.ndarray:
+    """The network's GPT-2 weights are its paper-form weights converted (``to_gpt2``), checked by converting again,
+    else ValueError; returns, per layer and head, ``|sum_r Wv~_r|`` (exact sums, fsum): the zero-sum defect of each
+    value column left by rounding its compensation, through which LN_1's mean leaks in (point 1). The certificate
+    and the runtimes (``construct.hf.save_pretrained``, ``construct.tl.to_hooked_transformer``) check it."""
+    w, g = net.weights, net.gpt2
+    scales_ = {}
+    for l, mech in enumerate(net.mechanisms):
+        scales_[int(w.order[l])] = mech.attention_scale
+    rebuilt = to_gpt2(w, [scales_[s] for s in range(w.stored)], net.constants["ln_f_scale"],
+                      net.layout.span(ZERO)[0], net.layout.span(net.program.readout)[0])
+    if g.n_head != rebuilt.n_head or not all(np.array_equal(a, b) for a, b in
+                                             zip(g.arrays().values(), rebuilt.arrays().values())):
+        raise ValueError("the GPT-2 weights are not the conversion of the network's layers; the certificate does "
+                         "not apply")
+    sums = np.zeros((g.depth, g.n_head, g.head_size))
+    for l in range(g.depth):
+        Wv = g.head_weights(l, 2).astype(np.float64)
+        for h in range(g.n_head):
+            sums[l, h] = [abs(math.fsum(column)) for column in Wv[h].T.tolist()]
+    return sums
+
+
 # -- the certified passes: each target's forward pass and the local errors of its attention and read-out -------------
 
 
@@ -322,29 +345,7 @@ class GPT2Pass:
 
     def __init__(self, net) -> None:
         self.net, self.g = net, net.gpt2
-        self._value_sums = self._require_conversion(net)
-
-    @staticmethod
-    def _require_conversion(net) -> np.ndarray:
-        """The GPT-2 weights are the paper-form weights converted (``to_gpt2``), checked by converting again;
-        returns, per layer and head, ``|sum_r Wv~_r|`` (exact sums, fsum): the zero-sum defect of each value column
-        left by rounding its compensation, through which LN_1's mean leaks in (point 1)."""
-        w, g = net.weights, net.gpt2
-        scales_ = {}
-        for l, mech in enumerate(net.mechanisms):
-            scales_[int(w.order[l])] = mech.attention_scale
-        rebuilt = to_gpt2(w, [scales_[s] for s in range(w.stored)], net.constants["ln_f_scale"],
-                          net.layout.span(ZERO)[0], net.layout.span(net.program.readout)[0])
-        if g.n_head != rebuilt.n_head or not all(np.array_equal(a, b) for a, b in
-                                                 zip(g.arrays().values(), rebuilt.arrays().values())):
-            raise ValueError("the GPT-2 weights are not the conversion of the network's layers; the certificate does "
-                             "not apply")
-        sums = np.zeros((g.depth, g.n_head, g.head_size))
-        for l in range(g.depth):
-            Wv = g.head_weights(l, 2).astype(np.float64)
-            for h in range(g.n_head):
-                sums[l, h] = [abs(math.fsum(column)) for column in Wv[h].T.tolist()]
-        return sums
+        self._value_sums = require_conversion(net)
 
     def embed(self, tokens: np.ndarray) -> np.ndarray:
         return gpt2_pass.embed(self.g, tokens)

@@ -169,8 +169,7 @@ def manifest(net: CompiledNetwork) -> dict:
     return {
         "format": FORMAT,
         "version": VERSION,
-        "compiler": {"revision": REVISION, "fused": tuple(net.steps) != schedule.unfused(program),
-                     "note": "load() rebuilds the network and requires this file to equal it"},
+        "compiler": {**compiler_entry(net), "note": "load() rebuilds the network and requires this file to equal it"},
         "equations": list(EQUATIONS),
         "dtype": str(w.dtype),
         "ln_eps": w.ln_eps,
@@ -203,15 +202,25 @@ def manifest(net: CompiledNetwork) -> dict:
                     "constants": r.constants} for r, step in zip(net.layers, net.steps)],
         "listing": {"registers": program.listing("registers").splitlines(),
                     "paper": program.listing("paper").splitlines()},
-        "program": {
-            "source": _source(program),
-            "name": program.name, "d": program.d, "n": program.n, "readout": program.readout,
-            "query_only": program.query_only,
-            "layout": [{"name": reg.name, "shape": list(reg.shape), "start": program.layout.span(reg.name)[0]}
-                       for reg in program.layout],
-            "params": {k: _numbers(v, f"parameter {k!r} of {program.name}") for k, v in program.params.items()},
-            "instructions": [to_data(ins) for ins in program.instructions],
-        },
+        "program": program_entry(program),
+    }
+
+
+def compiler_entry(net: CompiledNetwork) -> dict:
+    """The manifest's ``compiler``: the revision that compiled ``net``, and whether its schedule is fused."""
+    return {"revision": REVISION, "fused": tuple(net.steps) != schedule.unfused(net.program)}
+
+
+def program_entry(program: Program) -> dict:
+    """The manifest's ``program``: what ``rebuild_inputs`` rebuilds it from (also the Hugging Face manifest's)."""
+    return {
+        "source": _source(program),
+        "name": program.name, "d": program.d, "n": program.n, "readout": program.readout,
+        "query_only": program.query_only,
+        "layout": [{"name": reg.name, "shape": list(reg.shape), "start": program.layout.span(reg.name)[0]}
+                   for reg in program.layout],
+        "params": {k: _numbers(v, f"parameter {k!r} of {program.name}") for k, v in program.params.items()},
+        "instructions": [to_data(ins) for ins in program.instructions],
     }
 
 
@@ -293,7 +302,11 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
             names = [name for name in ARRAY_MEANINGS if not (old and name == "order")]
             members = _members(path, archive, arrays=names)
             declared, dtype = _declared_arrays(path, stated, members, max_bytes, names)
-            program, bounds, constants = _rebuild_inputs(path, stated, declared, dtype)
+            stored = declared["Wq"][0]
+            sizes = {"d": declared["embed"][0] - 1, "n": (declared["positions"][0] - 1) / 2,
+                     "width": declared["readout"][0], "stored": stored,
+                     "depth": declared["order"][0] if "order" in declared else stored}  # version 1: all stored
+            program, bounds, constants = rebuild_inputs(path, stated, dtype, sizes)
             fuse = False if old else stated["compiler"].get("fused") if isinstance(stated.get("compiler"), dict) \
                 else None
             if not isinstance(fuse, bool):
@@ -401,11 +414,19 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def parse_json(raw: bytes):
+    """Strict JSON: UTF-8, every number finite (no NaN, Infinity or overflowing literals); ValueError otherwise."""
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def _read_manifest(path: Path, archive: zipfile.ZipFile, members: dict) -> dict:
     raw = _read_member(path, archive, members[MANIFEST], MAX_MANIFEST_BYTES)
     try:
-        stated = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float)
-    except (ValueError, RecursionError) as err:
+        stated = parse_json(raw)
+    except ValueError as err:
         raise WeightsFileError(f"{path}: cannot read {MANIFEST} (corrupt?): {_why(err)}") from None
     if not isinstance(stated, dict) or stated.get("format") != FORMAT:
         raise WeightsFileError(f"{path}: {MANIFEST} does not declare format {FORMAT!r}")
@@ -439,19 +460,23 @@ def _field(stated: dict, *keys):
     return value
 
 
-def _rebuild_inputs(path: Path, stated: dict, declared: dict, dtype: str):
+def rebuild_inputs(path: Path, stated: dict, dtype: str, sizes: dict, arrays: str = "the declared arrays"):
     """The program, bounds and chosen constants the manifest states, built by the library itself.
 
-    The program's sizes are held to the declared arrays before anything
-    grows with them: d and n before the program is built, its width and
-    depth before its layers are planned.
+    ``stated`` is the manifest (its ``program``, ``bounds`` and
+    ``constants``, as ``manifest`` writes them); ``sizes`` the sizes the
+    file's ``arrays`` declare: ``d``, ``n``, residual ``width``, ``stored``
+    layers and ``depth`` (applied layers). The program's sizes are held to
+    them before anything grows with them: d and n before the program is
+    built, its width and depth before its layers are planned. Shared by
+    ``load`` and ``construct.hf.load``.
     """
     try:
         spec = _field(stated, "program")
         name, d, n, params = (_field(spec, k) for k in ("name", "d", "n", "params"))
-        for what, value, rows in (("d", d, declared["embed"][0] - 1), ("n", n, (declared["positions"][0] - 1) / 2)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value == rows):
-                raise ValueError(f"program.{what} is {value!r}; the declared arrays are for {what} = {rows:g}")
+        for what, value in (("d", d), ("n", n)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value == sizes[what]):
+                raise ValueError(f"program.{what} is {value!r}; {arrays} are for {what} = {sizes[what]:g}")
         if not isinstance(params, dict):
             raise ValueError("program.params must be an object")
         source = _field(spec, "source")
@@ -468,11 +493,10 @@ def _rebuild_inputs(path: Path, stated: dict, declared: dict, dtype: str):
             program = _custom_program(spec)
         else:
             raise ValueError(f"program.source is {source!r}, not 'construct.programs' or 'custom'")
-        stored = declared["Wq"][0]
-        depth = declared["order"][0] if "order" in declared else stored  # version 1: every layer stored
-        if program.width > declared["readout"][0] or not stored <= depth <= program.depth:
-            raise ValueError(f"the program has width {program.width} and {program.depth} instructions; the declared "
-                             f"arrays have width {declared['readout'][0]}, {stored} stored layers and depth {depth}")
+        stored, depth = sizes["stored"], sizes["depth"]
+        if program.width > sizes["width"] or not stored <= depth <= program.depth:
+            raise ValueError(f"the program has width {program.width} and {program.depth} instructions; {arrays} "
+                             f"have width {sizes['width']}, {stored} stored layers and depth {depth}")
         values, floors = _field(stated, "bounds", "values"), _field(stated, "bounds", "floors")
         if not (isinstance(values, dict) and isinstance(floors, dict)):
             raise ValueError("bounds.values and bounds.floors must be objects")
@@ -627,11 +651,16 @@ def _require_same(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray
                 f"{_params(p)}), bounds and dtype compile to: array {name!r} differs first at {list(where)} "
                 f"({arrays[name][where]!r} in the file, {rebuilt[where]!r} rebuilt); the manifest's program.params, "
                 "bounds or dtype were edited")
-    want = json.loads(json.dumps(manifest(net), allow_nan=False))
+    require_same_json(path, stated, json.loads(json.dumps(manifest(net), allow_nan=False)))
+
+
+def require_same_json(path, stated, want, what: str = "the manifest's", by: str = "its program and domain") -> None:
+    """``stated`` (read from a file) must equal ``want`` value for value and type for type (``_same``); else a
+    ``WeightsFileError`` naming ``path`` and the first field that differs, with both values."""
     if not _same(stated, want):
         where, got, expected = _first_difference(stated, want)
-        raise WeightsFileError(f"{path}: the manifest's {where or 'top level'} is {got!r}; the network its program "
-                               f"and domain describe has {expected!r} (edited, or inconsistent)")
+        raise WeightsFileError(f"{path}: {what} {where or 'top level'} is {got!r}; the network {by} describe has "
+                               f"{expected!r} (edited, or inconsistent)")
 
 
 def _require_hashes(path: Path, arrays: dict[str, np.ndarray], stated: dict) -> None:

@@ -14,47 +14,102 @@
   (n_embd, d+1) and ``read_in.bias`` (zeros) take a token ``[y, x]`` to the
   residual stream; ``read_out.weight`` (1, n_embd) and ``read_out.bias``
   take the last hidden state (after ``ln_f``) to the prediction;
-* ``icl_construct.json``: what a reader needs besides (the prompt encoding,
-  the columns predictions are read at, the residual rows' labels, the program
-  and its domain, the versions that wrote it).
+* ``icl_construct.json`` (format version 2): what a reader needs besides
+  (the prompt encoding, the columns predictions are read at, the residual
+  rows' labels), and what the network is rebuilt from: ``compiler``
+  (revision, fused), ``program`` (as the npz manifest states it: a
+  ``construct.programs`` name and params, or a custom program's
+  instructions), ``bounds`` (values and floors), ``constants``, ``dtype``;
+  and ``written_by`` (the versions that wrote it). Version 1 also had a
+  free-text ``domain.source``, which nothing could check; it is gone.
+
+``save_pretrained`` refuses, as ``construct.save`` does, a network whose
+files would not rebuild: GPT-2 weights that are not the conversion of its
+layers (``compiler.targets.require_conversion``), a program named like one of
+``construct.programs`` but not it, a custom program with params.
+
+``load(directory)`` trusts none of the four files (as ``construct.load``
+trusts no npz file): it reads the manifest and ``config.json``
+(size-capped, strict JSON), holds the two safetensors files' sizes to
+``max_bytes`` and reads their headers (size-capped), rebuilds the program,
+bounds and dtype the manifest states with the npz loader's own functions
+(``npz.rebuild_inputs``; d, n, width and depth held first to the sizes the
+tensors declare), compiles it with ``architecture="gpt2"`` and the file's
+own scale constants (so it rebuilds bit for bit on any machine), and
+requires
+
+* ``config.json``: every field ``config_dict`` writes present and equal,
+  type for type (``n_head`` 3 is not 3.0); besides them only
+  ``transformers_version`` (any string: which transformers wrote it) and
+  the keys this transformers writes for that config (``model_type``,
+  ``add_cross_attention``, ``summary_*``, ...), each absent (transformers
+  then takes that same default) or equal to what it writes; any other
+  key is refused, since ``GPT2Config`` would take it as an attribute;
+* ``model.safetensors``: exactly ``state_dict(rebuilt)``'s keys, each tensor
+  of its dtype and shape and equal bit for bit, metadata ``{"format": "pt"}``;
+* ``read_in_out.safetensors``: the same with ``read_in_out(rebuilt)``;
+* ``icl_construct.json``: equal to ``_manifest(rebuilt)`` field for field,
+  but ``written_by``'s version strings;
+
+else a ``WeightsFileError`` (``construct.WeightsFileError``) naming the
+file and the field or tensor. So an edited ``n_head`` or
+``activation_function``, or a file copied from another network of the same
+shape, is refused instead of predicting other numbers. Damaged files
+(not JSON, truncated or garbage safetensors) are ``WeightsFileError`` too;
+a missing one a ``FileNotFoundError``; safetensors files larger than
+``max_bytes`` a ``SizeError``. Version-1 directories (written before this check, with
+neither the fused flag nor a custom program's instructions) do not
+rebuild and are refused with how to write them again.
 
 ``from_pretrained(directory)`` returns an ``ICLModel``: read-in ``Linear``,
 ``GPT2Model`` run on ``inputs_embeds``, read-out ``Linear`` (the shape of the
-trained in-context learners of this field, e.g. Garg et al. 2022), loaded
-with ``GPT2Model.from_pretrained`` and no code of this project inside the
-GPT-2 part. This module imports torch, transformers and safetensors (the
-extra ``runtimes``); ``import construct`` does not import it.
+trained in-context learners of this field, e.g. Garg et al. 2022), after
+``load``: the GPT-2 part is loaded with ``GPT2Model.from_pretrained`` (given
+the verified config) and no code of this project inside it, and its
+parameters are held once more to the rebuilt tensors (so a file replaced
+while loading is caught); ``model.network`` is the verified network. This
+module imports torch, transformers and safetensors (the extra ``runtimes``);
+``import construct`` does not import it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import struct
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import safetensors
 import safetensors.numpy
-import safetensors.torch
 import torch
 import transformers
 
+from ..compiler import CompiledNetwork, compile, size
+from ..compiler.build import REVISION
+from ..compiler.targets import require_conversion
+from ..export import npz
+from ..export.npz import WeightsFileError
 from ..raw.prompt import check_task, tokens, x_columns
 
 FORMAT = "icl-construct gpt2 checkpoint"
-VERSION = 1
+VERSION = 2  # 2: the manifest states what the network is rebuilt from (compiler, program as data, bounds)
 FILES = ("config.json", "model.safetensors", "read_in_out.safetensors", "icl_construct.json")
+CONFIG, WEIGHTS, READ_IN_OUT, MANIFEST = FILES
+MAX_JSON_BYTES = npz.MAX_MANIFEST_BYTES  # config.json, icl_construct.json, and each safetensors header
+SAFETENSORS_DTYPES = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32"}
+TORCH_DTYPES = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
 
 
 def _require_gpt2(net) -> None:
-    from ..compiler.compiled import CompiledNetwork
-
     if not isinstance(net, CompiledNetwork):
         raise TypeError(f"save_pretrained takes a CompiledNetwork, got {type(net).__name__}")
     if net.gpt2 is None:
         raise ValueError("this network has the paper's architecture; compile it with architecture='gpt2' for GPT-2 "
                          "runtimes (construct.compile(program, ..., architecture='gpt2'))")
+    require_conversion(net)  # else the files would hold weights that no rebuild gives
 
 
 def config_dict(net) -> dict:
@@ -104,10 +159,9 @@ def _manifest(net) -> dict:
         "readout": {"register": program.readout, "columns": x_columns(program.n).tolist(),
                     "meaning": "column 2k predicts y_{k+1} from examples 1..k; column 2n is the query's prediction"},
         "rows": list(net.layout.labels),
-        "program": {"name": program.name, "d": program.d, "n": program.n, "query_only": program.query_only,
-                    "params": {k: (v.tolist() if isinstance(v, np.ndarray) else v)
-                               for k, v in program.params.items()}},
-        "domain": {"source": net.bounds.source, "values": net.bounds.values, "floors": net.bounds.floors},
+        "compiler": npz.compiler_entry(net),
+        "program": npz.program_entry(program),
+        "bounds": {"values": dict(net.bounds.values), "floors": dict(net.bounds.floors)},
         "constants": net.constants,
         "written_by": {"icl-construct": _version(), "transformers": transformers.__version__,
                        "safetensors": safetensors.__version__},
@@ -142,7 +196,7 @@ def save_pretrained(net, directory) -> Path:
         safetensors.numpy.save_file(read_in_out(net), os.path.join(tmp, "read_in_out.safetensors"),
                                     metadata={"format": "pt"})
         with open(os.path.join(tmp, "icl_construct.json"), "w", encoding="utf-8") as f:
-            json.dump(_manifest(net), f, indent=1)
+            json.dump(_manifest(net), f, indent=1, allow_nan=False)
         directory.mkdir(exist_ok=True)
         for name in FILES:
             os.replace(os.path.join(tmp, name), directory / name)
@@ -151,40 +205,253 @@ def save_pretrained(net, directory) -> Path:
 
 class ICLModel(torch.nn.Module):
     """read-in ``Linear`` -> ``GPT2Model`` on ``inputs_embeds`` -> read-out ``Linear``: tokens (B, T, d+1) to
-    predictions (B, T); ``manifest`` is the checkpoint's ``icl_construct.json``."""
+    predictions (B, T); ``manifest`` is the checkpoint's ``icl_construct.json``, ``network`` the
+    ``CompiledNetwork`` the files were verified to be (``from_pretrained``; None if built by hand)."""
 
     def __init__(self, backbone: transformers.GPT2Model, read_in: torch.nn.Linear, read_out: torch.nn.Linear,
-                 manifest: dict):
+                 manifest: dict, network: CompiledNetwork | None = None):
         super().__init__()
         self.read_in, self.backbone, self.read_out = read_in, backbone, read_out
-        self.manifest = manifest
+        self.manifest, self.network = manifest, network
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         hidden = self.backbone(inputs_embeds=self.read_in(tokens)).last_hidden_state
         return self.read_out(hidden)[..., 0]
 
 
-def from_pretrained(directory, attn_implementation: str = "eager", dtype=None):
-    """The ``ICLModel`` saved in ``directory``, in eval mode; ``dtype`` defaults to the file's (a torch dtype)."""
+def from_pretrained(directory, attn_implementation: str = "eager", dtype=None,
+                    max_bytes: float | None = size.DEFAULT_MAX_BYTES) -> ICLModel:
+    """The ``ICLModel`` saved in ``directory``, verified (``load``), in eval mode; ``dtype`` (``torch.float64``
+    or ``torch.float32``) defaults to the file's; the other one casts the verified weights.
+
+    ``GPT2Model.from_pretrained`` is given the verified config (equal to
+    ``config.json`` on every field that file may hold), and what it loaded
+    is held to the rebuilt tensors again, so the model runs the weights that
+    were checked even if the directory changed in between.
+    """
     directory = Path(directory)
+    net, manifest = _verified(directory, max_bytes)
+    if dtype is None:
+        dtype = {"float64": torch.float64, "float32": torch.float32}[manifest["dtype"]]
+    if dtype not in TORCH_DTYPES:
+        raise ValueError(f"dtype must be torch.float64 or torch.float32, got {dtype!r}")
+    backbone, info = transformers.GPT2Model.from_pretrained(
+        directory, config=transformers.GPT2Config(**config_dict(net)), dtype=dtype,
+        attn_implementation=attn_implementation, output_loading_info=True)
+    want = {k: a.astype(TORCH_DTYPES[dtype]) for k, a in state_dict(net).items()}
+    got = {k: v.detach().numpy() for k, v in backbone.state_dict().items()}  # numpy: torch.equal is ~40x slower
+    if any(info.values()) or got.keys() != want.keys() or not all(
+            got[k].shape == a.shape and got[k].dtype == a.dtype and np.array_equal(_bits(got[k]), _bits(a))
+            for k, a in want.items()):
+        raise WeightsFileError(f"{directory / WEIGHTS}: GPT2Model.from_pretrained loaded other weights than the "
+                               f"verified file holds (loading info {info}); was the directory changed while loading?")
+    D, d1 = net.gpt2.read_in.T.shape
+    read_in, read_out = torch.nn.Linear(d1, D, dtype=dtype), torch.nn.Linear(D, 1, dtype=dtype)
+    io = read_in_out(net)  # bit for bit the file's
+    with torch.no_grad():
+        for layer, prefix in ((read_in, "read_in"), (read_out, "read_out")):
+            layer.weight.copy_(torch.tensor(io[f"{prefix}.weight"], dtype=dtype))
+            layer.bias.copy_(torch.tensor(io[f"{prefix}.bias"], dtype=dtype))
+    return ICLModel(backbone, read_in, read_out, manifest, net).eval()
+
+
+# -- verifying -----------------------------------------------------------------------------------------
+#
+# As npz.load: no file is trusted. The manifest is read first (size-capped, strict JSON), then config.json
+# and the safetensors headers (their files' sizes held to max_bytes, the headers capped); the program, bounds and
+# dtype the manifest states are rebuilt with the npz loader's functions, their sizes held to what the
+# tensors declare before the program grows; the network is compiled again (architecture="gpt2", the file's
+# scale constants), and every file must equal what this library writes for it.
+
+
+def load(directory, max_bytes: float | None = size.DEFAULT_MAX_BYTES) -> CompiledNetwork:
+    """The network saved in ``directory``: the one this library compiles for its manifest's program, domain and
+    dtype, after every file was found equal to it (the module docstring lists the checks).
+
+    Refuses with a ``WeightsFileError`` naming the file and the field or
+    tensor at fault; ``max_bytes`` bounds the safetensors files' sizes and
+    the rebuilt network's (a ``SizeError``), checked before anything is
+    built; a missing file is a
+    ``FileNotFoundError``. Needs no torch model: ``construct.tl.from_pretrained``
+    builds its ``HookedTransformer`` from this network.
+    """
+    return _verified(Path(directory), max_bytes)[0]
+
+
+def _verified(directory: Path, max_bytes) -> tuple[CompiledNetwork, dict]:
+    """``load``'s network and the manifest it was verified against."""
     missing = [name for name in FILES if not (directory / name).is_file()]
     if missing:
         raise FileNotFoundError(f"{directory} lacks {', '.join(missing)}; write it with construct.hf.save_pretrained")
-    manifest = json.loads((directory / "icl_construct.json").read_text(encoding="utf-8"))
-    if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
-        raise ValueError(f"{directory / 'icl_construct.json'} is not an {FORMAT} of version {VERSION}")
-    if dtype is None:
-        dtype = {"float64": torch.float64, "float32": torch.float32}[manifest["dtype"]]
-    backbone = transformers.GPT2Model.from_pretrained(directory, dtype=dtype, attn_implementation=attn_implementation)
-    io = safetensors.torch.load_file(directory / "read_in_out.safetensors")
-    d1, D = io["read_in.weight"].shape[1], io["read_in.weight"].shape[0]
-    read_in = torch.nn.Linear(d1, D, dtype=dtype)
-    read_out = torch.nn.Linear(D, 1, dtype=dtype)
-    with torch.no_grad():
-        for layer, prefix in ((read_in, "read_in"), (read_out, "read_out")):
-            layer.weight.copy_(io[f"{prefix}.weight"].to(dtype))
-            layer.bias.copy_(io[f"{prefix}.bias"].to(dtype))
-    return ICLModel(backbone, read_in, read_out, manifest).eval()
+    path = {name: directory / name for name in FILES}
+    stated = _read_manifest(path[MANIFEST])
+    config = _read_json(path[CONFIG])
+    if not isinstance(config, dict):
+        raise WeightsFileError(f"{path[CONFIG]}: not a JSON object")
+    total = sum(path[name].stat().st_size for name in (WEIGHTS, READ_IN_OUT))  # the tensors, and their headers
+    if max_bytes is not None and total > max_bytes:
+        raise size.SizeError(f"{directory}: {WEIGHTS} and {READ_IN_OUT} take {size.gib(total)}, above the limit of "
+                             f"{size.gib(max_bytes)}; raise it with max_bytes=... if this machine has the memory")
+    headers = {name: _header(path[name]) for name in (WEIGHTS, READ_IN_OUT)}
+    program, bounds, constants = npz.rebuild_inputs(path[MANIFEST], stated, stated["dtype"], _sizes(path, headers),
+                                                    arrays=f"{WEIGHTS} and {READ_IN_OUT}")
+    try:
+        net = compile(program, bounds, dtype=stated["dtype"], max_bytes=max_bytes, scale_constants=constants,
+                      fuse=stated["compiler"]["fused"], architecture="gpt2")
+    except size.SizeError:
+        raise
+    except ValueError as err:
+        raise WeightsFileError(f"{path[MANIFEST]}: the manifest's program does not compile for GPT-2: {err}") \
+            from None
+    by = f"{MANIFEST}'s program and domain"
+    _require_config(path[CONFIG], config, net, by)
+    for name, want in ((WEIGHTS, state_dict(net)), (READ_IN_OUT, read_in_out(net))):
+        _require_tensors(path[name], headers[name], want, by)
+    want = json.loads(json.dumps(_manifest(net), allow_nan=False))
+    written_by = stated.get("written_by")
+    if isinstance(written_by, dict):  # which versions wrote the files is not a property of the network: any string
+        want["written_by"] = {k: written_by[k] if isinstance(written_by.get(k), str) else v
+                              for k, v in want["written_by"].items()}
+    npz.require_same_json(path[MANIFEST], stated, want)
+    return net, stated
+
+
+def _read_json(path: Path):
+    """A JSON file, refused if larger than ``MAX_JSON_BYTES`` or not strict JSON (``npz.parse_json``)."""
+    with path.open("rb") as f:
+        raw = f.read(MAX_JSON_BYTES + 1)
+    if len(raw) > MAX_JSON_BYTES:
+        raise WeightsFileError(f"{path}: larger than {MAX_JSON_BYTES:,} bytes; not a file save_pretrained writes")
+    try:
+        return npz.parse_json(raw)
+    except ValueError as err:
+        raise WeightsFileError(f"{path}: not readable JSON (corrupt?): {type(err).__name__}: {err}") from None
+
+
+def _is_int(value, want) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value == want
+
+
+def _read_manifest(path: Path) -> dict:
+    """The manifest, its format, version, compiler revision, schedule and dtype checked (what the rebuild needs
+    before ``npz.rebuild_inputs`` reads the program and domain)."""
+    stated = _read_json(path)
+    if not isinstance(stated, dict) or stated.get("format") != FORMAT:
+        raise WeightsFileError(f"{path}: does not declare format {FORMAT!r}")
+    version = stated.get("version")
+    if _is_int(version, 1):
+        raise WeightsFileError(
+            f"{path}: format version 1, written before from_pretrained verified its files; its manifest lacks what "
+            "the network is rebuilt from. Write it again: construct.hf.save_pretrained(construct.compile(program, "
+            "bounds, architecture='gpt2'), directory), or icl-construct export --format hf")
+    if not _is_int(version, VERSION):
+        raise WeightsFileError(f"{path}: format version {version!r} is not {VERSION}, the one this library reads")
+    compiler = stated.get("compiler")
+    revision = compiler.get("revision") if isinstance(compiler, dict) else None
+    if not _is_int(revision, REVISION):
+        raise WeightsFileError(
+            f"{path}: written by compiler revision {revision!r}; this library compiles revision {REVISION} and can "
+            "only vouch for a directory it rebuilds exactly. Write it again from its program and domain: "
+            "construct.hf.save_pretrained(construct.compile(program, bounds, architecture='gpt2'), directory)")
+    if not isinstance(compiler.get("fused"), bool):
+        raise WeightsFileError(f"{path}: the manifest's compiler.fused is {compiler.get('fused')!r}, not true or false")
+    if stated.get("dtype") not in ("float64", "float32"):
+        raise WeightsFileError(f"{path}: the manifest's dtype is {stated.get('dtype')!r}, not 'float64' or 'float32'")
+    return stated
+
+
+def _header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict | None]:
+    """A safetensors file's tensors, name -> (dtype, shape), and its metadata, read from its header alone
+    (safetensors checks that the header's offsets cover the data exactly); the header's length is capped."""
+    with path.open("rb") as f:
+        prefix = f.read(8)
+    if len(prefix) == 8 and struct.unpack("<Q", prefix)[0] > MAX_JSON_BYTES:
+        raise WeightsFileError(f"{path}: declares a header of {struct.unpack('<Q', prefix)[0]:,} bytes, more than the "
+                               f"{MAX_JSON_BYTES:,} it may hold (corrupt?)")
+    try:
+        with safetensors.safe_open(path, "np") as f:
+            tensors = {}
+            for key in f.keys():
+                view = f.get_slice(key)
+                tensors[key] = (view.get_dtype(), tuple(view.get_shape()))
+            return tensors, f.metadata()
+    except (safetensors.SafetensorError, OSError, ValueError, TypeError, OverflowError) as err:
+        raise WeightsFileError(f"{path}: not a readable safetensors file (truncated or corrupt?): "
+                               f"{type(err).__name__}: {err}") from None
+
+
+def _sizes(path: dict[str, Path], headers: dict) -> dict:
+    """d, n, width and depth as the tensors declare them (``wpe.weight`` (2n + 1, D), ``read_in.weight``
+    (D, d + 1), one ``h.{l}.ln_1.weight`` per layer): what ``npz.rebuild_inputs`` holds the program to."""
+    def shape(name: str, key: str) -> tuple[int, ...]:
+        declared = headers[name][0].get(key)
+        if declared is None or len(declared[1]) != 2:
+            raise WeightsFileError(f"{path[name]}: has no two-dimensional tensor {key!r}")
+        return declared[1]
+
+    T, D = shape(WEIGHTS, "wpe.weight")
+    _, d1 = shape(READ_IN_OUT, "read_in.weight")
+    depth = sum(1 for key in headers[WEIGHTS][0] if re.fullmatch(r"h\.\d+\.ln_1\.weight", key))
+    return {"d": d1 - 1, "n": (T - 1) / 2, "width": D, "stored": depth, "depth": depth}
+
+
+def _require_config(path: Path, config: dict, net: CompiledNetwork, by: str) -> None:
+    """``config.json`` as the module docstring says: ``config_dict``'s fields, equal; else only
+    ``transformers_version`` and what this transformers writes, equal to that."""
+    ours = json.loads(json.dumps(config_dict(net)))
+    written = json.loads(transformers.GPT2Config(**config_dict(net)).to_json_string())
+    lacking = [key for key in ours if key not in config]
+    if lacking:
+        raise WeightsFileError(f"{path}: lacks the field {lacking[0]!r} (the network {by} describe has "
+                               f"{ours[lacking[0]]!r})")
+    unknown = sorted(set(config) - set(written))
+    if unknown:
+        raise WeightsFileError(f"{path}: has fields {unknown} that GPT2Config does not write (transformers "
+                               f"{transformers.__version__}); GPT2Config would take them as attributes")
+    if not isinstance(config.get("transformers_version", ""), str):
+        raise WeightsFileError(f"{path}: field transformers_version is {config['transformers_version']!r}, not a "
+                               "string")
+    want = {key: ours.get(key, written[key]) for key in config if key != "transformers_version"}
+    npz.require_same_json(path, {key: config[key] for key in want}, want, what="field", by=by)
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(f"u{a.dtype.itemsize}")
+
+
+def _require_tensors(path: Path, header: tuple, want: dict[str, np.ndarray], by: str) -> None:
+    """The safetensors file holds exactly ``want``: its keys, each of its dtype and shape (from the header, before
+    any data is read), then every tensor bit for bit; metadata ``{"format": "pt"}`` as ``save_pretrained``
+    writes."""
+    tensors, metadata = header
+    if metadata != {"format": "pt"}:
+        raise WeightsFileError(f"{path}: metadata is {metadata!r}; save_pretrained writes {{'format': 'pt'}}")
+    missing, unknown = sorted(set(want) - set(tensors)), sorted(set(tensors) - set(want))
+    if missing or unknown:
+        raise WeightsFileError(f"{path}: its tensors are not the network's that {by} describe: missing "
+                               f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, unknown "
+                               f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}")
+    for key, a in want.items():
+        if tensors[key] != (SAFETENSORS_DTYPES[a.dtype], a.shape):
+            dtype, shape = tensors[key]
+            raise WeightsFileError(f"{path}: tensor {key!r} is {dtype} {list(shape)}; the network {by} describe has "
+                                   f"{SAFETENSORS_DTYPES[a.dtype]} {list(a.shape)}")
+    try:
+        with safetensors.safe_open(path, "np") as f:
+            for key, a in want.items():
+                got = f.get_tensor(key)
+                differ = _bits(got) != _bits(a)
+                if differ.any():
+                    where = tuple(int(i) for i in np.argwhere(differ)[0])
+                    raise WeightsFileError(
+                        f"{path}: tensor {key!r} is not what {by} compile to: it differs first at {list(where)} "
+                        f"({got[where]!r} in the file, {a[where]!r} rebuilt); the files come from different "
+                        "networks, or one was edited")
+    except WeightsFileError:
+        raise
+    except (safetensors.SafetensorError, OSError, ValueError, TypeError, OverflowError) as err:
+        raise WeightsFileError(f"{path}: cannot read its tensors (truncated or corrupt?): {type(err).__name__}: "
+                               f"{err}") from None
 
 
 def predict(model, X, y, x_query) -> np.ndarray:

@@ -14,6 +14,14 @@ read-out is the unembedding: ``W_U`` is the read-out column, so the logits'
 only entry at each token is the prediction. ``blocks.{l}.hook_resid_post``
 is the residual stream after block l, the state ``net.trace`` gives after
 layer l + 1.
+
+The standard of ``construct.hf``: ``to_hooked_transformer`` refuses a
+network whose GPT-2 weights are not the conversion of its layers (the
+certificate's check, ``compiler.targets.require_conversion``: converted again, compared
+bit for bit), so the hooks never show weights that no compile gives; and
+``from_pretrained(directory)`` builds the model from a Hugging Face
+directory only through ``construct.hf.load``, which rebuilds the network
+and requires every file to equal it.
 """
 
 from __future__ import annotations
@@ -21,6 +29,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+from ..compiler import size
+from ..compiler.targets import require_conversion
+from . import hf
 
 
 _DTYPES = {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32}
@@ -63,8 +75,10 @@ def state_dict(net) -> dict[str, np.ndarray]:
 
 
 def to_hooked_transformer(net) -> HookedTransformer:
-    """``net`` (compiled with ``architecture="gpt2"``) as a ``HookedTransformer`` in eval mode (see the module)."""
+    """``net`` (compiled with ``architecture="gpt2"``) as a ``HookedTransformer`` in eval mode (see the module);
+    ``ValueError`` if its GPT-2 weights are not the conversion of its layers."""
     cfg = config(net)
+    require_conversion(net)
     model = HookedTransformer(cfg)
     params = state_dict(net)
     full = model.state_dict()
@@ -76,6 +90,14 @@ def to_hooked_transformer(net) -> HookedTransformer:
         full[name] = torch.tensor(value, dtype=cfg.dtype)
     model.load_state_dict(full, strict=True)
     return model.eval()
+
+
+def from_pretrained(directory, max_bytes: float | None = size.DEFAULT_MAX_BYTES):
+    """``(model, net)``: the network a Hugging Face directory holds, verified by ``construct.hf.load`` (else a
+    ``WeightsFileError`` naming the file and field), as a ``HookedTransformer``, and the network itself (which
+    ``run_with_cache`` takes)."""
+    net = hf.load(directory, max_bytes)
+    return to_hooked_transformer(net), net
 
 
 def run_with_cache(model: HookedTransformer, net, X, y, x_query):
