@@ -15,6 +15,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy import Rational, exp, factorial, pi, sqrt
 
+from .algebra import matrices, noncommutative_zero
 from .lemmas import Phi, gelu, phi
 from .registry import proof, require, zero
 
@@ -35,14 +36,28 @@ def division_remainder():
 
 
 @proof("product_remainder", "AB - (A - dA)(B - dB) = dA B + A dB - dA dB; the Jacobian part is dA B + A dB",
-       "matrices of any sizes (checked entrywise for 2 x 2 by 2 x 2 with symbols)")
+       "matrices of any compatible sizes (the free algebra of noncommutative symbols)")
 def product_remainder():
-    A = sp.Matrix(2, 2, sp.symbols("a0:4", real=True))
-    B = sp.Matrix(2, 2, sp.symbols("b0:4", real=True))
-    dA = sp.Matrix(2, 2, sp.symbols("da0:4", real=True))
-    dB = sp.Matrix(2, 2, sp.symbols("db0:4", real=True))
-    diff = A * B - (A - dA) * (B - dB) - (dA * B + A * dB - dA * dB)
-    require(all(sp.expand(e) == 0 for e in diff), "the product's expansion")
+    A, B, dA, dB = matrices("A B dA dB")
+    noncommutative_zero(A * B - (A - dA) * (B - dB) - (dA * B + A * dB - dA * dB), {}, "the product's expansion")
+
+
+@proof("residual_certificate",
+       "for A = lam I + X^T X, b = X^T y, w* = A^-1 b, any w and M, r = A w - b: q^T (w - w*) = q^T M r + "
+       "q^T A^-1 (I - A M) r, and |A^-1|_2 <= 1/lam, so |pred - q^T w*| <= |pred - q^T w| + |q^T M r| + "
+       "|q| |I - A M|_F |r| / lam (M = 0: |pred - q^T w| + |q| |r| / lam)",
+       "lam > 0; X, y, q, w, M of any compatible sizes (the identities in the free algebra; |A^-1|_2 <= 1/lam from "
+       "v^T A v - lam v^T v = |X v|^2 >= 0, checked there too; then Cauchy-Schwarz and |C|_2 <= |C|_F)")
+def residual_certificate():
+    A, Ai, M, X, XT, b, w, q, qT, v, vT = matrices("A Ai M X XT b w q qT v vT")
+    lam = sp.Symbol("lam", positive=True)
+    inverse = {A * Ai: 1, Ai * A: 1}
+    r = A * w - b
+    noncommutative_zero(Ai * r - (w - Ai * b), inverse, "w - w* = A^-1 r")
+    noncommutative_zero(qT * Ai * r - (qT * M * r + qT * Ai * (1 - A * M) * r), inverse,
+                        "q^T A^-1 r = q^T M r + q^T A^-1 (I - A M) r")
+    # A >= lam I: the quadratic form of A - lam I is |X v|^2, so every eigenvalue of the symmetric A is >= lam
+    noncommutative_zero(vT * (lam + XT * X) * v - lam * vT * v - (vT * XT) * (X * v), {}, "v^T (A - lam I) v")
 
 
 @proof("gelu_slope_maximum", "|gelu'(x)| < 1.13 for every x (the certificate's global slope; near zero it uses "

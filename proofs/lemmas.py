@@ -7,7 +7,7 @@ non-negative, or by the sign of a derivative). The few steps sympy cannot
 check -- the triangle inequality, a falling function staying above its
 limit, the mean value theorem, bounding an integral by its integrand -- are
 said to be arguments where they are used. The bound expressions at the
-bottom of each section are the ones ``construct/compiler/scales.py``
+bottom of each section are the ones ``construct/mechanisms/scales.py``
 computes; ``tests/test_proofs.py`` checks that they agree.
 """
 

@@ -15,6 +15,7 @@ import sympy as sp
 
 from construct import programs
 
+from .algebra import matrices, noncommutative_zero
 from .registry import proof, require, zero
 
 alpha = sp.Symbol("alpha", real=True)
@@ -70,40 +71,36 @@ def theorem2_sherman_morrison_step():
 
 
 @proof("sherman_morrison_identity", "(A + u v^T)^{-1} = A^{-1} - A^{-1} u v^T A^{-1} / (1 + v^T A^{-1} u)",
-       "A invertible 2 x 2 and 3 x 3 with symbolic entries, 1 + v^T A^{-1} u != 0")
+       "A invertible, u and v vectors, of any size d (the free algebra: v^T A^{-1} u a scalar s), 1 + s != 0")
 def sherman_morrison_identity():
-    for n in (2, 3):
-        A = sp.Matrix(n, n, lambda i, j: sp.Symbol(f"a{i + 1}{j + 1}"))
-        u, v = vector("u", n), vector("v", n)
-        Ainv = A.adjugate() / A.det()
-        claimed = Ainv - Ainv * u * v.T * Ainv / (1 + (v.T * Ainv * u)[0])
-        product = (A + u * v.T) * claimed
-        for i in range(n):
-            for j in range(n):
-                zero(sp.cancel(product[i, j] - (1 if i == j else 0)), f"n = {n}, entry ({i}, {j})", sp.cancel)
+    """Multiplying the claimed inverse by ``A + u v^T`` gives ``I + u v^T A^-1 (1 - 1/(1 + s) - s/(1 + s)) = I``."""
+    A, Ai, u, vT = matrices("A Ai u vT")
+    s = sp.Symbol("s")
+    claimed = Ai - Ai * u * vT * Ai / (1 + s)
+    noncommutative_zero((A + u * vT) * claimed - 1, {A * Ai: 1, Ai * A: 1, vT * Ai * u: s}, "(A + u v^T) times it")
 
 
 @proof("rls_identity", "A^{-1} b updated by an example (x, y) is w + u e / den: "
        "(A + x x^T)^{-1} (b + x y) = w + u (y - w^T x) / (1 + x^T u), w = A^{-1} b, u = A^{-1} x",
-       "A symmetric invertible 2 x 2 and 3 x 3 with symbolic entries, b, x, y symbolic, 1 + x^T A^{-1} x != 0")
+       "A symmetric invertible, b, x of any size d, y a scalar (the free algebra: x^T A^-1 x = s and x^T A^-1 b = "
+       "t scalars), 1 + s != 0")
 def rls_identity():
     """The step ridge's program takes: recursive least squares is Sherman-Morrison applied to A^{-1} b.
 
-    Multiplying the claimed update by ``A + x x^T`` gives ``b + x y`` (so it is
-    ``(A + x x^T)^{-1} (b + x y)``, the ridge weights with the example added).
-    With ``A^{-1} = adj(A) / D``, ``D = det A``, the update times
-    ``D (D + x^T adj(A) x)`` is a polynomial, so the check is one expansion.
+    Derivation. Write ``A' = A + x x^T``. By Sherman-Morrison (``u = A^-1 x``,
+    ``den = 1 + x^T u``), ``A'^-1 = A^-1 - u u^T / den`` (``A^-1`` is symmetric,
+    so ``x^T A^-1 = u^T``), and the gain ``g = A'^-1 x = u - u (x^T u) / den =
+    u / den``. Then ``A'^-1 (b + x y) = A^-1 b - u (u^T b) / den + g y = w +
+    u (y - x^T w) / den``, since ``u^T b = x^T A^-1 b = x^T w``. The check
+    multiplies the claimed update by ``A'`` and finds ``b + x y``: it is
+    ``(A + x x^T)^{-1} (b + x y)``, the ridge weights with the example added.
     """
-    for d in (2, 3):
-        A = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"a{min(i, j) + 1}{max(i, j) + 1}"))
-        b, x, y = vector("b", d), vector("x", d), sp.Symbol("y", real=True)
-        adj, D = A.adjugate(), A.det()
-        q = (x.T * adj * x)[0]                      # den = 1 + x^T u = (D + q) / D
-        e_D = y * D - (b.T * adj * x)[0]            # e = y - w^T x = e_D / D
-        scaled = adj * b * (D + q) + adj * x * e_D  # (w + u e / den) * D (D + q)
-        residual = (A + x * x.T) * scaled - (b + x * y) * D * (D + q)
-        for i in range(d):
-            zero(sp.expand(residual[i]), f"d = {d}, entry {i}", sp.expand)
+    A, Ai, b, x, xT = matrices("A Ai b x xT")
+    y, s, t = sp.symbols("y s t")
+    w, u = Ai * b, Ai * x
+    claimed = w + u * (y - t) / (1 + s)  # e = y - w^T x = y - x^T A^-1 b = y - t
+    noncommutative_zero((A + x * xT) * claimed - (b + x * y), {A * Ai: 1, Ai * A: 1, xT * Ai * x: s, xT * Ai * b: t},
+                        "(A + x x^T) times the update")
 
 
 @proof("sgd_program", "sgd(d=2, n) predicts with one-pass SGD at every prefix", "n = 2, 3; all inputs symbolic")

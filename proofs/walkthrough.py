@@ -24,7 +24,8 @@ import sympy as sp
 from construct import compile, exact, programs
 from construct.programs.sgd import sgd_radius
 from construct.raw import domain
-from construct.compiler import scales, schedule
+from construct.compiler import schedule
+from construct.mechanisms import scales
 from construct.compiler.bounds import SLACK
 from construct.raw.prompt import X_IN, Y_IN, tokens, x_columns
 from construct.transformer import forward_exact
@@ -178,7 +179,7 @@ def _lemmas_section() -> list[str]:
     N_att, P, B = scales.attention_sharpness(f64), scales.product_scale(f64), scales.bypass_offset(f64)
     leak = float(lemmas.leak_bound(N_att))
     lines = ["## 5. The lemmas, at the constants the compiler chooses (float64)", "",
-             "Each approximate mechanism has one constant; `construct/compiler/scales.py` bounds its truncation by the "
+             "Each approximate mechanism has one constant; `construct/mechanisms/scales.py` bounds its truncation by the "
              "lemma below and adds a rounding model, then picks the constant that minimises the sum.", ""]
     for p in PROOFS:
         if p.group == "lemmas":
@@ -287,7 +288,7 @@ def _domain_section() -> list[str]:
                "err": "`|x^T w - y|`", "grad": "`x err`, entrywise", "pen": "`gate w_src`", "w_pred": "w of column i-1",
                "pred": "Cauchy-Schwarz"}
     lines = ["## 9. The domain from the input box", "",
-             "`compile(program, x_max=..., y_max=..., x_norm=...)` needs no sample tasks: `construct/raw/domain.py` "
+             "`compile(program, x_max=..., y_max=..., x_norm=...)` needs no sample tasks: each algorithm's `theory` (`construct/programs/`) "
              "bounds every register in every column and every state from the box `|x_i| <= x_max`, "
              "`|x| <= R = x_norm` (default `sqrt(d) x_max`), `|y| <= y_max`, because every column runs the learner "
              "on examples of the box: `(x_k, y_k)` at the y~ columns, `(-x_k, 0)` at the x~ columns, `(0, 0)` at "

@@ -12,7 +12,7 @@ Two ways to get them:
 * ``Bounds.for_inputs(program, x_max, y_max, x_norm)`` (what
   ``compile(program, x_max=..., y_max=...)`` does): from bounds on the
   inputs alone, by the theory of the program's algorithm
-  (``construct/raw/domain.py``). Every task inside the declared box is
+  (its ``theory`` in ``construct.programs``). Every task inside the declared box is
   answered;
 * ``Bounds.calibrate(program, tasks, margin)``: from running the exact
   machine on sample tasks, the largest ``|value|`` of each register times a
@@ -93,7 +93,7 @@ class Bounds:
     @classmethod
     def for_inputs(cls, program: Program, x_max: float, y_max: float, x_norm: float | None = None,
                    dtype=np.float64) -> "Bounds":
-        """Bounds from the input box alone, by the theory of the program's algorithm (``raw/domain.py``).
+        """Bounds from the input box alone, by the theory of the program's algorithm (``construct.programs``).
 
         ``x_max`` bounds every entry of every input x (examples and query),
         ``y_max`` every label, ``x_norm`` (optional, default ``sqrt(d) x_max``)

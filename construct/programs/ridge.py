@@ -14,6 +14,7 @@ from ..raw.program import Program
 from ..raw.prompt import Y_IN, check_count
 from . import parts
 from .registry import Algorithm, Parameter, register
+from .residual import RidgeAnswer
 
 
 def ridge(d: int, n: int, lam) -> Program:
@@ -114,5 +115,6 @@ ALGORITHM = register(Algorithm(
     build=ridge,
     parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)"),),
     theory=theory, closed_form=reference.ridge, exact_weights=exact.ridge_weights,
+    residual=RidgeAnswer("w_pred", "Ainv", 1),
     paper_order="O(n) layers, O(d^2) width",
 ))

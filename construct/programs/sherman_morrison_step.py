@@ -14,6 +14,7 @@ from ..raw.program import Program
 from ..raw.prompt import X_IN, Y_IN, check_count
 from . import parts
 from .registry import Algorithm, Parameter, register
+from .residual import RidgeAnswer
 
 
 def sherman_morrison_step(d: int, lam) -> Program:
@@ -80,5 +81,6 @@ ALGORITHM = register(Algorithm(
     build=lambda d, n, lam: sherman_morrison_step(d, lam),
     parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)"),),
     theory=theory, closed_form=reference.ridge, exact_weights=exact.ridge_weights,
+    residual=RidgeAnswer("w", "Ainv", 1),
     paper_size=lambda d: (14, 3 + 5 * d + 3 * d * d), one_example=True,
 ))
