@@ -278,7 +278,8 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
         raise UsageError(f"--margin: {err}") from None
     bar.update()
     try:
-        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse, architecture=architecture)
+        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse, architecture=architecture,
+                      max_seconds=args.max_seconds)
     except SizeError:
         raise
     except (OverflowError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
@@ -340,10 +341,13 @@ def _box(X: np.ndarray, y: np.ndarray, queries: np.ndarray) -> dict:
     return {"x_max": x_max or 1.0, "y_max": y_max or 1.0}
 
 
-def _boxed(program: Program, box: dict, bar) -> CompiledNetwork:
+def _boxed(args, program: Program, box: dict, bar) -> CompiledNetwork:
     """Compile for the input box, turning a domain float64 cannot hold into a refusal that names the box."""
     try:
-        net = compile(program, x_max=box["x_max"], y_max=box["y_max"])
+        net = compile(program, x_max=box["x_max"], y_max=box["y_max"], max_bytes=args.max_memory,
+                      max_seconds=args.max_seconds)
+    except SizeError:
+        raise
     except (OverflowError, ValueError, FloatingPointError) as err:
         reason = "a constant overflows" if isinstance(err, (OverflowError, FloatingPointError)) else err
         raise Refused(f"the network cannot be compiled in float64 for the data's box |x| <= {box['x_max']:.3g}, "
@@ -374,7 +378,7 @@ def _predict(args) -> int:
             wider = "a larger --margin widens the domain"
         else:
             domain = {"source": "box", **_box(X, y, queries)}
-            net = _boxed(program, domain, bar)
+            net = _boxed(args, program, domain, bar)
             wider = "the domain is the data's own box"
         for k, x_query in enumerate(queries, 1):
             try:

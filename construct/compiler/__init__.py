@@ -9,8 +9,9 @@ guards its domain and reports its layers).
 """
 
 from .bounds import Bounds, DomainError
-from .build import compile, estimate
+from .build import compile, estimate, estimate_repeated
 from .compiled import CompiledNetwork, LayerReport, Trace
 from .size import Size, SizeError
 
-__all__ = ["Bounds", "CompiledNetwork", "DomainError", "LayerReport", "Size", "SizeError", "Trace", "compile", "estimate"]
+__all__ = ["Bounds", "CompiledNetwork", "DomainError", "LayerReport", "Size", "SizeError", "Trace", "compile", "estimate",
+           "estimate_repeated"]

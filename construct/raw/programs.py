@@ -189,8 +189,8 @@ def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
         Aff("w", (("w_src", 1), ("grad", -2 * alpha), ("pen", -2 * alpha))),
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
-    return Program("sgd", d, n, layout, tuple(instructions),
-                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(domain.sgd, d, n, alpha, lam, w0))
+    return Program("sgd", d, n, layout, tuple(instructions), params={"alpha": alpha, "lam": lam, "w0": w0},
+                   domain=partial(domain.sgd, d, n, alpha, lam, w0), block=(len(setup), len(block)))
 
 
 def ridge(d: int, n: int, lam) -> Program:
@@ -247,4 +247,4 @@ def ridge(d: int, n: int, lam) -> Program:
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
     return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam},
-                   domain=partial(domain.ridge, d, n, lam))
+                   domain=partial(domain.ridge, d, n, lam), block=(len(setup), len(block)))
