@@ -23,12 +23,12 @@ optional) and ``trained`` (trained transformers compared with all of it).
 """
 
 from . import reference
-from .compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
+from .compiler import Bounds, CompiledNetwork, DomainError, FloatRangeError, SizeError, compile
 from .export import WeightsFileError, load, save
 from .raw import Aff, Div, Instruction, Layout, Mov, Mul, Program, Register, programs, run
 from .transformer import Weights
 
 __all__ = [
-    "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "Instruction", "Layout", "Mov", "Mul", "Program",
+    "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction", "Layout", "Mov", "Mul", "Program",
     "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load", "programs", "reference", "run", "save",
 ]

@@ -67,7 +67,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .. import plots
-from ..compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
+from ..compiler import Bounds, CompiledNetwork, DomainError, FloatRangeError, SizeError, compile
 from ..export import save
 from ..raw import programs
 from ..raw.program import Program
@@ -282,14 +282,21 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
                       max_seconds=args.max_seconds)
     except SizeError:
         raise
-    except (OverflowError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
+    except (ArithmeticError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
         values = bounds.values.values()
-        reason = "a constant overflows" if isinstance(err, OverflowError) else err
+        reason = _reason(err)
         raise Refused(f"the network cannot be compiled in float64 ({reason}): its domain's bounds run from "
                       f"{min(values):.3g} to {max(values):.3g} with {given}; a smaller --margin, smaller parameters, "
                       "or data rescaled towards 1, bring them into range") from None
     bar.update()
     return net
+
+
+def _reason(err: Exception):
+    """Why a domain cannot be compiled, in a few words (the message around it names the numbers)."""
+    if isinstance(err, FloatRangeError):
+        return err.reason
+    return "a constant overflows" if isinstance(err, ArithmeticError) else err
 
 
 def _params_text(program: Program) -> str:
@@ -348,8 +355,8 @@ def _boxed(args, program: Program, box: dict, bar) -> CompiledNetwork:
                       max_seconds=args.max_seconds)
     except SizeError:
         raise
-    except (OverflowError, ValueError, FloatingPointError) as err:
-        reason = "a constant overflows" if isinstance(err, (OverflowError, FloatingPointError)) else err
+    except (ArithmeticError, ValueError) as err:
+        reason = _reason(err)
         raise Refused(f"the network cannot be compiled in float64 for the data's box |x| <= {box['x_max']:.3g}, "
                       f"|y| <= {box['y_max']:.3g} with {_params_text(program)} ({reason}); data rescaled towards 1, "
                       "or --domain calibrated, may bring it into range") from None

@@ -28,7 +28,6 @@ bounds came from.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -37,7 +36,7 @@ import numpy as np
 from ..raw.domain import Box
 from ..raw.instructions import Div
 from ..raw.program import Program
-from ..raw.prompt import POS, X_IN, Y_IN
+from ..raw.prompt import POS, X_IN, Y_IN, finite_float, shown
 from .scales import machine_eps
 
 # Slack on a theory bound (bound * (1 + SLACK), floor * (1 - SLACK)), by the network's dtype. The network's
@@ -54,15 +53,27 @@ NORM_ROUNDING = 2.0**-40
 
 
 def _real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+    return finite_float(value) is not None
 
 
 class DomainError(ValueError):
     """A task (or an intermediate value it produces) is outside the bounds a network was built for."""
 
 
+class FloatRangeError(ValueError):
+    """A domain whose numbers float64 (or the network's dtype) cannot hold: a bound the theory derives from the
+    input box, or a constant the compiler derives from the bounds, overflows, or a bound underflows to 0.
+
+    ``reason`` says which in a few words (the command line names the rest itself).
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
 def _is_positive(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value)) and value > 0
+    return isinstance(value, (int, float)) and (finite_float(value) or 0) > 0
 
 
 @dataclass(frozen=True)
@@ -85,9 +96,9 @@ class Bounds:
         for kind, table in (("bound", self.values), ("floor", self.floors)):
             for name, value in table.items():
                 if not _is_positive(value):
-                    raise ValueError(f"{kind} for register {name!r} must be a positive number, got {value!r}")
+                    raise ValueError(f"{kind} for register {name!r} must be a positive number, got {shown(value)}")
         if self.x_norm is not None and not _is_positive(self.x_norm):
-            raise ValueError(f"x_norm must be a positive number or None, got {self.x_norm!r}")
+            raise ValueError(f"x_norm must be a positive number or None, got {shown(self.x_norm)}")
         object.__setattr__(self, "values", dict(self.values))
         object.__setattr__(self, "floors", dict(self.floors))
 
@@ -116,7 +127,15 @@ class Bounds:
         dtype = np.dtype(dtype)
         machine_eps(dtype)  # float32 or float64, else ValueError
         box = Box(program.d, x_max, y_max, x_norm)
-        theory = program.domain(box)
+        given = ", ".join(f"{k} = {v:g}" for k, v in (("x_max", x_max), ("y_max", y_max), ("x_norm", x_norm))
+                          if v is not None)
+        try:
+            theory = program.domain(box)
+        except OverflowError:  # a power of a bound (Python's float ** raises where * gives inf)
+            raise FloatRangeError(f"the input box ({given}) is so large that a bound derived from it by "
+                                  f"{program.name}'s theory overflows float64; rescale the data towards 1 and compile "
+                                  "for its box",
+                                  "a bound overflows") from None
         try:
             values = {name: float(v) for name, v in theory.values.items()}
             floors = {name: float(v) for name, v in theory.floors.items()}
@@ -126,6 +145,15 @@ class Bounds:
         values = {name: v * (1 + slack) for name, v in values.items()}
         values.update({Y_IN: box.y_max, X_IN: box.x_max, POS: float(2 * program.n)})
         floors = {name: v * (1 - slack) for name, v in floors.items()}
+        for kind, table in (("bound on register", values), ("floor on divisor", floors)):
+            for name, v in table.items():
+                if not (np.isfinite(v) and v > 0):  # a positive theory bound that float64 rounds to inf or 0
+                    large = not np.isfinite(v)
+                    raise FloatRangeError(
+                        f"the input box ({given}) is so {'large' if large else 'small'} that the {kind} {name!r} "
+                        f"derived from it by {program.name}'s theory {'overflows' if large else 'underflows to 0 in'} "
+                        f"float64; rescale the data towards 1 and compile for its box",
+                        f"a bound {'overflows' if large else 'underflows to 0'}")
         source = (f"theory of {program.name} for the box {box} (slack 2^{int(np.log2(slack))} for {dtype})")
         return cls(values, floors, x_norm=None if x_norm is None else box.x_norm, source=source)
 
@@ -157,10 +185,13 @@ class Bounds:
         The column index ``pos`` is bounded exactly by the prompt length.
         """
         if not (_real(margin) and margin >= 1):
-            raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")
+            raise ValueError(f"margin must be a finite number >= 1, got {shown(margin)}")
         for name, declared in (("x_max", x_max), ("y_max", y_max)):
             if declared is not None and not (_real(declared) and declared > 0):
-                raise ValueError(f"{name} must be a finite number > 0 (or None), got {declared!r}")
+                raise ValueError(f"{name} must be a finite number > 0 (or None), got {shown(declared)}")
+        # Python floats from here: a numpy scalar's overflow would warn where a float becomes inf, refused below
+        margin = finite_float(margin)
+        x_max, y_max = (None if v is None else finite_float(v) for v in (x_max, y_max))
         layout = program.layout
         tasks = list(tasks)
         if not tasks:

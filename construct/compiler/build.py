@@ -46,7 +46,7 @@ from ..transformer.weights import Weights
 from . import blocks, certificate, gpt2, scales, schedule, size
 from .blocks import (DIV_NEG, DIV_POS, LN1_NEG, LN1_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, WIDTH_PAD,
                      ZERO, Context, LayerPlan)
-from .bounds import Bounds
+from .bounds import Bounds, FloatRangeError
 from .compiled import CompiledNetwork, LayerReport
 
 MIN_HEADS = 2  # the paper's layer: a head that reads another column, and one that reads its own
@@ -143,7 +143,7 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     steps, plans, order, ctx = _plan(program, bounds, dtype, scale_constants, fuse, architecture)
     shape = _size(plans, order, ctx, program)
     _check_size(shape, program, architecture, max_bytes, max_seconds)
-    weights = _assemble(plans, order, ctx, program, shape)
+    weights = _assemble(plans, order, ctx, program, shape, bounds)
     reports = tuple(LayerReport(k, tuple(plans[u].reports), plans[u].constants) for k, u in enumerate(order, 1))
     constants = {
         "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
@@ -304,7 +304,29 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
     return steps, plans, order, ctx
 
 
+def _out_of_range(program: Program, bounds: Bounds, dtype, reason: str) -> FloatRangeError:
+    """A domain whose constants ``dtype`` cannot hold, named by its range of bounds."""
+    values = bounds.values
+    low, high = min(values, key=values.get), max(values, key=values.get)
+    floors = f", divisor floors down to {min(bounds.floors.values()):.3g}" if bounds.floors else ""
+    return FloatRangeError(
+        f"{program.name} (d = {program.d}, n = {program.n}) cannot be compiled in {np.dtype(dtype)} for this domain "
+        f"({reason}): its bounds run from {values[low]:.3g} (register {low!r}) to {values[high]:.3g} (register "
+        f"{high!r}){floors}, {bounds.source}; bounds nearer 1 (data rescaled towards 1) keep the constants in range",
+        reason)
+
+
 def _plans(program: Program, bounds: Bounds, dtype, steps, layout, chosen: dict, architecture: str):
+    """``_planned``, with a constant float64 cannot hold (the pads dominate squared bounds, the products divide by
+    bounds) refused as the domain's fault."""
+    try:
+        with np.errstate(over="raise"):
+            return _planned(program, bounds, dtype, steps, layout, chosen, architecture)
+    except (OverflowError, ZeroDivisionError, FloatingPointError):
+        raise _out_of_range(program, bounds, dtype, "a constant overflows") from None
+
+
+def _planned(program: Program, bounds: Bounds, dtype, steps, layout, chosen: dict, architecture: str):
     eps = scales.machine_eps(dtype)
     T = 2 * program.n + 1
     values = dict(bounds.values)
@@ -361,7 +383,8 @@ def _size(plans: list[LayerPlan], order: list[int], ctx: Context, program: Progr
     )
 
 
-def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program, shape: size.Size) -> Weights:
+def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program, shape: size.Size,
+              bounds: Bounds) -> Weights:
     """The one step that turns logical plans into dense arrays (float64, then the target dtype)."""
     layout, D, L, m = ctx.layout, shape.width, shape.layers, shape.heads
     row = lambda name: layout.span(name)[0]  # noqa: E731 (one-row registers)
@@ -408,10 +431,12 @@ def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: P
                 W2[l, u, o_row] += coef
         for o_row, b in plan.mlp_bias.items():
             b2[l, o_row] += b
-    cast = lambda a: a.astype(ctx.dtype)  # noqa: E731
-    return Weights(
-        embed=cast(embed), positions=cast(positions), readout=cast(readout),
-        Wq=cast(Wq), Wk=cast(Wk), Wv=cast(Wv), Wo=cast(Wo), bo=cast(bo),
-        ln_gain=cast(np.ones((L, D))), ln_bias=cast(np.zeros((L, D))),
-        W1=cast(W1), b1=cast(b1), W2=cast(W2), b2=cast(b2), ln_eps=LN_EPS, order=np.array(order, dtype=np.int64),
-    )
+    arrays = {"embed": embed, "positions": positions, "readout": readout, "Wq": Wq, "Wk": Wk, "Wv": Wv, "Wo": Wo,
+              "bo": bo, "W1": W1, "b1": b1, "W2": W2, "b2": b2}
+    with np.errstate(over="ignore"):  # a weight beyond float32 becomes inf, refused here
+        arrays = {name: a.astype(ctx.dtype) for name, a in arrays.items()}
+    bad = [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise _out_of_range(program, bounds, ctx.dtype, f"weights: {bad[0]} has non-finite entries")
+    return Weights(**arrays, ln_gain=np.ones((L, D), ctx.dtype), ln_bias=np.zeros((L, D), ctx.dtype), ln_eps=LN_EPS,
+                   order=np.array(order, dtype=np.int64))

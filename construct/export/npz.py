@@ -338,7 +338,12 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                     raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
                                            f"{list(declared[name])}; its program gives {list(want)}")
             arrays = _read_arrays(path, archive, members, declared, np.dtype(dtype))
-    net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
+    try:
+        net = compile(program, bounds, dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
+    except SizeError:
+        raise
+    except ValueError as err:  # the assembled weights of the manifest's domain leave the dtype's range
+        raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
     if old:
         return _version_1(path, net, arrays, stated)
     _require_same(path, net, arrays, stated)
