@@ -156,6 +156,21 @@ def test_constants_and_predicted_errors_are_exposed():
     assert all(0 < report.predicted_error < np.inf and report.out_bound > 0 for report in net.layers)
 
 
+def test_the_product_scale_is_the_docstrings_optimum_rounded_to_a_power_of_two():
+    """scales.product_scale: P^7 = 6 * 0.0063 / (34 KAPPA eps) with KAPPA = 4 (the minimum of 0.0063 / P^6 +
+    34 KAPPA eps P), then the nearest power of two in log scale, at least 4: computed here from those numbers
+    alone, and pinned (float64: 64 from 53.5; float32: 4 from 3.0). Every product unit's weights and every
+    certificate depend on it; a change would otherwise show only in a generated document."""
+    import math
+
+    from construct.compiler import scales
+
+    for dtype, eps, optimum, pinned in ((np.float64, 2.0**-52, 53.5, 64.0), (np.float32, 2.0**-23, 3.0, 4.0)):
+        P = (6 * 0.0063 / (34 * 4 * eps)) ** (1 / 7)
+        assert abs(P - optimum) < 0.05, (dtype, P)
+        assert max(2.0 ** round(math.log2(P)), 4.0) == pinned == scales.product_scale(dtype), dtype
+
+
 def test_trace_is_labelled_by_register():
     net = build(programs.ridge(2, 3, 1.0))
     task = gaussian_tasks(2, 3, 1, seed=5)[0]
