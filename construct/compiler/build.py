@@ -54,12 +54,14 @@ LN_EPS = 1e-5
 
 
 def _copied(program: Program, step: schedule.Step) -> list[str]:
-    """Operands a layer's MLP overwrites while reading them (copied to scratch first), with repeats."""
+    """Operands a layer's MLP overwrites while reading them (copied to scratch first, ``blocks._read_rows``), with
+    repeats: an instruction's own output, or another's of the same MLP."""
+    mlp = [program.instructions[k] for k in step.mlp]
+    written = {ins.writes for ins in mlp}
     out = []
-    for k in step.mlp:
-        ins = program.instructions[k]
+    for ins in mlp:
         reads = [ins.a, ins.b] if isinstance(ins, Mul) else [ins.num]
-        out += [name for name in reads if name == ins.out]
+        out += [name for name in reads if name in written]
     return out
 
 
