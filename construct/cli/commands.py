@@ -32,7 +32,8 @@ input box holding its data (every register's bound from the algorithm's
 theory: a task inside the box is never refused for its domain) and prints
 beside each answer a proven bound on its distance from the exact answer,
 refusing (exit 1) an answer whose bound exceeds ``--tolerance`` (default
-1e-6) x (1 + |answer|). The other commands, and ``predict --domain
+1e-6) x (1 + |answer|); ``--tolerance 0`` refuses every answer whose bound
+is not exactly 0. The other commands, and ``predict --domain
 calibrated``, compile for a domain calibrated on ``--calibrate`` random
 tasks (default 256) with ``--margin`` (default 4): x ~ N(0, s_x^2 I),
 w ~ N(0, s_w^2 I), y = w^T x, where s_x = s_w = 1 except for ``predict``,
@@ -644,7 +645,8 @@ def parser() -> argparse.ArgumentParser:
                    help="box (default): compile for the smallest input box holding the data, every bound from the "
                    "algorithm's theory; calibrated: on --calibrate random tasks scaled like the data, with --margin")
     p.add_argument("--tolerance", type=_number(0), default=1e-6,
-                   help="refuse an answer whose certified bound exceeds TOLERANCE x (1 + |answer|) (default 1e-6)")
+                   help="refuse an answer whose certified bound exceeds TOLERANCE x (1 + |answer|) (default 1e-6; "
+                   "0 refuses every answer with a nonzero bound)")
     _network_options(p, 0, 0, sizes=False)
     p.set_defaults(run=_predict)
 
