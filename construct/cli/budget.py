@@ -56,17 +56,18 @@ from typing import Callable
 import numpy as np
 
 from ..compiler import Size, SizeError, estimate_repeated
-from ..compiler.size import ASSEMBLY_RATE, DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, STEP_SECONDS, duration
+from ..compiler.size import (ASSEMBLY_RATE, DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, MACHINE_RATE, STEP_SECONDS,
+                             calibration_cost, duration)
 from ..raw.program import Program
 
 BENCH_MAX_SECONDS = 3600.0
 
 READ_RATE = 5e5  # bytes of CSV text parsed per second (measured 0.6e6 at load 10)
-MACHINE_RATE = 1e8  # register entries the exact machine updates per second
 FLOP_RATE = 5e8  # multiply-adds per second in the numpy forward pass's dense products
 ATTENTION_RATE = 1e7  # attention scores per second (causal softmax and its T x T products)
-# ASSEMBLY_RATE (bytes of weights compiled or saved per second) and STEP_SECONDS (Python's own work per
-# instruction or layer) are the library's (construct.compiler.size), which compile's own estimate uses
+# ASSEMBLY_RATE (bytes of weights compiled or saved per second), STEP_SECONDS (Python's own work per
+# instruction or layer) and MACHINE_RATE (register entries the exact machine updates per second) are the
+# library's (construct.compiler.size), which compile's and calibrate's own estimates use
 CERTIFIED_PASSES = 10  # a certified answer costs about 8 forward passes (measured: 7.6 to 8.5, ridge and SGD)
 PROCESS_BYTES = 300 * 2**20  # resident memory of the process after its imports, before any work
 JAX_SPEEDUP, JIT_SECONDS = 4.0, 10.0  # the benchmark's JAX batches, against the numpy pass
@@ -137,12 +138,9 @@ def loading(entries: int) -> Cost:
 
 
 def calibration(net: Network, tasks: int, d: int) -> Cost:
-    """``Bounds.calibrate`` on ``tasks`` tasks: the exact machine runs them all at once."""
-    T = net.size.tokens
-    entries = tasks * net.rows * T
-    task_bytes = tasks * (8 * (T * d) + 400)  # X, y and x_query, and their array headers
-    return _step(f"calibration on {tasks} tasks", 4 * 8 * entries + task_bytes,
-                 net.depth * (entries / MACHINE_RATE + STEP_SECONDS))
+    """``Bounds.calibrate`` on ``tasks`` tasks: the exact machine runs them all at once (the library's
+    ``calibration_cost``, with the network's layers for its steps, as measured)."""
+    return _step(f"calibration on {tasks} tasks", *calibration_cost(net.rows, net.size.tokens, net.depth, tasks, d))
 
 
 def compiling(net: Network) -> Cost:

@@ -37,6 +37,7 @@ from ..raw.domain import Box
 from ..raw.instructions import Div
 from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN, finite_float, shown
+from . import size
 from .scales import machine_eps
 
 # Slack on a theory bound (bound * (1 + SLACK), floor * (1 - SLACK)), by the network's dtype. The network's
@@ -74,6 +75,23 @@ class FloatRangeError(ValueError):
 
 def _is_positive(value) -> bool:
     return isinstance(value, (int, float)) and (finite_float(value) or 0) > 0
+
+
+def _affordable(program: Program, tasks: int, max_bytes, max_seconds) -> None:
+    """Refuse calibrating ``program`` on ``tasks`` tasks above the limits, before the machine runs."""
+    nbytes, seconds = size.calibration_cost(program.layout.width, 2 * program.n + 1, program.depth, tasks, program.d)
+    what = f"calibrating {program.name} (d = {program.d}, n = {program.n}) on {tasks} tasks"
+    work = (f"the exact machine runs {program.depth:,} instructions on {tasks} x {program.layout.width} x "
+            f"{2 * program.n + 1} values")
+    if max_bytes is not None and nbytes > max_bytes:
+        raise size.SizeError(f"{what} would need about {size.gib(nbytes)} of memory ({work}), above the limit of "
+                             f"{size.gib(max_bytes)}; raise the limit (Bounds.calibrate(..., max_bytes=...)) if this "
+                             "machine has the memory, or calibrate on fewer tasks")
+    if max_seconds is not None and seconds > max_seconds:
+        raise size.SizeError(f"{what} would take about {size.duration(seconds)} ({work}, "
+                             f"{size.MACHINE_RATE:.0e} updates/s), above the limit of {max_seconds:g} s; raise the "
+                             "limit (Bounds.calibrate(..., max_seconds=...)) to wait for it, or calibrate on fewer "
+                             "tasks")
 
 
 @dataclass(frozen=True)
@@ -175,6 +193,9 @@ class Bounds:
         margin: float = 4.0,
         x_max: float | None = None,
         y_max: float | None = None,
+        *,
+        max_bytes: float | None = size.DEFAULT_MAX_BYTES,
+        max_seconds: float | None = size.DEFAULT_MAX_SECONDS,
     ) -> "Bounds":
         """Bounds from running the exact machine on ``tasks`` (each ``(X, y, x_query)``).
 
@@ -183,6 +204,10 @@ class Bounds:
         ``|value|`` seen in the columns divided by ``margin``. ``x_max`` and
         ``y_max`` declare the input bounds instead (they must cover the tasks).
         The column index ``pos`` is bounded exactly by the prompt length.
+        Refuses (``SizeError``), before running anything, a run estimated
+        (``size.calibration_cost``) to need more than ``max_bytes`` or to
+        take longer than ``max_seconds`` (None: no limit). An overflow in the
+        exact machine raises ``FloatingPointError`` naming the instruction.
         """
         if not (_real(margin) and margin >= 1):
             raise ValueError(f"margin must be a finite number >= 1, got {shown(margin)}")
@@ -192,10 +217,12 @@ class Bounds:
         # Python floats from here: a numpy scalar's overflow would warn where a float becomes inf, refused below
         margin = finite_float(margin)
         x_max, y_max = (None if v is None else finite_float(v) for v in (x_max, y_max))
+        size.check_limits(max_bytes, max_seconds)
         layout = program.layout
         tasks = list(tasks)
         if not tasks:
             raise ValueError("calibrate needs at least one task")
+        _affordable(program, len(tasks), max_bytes, max_seconds)
         peak = dict.fromkeys(layout.names, 0.0)
         low: dict[str, float] = {}
         dens = {k: ins.den for k, ins in enumerate(program.instructions) if isinstance(ins, Div)}

@@ -17,7 +17,9 @@ command line's estimate, ``construct/cli/budget.py``, uses the same):
 ``ASSEMBLY_RATE`` bytes of weights assembled per second, ``STEP_SECONDS`` of
 Python's own work per applied layer; scheduling took 25 to 30 microseconds
 per instruction (``SCHEDULE_SECONDS``, what a program that is not sized
-from its blocks is refused by before it is scheduled).
+from its blocks is refused by before it is scheduled). ``Bounds.calibrate``
+is refused by the same limits, its exact machine updating ``MACHINE_RATE``
+register entries per second (``calibration_cost``).
 
 Memory counted: the weight arrays in float64 (the assembly's working
 precision) plus a cast copy for float32, and the numpy forward pass's
@@ -37,6 +39,7 @@ DEFAULT_MAX_SECONDS = 120.0
 ASSEMBLY_RATE = 1e8  # bytes of weights compiled (or saved) per second
 STEP_SECONDS = 1.5e-3  # Python's own work per instruction or layer
 SCHEDULE_SECONDS = 2e-5  # scheduling and planning, per instruction
+MACHINE_RATE = 1e8  # register entries the exact machine updates per second (Bounds.calibrate)
 
 
 class SizeError(ValueError):
@@ -111,6 +114,13 @@ class Size:
 
 def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.3g} MiB"
+
+
+def calibration_cost(rows: int, tokens: int, steps: int, tasks: int, d: int) -> tuple[float, float]:
+    """Bytes and seconds of the exact machine run on ``tasks`` tasks at once (``Bounds.calibrate``): ``steps``
+    instructions on states of ``rows x tokens x tasks`` floats, four copies held, and the tasks themselves."""
+    entries = tasks * rows * tokens
+    return 4 * 8 * entries + tasks * (8 * tokens * d + 400), steps * (entries / MACHINE_RATE + STEP_SECONDS)
 
 
 def duration(seconds: float) -> str:
