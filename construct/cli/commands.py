@@ -15,7 +15,8 @@ seconds, when stderr is a terminal and ``--json`` is off.
 Exit codes: 0 done; 1 refused: the task is outside the domain the network
 was compiled for, or float64 overflows in the exact machine or the
 compiler on these numbers; 2 bad input: an option, a data file, an output
-path, or a run estimated above --max-memory or --max-seconds; 3 an internal
+path (or a full disk), a run estimated above --max-memory or --max-seconds,
+or more memory than the machine has free; 3 an internal
 error, a bug (rerun with --debug for the traceback, and report it); 130
 interrupted; 141 the output pipe was closed. Errors are one line on stderr,
 with no Python traceback unless --debug is given.
@@ -60,8 +61,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,10 +76,11 @@ from ..export import save
 from ..raw import programs
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
-from . import benchmark, budget, data, demo
+from . import _set_interrupt_handler, benchmark, budget, data, demo
 
 EXIT_CODES = ("Exit codes: 0 done; 1 refused (outside the network's domain, or float64 overflows on these numbers); "
-              "2 bad input (options, data, paths, or a run estimated above --max-memory/--max-seconds); 3 internal "
+              "2 bad input (options, data, paths, a full disk, a run estimated above --max-memory/--max-seconds, or "
+              "out of memory); 3 internal "
               "error (a bug: rerun with --debug and report it); 130 interrupted; 141 output pipe closed.")
 ALGOS = ("sgd", "ridge", "sgd_step", "sherman_morrison_step")
 ALPHA, LAM, MARGIN, CALIBRATION = 0.05, 0.1, 4.0, 256
@@ -94,9 +98,21 @@ class Refused(Exception):
 def _exit_code(err: Exception) -> int:
     if isinstance(err, (DomainError, Refused, FloatingPointError)):
         return 1
-    if isinstance(err, (UsageError, data.DataError, SizeError, plots.PlotsUnavailable, OSError)):
+    if isinstance(err, (UsageError, data.DataError, SizeError, plots.PlotsUnavailable, OSError, MemoryError)):
         return 2
     return 3
+
+
+def _message(err: Exception, code: int, args) -> str:
+    if isinstance(err, MemoryError):  # the estimate passed --max-memory, but the machine has less free
+        limit = getattr(args, "max_memory", None)
+        return (f"ran out of memory ({err or 'MemoryError'}): this machine has less free memory than the run needs"
+                + (f", which was estimated within --max-memory {budget.gib(limit)}" if limit else "")
+                + "; give --max-memory the memory that is free, or ask for a smaller n or d")
+    if code == 3:
+        return (f"internal error ({type(err).__name__}: {err}); this is a bug in icl-construct: rerun with --debug "
+                "and open an issue with the command and its output")
+    return str(err)
 
 
 # -- the parser's pieces -------------------------------------------------------------------------
@@ -206,6 +222,28 @@ def _output(path: Path, option: str) -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise UsageError(f"{option}: {path} exists and is read-only")
     return path
+
+
+def _os_errno(err: BaseException) -> int | None:
+    """The system error behind a failed write: an OSError's errno, or the "(os error N)" of a writer in Rust
+    (safetensors, which --format hf uses, raises its own SafetensorError on a full disk)."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    return int(found.group(1)) if found else None
+
+
+@contextmanager
+def _writing(path: Path, option: str):
+    """A write that fails for the system's reasons (a full disk, permissions) is bad output, exit 2, naming the
+    file (a full disk's OSError names none)."""
+    try:
+        yield
+    except Exception as err:
+        code = _os_errno(err)
+        if code is None and not isinstance(err, OSError):
+            raise
+        raise UsageError(f"{option}: cannot write {path}: {os.strerror(code) if code else err}") from None
 
 
 def _picture(path: Path, option: str) -> Path:
@@ -321,8 +359,9 @@ def _demo(args) -> int:
     with _progress(args, 4 + bool(args.png), "demo") as bar:
         result = demo.run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory)
         if args.png:
-            result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
-                args.png, args.d, args.n, demo.ALPHA, demo.LAM, seed=args.seed)}
+            with _writing(args.png, "--png"):
+                result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
+                    args.png, args.d, args.n, demo.ALPHA, demo.LAM, seed=args.seed)}
             bar.update()
     if args.json:
         _print_json(result)
@@ -443,18 +482,14 @@ def _export(args) -> int:
     with _progress(args, 3, f"export ({program.name})") as bar:
         tasks = _calibration_tasks(program.d, program.n, args.calibrate, args.seed)
         net = _compiled(args, program, tasks, bar, args.dtype, architecture="gpt2" if hf else "paper")
-        try:
-            if hf:
-                try:
-                    from ..runtimes import hf as runtime
-                except ImportError as err:
-                    raise UsageError(f"--format hf needs the extra 'runtimes' (pip install 'icl-construct[runtimes]'):"
-                                     f" {err}") from None
-                path = runtime.save_pretrained(net, out)
-            else:
-                path = save(net, out)
-        except OSError as err:
-            raise UsageError(f"-o: cannot write {out}: {err.strerror or err}") from None
+        if hf:
+            try:
+                from ..runtimes import hf as runtime
+            except ImportError as err:
+                raise UsageError(f"--format hf needs the extra 'runtimes' (pip install 'icl-construct[runtimes]'):"
+                                 f" {err}") from None
+        with _writing(out, "-o"):
+            path = runtime.save_pretrained(net, out) if hf else save(net, out)
         bar.update()
     size = sum(p.stat().st_size for p in path.iterdir()) if hf else path.stat().st_size
     result = {"path": str(path), "bytes": size, "format": args.format, "algo": program.name, "d": program.d,
@@ -519,10 +554,12 @@ def _trace(args) -> int:
                               "machine_error": float(np.max(np.abs(got - want)))})
     pictures = {}
     if args.png:
-        pictures["residual_stream"] = str(plots.residual_stream(trace, args.png))
+        with _writing(args.png, "--png"):
+            pictures["residual_stream"] = str(plots.residual_stream(trace, args.png))
     if args.weights_png:
         layer = args.layer or next((k for k, ins in enumerate(program.instructions, 1) if ins.kind == "mul"), 1)
-        pictures[f"weights_layer_{layer}"] = str(plots.weights_heatmap(net, layer, args.weights_png))
+        with _writing(args.weights_png, "--weights-png"):
+            pictures[f"weights_layer_{layer}"] = str(plots.weights_heatmap(net, layer, args.weights_png))
     X, y, x_query = task
     if args.json:
         _print_json({"algo": program.name, "d": program.d, "n": program.n, "params": _params(program),
@@ -565,7 +602,8 @@ def _bench(args) -> int:
             rows.append(benchmark.compare(algo, d, n, args.max_memory))
             bar.update()
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        with _writing(args.out, "--out"):
+            args.out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.json:
         _print_json(rows)
     else:
@@ -695,15 +733,37 @@ def parser() -> argparse.ArgumentParser:
 # -- main -----------------------------------------------------------------------------------------
 
 
+_interrupted = False  # a SIGINT arrived during main (see _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGINT during main: recorded, then raised as usual, so that files being written are cleaned up; a library
+    that turns the KeyboardInterrupt into an error of its own (numpy's import raises ImportError) cannot hide it."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    top = parser()
-    args, rest = top.parse_known_args(argv)
-    prog = f"icl-construct {args.command}"
-    if args.command == "proofs":
-        args.args = rest
-    elif rest:
-        top.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(rest)} (see {prog} --help)\n")
+    global _interrupted
+    _interrupted = False
+    previous = _set_interrupt_handler(_interrupt)
     try:
+        return _main(argv)
+    finally:
+        _set_interrupt_handler(previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    prog, args = "icl-construct", None
+    try:  # parsing too: Ctrl-C at any moment is exit 130 without a traceback
+        top = parser()
+        args, rest = top.parse_known_args(argv)
+        prog = f"icl-construct {args.command}"
+        if args.command == "proofs":
+            args.args = rest
+        elif rest:
+            top.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(rest)} (see {prog} --help)\n")
         return args.run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -712,13 +772,13 @@ def main(argv: list[str] | None = None) -> int:
         _discard_stdout()
         return 141
     except Exception as err:
-        if args.debug:
+        if _interrupted:  # the KeyboardInterrupt came out as another error
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+        if getattr(args, "debug", False):
             traceback.print_exc()
         code = _exit_code(err)
-        message = str(err)
-        if code == 3:
-            message = (f"internal error ({type(err).__name__}: {err}); this is a bug in icl-construct: rerun with "
-                       "--debug and open an issue with the command and its output")
+        message = _message(err, code, args)
         print(f"{prog}: {'refused' if code == 1 else 'error'}: {' '.join(message.split())}", file=sys.stderr)
         return code
 
