@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .raw.prompt import check_count, finite_float
+from .raw.prompt import check_count, finite_float, shown
 
 
 def gaussian_tasks(d: int, n: int, count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -48,7 +48,7 @@ class Batch:
 def _scales(value, name: str) -> tuple[float, ...]:
     scales = tuple(value) if isinstance(value, (tuple, list)) else (value,)
     if not scales or not all(isinstance(s, (int, float)) and (finite_float(s) or 0) > 0 for s in scales):
-        raise ValueError(f"{name} must be a positive number or a non-empty tuple of them, got {value!r}")
+        raise ValueError(f"{name} must be a positive number or a non-empty tuple of them, got {shown(value)}")
     return tuple(float(s) for s in scales)
 
 

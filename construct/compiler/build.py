@@ -314,7 +314,8 @@ def _out_of_range(program: Program, bounds: Bounds, dtype, reason: str) -> Float
     return FloatRangeError(
         f"{program.name} (d = {program.d}, n = {program.n}) cannot be compiled in {np.dtype(dtype)} for this domain "
         f"({reason}): its bounds run from {values[low]:.3g} (register {low!r}) to {values[high]:.3g} (register "
-        f"{high!r}){floors}, {bounds.source}; bounds nearer 1 (data rescaled towards 1) keep the constants in range",
+        f"{high!r}){floors}, {bounds.source}; bounds and floors nearer 1 (data rescaled towards 1) keep the "
+        "constants in range",
         reason)
 
 
