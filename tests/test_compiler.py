@@ -274,6 +274,35 @@ def test_size_estimate_is_the_networks_size(program, dtype):
         w.depth, w.stored, w.width, w.head_size, w.mlp_width)
 
 
+@pytest.mark.parametrize("architecture", ["paper", "gpt2"])
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("name", ["sgd", "ridge"])
+def test_a_long_program_is_sized_from_its_first_blocks(name, fuse, architecture):
+    """compile sizes a program of construct.programs from its programs with 1 to 3 examples before it plans a
+    layer (estimate_repeated; check_early): the same shapes as planning every layer."""
+    from construct.compiler import estimate, estimate_repeated
+
+    build = {"sgd": lambda n: programs.sgd(2, n, 0.05, 0.1), "ridge": lambda n: programs.ridge(2, n, 0.5)}[name]
+    for n in (4, 5, 9, 17):
+        program = build(n)
+        exact = estimate(program, x_max=1.0, y_max=1.0, fuse=fuse, architecture=architecture)
+        assert estimate_repeated(build, n, fuse=fuse, architecture=architecture) == exact, n
+        assert estimate_repeated(program.truncated, n, fuse=fuse, architecture=architecture) == exact, n
+
+
+def test_a_declared_block_must_be_the_programs():
+    from construct import Program
+
+    ridge = programs.ridge(2, 3, 0.5)
+    start, size = ridge.block
+    assert ridge.truncated(1).instructions == ridge.instructions[:start + size] + ridge.instructions[start + 3 * size:]
+    for block in ((start + 1, size), (start, size + 1), (start, 0), (-1, size), (start, "12")):
+        with pytest.raises(ValueError, match=r"ridge: block"):
+            Program("ridge", 2, 3, ridge.layout, ridge.instructions, block=block)
+    with pytest.raises(ValueError, match="declares no repeated block"):
+        programs.sgd_step(2, 0.1, 0.1, np.zeros(2)).truncated(2)
+
+
 def test_a_network_too_large_is_refused_before_allocation():
     from construct import SizeError
 
