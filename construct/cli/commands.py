@@ -309,7 +309,8 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
     """Calibrate and compile, turning float64 overflow into a refusal that names the numbers behind it."""
     given = f"{_params_text(program)}, margin {args.margin:g}, calibration tasks {tasks_text}"
     try:
-        bounds = Bounds.calibrate(program, tasks, margin=args.margin)
+        # the command's budget (budget.calibration) has counted it by its own measured model
+        bounds = Bounds.calibrate(program, tasks, margin=args.margin, max_bytes=None, max_seconds=None)
     except FloatingPointError as err:
         raise Refused(f"float64 overflows in the exact machine with {given} ({err}); smaller parameters, or data "
                       "rescaled towards 1, keep the values finite") from None
@@ -357,7 +358,8 @@ def _demo(args) -> int:
     budget.affordable(limits, lambda d: f"demo (d = {d}, n = {args.n}{', --png' if args.png else ''})",
                       lambda d: demo.cost(d, args.n, bool(args.png)), args.d)
     with _progress(args, 4 + bool(args.png), "demo") as bar:
-        result = demo.run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory)
+        result = demo.run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory,
+                          max_seconds=args.max_seconds)
         if args.png:
             with _writing(args.png, "--png"):
                 result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
