@@ -72,6 +72,9 @@ class FloatRangeError(ValueError):
         super().__init__(message)
         self.reason = reason
 
+    def __reduce__(self):  # both arguments, so that it crosses a process boundary (pickle)
+        return type(self), (str(self), self.reason)
+
 
 def _is_positive(value) -> bool:
     return isinstance(value, (int, float)) and (finite_float(value) or 0) > 0
