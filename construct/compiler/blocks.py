@@ -211,8 +211,12 @@ def _copy_to_scratch(ctx: Context, forms: Forms, name: str, scratch: list[int], 
     return rows
 
 
-def _read_rows(ins, name: str, ctx: Context, forms: Forms, scratch: list[int], plan: LayerPlan) -> list[int]:
-    return _copy_to_scratch(ctx, forms, name, scratch, plan) if name == ins.writes else list(ctx.rows(name))
+def _read_rows(mlp: list, name: str, ctx: Context, forms: Forms, scratch: list[int], plan: LayerPlan) -> list[int]:
+    """The rows an MLP instruction reads ``name`` from: a copy in scratch if any instruction of the MLP writes it
+    (attention zeroes what the MLP writes, and reads come before writes: its own output, or a later one's)."""
+    if any(name == ins.writes for ins in mlp):
+        return _copy_to_scratch(ctx, forms, name, scratch, plan)
+    return list(ctx.rows(name))
 
 
 def _products(muls: list, ctx: Context, forms: Forms, plan: LayerPlan, scratch: list[int]) -> None:
@@ -242,7 +246,7 @@ def _products(muls: list, ctx: Context, forms: Forms, plan: LayerPlan, scratch: 
             multiples[key] = multiple
         return units[key]
 
-    rows = [(_read_rows(ins, ins.a, ctx, forms, scratch, plan), _read_rows(ins, ins.b, ctx, forms, scratch, plan))
+    rows = [(_read_rows(muls, ins.a, ctx, forms, scratch, plan), _read_rows(muls, ins.b, ctx, forms, scratch, plan))
             for ins in muls]
     for ins, (a_rows, b_rows) in zip(muls, rows):
         p, q, r = ins.shape
@@ -314,8 +318,8 @@ def _divisions(divs: list, ctx: Context, forms: Forms, plan: LayerPlan, scratch:
         plan.mlp_bias[ln_pos] += ctx.ln_pad
         plan.mlp_bias[ln_neg] -= ctx.ln_pad
     B = ctx.bypass_offset
-    for ins in divs:
-        num_rows = _read_rows(ins, ins.num, ctx, forms, scratch, plan)
+    reads = [_read_rows(divs, ins.num, ctx, forms, scratch, plan) for ins in divs]  # before any output is zeroed
+    for ins, num_rows in zip(divs, reads):
         out_rows = list(ctx.rows(ins.out))
         for o in out_rows:
             forms.set(o, {})

@@ -34,6 +34,7 @@ layer's effect on the program's registers is exactly its instruction's.
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable
 
 import numpy as np
 
@@ -45,7 +46,7 @@ from ..transformer.weights import Weights
 from . import blocks, certificate, gpt2, scales, schedule, size
 from .blocks import (DIV_NEG, DIV_POS, LN1_NEG, LN1_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, WIDTH_PAD,
                      ZERO, Context, LayerPlan)
-from .bounds import Bounds
+from .bounds import Bounds, FloatRangeError
 from .compiled import CompiledNetwork, LayerReport
 
 MIN_HEADS = 2  # the paper's layer: a head that reads another column, and one that reads its own
@@ -53,12 +54,14 @@ LN_EPS = 1e-5
 
 
 def _copied(program: Program, step: schedule.Step) -> list[str]:
-    """Operands a layer's MLP overwrites while reading them (copied to scratch first), with repeats."""
+    """Operands a layer's MLP overwrites while reading them (copied to scratch first, ``blocks._read_rows``), with
+    repeats: an instruction's own output, or another's of the same MLP."""
+    mlp = [program.instructions[k] for k in step.mlp]
+    written = {ins.writes for ins in mlp}
     out = []
-    for k in step.mlp:
-        ins = program.instructions[k]
+    for ins in mlp:
         reads = [ins.a, ins.b] if isinstance(ins, Mul) else [ins.num]
-        out += [name for name in reads if name == ins.out]
+        out += [name for name in reads if name in written]
     return out
 
 
@@ -104,7 +107,8 @@ def _domain(program: Program, bounds: Bounds | None, dtype, x_max=None, y_max=No
 def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
             max_bytes: float | None = size.DEFAULT_MAX_BYTES, scale_constants: dict | None = None,
             fuse: bool = True, *, x_max: float | None = None, y_max: float | None = None,
-            x_norm: float | None = None, architecture: str = "paper") -> "CompiledNetwork":
+            x_norm: float | None = None, architecture: str = "paper",
+            max_seconds: float | None = size.DEFAULT_MAX_SECONDS) -> "CompiledNetwork":
     """A transformer for ``program``, built for a domain: its instructions scheduled into layers.
 
     The domain is either the input box, ``x_max`` (every entry of every x),
@@ -117,7 +121,10 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     (``schedule.fused``); ``fuse=False`` gives one layer per instruction, the
     paper's construction. Identical layers are stored once either way.
     Refuses (``SizeError``) before allocating the weights if building and
-    running the network would need more than ``max_bytes`` (None: no limit).
+    running the network would need more than ``max_bytes``, or compiling it
+    would take longer than ``max_seconds`` (``size.Size.compile_seconds``;
+    None: no limit); a long program is refused before its layers are planned
+    (``check_early``).
     ``scale_constants`` replaces the constants of ``CHOSEN``, which the
     compiler otherwise chooses by evaluating ``log``, ``erf`` and powers
     (whose last bit may differ between platforms): ``load`` passes a file's
@@ -133,15 +140,12 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
         raise TypeError(f"compile takes a Program, got {type(program).__name__}")
     if architecture not in gpt2.ARCHITECTURES:
         raise ValueError(f"architecture must be one of {gpt2.ARCHITECTURES}, got {architecture!r}")
+    check_early(program, dtype, fuse, architecture, max_bytes, max_seconds)
     bounds = _domain(program, bounds, dtype, x_max, y_max, x_norm)
     steps, plans, order, ctx = _plan(program, bounds, dtype, scale_constants, fuse, architecture)
     shape = _size(plans, order, ctx, program)
-    what = f"{program.name} (d = {program.d}, n = {program.n}, {ctx.dtype})"
-    size.check(shape, max_bytes, what)
-    if architecture == "gpt2":  # untied: every applied layer stored, heads of width / heads
-        head_dim = ctx.layout.width // shape.heads
-        size.check(dataclasses.replace(shape, layers=shape.applied, depth=None, head_size=head_dim), max_bytes, what)
-    weights = _assemble(plans, order, ctx, program, shape)
+    _check_size(shape, program, architecture, max_bytes, max_seconds)
+    weights = _assemble(plans, order, ctx, program, shape, bounds)
     reports = tuple(LayerReport(k, tuple(plans[u].reports), plans[u].constants) for k, u in enumerate(order, 1))
     constants = {
         "attention_sharpness": ctx.sharpness, "product_scale": ctx.product_scale,
@@ -151,7 +155,8 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
     target = None
     if architecture == "gpt2":
         final_scale = ctx.ln1_scale if _leaves_ln1_pads(plans[order[-1]]) else ctx.ln_scale
-        constants.update(architecture="gpt2", ln1_pad=ctx.ln1_pad, ln_f_scale=final_scale, head_dim=head_dim)
+        constants.update(architecture="gpt2", ln1_pad=ctx.ln1_pad, ln_f_scale=final_scale,
+                         head_dim=ctx.layout.width // shape.heads)
         target = gpt2.to_gpt2(weights, [p.ln1_scale for p in plans], final_scale, ctx.layout.span(ZERO)[0],
                               ctx.layout.span(program.readout)[0])
     mechanisms = tuple(certificate.LayerMechanism(_offsets(plans[u], shape.heads), tuple(plans[u].mechanisms),
@@ -163,6 +168,79 @@ def compile(program: Program, bounds: Bounds | None = None, dtype=np.float64,
 def _leaves_ln1_pads(plan: LayerPlan) -> bool:
     """A GPT-2 div layer's MLP leaves the pads +-N_1 for the next layer norm (``gpt2``, point 2)."""
     return any(isinstance(ins, Div) for ins in plan.instructions)
+
+
+def _check_size(shape: size.Size, program: Program, architecture: str, max_bytes, max_seconds) -> None:
+    what = f"{program.name} (d = {program.d}, n = {program.n}, {np.dtype(shape.dtype)})"
+    size.check(shape, max_bytes, what, max_seconds)
+    if architecture == "gpt2":  # untied: every applied layer stored, heads of width / heads
+        untied = dataclasses.replace(shape, layers=shape.applied, depth=None, head_size=shape.width // shape.heads)
+        size.check(untied, max_bytes, what, max_seconds)
+
+
+EARLY_SECONDS = 0.05  # below this much scheduling, planning the program itself is the quickest estimate
+
+
+def check_early(program: Program, dtype=np.float64, fuse: bool = True, architecture: str = "paper",
+                max_bytes: float | None = size.DEFAULT_MAX_BYTES,
+                max_seconds: float | None = size.DEFAULT_MAX_SECONDS) -> None:
+    """Refuse (``SizeError``) a long program above the limits before its layers are planned.
+
+    Scheduling and planning take time in proportion to the instructions
+    (``size.SCHEDULE_SECONDS`` each), which the exact size needs. A program
+    whose repeated ``block`` is declared (``construct.programs``' sgd and
+    ridge) is sized from its first blocks (``estimate_repeated``), once a
+    fourth block confirms that each adds the same layers; any other is
+    refused when its instructions alone would take longer than
+    ``max_seconds`` to schedule.
+    """
+    size.check_limits(max_bytes, max_seconds)
+    count = len(program.instructions)
+    if count * size.SCHEDULE_SECONDS < EARLY_SECONDS:
+        return
+    if program.block is not None and program.n > 4:
+        sizes = _block_sizes(program.truncated, 4, dtype, fuse, architecture)
+        if _extrapolated(sizes[:3], 4) == sizes[3]:
+            _check_size(_extrapolated(sizes[:3], program.n), program, architecture, max_bytes, max_seconds)
+            return
+    seconds = count * size.SCHEDULE_SECONDS
+    if max_seconds is not None and seconds > max_seconds:
+        raise size.SizeError(
+            f"{program.name} (d = {program.d}, n = {program.n}) has {count:,} instructions: scheduling them would "
+            f"take more than {size.duration(seconds)} ({size.SCHEDULE_SECONDS * 1e6:g} microseconds each), above "
+            f"the limit of {max_seconds:g} s; raise the limit (compile(..., max_seconds=...)) to wait for it")
+
+
+def _unit_bounds(program: Program) -> Bounds:
+    """Bounds of 1 everywhere: shapes do not depend on the bounds, and planning needs some."""
+    return Bounds(dict.fromkeys(program.layout.names, 1.0),
+                  {ins.den: 1.0 for ins in program.instructions if isinstance(ins, Div)})
+
+
+def _block_sizes(build: Callable[[int], Program], blocks: int, dtype, fuse: bool, architecture: str):
+    return [estimate(p, _unit_bounds(p), dtype, fuse=fuse, architecture=architecture)
+            for p in map(build, range(1, blocks + 1))]
+
+
+def _extrapolated(sizes: list[size.Size], n: int) -> size.Size:
+    if n <= len(sizes):
+        return sizes[n - 1]
+    depth = sizes[0].applied + (n - 1) * (sizes[1].applied - sizes[0].applied)
+    return dataclasses.replace(sizes[-1], depth=depth, tokens=2 * n + 1)
+
+
+def estimate_repeated(build: Callable[[int], Program], n: int, dtype=np.float64, fuse: bool = True,
+                      architecture: str = "paper") -> size.Size:
+    """The shapes of ``compile(build(n), bounds, dtype, fuse=fuse)``, whatever the bounds, from ``build(1..3)``.
+
+    ``build(k)`` is the program for k examples (a program of the library
+    with its parameters). Depth grows by the same layers per example from
+    n = 1 on (the schedule repeats one block per example); the stored
+    layers are those of ``min(n, 3)`` examples (a first, a repeated and a
+    last block). The command line sizes its networks so, and ``compile``
+    a long program with a declared block (``check_early``).
+    """
+    return _extrapolated(_block_sizes(build, min(n, 3), dtype, fuse, architecture), n)
 
 
 def estimate(program: Program, bounds: Bounds | None = None, dtype=np.float64, fuse: bool = True, *,
@@ -228,7 +306,30 @@ def _plan(program: Program, bounds: Bounds, dtype, scale_constants: dict | None 
     return steps, plans, order, ctx
 
 
+def _out_of_range(program: Program, bounds: Bounds, dtype, reason: str) -> FloatRangeError:
+    """A domain whose constants ``dtype`` cannot hold, named by its range of bounds."""
+    values = bounds.values
+    low, high = min(values, key=values.get), max(values, key=values.get)
+    floors = f", divisor floors down to {min(bounds.floors.values()):.3g}" if bounds.floors else ""
+    return FloatRangeError(
+        f"{program.name} (d = {program.d}, n = {program.n}) cannot be compiled in {np.dtype(dtype)} for this domain "
+        f"({reason}): its bounds run from {values[low]:.3g} (register {low!r}) to {values[high]:.3g} (register "
+        f"{high!r}){floors}, {bounds.source}; bounds and floors nearer 1 (data rescaled towards 1) keep the "
+        "constants in range",
+        reason)
+
+
 def _plans(program: Program, bounds: Bounds, dtype, steps, layout, chosen: dict, architecture: str):
+    """``_planned``, with a constant float64 cannot hold (the pads dominate squared bounds, the products divide by
+    bounds) refused as the domain's fault."""
+    try:
+        with np.errstate(over="raise"):
+            return _planned(program, bounds, dtype, steps, layout, chosen, architecture)
+    except (OverflowError, ZeroDivisionError, FloatingPointError):
+        raise _out_of_range(program, bounds, dtype, "a constant overflows") from None
+
+
+def _planned(program: Program, bounds: Bounds, dtype, steps, layout, chosen: dict, architecture: str):
     eps = scales.machine_eps(dtype)
     T = 2 * program.n + 1
     values = dict(bounds.values)
@@ -285,7 +386,8 @@ def _size(plans: list[LayerPlan], order: list[int], ctx: Context, program: Progr
     )
 
 
-def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program, shape: size.Size) -> Weights:
+def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program, shape: size.Size,
+              bounds: Bounds) -> Weights:
     """The one step that turns logical plans into dense arrays (float64, then the target dtype)."""
     layout, D, L, m = ctx.layout, shape.width, shape.layers, shape.heads
     row = lambda name: layout.span(name)[0]  # noqa: E731 (one-row registers)
@@ -332,10 +434,12 @@ def _assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: P
                 W2[l, u, o_row] += coef
         for o_row, b in plan.mlp_bias.items():
             b2[l, o_row] += b
-    cast = lambda a: a.astype(ctx.dtype)  # noqa: E731
-    return Weights(
-        embed=cast(embed), positions=cast(positions), readout=cast(readout),
-        Wq=cast(Wq), Wk=cast(Wk), Wv=cast(Wv), Wo=cast(Wo), bo=cast(bo),
-        ln_gain=cast(np.ones((L, D))), ln_bias=cast(np.zeros((L, D))),
-        W1=cast(W1), b1=cast(b1), W2=cast(W2), b2=cast(b2), ln_eps=LN_EPS, order=np.array(order, dtype=np.int64),
-    )
+    arrays = {"embed": embed, "positions": positions, "readout": readout, "Wq": Wq, "Wk": Wk, "Wv": Wv, "Wo": Wo,
+              "bo": bo, "W1": W1, "b1": b1, "W2": W2, "b2": b2}
+    with np.errstate(over="ignore"):  # a weight beyond float32 becomes inf, refused here
+        arrays = {name: a.astype(ctx.dtype) for name, a in arrays.items()}
+    bad = [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise _out_of_range(program, bounds, ctx.dtype, f"weights: {bad[0]} has non-finite entries")
+    return Weights(**arrays, ln_gain=np.ones((L, D), ctx.dtype), ln_bias=np.zeros((L, D), ctx.dtype), ln_eps=LN_EPS,
+                   order=np.array(order, dtype=np.int64))

@@ -32,7 +32,6 @@ the learner's state on some sequence of at most n examples, each
 
 from __future__ import annotations
 
-import numbers
 from functools import partial
 
 import numpy as np
@@ -41,7 +40,7 @@ import sympy
 from . import domain
 from .instructions import Aff, Div, Mov, Mul
 from .program import Program
-from .prompt import POS, X_IN, Y_IN, as_array, check_count, input_registers
+from .prompt import POS, X_IN, Y_IN, as_array, check_count, finite_float, input_registers, shown
 from .registers import Layout, Register
 
 
@@ -57,8 +56,10 @@ def _scalar(value, name: str, *, positive: bool = False):
     """
     if isinstance(value, sympy.Basic):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"{name} must be a finite real number, got {shown(value)}")
+    value = number
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
     if value > MAX_PARAMETER or (positive and value < 1 / MAX_PARAMETER):
@@ -189,8 +190,8 @@ def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
         Aff("w", (("w_src", 1), ("grad", -2 * alpha), ("pen", -2 * alpha))),
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
-    return Program("sgd", d, n, layout, tuple(instructions),
-                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(domain.sgd, d, n, alpha, lam, w0))
+    return Program("sgd", d, n, layout, tuple(instructions), params={"alpha": alpha, "lam": lam, "w0": w0},
+                   domain=partial(domain.sgd, d, n, alpha, lam, w0), block=(len(setup), len(block)))
 
 
 def ridge(d: int, n: int, lam) -> Program:
@@ -247,4 +248,4 @@ def ridge(d: int, n: int, lam) -> Program:
     ]
     instructions = setup + block * n + _predict_from_previous_column(d, "w")
     return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam},
-                   domain=partial(domain.ridge, d, n, lam))
+                   domain=partial(domain.ridge, d, n, lam), block=(len(setup), len(block)))
