@@ -26,16 +26,60 @@ The pipeline, one subpackage per stage, imports flowing down this list:
 Beside them: ``reference`` (closed-form solvers, the ground truth),
 ``tasks`` (random regression tasks), ``plots`` (pictures, matplotlib
 optional) and ``trained`` (trained transformers compared with all of it).
+
+Importing ``construct`` imports none of them: each name below is imported
+on first use (PEP 562), so that the command line starts its work, and its
+handling of Ctrl-C, before the seconds that numpy, scipy and sympy take to
+import.
 """
 
-from . import programs, reference
-from .compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
-from .export import WeightsFileError, load, save
-from .instructions import Aff, Div, Instruction, Mov, Mul
-from .raw import Layout, Program, Register, run
-from .transformer import Weights
+from __future__ import annotations
+
+import importlib
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (tens of milliseconds)
+
+_WHERE = {  # name -> the subpackage that defines it
+    **dict.fromkeys(["Bounds", "CompiledNetwork", "DomainError", "FloatRangeError", "SizeError", "compile"],
+                    "compiler"),
+    **dict.fromkeys(["WeightsFileError", "load", "save"], "export"),
+    **dict.fromkeys(["Aff", "Div", "Instruction", "Mov", "Mul"], "instructions"),
+    **dict.fromkeys(["Layout", "Program", "Register", "run"], "raw"),
+    "Weights": "transformer",
+}
 
 __all__ = [
-    "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "Instruction", "Layout", "Mov", "Mul", "Program",
-    "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load", "programs", "reference", "run", "save",
+    "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction", "Layout", "Mov", "Mul",
+    "Program", "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load", "programs", "reference",
+    "run", "save",
 ]
+
+
+def __getattr__(name: str):
+    """A name of ``__all__``, or a subpackage or module (``construct.tasks``), imported on first use."""
+    if name in _WHERE:
+        value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    elif not name.startswith("_"):
+        try:
+            value = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # what the names are, for type checkers and editors
+    from . import programs, reference
+    from .compiler import Bounds, CompiledNetwork, DomainError, FloatRangeError, SizeError, compile
+    from .export import WeightsFileError, load, save
+    from .instructions import Aff, Div, Instruction, Mov, Mul
+    from .raw import Layout, Program, Register, run
+    from .transformer import Weights

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .raw.prompt import check_count
+from .raw.prompt import check_count, finite_float, shown
 
 
 def gaussian_tasks(d: int, n: int, count: int, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -47,8 +47,8 @@ class Batch:
 
 def _scales(value, name: str) -> tuple[float, ...]:
     scales = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    if not scales or not all(isinstance(s, (int, float)) and np.isfinite(s) and s > 0 for s in scales):
-        raise ValueError(f"{name} must be a positive number or a non-empty tuple of them, got {value!r}")
+    if not scales or not all(isinstance(s, (int, float)) and (finite_float(s) or 0) > 0 for s in scales):
+        raise ValueError(f"{name} must be a positive number or a non-empty tuple of them, got {shown(value)}")
     return tuple(float(s) for s in scales)
 
 
@@ -69,7 +69,7 @@ class TaskDistribution:
         check_count(self.n, "n")
         object.__setattr__(self, "x_scale", _scales(self.x_scale, "x_scale"))
         object.__setattr__(self, "w_scale", _scales(self.w_scale, "w_scale"))
-        if not (np.isfinite(self.noise) and self.noise >= 0):
+        if not (finite_float(self.noise) is not None and self.noise >= 0):
             raise ValueError(f"noise must be >= 0, got {self.noise!r}")
         if self.pool is not None:
             check_count(self.pool, "pool")

@@ -156,6 +156,21 @@ def test_constants_and_predicted_errors_are_exposed():
     assert all(0 < report.predicted_error < np.inf and report.out_bound > 0 for report in net.layers)
 
 
+def test_the_product_scale_is_the_docstrings_optimum_rounded_to_a_power_of_two():
+    """scales.product_scale: P^7 = 6 * 0.0063 / (34 KAPPA eps) with KAPPA = 4 (the minimum of 0.0063 / P^6 +
+    34 KAPPA eps P), then the nearest power of two in log scale, at least 4: computed here from those numbers
+    alone, and pinned (float64: 64 from 53.5; float32: 4 from 3.0). Every product unit's weights and every
+    certificate depend on it; a change would otherwise show only in a generated document."""
+    import math
+
+    from construct.mechanisms import scales
+
+    for dtype, eps, optimum, pinned in ((np.float64, 2.0**-52, 53.5, 64.0), (np.float32, 2.0**-23, 3.0, 4.0)):
+        P = (6 * 0.0063 / (34 * 4 * eps)) ** (1 / 7)
+        assert abs(P - optimum) < 0.05, (dtype, P)
+        assert max(2.0 ** round(math.log2(P)), 4.0) == pinned == scales.product_scale(dtype), dtype
+
+
 def test_trace_is_labelled_by_register():
     net = build(programs.ridge(2, 3, 1.0))
     task = gaussian_tasks(2, 3, 1, seed=5)[0]
@@ -257,6 +272,35 @@ def test_size_estimate_is_the_networks_size(program, dtype):
     assert estimate.parameters == w.parameter_count
     assert (estimate.applied, estimate.layers, estimate.width, estimate.head_size, estimate.mlp_width) == (
         w.depth, w.stored, w.width, w.head_size, w.mlp_width)
+
+
+@pytest.mark.parametrize("architecture", ["paper", "gpt2"])
+@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("name", ["sgd", "ridge"])
+def test_a_long_program_is_sized_from_its_first_blocks(name, fuse, architecture):
+    """compile sizes a program of construct.programs from its programs with 1 to 3 examples before it plans a
+    layer (estimate_repeated; check_early): the same shapes as planning every layer."""
+    from construct.compiler import estimate, estimate_repeated
+
+    build = {"sgd": lambda n: programs.sgd(2, n, 0.05, 0.1), "ridge": lambda n: programs.ridge(2, n, 0.5)}[name]
+    for n in (4, 5, 9, 17):
+        program = build(n)
+        exact = estimate(program, x_max=1.0, y_max=1.0, fuse=fuse, architecture=architecture)
+        assert estimate_repeated(build, n, fuse=fuse, architecture=architecture) == exact, n
+        assert estimate_repeated(program.truncated, n, fuse=fuse, architecture=architecture) == exact, n
+
+
+def test_a_declared_block_must_be_the_programs():
+    from construct import Program
+
+    ridge = programs.ridge(2, 3, 0.5)
+    start, size = ridge.block
+    assert ridge.truncated(1).instructions == ridge.instructions[:start + size] + ridge.instructions[start + 3 * size:]
+    for block in ((start + 1, size), (start, size + 1), (start, 0), (-1, size), (start, "12")):
+        with pytest.raises(ValueError, match=r"ridge: block"):
+            Program("ridge", 2, 3, ridge.layout, ridge.instructions, block=block)
+    with pytest.raises(ValueError, match="declares no repeated block"):
+        programs.sgd_step(2, 0.1, 0.1, np.zeros(2)).truncated(2)
 
 
 def test_a_network_too_large_is_refused_before_allocation():

@@ -119,6 +119,13 @@ def test_exact_pass_is_the_float_pass_without_its_rounding(seed):
     ("embed", np.zeros((4, 10), dtype=np.int64), r"dtype int64"),
     ("ln_eps", 0.0, r"ln_eps must be a positive number"),
     ("W2", [[0.0]], r"W2 must be a numpy array"),
+    # order indexes the 3 stored layers: numpy would read -1 as the last layer, and fail on 3 only mid-pass
+    ("order", np.array([0, -1, 2]), r"order must be a non-empty 1-d array of stored layer indices 0\.\.2, got "
+                                    r"array\(\[ 0, -1,  2\]\)"),
+    ("order", np.array([0, 1, 3]), r"order must be .* indices 0\.\.2, got array\(\[0, 1, 3\]\)"),
+    ("order", np.array([], dtype=np.int64), r"order must be a non-empty"),
+    ("order", np.array([[0, 1]]), r"order must be a non-empty 1-d array"),
+    ("order", np.array([0.0, 1.0]), r"order must be .* got array\(\[0\., 1\.\]\)"),
 ])
 def test_malformed_weights_are_refused(field, value, message):
     with pytest.raises((ValueError, TypeError), match=message):

@@ -15,9 +15,12 @@ import gzip
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
+import time
+import types
 import zipfile
 from pathlib import Path
 
@@ -269,6 +272,11 @@ NUMERIC_OPTIONS = {
                          r"write e\.g\. 8GiB"),
     "--max-seconds -5": (["demo", "--max-seconds", "-5"], 2, r"argument --max-seconds: '-5' is not a positive amount"),
     "--max-seconds soon": (["demo", "--max-seconds", "soon"], 2, r"argument --max-seconds: 'soon' is not a positive amount"),
+    "--tolerance 0": (PREDICT + ["{tmp}/good.csv", "--tolerance", "0"], 1, r"query 1: the query's prediction "
+                      r"[\d.e+-]+ has a certified error bound [\d.e+-]+, above the tolerance 0 x \(1 \+ "
+                      r"\|prediction\|\)"),
+    "--tolerance -1": (PREDICT + ["{tmp}/good.csv", "--tolerance", "-1"], 2, r"argument --tolerance: must be a number "
+                       r">= 0, got -1"),
 }
 
 
@@ -366,6 +374,27 @@ def _no_matplotlib(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)
 
 
+def _hf_disk_full(monkeypatch):
+    """--format hf writes with safetensors, whose full disk is its own SafetensorError, not an OSError."""
+    import construct.runtimes
+    from safetensors import SafetensorError
+
+    def save_pretrained(net, directory):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    runtime = types.ModuleType("construct.runtimes.hf")
+    runtime.save_pretrained = save_pretrained
+    monkeypatch.setitem(sys.modules, "construct.runtimes.hf", runtime)
+    monkeypatch.setattr(construct.runtimes, "hf", runtime, raising=False)
+
+
+def _picture_disk_full(monkeypatch):
+    """matplotlib's write fails; an OSError from a write names no file."""
+    def residual_stream(trace, path):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(commands.plots, "residual_stream", residual_stream)
+
+
 OUTPUTS = {
     "-o ''": (["export", "--algo", "sgd", "-o", ""], 2, r"argument -o/--output: an empty path; give a file name"),
     "-o a directory": (["export", "--algo", "sgd", "-o", "{tmp}/folder.csv"], 2, r"-o: .*folder\.csv is a directory; "
@@ -377,6 +406,11 @@ OUTPUTS = {
                                  r"-o: .*locked\.npz exists and is read-only", _no_access("locked.npz")),
     "-o on a full disk": (["export", "--algo", "sgd", "-d", "1", "-n", "1", "-o", "{tmp}/full.npz"], 2,
                           r"-o: cannot write .*full\.npz: No space left on device", _disk_full),
+    "-o on a full disk, --format hf": (["export", "--format", "hf", "--algo", "sgd", "-d", "1", "-n", "1", "-o",
+                                        "{tmp}/full-hf"], 2, r"-o: cannot write .*full-hf: No space left on device",
+                                       _hf_disk_full),
+    "--png on a full disk": (TRACE + ["-d", "1", "-n", "1", "--png", "{tmp}/full.png"], 2, r"--png: cannot write "
+                             r".*full\.png: No space left on device", _picture_disk_full),
     "--png x.foo": (["demo", "--png", "{tmp}/x.foo"], 2, r"--png: .*x\.foo has the suffix \.foo, which is not a picture "
                     r"format offered here; use one of .*\.pdf, .*\.png, .*\.svg"),
     "--png without a suffix": (["demo", "--png", "{tmp}/picture"], 2, r"--png: .*picture has no suffix"),
@@ -400,7 +434,7 @@ def test_outputs_and_pictures(capsys, tmp, monkeypatch, case):
     for prepare in setup:
         prepare(monkeypatch)
     check(capsys, expand(argv, tmp), code, pattern)
-    assert not (tmp / "net.npz").exists() and not (tmp / "full.npz").exists()
+    assert not any((tmp / name).exists() for name in ("net.npz", "full.npz", "full-hf", "full.png"))
 
 
 # -- exit codes: internal errors, --debug, interruptions ------------------------------------------
@@ -434,6 +468,30 @@ def test_an_interrupt_is_exit_130(capsys, monkeypatch):
     assert (code, out, err) == (130, "", "icl-construct demo: interrupted\n")
 
 
+def test_an_interrupt_a_library_turns_into_another_error_is_exit_130(capsys, monkeypatch):
+    """A real SIGINT, which numpy's import (in C) turns into an ImportError: still an interrupt, not a bug."""
+    def interrupted(*args, **kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(10)
+        except KeyboardInterrupt:
+            raise ImportError("PyCapsule_Import could not import module \"datetime\"") from None
+    monkeypatch.setattr(demo, "run", interrupted)
+    code, out, err = run(capsys, ["demo", "--n", "1"])
+    assert (code, out, err) == (130, "", "icl-construct demo: interrupted\n")
+
+
+def test_running_out_of_memory_is_exit_2(capsys, monkeypatch):
+    """The estimate passed a raised --max-memory, but the machine has less: what to do, not a bug."""
+    def allocate(*args, **kwargs):
+        raise MemoryError("Unable to allocate 8.00 GiB for an array with shape (1073741824,) and data type float64")
+    monkeypatch.setattr(demo, "run", allocate)
+    check(capsys, ["demo", "--n", "1", "--max-memory", "64GiB"], 2, r"icl-construct demo: error: ran out of memory "
+          r"\(Unable to allocate 8\.00 GiB .*\): this machine has less free memory than the run needs, which was "
+          r"estimated within --max-memory 64 GiB; give --max-memory the memory that is free, or ask for a smaller n "
+          r"or d$")
+
+
 # -- what a user sees: a real process ----------------------------------------------------------
 
 COMMAND = [sys.executable, "-c", "import sys; from construct.cli import main; sys.exit(main())"]
@@ -457,6 +515,71 @@ def test_in_a_process(tmp, case):
     assert re.search(pattern, done.stderr), done.stderr
 
 
+# Ctrl-C in a real process: exit 130 and one line at any moment, from the imports at start (numpy, scipy, sympy
+# take seconds, and numpy's import turns a KeyboardInterrupt into an ImportError) to the work itself.
+WHEN_NUMPY_IMPORTS = """
+import builtins, sys, time
+real = builtins.__import__
+def hook(name, *args, **kwargs):
+    if name == "numpy" and not hasattr(hook, "done"):
+        hook.done = True
+        sys.stderr.write("importing numpy\\n")
+        sys.stderr.flush()
+        time.sleep(60)
+    return real(name, *args, **kwargs)
+builtins.__import__ = hook
+from construct.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+WHILE_RUNNING = """
+import sys, time
+from construct.cli import demo, main
+def run(*args, **kwargs):
+    sys.stderr.write("running\\n")
+    sys.stderr.flush()
+    time.sleep(60)
+demo.run = run
+sys.exit(main(sys.argv[1:]))
+"""
+INTERRUPTS = {  # how the child runs, when the signal comes (a line it writes, or seconds), the one line it gives
+    "as numpy starts importing, first of all": (WHEN_NUMPY_IMPORTS, "importing numpy", "icl-construct: interrupted"),
+    "0.3 s after start": (None, 0.3, "icl-construct( demo)?: interrupted"),
+    "1 s after start": (None, 1.0, "icl-construct( demo)?: interrupted"),
+    "while the command runs": (WHILE_RUNNING, "running", "icl-construct demo: interrupted"),
+}
+
+
+@pytest.mark.parametrize("case", INTERRUPTS)
+def test_ctrl_c_at_any_moment_is_exit_130_and_one_line(case):
+    code, when, line = INTERRUPTS[case]
+    argv = ([sys.executable, "-c", code] if code else COMMAND) + ["demo", "--n", "30"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if isinstance(when, str):
+        assert process.stderr.readline() == when + "\n"
+    else:
+        time.sleep(when)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 130 and out == "", err
+    assert re.fullmatch(line + "\n", err), err
+
+
+def test_running_out_of_memory_in_a_real_process(tmp_path):
+    """export d = 16 (about 3.4 GiB) with --max-memory 100GiB, in a process allowed 800 MiB of address space: the
+    MemoryError of numpy's allocation is exit 2 and one line."""
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (800 * 2**20, 800 * 2**20))
+
+    done = subprocess.run(COMMAND + ["export", "--algo", "ridge", "-d", "16", "-n", "4", "--max-memory", "100GiB",
+                                     "--max-seconds", "600", "-o", str(tmp_path / "x.npz")],
+                          capture_output=True, text=True, timeout=300, preexec_fn=limit,
+                          env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert done.returncode == 2 and done.stdout == "", done.stderr
+    assert re.fullmatch(r"icl-construct export: error: ran out of memory \(Unable to allocate .*\): this machine has "
+                        r"less free memory than the run needs, .*or ask for a smaller n or d\n", done.stderr), done.stderr
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_a_closed_pipe_stops_quietly():
     """``icl-construct trace ... --json | head -c 100``: no BrokenPipeError, exit 141 (as if killed by SIGPIPE)."""
     process = subprocess.Popen(COMMAND + ["trace", "--algo", "ridge", "-d", "2", "-n", "4", "--json"],
@@ -475,9 +598,11 @@ CATEGORIES = {
     "other options": len(OTHER_OPTIONS),
     "sizes (memory, time)": len(SIZES),
     "output paths and pictures": len(OUTPUTS),
-    "exit codes": 5,  # an internal error, --debug in two places and on bad input, an interrupt
-    "in a real process": len(IN_A_PROCESS) + 1,  # and the closed pipe
+    "exit codes": 7,  # an internal error, --debug in two places and on bad input, two interrupts, out of memory
+    "in a real process": len(IN_A_PROCESS) + 1 + len(INTERRUPTS) + 1,  # the closed pipe, Ctrl-C, out of memory
     "library API inputs": len(test_hostile_api.CASES),
+    "library: numbers beyond float64": len(test_hostile_api.EXTREME) + 1,  # and tolerance=0
+    "library: sizes and time": len(test_hostile_api.SIZES),
 }
 
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from construct import Aff, Bounds, Div, Mov, Mul, Program, compile, programs, reference
+from construct import Aff, Bounds, Div, FloatRangeError, Mov, Mul, Program, compile, programs, reference
 from construct.compiler import estimate, schedule
 from construct.raw.prompt import input_registers
 from construct.raw.registers import Layout, Register
@@ -83,6 +83,96 @@ def test_random_programs_keep_their_meaning(data):
     with np.errstate(all="ignore"):
         for task in gaussian_tasks(2, 2, 2, seed=2):
             assert np.array_equal(run_in(program, order, task), program.run(*task), equal_nan=True)
+
+
+def assert_mlps_are_uniform(program, steps):
+    """Every MLP holds muls only, or divs by one divisor only (the division's layer norm divides the whole column)."""
+    for layer, step in enumerate(steps, 1):
+        kinds = {("mul",) if isinstance(ins, Mul) else ("div", ins.den)
+                 for ins in (program.instructions[k] for k in step.mlp)}
+        assert len(kinds) <= 1, f"layer {layer}'s MLP mixes {sorted(kinds)}"
+
+
+def assert_layers_are_the_machine(program, tasks):
+    """Compiled for the tasks' calibrated domain: every layer's error within its declared bound, and every
+    answer within its certified bound of the program's."""
+    net = compile(program, Bounds.calibrate(program, tasks))
+    for task in tasks:
+        for c in net.check_layers(*task):
+            assert c.error <= c.predicted, f"layer {c.layer} ({c.instruction}): {c.error:.3g} > {c.predicted:.3g}"
+        got, bound = net.predict(*task, tolerance=None, return_bound=True)
+        want = program.predict(*task)
+        assert np.all(np.abs(got - want)[1:] <= bound[1:]), (got, want, bound)
+    return net
+
+
+def test_a_mul_and_a_div_ready_together_get_separate_mlps():
+    """An independent mul and div, adjacent and both ready after the first attention: the mul takes the first
+    layer's MLP, the div the next layer's (one MLP computing both would need the div's layer-norm scaling and the
+    mul's at once; the compiler's layer has no such MLP)."""
+    layout = Layout(input_registers(2) + [Register(n, (1,)) for n in ("a", "b", "p")]
+                    + [Register(n, (2,)) for n in ("v", "q")] + [Register("pred", (1,))])
+    program = Program("mul_beside_div", 2, 2, layout, (
+        Aff("a", (("y_in", 0.5),), bias=1.0),
+        Aff("b", (("y_in", 0.1),), bias=2.0),                  # a divisor in [1.5, 2.5] on these tasks
+        Aff("v", (("x_in", np.array([[1.0, -0.5], [0.25, 2.0]])),)),
+        Mul("a", "a", "p", (1, 1, 1)),
+        Div("v", "b", "q"),
+        Mul("q", "x_in", "pred", (1, 2, 1)),
+    ))
+    steps = schedule.fused(program)
+    assert steps[0].attention == (0, 1, 2) and steps[0].mlp == (3,) and steps[1].mlp == (4,)
+    assert_mlps_are_uniform(program, steps)
+    tasks = [(0.5 * X, np.clip(y, -4, 4), 0.5 * q) for X, y, q in gaussian_tasks(2, 2, 8, seed=3)]
+    net = assert_layers_are_the_machine(program, tasks)
+    assert len(net.steps) == len(steps)
+
+
+@pytest.mark.parametrize("kind", ["mul", "div"])
+def test_an_operand_a_later_instruction_of_the_mlp_overwrites_is_read_first(kind):
+    """One MLP: the first instruction reads s, the second writes s (reads come before writes in a phase). The
+    attention that zeroes s for the second must not zero the first's operand: it is read from a scratch copy
+    (found by the random programs below: the first mul read 0)."""
+    s_size = 1 if kind == "mul" else 2
+    layout = Layout(input_registers(2) + [Register("s", (s_size,)), Register("t", (1,))]
+                    + [Register(n, (2,)) for n in ("v", "w", "q")] + [Register("pred", (1,))])
+    first, second = ((Mul("v", "s", "q", (2, 1, 1)), Mul("v", "w", "s", (1, 2, 1))) if kind == "mul" else
+                     (Div("s", "t", "q"), Div("v", "t", "s")))
+    program = Program("overwritten_operand", 2, 2, layout, (
+        Aff("s", (("y_in", np.full((s_size, 1), 0.5)),), bias=np.linspace(1.0, 2.0, s_size)),
+        Aff("t", (("y_in", 0.1),), bias=2.0),  # a divisor in [1.5, 2.5] on these tasks
+        Aff("v", (("x_in", np.array([[1.0, -0.5], [0.25, 2.0]])),)),
+        Aff("w", (("x_in", np.array([[0.5, 1.0], [-1.0, 0.5]])),), bias=np.array([0.5, -0.25])),
+        first, second,
+        Mul("q", "x_in", "pred", (1, 2, 1)),
+    ))
+    steps = schedule.fused(program)
+    assert any(set(step.mlp) == {4, 5} for step in steps), steps  # the two share an MLP
+    tasks = [(0.5 * X, np.clip(y, -4, 4), 0.5 * q) for X, y, q in gaussian_tasks(2, 2, 8, seed=4)]
+    assert_layers_are_the_machine(program, tasks)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.data())
+def test_random_programs_fuse_into_uniform_mlps_that_compute_the_machine(data):
+    """Random programs of Mov, Aff, Mul and Div (``_random_program``): every MLP of the fused schedule holds muls
+    only or divs by one divisor only, and the compiled network is the exact machine, layer by layer, within the
+    compiler's declared errors. A program whose values leave float64 or whose divisor reaches 0 on the tasks has
+    no domain to compile for: skipped."""
+    program = _random_program(data.draw)
+    assert_mlps_are_uniform(program, schedule.fused(program))
+    tasks = gaussian_tasks(2, 2, 4, seed=5)
+    try:
+        with np.errstate(all="raise"):
+            values = [program.run(*task) for task in tasks]
+        Bounds.calibrate(program, tasks)
+    except (FloatingPointError, FloatRangeError):
+        assume(False)
+    assume(all(np.abs(H).max() < 1e6 for H in values))  # compiled errors scale with the bounds
+    try:
+        assert_layers_are_the_machine(program, tasks)
+    except FloatRangeError:
+        assume(False)
 
 
 def test_the_depth_targets():

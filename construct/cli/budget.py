@@ -8,12 +8,14 @@ estimates the memory and the time of each of its steps, and refuses
 (default 120 s; 3600 s for bench, whose full table takes minutes). The
 message gives the estimate, its steps and the option that raises the limit.
 
-**Shapes** come from ``construct.compiler.estimate``, which plans the
-layers and allocates nothing. They do not depend on the domain's bounds,
-and with n only the depth (a block of instructions per example) and the
-prompt length grow, so a network for n examples is sized from its programs
-for n = 1 and n = 2 (``network``); a test checks this against the real
-programs. Cost grows with d, so a large d is first sized at d / 2, d / 4, ...
+**Shapes** come from ``construct.compiler.estimate_repeated``, which plans
+the layers and allocates nothing. They do not depend on the domain's
+bounds, and with n only the depth (a block of instructions per example) and
+the prompt length grow, so a network for n examples is sized from its
+programs for n = 1 to 3 (``network``); a test checks this against the real
+programs. ``compile`` sizes a long program the same way and refuses it
+above its own ``max_bytes`` and ``max_seconds`` (which the commands pass
+on), with the compiling time below. Cost grows with d, so a large d is first sized at d / 2, d / 4, ...
 and refused as soon as one of those is already too large (``affordable``):
 planning a network for d = 1000 alone would take minutes.
 
@@ -46,7 +48,6 @@ up to 100 times slower than with one (``OPENBLAS_NUM_THREADS=1`` avoids it).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -54,19 +55,19 @@ from typing import Callable
 
 import numpy as np
 
-from ..compiler import Bounds, Size, SizeError, estimate
-from ..compiler.size import DEFAULT_MAX_BYTES
+from ..compiler import Size, SizeError, estimate_repeated
+from ..compiler.size import (ASSEMBLY_RATE, DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS, MACHINE_RATE, STEP_SECONDS,
+                             calibration_cost, duration)
 from ..raw.program import Program
 
-DEFAULT_MAX_SECONDS = 120.0
 BENCH_MAX_SECONDS = 3600.0
 
 READ_RATE = 5e5  # bytes of CSV text parsed per second (measured 0.6e6 at load 10)
-MACHINE_RATE = 1e8  # register entries the exact machine updates per second
-ASSEMBLY_RATE = 1e8  # bytes of weights compiled (or saved) per second
 FLOP_RATE = 5e8  # multiply-adds per second in the numpy forward pass's dense products
 ATTENTION_RATE = 1e7  # attention scores per second (causal softmax and its T x T products)
-STEP_SECONDS = 1.5e-3  # Python's own work per instruction or layer
+# ASSEMBLY_RATE (bytes of weights compiled or saved per second), STEP_SECONDS (Python's own work per
+# instruction or layer) and MACHINE_RATE (register entries the exact machine updates per second) are the
+# library's (construct.compiler.size), which compile's and calibrate's own estimates use
 CERTIFIED_PASSES = 10  # a certified answer costs about 8 forward passes (measured: 7.6 to 8.5, ridge and SGD)
 PROCESS_BYTES = 300 * 2**20  # resident memory of the process after its imports, before any work
 JAX_SPEEDUP, JIT_SECONDS = 4.0, 10.0  # the benchmark's JAX batches, against the numpy pass
@@ -117,24 +118,10 @@ class Network:
 
 
 def network(build: Callable[[int, int], Program], d: int, n: int, dtype="float64", fuse: bool = True) -> Network:
-    """The shapes of ``compile(build(d, n), bounds, dtype=dtype, fuse=fuse)``, from at most ``build(d, 1..3)``.
-
-    Depth grows by the same layers per example from n = 1 on (the schedule
-    repeats one block per example); the stored layers are those of
-    ``min(n, 3)`` examples (a first, a repeated and a last block).
-    """
-    programs = [build(d, k) for k in range(1, min(n, 3) + 1)]
-    sizes = [estimate(p, _unit_bounds(p), dtype=dtype, fuse=fuse) for p in programs]
-    if n <= 3:
-        return Network(sizes[-1], programs[-1].layout.width)
-    depth = sizes[0].applied + (n - 1) * (sizes[1].applied - sizes[0].applied)
-    return Network(dataclasses.replace(sizes[-1], depth=depth, tokens=2 * n + 1), programs[-1].layout.width)
-
-
-def _unit_bounds(program: Program) -> Bounds:
-    """Bounds of 1 everywhere: shapes do not depend on the bounds, and planning needs some."""
-    return Bounds(dict.fromkeys(program.layout.names, 1.0),
-                  {ins.divisor: 1.0 for ins in program.instructions if ins.divisor})
+    """The shapes of ``compile(build(d, n), bounds, dtype=dtype, fuse=fuse)``, from at most ``build(d, 1..3)``: the
+    library's ``estimate_repeated``, which ``compile`` also sizes long programs with."""
+    size = estimate_repeated(lambda k: build(d, k), n, dtype, fuse=fuse)
+    return Network(size, build(d, 1).layout.width)
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -151,17 +138,13 @@ def loading(entries: int) -> Cost:
 
 
 def calibration(net: Network, tasks: int, d: int) -> Cost:
-    """``Bounds.calibrate`` on ``tasks`` tasks: the exact machine runs them all at once."""
-    T = net.size.tokens
-    entries = tasks * net.rows * T
-    task_bytes = tasks * (8 * (T * d) + 400)  # X, y and x_query, and their array headers
-    return _step(f"calibration on {tasks} tasks", 4 * 8 * entries + task_bytes,
-                 net.depth * (entries / MACHINE_RATE + STEP_SECONDS))
+    """``Bounds.calibrate`` on ``tasks`` tasks: the exact machine runs them all at once (the library's
+    ``calibration_cost``, with the network's layers for its steps, as measured)."""
+    return _step(f"calibration on {tasks} tasks", *calibration_cost(net.rows, net.size.tokens, net.depth, tasks, d))
 
 
 def compiling(net: Network) -> Cost:
-    weights = net.size.weight_bytes
-    return _step("compiling", 2 * weights, weights / ASSEMBLY_RATE + net.depth * STEP_SECONDS)
+    return _step("compiling", 2 * net.size.weight_bytes, net.size.compile_seconds)
 
 
 def saving(net: Network) -> Cost:
@@ -273,14 +256,6 @@ def _probes(d: int) -> list[int]:
 
 def gib(nbytes: float) -> str:
     return f"{nbytes / 2**30:.3g} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MiB"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.2g} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.2g} min"
-    return f"{seconds / 3600:.3g} h"
 
 
 def _round_up(value: float) -> str:

@@ -15,7 +15,8 @@ seconds, when stderr is a terminal and ``--json`` is off.
 Exit codes: 0 done; 1 refused: the task is outside the domain the network
 was compiled for, or float64 overflows in the exact machine or the
 compiler on these numbers; 2 bad input: an option, a data file, an output
-path, or a run estimated above --max-memory or --max-seconds; 3 an internal
+path (or a full disk), a run estimated above --max-memory or --max-seconds,
+or more memory than the machine has free; 3 an internal
 error, a bug (rerun with --debug for the traceback, and report it); 130
 interrupted; 141 the output pipe was closed. Errors are one line on stderr,
 with no Python traceback unless --debug is given.
@@ -32,7 +33,8 @@ input box holding its data (every register's bound from the algorithm's
 theory: a task inside the box is never refused for its domain) and prints
 beside each answer a proven bound on its distance from the exact answer,
 refusing (exit 1) an answer whose bound exceeds ``--tolerance`` (default
-1e-6) x (1 + |answer|). The other commands, and ``predict --domain
+1e-6) x (1 + |answer|); ``--tolerance 0`` refuses every answer whose bound
+is not exactly 0. The other commands, and ``predict --domain
 calibrated``, compile for a domain calibrated on ``--calibrate`` random
 tasks (default 256) with ``--margin`` (default 4): x ~ N(0, s_x^2 I),
 w ~ N(0, s_w^2 I), y = w^T x, where s_x = s_w = 1 except for ``predict``,
@@ -59,23 +61,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from .. import plots
-from ..compiler import Bounds, CompiledNetwork, DomainError, SizeError, compile
+from ..compiler import Bounds, CompiledNetwork, DomainError, FloatRangeError, SizeError, compile
 from ..export import save
 from .. import programs
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
-from . import benchmark, budget, data, demo
+from . import _set_interrupt_handler, benchmark, budget, data, demo
 
 EXIT_CODES = ("Exit codes: 0 done; 1 refused (outside the network's domain, or float64 overflows on these numbers); "
-              "2 bad input (options, data, paths, or a run estimated above --max-memory/--max-seconds); 3 internal "
+              "2 bad input (options, data, paths, a full disk, a run estimated above --max-memory/--max-seconds, or "
+              "out of memory); 3 internal "
               "error (a bug: rerun with --debug and report it); 130 interrupted; 141 output pipe closed.")
 ALGOS = tuple(programs.REGISTRY)
 ALPHA, LAM, MARGIN, CALIBRATION = 0.05, 0.1, 4.0, 256
@@ -93,9 +98,21 @@ class Refused(Exception):
 def _exit_code(err: Exception) -> int:
     if isinstance(err, (DomainError, Refused, FloatingPointError)):
         return 1
-    if isinstance(err, (UsageError, data.DataError, SizeError, plots.PlotsUnavailable, OSError)):
+    if isinstance(err, (UsageError, data.DataError, SizeError, plots.PlotsUnavailable, OSError, MemoryError)):
         return 2
     return 3
+
+
+def _message(err: Exception, code: int, args) -> str:
+    if isinstance(err, MemoryError):  # the estimate passed --max-memory, but the machine has less free
+        limit = getattr(args, "max_memory", None)
+        return (f"ran out of memory ({err or 'MemoryError'}): this machine has less free memory than the run needs"
+                + (f", which was estimated within --max-memory {budget.gib(limit)}" if limit else "")
+                + "; give --max-memory the memory that is free, or ask for a smaller n or d")
+    if code == 3:
+        return (f"internal error ({type(err).__name__}: {err}); this is a bug in icl-construct: rerun with --debug "
+                "and open an issue with the command and its output")
+    return str(err)
 
 
 # -- the parser's pieces -------------------------------------------------------------------------
@@ -207,6 +224,28 @@ def _output(path: Path, option: str) -> Path:
     return path
 
 
+def _os_errno(err: BaseException) -> int | None:
+    """The system error behind a failed write: an OSError's errno, or the "(os error N)" of a writer in Rust
+    (safetensors, which --format hf uses, raises its own SafetensorError on a full disk)."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = re.search(r"\(os error (\d+)\)", str(err))
+    return int(found.group(1)) if found else None
+
+
+@contextmanager
+def _writing(path: Path, option: str):
+    """A write that fails for the system's reasons (a full disk, permissions) is bad output, exit 2, naming the
+    file (a full disk's OSError names none)."""
+    try:
+        yield
+    except Exception as err:
+        code = _os_errno(err)
+        if code is None and not isinstance(err, OSError):
+            raise
+        raise UsageError(f"{option}: cannot write {path}: {os.strerror(code) if code else err}") from None
+
+
 def _picture(path: Path, option: str) -> Path:
     """A picture path with a suffix matplotlib writes (needs matplotlib: PlotsUnavailable otherwise)."""
     formats = sorted(set(plots.figure(1, 1).canvas.get_supported_filetypes()) - set(NOT_OFFERED))
@@ -264,7 +303,8 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
     """Calibrate and compile, turning float64 overflow into a refusal that names the numbers behind it."""
     given = f"{_params_text(program)}, margin {args.margin:g}, calibration tasks {tasks_text}"
     try:
-        bounds = Bounds.calibrate(program, tasks, margin=args.margin)
+        # the command's budget (budget.calibration) has counted it by its own measured model
+        bounds = Bounds.calibrate(program, tasks, margin=args.margin, max_bytes=None, max_seconds=None)
     except FloatingPointError as err:
         raise Refused(f"float64 overflows in the exact machine with {given} ({err}); smaller parameters, or data "
                       "rescaled towards 1, keep the values finite") from None
@@ -272,17 +312,25 @@ def _compiled(args, program: Program, tasks, bar, dtype: str = "float64", tasks_
         raise UsageError(f"--margin: {err}") from None
     bar.update()
     try:
-        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse, architecture=architecture)
+        net = compile(program, bounds, dtype=dtype, max_bytes=args.max_memory, fuse=fuse, architecture=architecture,
+                      max_seconds=args.max_seconds)
     except SizeError:
         raise
-    except (OverflowError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
+    except (ArithmeticError, ValueError) as err:  # program and bounds are valid: float64 cannot hold the constants
         values = bounds.values.values()
-        reason = "a constant overflows" if isinstance(err, OverflowError) else err
+        reason = _reason(err)
         raise Refused(f"the network cannot be compiled in float64 ({reason}): its domain's bounds run from "
                       f"{min(values):.3g} to {max(values):.3g} with {given}; a smaller --margin, smaller parameters, "
                       "or data rescaled towards 1, bring them into range") from None
     bar.update()
     return net
+
+
+def _reason(err: Exception):
+    """Why a domain cannot be compiled, in a few words (the message around it names the numbers)."""
+    if isinstance(err, FloatRangeError):
+        return err.reason
+    return "a constant overflows" if isinstance(err, ArithmeticError) else err
 
 
 def _params_text(program: Program) -> str:
@@ -304,10 +352,12 @@ def _demo(args) -> int:
     budget.affordable(limits, lambda d: f"demo (d = {d}, n = {args.n}{', --png' if args.png else ''})",
                       lambda d: demo.cost(d, args.n, bool(args.png)), args.d)
     with _progress(args, 4 + bool(args.png), "demo") as bar:
-        result = demo.run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory)
+        result = demo.run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory,
+                          max_seconds=args.max_seconds)
         if args.png:
-            result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
-                args.png, args.d, args.n, demo.ALPHA, demo.LAM, seed=args.seed)}
+            with _writing(args.png, "--png"):
+                result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
+                    args.png, args.d, args.n, demo.ALPHA, demo.LAM, seed=args.seed)}
             bar.update()
     if args.json:
         _print_json(result)
@@ -334,12 +384,15 @@ def _box(X: np.ndarray, y: np.ndarray, queries: np.ndarray) -> dict:
     return {"x_max": x_max or 1.0, "y_max": y_max or 1.0}
 
 
-def _boxed(program: Program, box: dict, bar) -> CompiledNetwork:
+def _boxed(args, program: Program, box: dict, bar) -> CompiledNetwork:
     """Compile for the input box, turning a domain float64 cannot hold into a refusal that names the box."""
     try:
-        net = compile(program, x_max=box["x_max"], y_max=box["y_max"])
-    except (OverflowError, ValueError, FloatingPointError) as err:
-        reason = "a constant overflows" if isinstance(err, (OverflowError, FloatingPointError)) else err
+        net = compile(program, x_max=box["x_max"], y_max=box["y_max"], max_bytes=args.max_memory,
+                      max_seconds=args.max_seconds)
+    except SizeError:
+        raise
+    except (ArithmeticError, ValueError) as err:
+        reason = _reason(err)
         raise Refused(f"the network cannot be compiled in float64 for the data's box |x| <= {box['x_max']:.3g}, "
                       f"|y| <= {box['y_max']:.3g} with {_params_text(program)} ({reason}); data rescaled towards 1, "
                       "or --domain calibrated, may bring it into range") from None
@@ -368,7 +421,7 @@ def _predict(args) -> int:
             wider = "a larger --margin widens the domain"
         else:
             domain = {"source": "box", **_box(X, y, queries)}
-            net = _boxed(program, domain, bar)
+            net = _boxed(args, program, domain, bar)
             wider = "the domain is the data's own box"
         for k, x_query in enumerate(queries, 1):
             try:
@@ -425,18 +478,14 @@ def _export(args) -> int:
     with _progress(args, 3, f"export ({program.name})") as bar:
         tasks = _calibration_tasks(program.d, program.n, args.calibrate, args.seed)
         net = _compiled(args, program, tasks, bar, args.dtype, architecture="gpt2" if hf else "paper")
-        try:
-            if hf:
-                try:
-                    from ..runtimes import hf as runtime
-                except ImportError as err:
-                    raise UsageError(f"--format hf needs the extra 'runtimes' (pip install 'icl-construct[runtimes]'):"
-                                     f" {err}") from None
-                path = runtime.save_pretrained(net, out)
-            else:
-                path = save(net, out)
-        except OSError as err:
-            raise UsageError(f"-o: cannot write {out}: {err.strerror or err}") from None
+        if hf:
+            try:
+                from ..runtimes import hf as runtime
+            except ImportError as err:
+                raise UsageError(f"--format hf needs the extra 'runtimes' (pip install 'icl-construct[runtimes]'):"
+                                 f" {err}") from None
+        with _writing(out, "-o"):
+            path = runtime.save_pretrained(net, out) if hf else save(net, out)
         bar.update()
     size = sum(p.stat().st_size for p in path.iterdir()) if hf else path.stat().st_size
     result = {"path": str(path), "bytes": size, "format": args.format, "algo": program.name, "d": program.d,
@@ -501,10 +550,12 @@ def _trace(args) -> int:
                               "machine_error": float(np.max(np.abs(got - want)))})
     pictures = {}
     if args.png:
-        pictures["residual_stream"] = str(plots.residual_stream(trace, args.png))
+        with _writing(args.png, "--png"):
+            pictures["residual_stream"] = str(plots.residual_stream(trace, args.png))
     if args.weights_png:
         layer = args.layer or next((k for k, ins in enumerate(program.instructions, 1) if ins.kind == "mul"), 1)
-        pictures[f"weights_layer_{layer}"] = str(plots.weights_heatmap(net, layer, args.weights_png))
+        with _writing(args.weights_png, "--weights-png"):
+            pictures[f"weights_layer_{layer}"] = str(plots.weights_heatmap(net, layer, args.weights_png))
     X, y, x_query = task
     if args.json:
         _print_json({"algo": program.name, "d": program.d, "n": program.n, "params": _params(program),
@@ -547,7 +598,8 @@ def _bench(args) -> int:
             rows.append(benchmark.compare(algo, d, n, args.max_memory))
             bar.update()
     if args.out:
-        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+        with _writing(args.out, "--out"):
+            args.out.write_text(json.dumps(rows, indent=1) + "\n")
     if args.json:
         _print_json(rows)
     else:
@@ -627,7 +679,8 @@ def parser() -> argparse.ArgumentParser:
                    help="box (default): compile for the smallest input box holding the data, every bound from the "
                    "algorithm's theory; calibrated: on --calibrate random tasks scaled like the data, with --margin")
     p.add_argument("--tolerance", type=_number(0), default=1e-6,
-                   help="refuse an answer whose certified bound exceeds TOLERANCE x (1 + |answer|) (default 1e-6)")
+                   help="refuse an answer whose certified bound exceeds TOLERANCE x (1 + |answer|) (default 1e-6; "
+                   "0 refuses every answer with a nonzero bound)")
     _network_options(p, 0, 0, sizes=False)
     p.set_defaults(run=_predict)
 
@@ -676,15 +729,37 @@ def parser() -> argparse.ArgumentParser:
 # -- main -----------------------------------------------------------------------------------------
 
 
+_interrupted = False  # a SIGINT arrived during main (see _interrupt)
+
+
+def _interrupt(signum, frame) -> None:
+    """SIGINT during main: recorded, then raised as usual, so that files being written are cleaned up; a library
+    that turns the KeyboardInterrupt into an error of its own (numpy's import raises ImportError) cannot hide it."""
+    global _interrupted
+    _interrupted = True
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    top = parser()
-    args, rest = top.parse_known_args(argv)
-    prog = f"icl-construct {args.command}"
-    if args.command == "proofs":
-        args.args = rest
-    elif rest:
-        top.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(rest)} (see {prog} --help)\n")
+    global _interrupted
+    _interrupted = False
+    previous = _set_interrupt_handler(_interrupt)
     try:
+        return _main(argv)
+    finally:
+        _set_interrupt_handler(previous)
+
+
+def _main(argv: list[str] | None) -> int:
+    prog, args = "icl-construct", None
+    try:  # parsing too: Ctrl-C at any moment is exit 130 without a traceback
+        top = parser()
+        args, rest = top.parse_known_args(argv)
+        prog = f"icl-construct {args.command}"
+        if args.command == "proofs":
+            args.args = rest
+        elif rest:
+            top.exit(2, f"{prog}: error: unrecognized arguments: {' '.join(rest)} (see {prog} --help)\n")
         return args.run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
@@ -693,13 +768,13 @@ def main(argv: list[str] | None = None) -> int:
         _discard_stdout()
         return 141
     except Exception as err:
-        if args.debug:
+        if _interrupted:  # the KeyboardInterrupt came out as another error
+            print(f"{prog}: interrupted", file=sys.stderr)
+            return 130
+        if getattr(args, "debug", False):
             traceback.print_exc()
         code = _exit_code(err)
-        message = str(err)
-        if code == 3:
-            message = (f"internal error ({type(err).__name__}: {err}); this is a bug in icl-construct: rerun with "
-                       "--debug and open an issue with the command and its output")
+        message = _message(err, code, args)
         print(f"{prog}: {'refused' if code == 1 else 'error'}: {' '.join(message.split())}", file=sys.stderr)
         return code
 

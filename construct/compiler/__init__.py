@@ -9,9 +9,10 @@ layer or GPT-2 blocks). ``compiled`` is the network that runs, guards its
 domain and reports its layers; ``certificate`` bounds every answer's error.
 """
 
-from .bounds import Bounds, DomainError
-from .build import compile, estimate
+from .bounds import Bounds, DomainError, FloatRangeError
+from .build import compile, estimate, estimate_repeated
 from .compiled import CompiledNetwork, LayerReport, Trace
 from .size import Size, SizeError
 
-__all__ = ["Bounds", "CompiledNetwork", "DomainError", "LayerReport", "Size", "SizeError", "Trace", "compile", "estimate"]
+__all__ = ["Bounds", "CompiledNetwork", "DomainError", "FloatRangeError", "LayerReport", "Size", "SizeError", "Trace",
+           "compile", "estimate", "estimate_repeated"]

@@ -40,7 +40,8 @@ def shape(plans: list[LayerPlan], order: list[int], ctx: Context, program: Progr
 
 
 def assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Program, shape: size.Size) -> Weights:
-    """Dense weights (the module docstring) in the context's dtype."""
+    """Dense weights (the module docstring) in the context's dtype; OverflowError naming the array if one does
+    not fit in it."""
     layout, D, L, m = ctx.layout, shape.width, shape.layers, shape.heads
     row = lambda name: layout.span(name)[0]  # noqa: E731 (one-row registers)
     dh, U, T, d = shape.head_size, shape.mlp_width, shape.tokens, program.d
@@ -86,10 +87,12 @@ def assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Pr
                 W2[l, u, o_row] += coef
         for o_row, b in plan.mlp_bias.items():
             b2[l, o_row] += b
-    cast = lambda a: a.astype(ctx.dtype)  # noqa: E731
-    return Weights(
-        embed=cast(embed), positions=cast(positions), readout=cast(readout),
-        Wq=cast(Wq), Wk=cast(Wk), Wv=cast(Wv), Wo=cast(Wo), bo=cast(bo),
-        ln_gain=cast(np.ones((L, D))), ln_bias=cast(np.zeros((L, D))),
-        W1=cast(W1), b1=cast(b1), W2=cast(W2), b2=cast(b2), ln_eps=LN_EPS, order=np.array(order, dtype=np.int64),
-    )
+    arrays = {"embed": embed, "positions": positions, "readout": readout, "Wq": Wq, "Wk": Wk, "Wv": Wv, "Wo": Wo,
+              "bo": bo, "W1": W1, "b1": b1, "W2": W2, "b2": b2}
+    with np.errstate(over="ignore"):  # a weight beyond float32 becomes inf, refused here
+        arrays = {name: a.astype(ctx.dtype) for name, a in arrays.items()}
+    bad = [name for name, a in arrays.items() if not np.all(np.isfinite(a))]
+    if bad:
+        raise OverflowError(f"weights: {bad[0]} has non-finite entries")
+    return Weights(**arrays, ln_gain=np.ones((L, D), ctx.dtype), ln_bias=np.zeros((L, D), ctx.dtype), ln_eps=LN_EPS,
+                   order=np.array(order, dtype=np.int64))

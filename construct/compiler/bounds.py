@@ -28,7 +28,6 @@ bounds came from.
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -36,8 +35,9 @@ import numpy as np
 
 from ..raw.domain import Box
 from ..raw.program import Program
-from ..raw.prompt import POS, X_IN, Y_IN
 from ..mechanisms.scales import machine_eps
+from ..raw.prompt import POS, X_IN, Y_IN, finite_float, shown
+from . import size
 
 # Slack on a theory bound (bound * (1 + SLACK), floor * (1 - SLACK)), by the network's dtype. The network's
 # guard compares *computed* values with the bounds, and a computed value differs from the exact one by the
@@ -53,15 +53,47 @@ NORM_ROUNDING = 2.0**-40
 
 
 def _real(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and bool(np.isfinite(value))
+    return finite_float(value) is not None
 
 
 class DomainError(ValueError):
     """A task (or an intermediate value it produces) is outside the bounds a network was built for."""
 
 
+class FloatRangeError(ValueError):
+    """A domain whose numbers float64 (or the network's dtype) cannot hold: a bound the theory derives from the
+    input box, or a constant the compiler derives from the bounds, overflows, or a bound underflows to 0.
+
+    ``reason`` says which in a few words (the command line names the rest itself).
+    """
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self):  # both arguments, so that it crosses a process boundary (pickle)
+        return type(self), (str(self), self.reason)
+
+
 def _is_positive(value) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value)) and value > 0
+    return isinstance(value, (int, float)) and (finite_float(value) or 0) > 0
+
+
+def _affordable(program: Program, tasks: int, max_bytes, max_seconds) -> None:
+    """Refuse calibrating ``program`` on ``tasks`` tasks above the limits, before the machine runs."""
+    nbytes, seconds = size.calibration_cost(program.layout.width, 2 * program.n + 1, program.depth, tasks, program.d)
+    what = f"calibrating {program.name} (d = {program.d}, n = {program.n}) on {tasks} tasks"
+    work = (f"the exact machine runs {program.depth:,} instructions on {tasks} x {program.layout.width} x "
+            f"{2 * program.n + 1} values")
+    if max_bytes is not None and nbytes > max_bytes:
+        raise size.SizeError(f"{what} would need about {size.gib(nbytes)} of memory ({work}), above the limit of "
+                             f"{size.gib(max_bytes)}; raise the limit (Bounds.calibrate(..., max_bytes=...)) if this "
+                             "machine has the memory, or calibrate on fewer tasks")
+    if max_seconds is not None and seconds > max_seconds:
+        raise size.SizeError(f"{what} would take about {size.duration(seconds)} ({work}, "
+                             f"{size.MACHINE_RATE:.0e} updates/s), above the limit of {max_seconds:g} s; raise the "
+                             "limit (Bounds.calibrate(..., max_seconds=...)) to wait for it, or calibrate on fewer "
+                             "tasks")
 
 
 @dataclass(frozen=True)
@@ -84,9 +116,9 @@ class Bounds:
         for kind, table in (("bound", self.values), ("floor", self.floors)):
             for name, value in table.items():
                 if not _is_positive(value):
-                    raise ValueError(f"{kind} for register {name!r} must be a positive number, got {value!r}")
+                    raise ValueError(f"{kind} for register {name!r} must be a positive number, got {shown(value)}")
         if self.x_norm is not None and not _is_positive(self.x_norm):
-            raise ValueError(f"x_norm must be a positive number or None, got {self.x_norm!r}")
+            raise ValueError(f"x_norm must be a positive number or None, got {shown(self.x_norm)}")
         object.__setattr__(self, "values", dict(self.values))
         object.__setattr__(self, "floors", dict(self.floors))
 
@@ -115,7 +147,15 @@ class Bounds:
         dtype = np.dtype(dtype)
         machine_eps(dtype)  # float32 or float64, else ValueError
         box = Box(program.d, x_max, y_max, x_norm)
-        theory = program.domain(box)
+        given = ", ".join(f"{k} = {v:g}" for k, v in (("x_max", x_max), ("y_max", y_max), ("x_norm", x_norm))
+                          if v is not None)
+        try:
+            theory = program.domain(box)
+        except OverflowError:  # a power of a bound (Python's float ** raises where * gives inf)
+            raise FloatRangeError(f"the input box ({given}) is so large that a bound derived from it by "
+                                  f"{program.name}'s theory overflows float64; rescale the data towards 1 and compile "
+                                  "for its box",
+                                  "a bound overflows") from None
         try:
             values = {name: float(v) for name, v in theory.values.items()}
             floors = {name: float(v) for name, v in theory.floors.items()}
@@ -125,6 +165,15 @@ class Bounds:
         values = {name: v * (1 + slack) for name, v in values.items()}
         values.update({Y_IN: box.y_max, X_IN: box.x_max, POS: float(2 * program.n)})
         floors = {name: v * (1 - slack) for name, v in floors.items()}
+        for kind, table in (("bound on register", values), ("floor on divisor", floors)):
+            for name, v in table.items():
+                if not (np.isfinite(v) and v > 0):  # a positive theory bound that float64 rounds to inf or 0
+                    large = not np.isfinite(v)
+                    raise FloatRangeError(
+                        f"the input box ({given}) is so {'large' if large else 'small'} that the {kind} {name!r} "
+                        f"derived from it by {program.name}'s theory {'overflows' if large else 'underflows to 0 in'} "
+                        f"float64; rescale the data towards 1 and compile for its box",
+                        f"a bound {'overflows' if large else 'underflows to 0'}")
         source = (f"theory of {program.name} for the box {box} (slack 2^{int(np.log2(slack))} for {dtype})")
         return cls(values, floors, x_norm=None if x_norm is None else box.x_norm, source=source)
 
@@ -146,6 +195,9 @@ class Bounds:
         margin: float = 4.0,
         x_max: float | None = None,
         y_max: float | None = None,
+        *,
+        max_bytes: float | None = size.DEFAULT_MAX_BYTES,
+        max_seconds: float | None = size.DEFAULT_MAX_SECONDS,
     ) -> "Bounds":
         """Bounds from running the exact machine on ``tasks`` (each ``(X, y, x_query)``).
 
@@ -154,16 +206,25 @@ class Bounds:
         ``|value|`` seen in the columns divided by ``margin``. ``x_max`` and
         ``y_max`` declare the input bounds instead (they must cover the tasks).
         The column index ``pos`` is bounded exactly by the prompt length.
+        Refuses (``SizeError``), before running anything, a run estimated
+        (``size.calibration_cost``) to need more than ``max_bytes`` or to
+        take longer than ``max_seconds`` (None: no limit). An overflow in the
+        exact machine raises ``FloatingPointError`` naming the instruction.
         """
         if not (_real(margin) and margin >= 1):
-            raise ValueError(f"margin must be a finite number >= 1, got {margin!r}")
+            raise ValueError(f"margin must be a finite number >= 1, got {shown(margin)}")
         for name, declared in (("x_max", x_max), ("y_max", y_max)):
             if declared is not None and not (_real(declared) and declared > 0):
-                raise ValueError(f"{name} must be a finite number > 0 (or None), got {declared!r}")
+                raise ValueError(f"{name} must be a finite number > 0 (or None), got {shown(declared)}")
+        # Python floats from here: a numpy scalar's overflow would warn where a float becomes inf, refused below
+        margin = finite_float(margin)
+        x_max, y_max = (None if v is None else finite_float(v) for v in (x_max, y_max))
+        size.check_limits(max_bytes, max_seconds)
         layout = program.layout
         tasks = list(tasks)
         if not tasks:
             raise ValueError("calibrate needs at least one task")
+        _affordable(program, len(tasks), max_bytes, max_seconds)
         peak = dict.fromkeys(layout.names, 0.0)
         low: dict[str, float] = {}
         dens = {k: ins.divisor for k, ins in enumerate(program.instructions) if ins.divisor}

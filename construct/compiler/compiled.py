@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from ..raw.program import Program
-from ..raw.prompt import check_task, tokens, x_columns
+from ..raw.prompt import check_task, finite_float, shown, tokens, x_columns
 from ..raw.registers import Layout
 from ..transformer.gpt2 import GPT2Weights
 from ..transformer.weights import Weights
@@ -27,9 +27,12 @@ def _jax():
 
 
 def _check_tolerance(tolerance) -> None:
-    if tolerance is not None and not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
-                                      and np.isfinite(tolerance) and tolerance > 0):
-        raise ValueError(f"tolerance must be a positive number or None, got {tolerance!r}")
+    """A number >= 0, or None. 0 refuses every answer whose certified bound is not exactly 0."""
+    if tolerance is None:
+        return
+    number = finite_float(tolerance) if isinstance(tolerance, (int, float)) else None
+    if number is None or number < 0:
+        raise ValueError(f"tolerance must be a number >= 0 or None, got {shown(tolerance)}")
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,9 @@ class CompiledNetwork:
         The numpy pass certifies each answer (``certify``): an answer whose
         bound exceeds ``tolerance * (1 + |answer|)`` is refused with a
         ``CertificateError`` that gives the bound and the layer it comes
-        from most; ``return_bound=True`` returns ``(predictions, bounds)``.
+        from most (``tolerance=0`` refuses every answer whose bound is not
+        exactly 0; None accepts every answer); ``return_bound=True`` returns
+        ``(predictions, bounds)``.
         ``backend="jax"`` is faster and not certified: it needs
         ``tolerance=None`` and cannot return bounds.
         """
@@ -217,7 +222,8 @@ class CompiledNetwork:
         self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
         cert = self._certificate(run)
         if tolerance is not None:
-            over = np.flatnonzero(cert.bounds > tolerance * (1 + np.abs(cert.predictions)))
+            with np.errstate(over="ignore"):  # a tolerance near float64's largest accepts everything
+                over = np.flatnonzero(cert.bounds > tolerance * (1 + np.abs(cert.predictions)))
             if over.size:
                 raise certificate.CertificateError(self._refusal(tokens, cert, int(over[-1]), tolerance))
         return cert

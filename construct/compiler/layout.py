@@ -29,12 +29,11 @@ from .schedule import Step
 
 
 def overwritten(program: Program, step: Step) -> list[str]:
-    """Operands a layer's MLP overwrites while reading them (copied to scratch first), with repeats."""
-    out = []
-    for k in step.mlp:
-        ins = program.instructions[k]
-        out += [name for name in ins.operands if name == ins.writes]
-    return out
+    """Operands a layer's MLP overwrites while reading them (copied to scratch first, ``mechanisms.plan.read_rows``),
+    with repeats: an instruction's own output, or another's of the same MLP."""
+    mlp = [program.instructions[k] for k in step.mlp]
+    written = {ins.writes for ins in mlp}
+    return [name for ins in mlp for name in ins.operands if name in written]
 
 
 def extend(program: Program, steps, target) -> Layout:

@@ -1,11 +1,25 @@
-"""What a network will cost, known before anything large is allocated, and the limit that refuses it.
+"""What a network will cost, known before anything large is allocated, and the limits that refuse it.
 
 The compiler plans every layer as logical pieces (``blocks``) before it
 assembles dense arrays, so the array shapes, and from them the memory and
 the arithmetic of a forward pass, are known exactly at that point.
 ``compile`` refuses a network whose estimate exceeds its ``max_bytes``
-(default ``DEFAULT_MAX_BYTES``, well under a laptop's memory) with a
-``SizeError`` that gives the estimate and how to raise the limit.
+(default ``DEFAULT_MAX_BYTES``, well under a laptop's memory) or whose
+compiling would take longer than ``max_seconds`` (default
+``DEFAULT_MAX_SECONDS``) with a ``SizeError`` that gives the estimate and
+how to raise the limit. A long program of ``construct.programs`` is sized
+before it is scheduled, from its first blocks (``build.estimate_repeated``):
+planning every layer of n = 10^5 examples would itself take minutes.
+
+Time to compile (``Size.compile_seconds``), with rates measured on this
+project's 2-core machine while other jobs kept it busy and rounded down (the
+command line's estimate, ``construct/cli/budget.py``, uses the same):
+``ASSEMBLY_RATE`` bytes of weights assembled per second, ``STEP_SECONDS`` of
+Python's own work per applied layer; scheduling took 25 to 30 microseconds
+per instruction (``SCHEDULE_SECONDS``, what a program that is not sized
+from its blocks is refused by before it is scheduled). ``Bounds.calibrate``
+is refused by the same limits, its exact machine updating ``MACHINE_RATE``
+register entries per second (``calibration_cost``).
 
 Memory counted: the weight arrays in float64 (the assembly's working
 precision) plus a cast copy for float32, and the numpy forward pass's
@@ -21,6 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 DEFAULT_MAX_BYTES = 4 * 2**30
+DEFAULT_MAX_SECONDS = 120.0
+ASSEMBLY_RATE = 1e8  # bytes of weights compiled (or saved) per second
+STEP_SECONDS = 1.5e-3  # Python's own work per instruction or layer
+SCHEDULE_SECONDS = 2e-5  # scheduling and planning, per instruction
+MACHINE_RATE = 1e8  # register entries the exact machine updates per second (Bounds.calibrate)
 
 
 class SizeError(ValueError):
@@ -68,6 +87,11 @@ class Size:
         return self.weight_bytes + self.forward_bytes
 
     @property
+    def compile_seconds(self) -> float:
+        """Assembling the weights, and the compiler's work per applied layer."""
+        return self.weight_bytes / ASSEMBLY_RATE + self.applied * STEP_SECONDS
+
+    @property
     def flops(self) -> int:
         """Multiply-adds of one forward pass on a full-length prompt."""
         L, m, D, dh, U, T = self.applied, self.heads, self.width, self.head_size, self.mlp_width, self.tokens
@@ -92,13 +116,39 @@ def gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.3g} MiB"
 
 
-def check(size: Size, max_bytes: float | None, what: str) -> None:
-    """Refuse ``size`` above ``max_bytes`` (None: no limit), naming the estimate and the way to raise the limit."""
-    if max_bytes is None:
-        return
-    if not (isinstance(max_bytes, (int, float)) and not isinstance(max_bytes, bool) and max_bytes > 0):
-        raise ValueError(f"max_bytes must be a positive number of bytes or None, got {max_bytes!r}")
-    if size.bytes > max_bytes:
+def calibration_cost(rows: int, tokens: int, steps: int, tasks: int, d: int) -> tuple[float, float]:
+    """Bytes and seconds of the exact machine run on ``tasks`` tasks at once (``Bounds.calibrate``): ``steps``
+    instructions on states of ``rows x tokens x tasks`` floats, four copies held, and the tasks themselves."""
+    entries = tasks * rows * tokens
+    return 4 * 8 * entries + tasks * (8 * tokens * d + 400), steps * (entries / MACHINE_RATE + STEP_SECONDS)
+
+
+def duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.2g} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.2g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+def check_limits(max_bytes, max_seconds) -> None:
+    """Each limit a positive number or None (no limit), else ValueError naming it."""
+    for name, value in (("max_bytes", max_bytes), ("max_seconds", max_seconds)):
+        if value is not None and not (isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0):
+            raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+
+
+def check(size: Size, max_bytes: float | None, what: str, max_seconds: float | None = None) -> None:
+    """Refuse ``size`` above ``max_bytes`` or ``max_seconds`` (None: no limit), naming the estimate and the way to
+    raise the limit."""
+    check_limits(max_bytes, max_seconds)
+    if max_bytes is not None and size.bytes > max_bytes:
         raise SizeError(f"{what} would need {size.describe()}, above the limit of {gib(max_bytes)}; "
                         "raise the limit (compile(..., max_bytes=...), or --max-memory on the command line) "
                         "if this machine has the memory")
+    seconds = size.compile_seconds
+    if max_seconds is not None and seconds > max_seconds:
+        raise SizeError(f"{what} would take about {duration(seconds)} to compile ({size.applied:,} layers at "
+                        f"{STEP_SECONDS * 1e3:g} ms each, {gib(size.weight_bytes)} of weights at "
+                        f"{ASSEMBLY_RATE / 1e6:g} MB/s), above the limit of {max_seconds:g} s; raise the limit "
+                        "(compile(..., max_seconds=...), or --max-seconds on the command line) to wait for it")

@@ -193,7 +193,8 @@ class Paper:
     def attention_scale(self, plan):
         return None
 
-    def check_size(self, shape, check, ctx) -> None:
+    def check_size(self, shape, check) -> None:
+        """Size what this architecture stores beyond ``shape`` with ``check`` (the paper's layer: nothing)."""
         return None
 
     def finish(self, weights: Weights, plans, order, ctx, program, shape) -> tuple[GPT2Weights | None, dict]:
@@ -254,9 +255,9 @@ class GPT2(Paper):
     def attention_scale(self, plan):
         return plan.ln1_scale
 
-    def check_size(self, shape, check, ctx) -> None:
+    def check_size(self, shape, check) -> None:
         """GPT-2 ties nothing: every applied layer is stored, heads of width / heads."""
-        check(dataclasses.replace(shape, layers=shape.applied, depth=None, head_size=ctx.layout.width // shape.heads))
+        check(dataclasses.replace(shape, layers=shape.applied, depth=None, head_size=shape.width // shape.heads))
 
     def finish(self, weights: Weights, plans, order, ctx, program, shape) -> tuple[GPT2Weights, dict]:
         leaves_ln1 = any(ins.divisor for ins in plans[order[-1]].instructions)  # the last layer divides (point 3)

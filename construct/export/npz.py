@@ -70,10 +70,10 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler import Bounds, CompiledNetwork, compile, estimate, schedule, size
-from ..compiler.build import REVISION
-from ..compiler.constants import CHOSEN, chosen_constants
-from ..compiler.size import DEFAULT_MAX_BYTES
 from .. import programs
+from ..compiler.build import REVISION, check_early
+from ..compiler.constants import CHOSEN, chosen_constants
+from ..compiler.size import DEFAULT_MAX_BYTES, SizeError
 from ..instructions import from_data, to_data
 from ..raw.program import Program
 from ..raw.prompt import x_columns
@@ -287,6 +287,7 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
     rebuild gives. ``max_bytes`` bounds the network's size, checked before
     its arrays are read. A missing file is a ``FileNotFoundError``.
     """
+    size.check_limits(max_bytes, None)
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no weights file at {path}")
@@ -312,7 +313,10 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
             if not isinstance(fuse, bool):
                 raise WeightsFileError(f"{path}: the manifest's compiler.fused is {fuse!r}, not true or false")
             try:
+                check_early(program, dtype, fuse, max_bytes=max_bytes)  # a long program, before its layers are planned
                 shape = estimate(program, bounds, dtype=dtype, fuse=fuse)
+            except SizeError:
+                raise
             except ValueError as err:
                 raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
             shapes = shape.array_shapes()
@@ -327,7 +331,12 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                     raise WeightsFileError(f"{path}: the manifest declares array {name!r} of shape "
                                            f"{list(declared[name])}; its program gives {list(want)}")
             arrays = _read_arrays(path, archive, members, declared, np.dtype(dtype))
-    net = compile(program, bounds, dtype=dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
+    try:
+        net = compile(program, bounds, dtype=dtype, max_bytes=max_bytes, scale_constants=constants, fuse=fuse)
+    except SizeError:
+        raise
+    except ValueError as err:  # the assembled weights of the manifest's domain leave the dtype's range
+        raise WeightsFileError(f"{path}: the manifest's program does not compile: {err}") from None
     if old:
         return _version_1(path, net, arrays, stated)
     _require_same(path, net, arrays, stated)

@@ -119,8 +119,8 @@ class Div(Instruction):
         plan.attn_bias[ln_neg] += ctx.ln_pad
         ctx.target.restore_pads(plan, ctx)
         B = ctx.bypass_offset
-        for ins in divs:
-            num_rows = read_rows(ins, ins.num, ctx, forms, scratch, plan)
+        reads = [read_rows(divs, ins.num, ctx, forms, scratch, plan) for ins in divs]  # before any output is zeroed
+        for ins, num_rows in zip(divs, reads):
             out_rows = list(ctx.rows(ins.out))
             for o in out_rows:
                 forms.set(o, {})

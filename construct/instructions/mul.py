@@ -135,7 +135,7 @@ class Mul(Instruction):
                 multiples[key] = multiple
             return units[key]
 
-        rows = [(read_rows(ins, ins.a, ctx, forms, scratch, plan), read_rows(ins, ins.b, ctx, forms, scratch, plan))
+        rows = [(read_rows(muls, ins.a, ctx, forms, scratch, plan), read_rows(muls, ins.b, ctx, forms, scratch, plan))
                 for ins in muls]
         found = []
         for ins, (a_rows, b_rows) in zip(muls, rows):

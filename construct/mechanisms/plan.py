@@ -173,10 +173,11 @@ class Forms:
         return dict(terms), bias
 
 
-def read_rows(ins, name: str, ctx: Context, forms: Forms, scratch: list[int], plan: LayerPlan) -> list[int]:
-    """The rows the MLP reads register ``name`` from: its own, or, for an operand the instruction overwrites, a
-    scratch copy of its form (the scratch rows are left dirty)."""
-    if name != ins.writes:
+def read_rows(mlp: list, name: str, ctx: Context, forms: Forms, scratch: list[int], plan: LayerPlan) -> list[int]:
+    """The rows an MLP instruction reads register ``name`` from: its own, or a scratch copy of its form if any
+    instruction of the MLP writes it (attention zeroes what the MLP writes, and the MLP's reads come before its
+    writes: the instruction's own output, or a later one's). The scratch rows are left dirty."""
+    if not any(name == ins.writes for ins in mlp):
         return list(ctx.rows(name))
     start = len(scratch)
     rows = list(ctx.rows(SCRATCH))[start : start + ctx.layout[name].size]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import numbers
-
-import numpy as np
 import sympy
 
 from ..instructions import Aff, Mov, Mul
-from ..raw.prompt import X_IN, input_registers
+from ..raw.prompt import X_IN, finite_float, input_registers, shown
 from ..raw.registers import Layout, Register
 
 
@@ -24,8 +21,10 @@ def scalar(value, name: str, *, positive: bool = False):
     """
     if isinstance(value, sympy.Basic):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite real number, got {value!r}")
+    number = finite_float(value)
+    if number is None:
+        raise ValueError(f"{name} must be a finite real number, got {shown(value)}")
+    value = number
     if value < 0 or (positive and value == 0):
         raise ValueError(f"{name} must be {'> 0' if positive else '>= 0'}, got {value!r}")
     if value > MAX_PARAMETER or (positive and value < 1 / MAX_PARAMETER):

@@ -71,7 +71,8 @@ def ridge(d: int, n: int, lam) -> Program:
     ]
     instructions = setup + block * n + parts.predict_from_previous_column(d, "w")
     return Program("ridge", d, n, layout, tuple(instructions), params={"lam": lam},
-                   domain=partial(theory, d, n, lam), algorithm=ALGORITHM)
+                   domain=partial(theory, d, n, lam), algorithm=ALGORITHM,
+                   block=(len(setup), len(block)))
 
 
 def theory(d: int, n: int, lam, box: Box) -> Domain:

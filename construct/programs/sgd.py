@@ -51,7 +51,8 @@ def sgd(d: int, n: int, alpha, lam, w0=None) -> Program:
     ]
     instructions = setup + block * n + parts.predict_from_previous_column(d, "w")
     return Program("sgd", d, n, layout, tuple(instructions),
-                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(theory, d, n, alpha, lam, w0), algorithm=ALGORITHM)
+                   params={"alpha": alpha, "lam": lam, "w0": w0}, domain=partial(theory, d, n, alpha, lam, w0), algorithm=ALGORITHM,
+                   block=(len(setup), len(block)))
 
 
 def sgd_radius(n: int, alpha, lam, w0, box: Box):

@@ -35,13 +35,12 @@ A register that is identically zero gets the bound 1 (bounds are positive).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
 import sympy
 
-from .prompt import POS, X_IN, Y_IN
+from .prompt import POS, X_IN, Y_IN, finite_float, shown
 
 
 def symbolic(*values) -> bool:
@@ -80,9 +79,10 @@ def positive(value):
 def _real(value, name: str):
     if symbolic(value):
         return value
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
+    number = finite_float(value)
+    if number is None or number <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {shown(value)}")
+    return number
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -34,6 +35,12 @@ class Program:
     entry in the registry of ``construct.programs`` (its closed form, its
     parameters, the paper's sizes); the constructors of ``construct.programs``
     attach both, a program built by hand has neither.
+
+    ``block``, when set, is ``(start, size)``: the instructions from
+    ``start`` on are one block of ``size`` instructions repeated n times (the
+    same objects), then the rest. The n-example constructors set it, so that
+    the compiler can size the network for any n from the program with 1 to 3
+    blocks (``truncated``) before it schedules the long one.
     """
 
     name: str
@@ -46,15 +53,43 @@ class Program:
     params: dict[str, Any] = field(default_factory=dict)
     domain: Callable | None = field(default=None, repr=False)
     algorithm: Any = field(default=None, repr=False)
+    block: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instructions", tuple(self.instructions))
         machine.check_program(self.instructions, self.layout)
+        if self.block is not None:
+            self._check_block()
         for k, ins in enumerate(self.instructions, start=1):
             if ins.writes in INPUTS:
                 raise ValueError(f"{self.name}: instruction {k} ({ins}) writes the input register {ins.writes!r}")
         if self.layout[self.readout].size != 1:
             raise ValueError(f"{self.name}: the read-out register {self.readout!r} must have one row")
+
+    def _check_block(self) -> None:
+        if not (isinstance(self.block, tuple) and len(self.block) == 2 and
+                all(isinstance(v, int) and not isinstance(v, bool) for v in self.block)):
+            raise ValueError(f"{self.name}: block must be (start, size), two integers, got {self.block!r}")
+        start, size = self.block
+        blocks = self.instructions[start:start + self.n * size]
+        first = blocks[:size]
+        # identity, not ==: the sizing relies on the same objects, and == on Aff would compare arrays
+        if not (0 <= start and size >= 1 and len(blocks) == self.n * size
+                and all(map(operator.is_, blocks, first * self.n))):
+            raise ValueError(f"{self.name}: block {self.block} does not describe instructions repeated n = {self.n} "
+                             "times from its start")
+
+    def truncated(self, blocks: int) -> "Program":
+        """The same program with ``blocks`` repetitions of its block (and n = ``blocks``), without a domain: what
+        the compiler sizes a long program from."""
+        if self.block is None:
+            raise ValueError(f"{self.name} declares no repeated block")
+        start, size = self.block
+        ins = self.instructions
+        return Program(self.name, self.d, blocks, self.layout,
+                       ins[:start] + ins[start:start + size] * blocks + ins[start + self.n * size:],
+                       readout=self.readout, query_only=self.query_only, params=self.params,
+                       algorithm=self.algorithm, block=self.block)
 
     @property
     def depth(self) -> int:

@@ -14,6 +14,7 @@ Every other row starts at 0.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
@@ -34,11 +35,38 @@ def x_columns(n: int) -> np.ndarray:
     return np.arange(0, 2 * n + 1, 2)
 
 
+MAX_COUNT = 2**31 - 1  # beyond it a program's n blocks, or d rows, overflow numpy's index arithmetic
+
+
 def check_count(value, name: str, minimum: int = 1) -> int:
-    """An integer >= minimum (bools refused), else ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    """An integer in [minimum, MAX_COUNT] (bools refused), else ValueError naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value <= MAX_COUNT:
+        raise ValueError(f"{name} must be an integer in [{minimum}, {MAX_COUNT}], got {shown(value)}")
     return int(value)
+
+
+def finite_float(value) -> float | None:
+    """``value`` as a float, if it is a real number (not a bool) that float64 holds finite; else None.
+
+    A test of user input that cannot raise: ``float`` raises OverflowError on
+    an integer beyond 1.8e308 and ``numpy.isfinite`` a TypeError, and a
+    longdouble beyond float64 becomes inf.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        with np.errstate(over="ignore"):
+            number = float(value)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def shown(value) -> str:
+    """``repr(value)`` for a message, except for an integer beyond float64, whose repr runs to hundreds of digits."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool) and finite_float(value) is None:
+        return f"an integer of magnitude about 1e+{int(int(value).bit_length() * math.log10(2))}, beyond float64's range"
+    return repr(value)
 
 
 def as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
@@ -66,8 +94,11 @@ def as_array(value, shape: tuple[int, ...], name: str) -> np.ndarray:
         raise ValueError(f"{name} must hold real numbers, got {type(odd[0]).__name__} {odd[0]!r}")
     if dtype.kind not in "biufO":
         raise ValueError(f"{name} must hold real numbers, got dtype {dtype}")
-    with np.errstate(over="ignore"):  # a longdouble beyond float64's range becomes inf, refused below
-        arr = np.array(value, dtype=np.float64)
+    try:
+        with np.errstate(over="ignore"):  # a longdouble beyond float64's range becomes inf, refused below
+            arr = np.array(value, dtype=np.float64)
+    except OverflowError:  # a Python integer beyond float64's range
+        arr = np.array([np.nan if finite_float(v) is None else float(v) for v in obj.flat]).reshape(shape)
     bad = ~np.isfinite(arr)
     if bad.any():
         raise ValueError(f"{name} contains NaN, inf or a number beyond float64's range at index "
