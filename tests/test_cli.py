@@ -151,7 +151,8 @@ def test_an_answer_above_the_tolerance_is_refused_with_its_bound(capsys, tmp_pat
     path = write_csv(tmp_path / "d.csv", *data)
     code, out, err = run(capsys, "predict", "--algo", "ridge", "--data", path, "--lam", 1e-6)
     assert code == 1 and out == "" and err.count("\n") == 1
-    assert re.search(r"certified error bound \S+, above the tolerance 1e-06 .* layer \d+ \(", err), err
+    assert re.search(r"certified error bound \S+ \(\w+ certificate\), above the tolerance 1e-06 .* layer \d+ \(",
+                     err), err
     code, out, err = run(capsys, "predict", "--algo", "ridge", "--data", path, "--lam", 1e-6, "--tolerance", 1e9,
                          "--json")
     assert code == 0, err

@@ -268,7 +268,7 @@ def test_size_estimate_is_the_networks_size(program, dtype):
 
     bounds = Bounds.calibrate(program, gaussian_tasks(program.d, program.n, 8))
     w = compile(program, bounds, dtype=dtype).weights
-    estimate = estimated(program, bounds, dtype)
+    estimate = estimated(program, bounds, dtype=dtype)
     assert estimate.parameters == w.parameter_count
     assert (estimate.applied, estimate.layers, estimate.width, estimate.head_size, estimate.mlp_width) == (
         w.depth, w.stored, w.width, w.head_size, w.mlp_width)

@@ -40,9 +40,10 @@ def test_numpy_and_jax_agree(seed, L, m, D, dh, U, T):
     a, b = forward.hidden_states(w, toks), forward_jax.hidden_states(w, toks)
     assert a.dtype == b.dtype == np.float64 and a.shape == (L + 1, T, D)
     assert np.max(np.abs(a - b) / (1 + np.abs(a))) <= 1e-12
-    out, peak, low = forward_jax.forward_monitored(w, toks)
+    out, peak, low, last = forward_jax.forward_monitored(w, toks)
     assert np.max(np.abs(out - forward.forward(w, toks))) <= 1e-12 * (1 + np.abs(out).max())
     assert np.allclose(peak, np.abs(a).max(axis=1), rtol=1e-12) and np.allclose(low, np.abs(a).min(axis=1), rtol=1e-12)
+    assert np.max(np.abs(last - a[-1]) / (1 + np.abs(a[-1]))) <= 1e-12
 
 
 def test_batches_match_single_prompts():

@@ -229,18 +229,24 @@ def test_numbers_beyond_float64_are_refused_naming_the_argument(case):
 
 
 def test_tolerance_0_refuses_every_answer_with_a_nonzero_bound():
-    """tolerance=0: "refuse anything uncertain". Every answer carries a bound above 0 (rounding), so every one is
-    refused, naming the tolerance; the answers are those of tolerance=None."""
+    """tolerance=0: "refuse anything uncertain". An answer with a bound above 0 (rounding) is refused, naming the
+    tolerance; one whose certificate proves it exact (ridge's first prediction, 0 from no examples) is not; the
+    answers are those of tolerance=None."""
     from construct.compiler.certificate import CertificateError
 
     net = small_network()
     task = (GOOD["X"] * 0.5, GOOD["y"], GOOD["x_query"] * 0.5)
-    _, bounds = net.predict(*task, tolerance=None, return_bound=True)
-    assert np.all(bounds > 0)
-    with pytest.raises(CertificateError, match=r"the query's prediction .* has a certified error bound [\d.e+-]+, "
-                                               r"above the tolerance 0 x \(1 \+ \|prediction\|\)"):
+    preds, bounds = net.predict(*task, tolerance=None, return_bound=True)
+    assert bounds[-1] > 0
+    with pytest.raises(CertificateError, match=r"the query's prediction .* has a certified error bound [\d.e+-]+ "
+                                               r"\((mechanism|residual) certificate\), above the tolerance 0 x its "
+                                               r"scale"):
         net.predict(*task, tolerance=0)
-    assert np.isnan(net.predict_batch(*(a[None] for a in task), outside="nan", tolerance=0)).all()
+    batch = net.predict_batch(*(a[None] for a in task), outside="nan", tolerance=0)
+    assert np.isnan(batch).all()
+    exact_ones = np.flatnonzero(bounds == 0)
+    for k in exact_ones:  # a bound of exactly 0 is a proof that the answer is exact
+        assert preds[k] == 0.0 and k == 0
 
 
 # -- sizes and times refused before anything is allocated or planned ------------------------------------------

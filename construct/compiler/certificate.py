@@ -92,13 +92,19 @@ class Certificate:
     """The network's predictions and, for each, a proven bound on its distance from the exact answer.
 
     ``predictions`` and ``bounds`` have one entry per x~ column (NaN where the
-    program predicts nothing); ``errors`` (L + 1, program rows, T) is the
-    bound on every program register entry after each layer.
+    program predicts nothing); ``sources`` names the certificate each bound
+    comes from (``"mechanism"``, ``"residual"``, or ``"none"`` where no
+    certificate covers the answer and the bound is inf), and ``by_source``
+    holds every certificate's own bounds; ``errors`` (L + 1, program rows,
+    T), from the mechanism certificate, bounds every program register entry
+    after each layer (None for the JAX pass).
     """
 
     predictions: np.ndarray
     bounds: np.ndarray
-    errors: np.ndarray
+    errors: np.ndarray | None
+    sources: np.ndarray | None = None
+    by_source: dict | None = None
 
 
 def _require_zero_sums(W1: np.ndarray, l: int) -> None:

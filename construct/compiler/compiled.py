@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from ..raw.program import Program
-from ..raw.prompt import check_task, finite_float, shown, tokens, x_columns
+from ..raw.prompt import Y_IN, check_task, finite_float, shown, tokens, x_columns
 from ..raw.registers import Layout
 from ..transformer.gpt2 import GPT2Weights
 from ..transformer.weights import Weights
@@ -172,12 +172,54 @@ class CompiledNetwork:
             preds[:-1] = np.nan
         return preds
 
-    def certify(self, X, y, x_query) -> certificate.Certificate:
-        """Predictions from the numpy pass, each with a proven bound on its distance from the exact answer.
+    def certify(self, X, y, x_query, backend: str = "numpy") -> certificate.Certificate:
+        """Predictions, each with a proven bound on its distance from the exact answer and the certificate that
+        gave it (``Certificate.sources``).
 
-        Raises ``DomainError`` if the task leaves the network's domain.
+        ``backend="numpy"`` runs the reference pass with the mechanism
+        certificate (``certificate.Certifier``: every layer's local errors,
+        propagated); ``backend="jax"`` the JAX pass, which has none. Either
+        way, an algorithm with an a-posteriori certificate (ridge:
+        ``construct.programs.residual``) is also certified from the last
+        state and the prompt, and each answer gets the smaller sound bound;
+        an answer no certificate covers has the bound inf. Raises
+        ``DomainError`` if the task leaves the network's domain.
         """
-        return self._checked(X, y, x_query, None)
+        tokens = self._tokens(X, y, x_query)
+        if backend == "numpy":
+            run = self._certifier.run(tokens)
+            magnitude = np.abs(run.states)
+            self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
+            predictions, last = self._read(run.output), run.states[-1]
+            prior = run.bounds.astype(np.float64)
+            intervals = run.intervals
+        elif backend == "jax":
+            self._no_jax()
+            out, peak, low, last = _jax().forward_monitored(self.weights, tokens)
+            self._guard(peak, low)
+            predictions, prior, intervals = self._read(out), np.full(len(x_columns(len(X))), np.inf), None
+        else:
+            raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
+        return self._combined(predictions, prior, intervals, last, X, y, x_query)
+
+    def _combined(self, predictions, prior, intervals, last, X, y, x_query) -> certificate.Certificate:
+        """The mechanism certificate's bounds (``prior``, inf for a pass without it) and the a-posteriori
+        certificate's, if the algorithm has one, whichever is smaller for each answer."""
+        by_source = {"mechanism": prior}
+        algorithm = self.program.algorithm
+        if algorithm is not None and algorithm.residual is not None:
+            state = np.asarray(last, np.float64)[:, : self.program.layout.width]
+            by_source["residual"] = algorithm.a_posteriori(self.program, state, X, y, x_query, predictions)
+        names = list(by_source)
+        stacked = np.stack([by_source[name] for name in names])
+        best = np.argmin(stacked, axis=0)
+        bounds = stacked[best, np.arange(stacked.shape[1])]
+        sources = np.array([names[k] if np.isfinite(b) else "none" for k, b in zip(best, bounds)], dtype=object)
+        missing = np.isnan(predictions)
+        bounds[missing], sources[missing] = np.nan, None
+        for values in by_source.values():
+            values[missing] = np.nan
+        return certificate.Certificate(predictions, bounds, intervals, sources, by_source)
 
     @cached_property
     def _certifier(self) -> certificate.Certifier:
@@ -192,122 +234,83 @@ class CompiledNetwork:
         in a full prompt (the one-example chains, which predict only the
         query, need ``k = n``).
 
-        The numpy pass certifies each answer (``certify``): an answer whose
-        bound exceeds ``tolerance * (1 + |answer|)`` is refused with a
-        ``CertificateError`` that gives the bound and the layer it comes
-        from most (``tolerance=0`` refuses every answer whose bound is not
-        exactly 0; None accepts every answer); ``return_bound=True`` returns
-        ``(predictions, bounds)``.
-        ``backend="jax"`` is faster and not certified: it needs
-        ``tolerance=None`` and cannot return bounds.
+        Every answer is certified (``certify``: the mechanism certificate on
+        the numpy pass, the a-posteriori one on either pass where the
+        algorithm has it) and an answer whose bound exceeds ``tolerance``
+        times the prompt's scale (``scale``: the largest of the answer's and
+        the labels' magnitudes, so the rule does not depend on the units)
+        is refused with a ``CertificateError`` that gives the bound, the
+        certificate and, from the mechanism certificate, the layer it comes
+        from most. ``tolerance=0`` refuses every answer whose bound is not
+        exactly 0; None accepts every answer (uncertified answers too);
+        ``return_bound=True`` returns ``(predictions, bounds)``.
         """
-        if backend == "jax":
-            self._no_jax()
-            if tolerance is not None or return_bound:
-                raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to "
-                                 "accept its answers without a bound")
-            out, peak, low = _jax().forward_monitored(self.weights, self._tokens(X, y, x_query))
-            self._guard(peak, low)
-            return self._read(out)
-        if backend != "numpy":
+        if backend not in ("numpy", "jax"):
             raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
-        cert = self._checked(X, y, x_query, tolerance)
+        _check_tolerance(tolerance)
+        cert = self.certify(X, y, x_query, backend=backend)
+        if tolerance is not None:
+            self._accept(cert, tolerance, X, y, x_query, backend)
         return (cert.predictions, cert.bounds) if return_bound else cert.predictions
 
-    def _checked(self, X, y, x_query, tolerance) -> certificate.Certificate:
-        _check_tolerance(tolerance)
-        tokens = self._tokens(X, y, x_query)
-        run = self._certifier.run(tokens)
-        magnitude = np.abs(run.states)
-        self._guard(magnitude.max(axis=1), magnitude.min(axis=1))
-        cert = self._certificate(run)
-        if tolerance is not None:
-            with np.errstate(over="ignore"):  # a tolerance near float64's largest accepts everything
-                over = np.flatnonzero(cert.bounds > tolerance * (1 + np.abs(cert.predictions)))
-            if over.size:
-                raise certificate.CertificateError(self._refusal(tokens, cert, int(over[-1]), tolerance))
-        return cert
+    def scale(self, y, predictions: np.ndarray) -> np.ndarray:
+        """What a tolerance is relative to, per answer: the largest of its magnitude and the labels' (the box's
+        label bound for a prompt whose labels are all 0). Scaling x and y scales it with the answers."""
+        y = np.asarray(y, dtype=np.float64)
+        labels = float(np.max(np.abs(y))) if y.size and np.any(y) else self.bounds.values[Y_IN]
+        return np.maximum(np.abs(np.nan_to_num(predictions)), labels)
 
-    def _certificate(self, run: certificate.Run) -> certificate.Certificate:
-        predictions = self._read(run.output)
-        bounds = run.bounds.astype(np.float64)
-        bounds[np.isnan(predictions)] = np.nan
-        return certificate.Certificate(predictions, bounds, run.intervals)
+    def _accept(self, cert: certificate.Certificate, tolerance: float, X, y, x_query, backend: str) -> None:
+        with np.errstate(over="ignore", invalid="ignore"):  # a tolerance near float64's largest accepts everything
+            over = np.flatnonzero(cert.bounds > tolerance * self.scale(y, cert.predictions))
+        if over.size:
+            raise certificate.CertificateError(self._refusal(cert, int(over[-1]), tolerance, X, y, x_query, backend))
 
-    def _refusal(self, tokens, cert, k: int, tolerance: float) -> str:
-        """Why answer ``k`` is refused: its bound, and the layer whose local errors make most of it."""
-        share = self._certifier.run(tokens, components=True).shares[:, k]
-        which = "the query's prediction" if k == self.program.n else f"prediction {k} (from {k} examples)"
+    def _refusal(self, cert, k: int, tolerance: float, X, y, x_query, backend: str) -> str:
+        """Why answer ``k`` is refused: its bound and the certificate that gave it, and (the numpy pass) the layer
+        whose local errors make most of the mechanism certificate's bound."""
+        which = "the query's prediction" if k == len(cert.predictions) - 1 else f"prediction {k} (from {k} examples)"
+        head = (f"{which} {cert.predictions[k]:.10g} has a certified error bound {cert.bounds[k]:.3g}"
+                + (f" ({cert.sources[k]} certificate)" if cert.sources[k] not in (None, "none") else "")
+                + f", above the tolerance {tolerance:g} x its scale {self.scale(y, cert.predictions)[k]:.3g} "
+                "(the largest of |prediction| and the labels' magnitudes)")
+        if backend != "numpy":
+            return (head + "; the JAX pass has only the a-posteriori certificate, which this algorithm "
+                    + ("cannot give a small bound here" if cert.sources[k] == "residual" else "does not have")
+                    + ": use backend='numpy' for the mechanism certificate, or pass a larger tolerance (None accepts "
+                    "every answer)")
+        share = self._certifier.run(self._tokens(X, y, x_query), components=True).shares[:, k]
         if np.isfinite(share).all():
             worst = int(np.argmax(share))
-            part = f"{share[worst] / share.sum():.0%} of the bound comes from"
+            part = f"{share[worst] / share.sum():.0%} of the mechanism certificate's bound comes from"
         else:  # an error reached a divisor, or overflowed: name the last layer where the bound became unbounded
             worst = int(np.flatnonzero(~np.isfinite(share))[-1])
-            part = "the bound is unbounded from"
+            part = "the mechanism certificate's bound is unbounded from"
         runs = self.layer_instructions(worst + 1)
         writes = ", ".join(repr(ins.writes) for ins in runs)
-        return (f"{which} {cert.predictions[k]:.10g} has a certified error bound {cert.bounds[k]:.3g}, above the "
-                f"tolerance {tolerance:g} x (1 + |prediction|); {part} layer {worst + 1} "
-                f"({'; '.join(map(str, runs))}), writing register{'s' if len(runs) > 1 else ''} {writes}; the task "
-                "is outside what this network can answer to that tolerance (pass a larger tolerance to accept it)")
+        return (f"{head}; {part} layer {worst + 1} ({'; '.join(map(str, runs))}), writing "
+                f"register{'s' if len(runs) > 1 else ''} {writes}; the task is outside what this network can answer "
+                "to that tolerance (pass a larger tolerance to accept it)")
 
     def predict_batch(self, X, y, x_query, outside: str = "raise", tolerance: float | None = DEFAULT_TOLERANCE,
                       return_bound: bool = False, backend: str = "numpy"):
-        """Predictions for a batch of tasks: X (B, n, d), y (B, n), x_query (B, d).
-
-        Certified like ``predict`` (the numpy pass, one task at a time); with
-        ``backend="jax"`` (and ``tolerance=None``) the JAX pass runs the batch
-        at once, vmapped, uncertified. A task outside the network's domain,
-        or above the tolerance, raises; with ``outside="nan"`` its row is NaN
-        instead (the others are returned).
-        """
+        """Predictions for a batch of tasks: X (B, n, d), y (B, n), x_query (B, d), each certified and accepted
+        like ``predict``. A task outside the network's domain, or above the tolerance, raises; with
+        ``outside="nan"`` its row is NaN instead (the others are returned)."""
         if outside not in ("raise", "nan"):
             raise ValueError(f"outside must be 'raise' or 'nan', got {outside!r}")
         X, y, x_query = np.asarray(X), np.asarray(y), np.asarray(x_query)
         if X.ndim != 3 or y.ndim != 2 or x_query.ndim != 2 or not (len(X) == len(y) == len(x_query)):
             raise ValueError(f"a batch needs X (B, n, d), y (B, n), x_query (B, d); got {X.shape}, {y.shape}, "
                              f"{x_query.shape}")
-        if backend == "numpy":
-            return self._batch_certified(X, y, x_query, outside, tolerance, return_bound)
-        if backend != "jax":
-            raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
-        self._no_jax()
-        if tolerance is not None or return_bound:
-            raise ValueError("the JAX pass is not certified: pass tolerance=None (and no return_bound) to accept "
-                             "its answers without a bound")
-        toks, inside = [], []
-        for task in zip(X, y, x_query):
-            try:
-                toks.append(self._tokens(*task))
-                inside.append(True)
-            except DomainError:
-                if outside == "raise":
-                    raise
-                toks.append(np.zeros((2 * self.program.n + 1, self.program.d + 1)))
-                inside.append(False)
-        out, peak, low = _jax().forward_monitored(self.weights, np.stack(toks))
-        preds = np.full((len(toks), self.program.n + 1), np.nan)
-        for k in np.flatnonzero(inside):
-            try:
-                self._guard(peak[k], low[k])
-            except DomainError:
-                if outside == "raise":
-                    raise
-                continue
-            preds[k] = self._read(out[k])
-        return preds
-
-    def _batch_certified(self, X, y, x_query, outside, tolerance, return_bound):
         preds = np.full((len(X), self.program.n + 1), np.nan)
         bounds = preds.copy()
         for k, task in enumerate(zip(X, y, x_query)):
             try:
-                cert = self._checked(*task, tolerance)
+                preds[k], bounds[k] = self.predict(*task, backend=backend, tolerance=tolerance, return_bound=True)
             except DomainError:
                 if outside == "raise":
                     raise
-                continue
-            preds[k], bounds[k] = cert.predictions, cert.bounds
         return (preds, bounds) if return_bound else preds
 
     def trace(self, X, y, x_query, backend: str = "numpy") -> Trace:

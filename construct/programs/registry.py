@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ..raw.program import Program
+from . import residual
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,13 @@ class Algorithm:
             raise ValueError(f"{self.name} is the paper's one-example chain: it needs n = 1, got {n}")
         params = {**self.defaults(d), **{k: v for k, v in given.items() if v is not None}}
         return self.build(d, n, **params)
+
+    def a_posteriori(self, program: Program, state: np.ndarray, X, y, x_query, predictions) -> np.ndarray:
+        """Proven bounds on ``predictions`` from the last state of any pass and the prompt alone
+        (``residual.from_state``); inf where this algorithm has no such certificate."""
+        if self.residual is None:
+            return np.full(len(predictions), np.inf)
+        return residual.from_state(program, state, X, y, x_query, predictions)
 
     def closed(self, program: Program, X, y, x_query) -> np.ndarray:
         """The closed-form predictions of ``program`` (built by this entry) on a task, at every prefix."""

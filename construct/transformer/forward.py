@@ -187,12 +187,13 @@ def forward(w: Weights, tokens: np.ndarray) -> np.ndarray:
 
 
 
-def forward_monitored(w: Weights, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The read-out (T,), and for every state and row the largest and smallest ``|value|`` over tokens.
+def forward_monitored(w: Weights, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The read-out (T,), for every state and row the largest and smallest ``|value|`` over tokens, and the last
+    state (T, D).
 
     The extremes, ``(L + 1, D)`` each, let a caller check that a run stayed
     inside the range the weights were built for.
     """
     states = hidden_states(w, tokens)
     magnitude = np.abs(states)
-    return states[-1] @ w.readout, magnitude.max(axis=1), magnitude.min(axis=1)
+    return states[-1] @ w.readout, magnitude.max(axis=1), magnitude.min(axis=1), states[-1]

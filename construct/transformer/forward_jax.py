@@ -56,7 +56,7 @@ def _run(arrays, tokens, ln_eps, what):
         peak0, low0 = _extremes(H0)
         peak = jnp.concatenate([peak0[None], per_layer[0]])
         low = jnp.concatenate([low0[None], per_layer[1]])
-        return H @ arrays["readout"], peak, low
+        return H @ arrays["readout"], peak, low, H
 
     return jax.vmap(one)(tokens)
 
@@ -88,8 +88,9 @@ def forward(w: Weights, tokens: np.ndarray) -> np.ndarray:
     return _call(w, tokens, "monitored")[0]
 
 
-def forward_monitored(w: Weights, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Read-out ``(..., T)`` and per state and row the largest and smallest ``|value|``: ``(..., L+1, D)``."""
+def forward_monitored(w: Weights, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Read-out ``(..., T)``, per state and row the largest and smallest ``|value|`` ``(..., L+1, D)``, and the last
+    state ``(..., T, D)`` (which an a-posteriori certificate reads)."""
     return _call(w, tokens, "monitored")
 
 
