@@ -40,8 +40,8 @@ import importlib
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (tens of milliseconds)
 
 _WHERE = {  # name -> the subpackage that defines it
-    **dict.fromkeys(["Bounds", "CompiledNetwork", "DomainError", "FloatRangeError", "SizeError", "compile"],
-                    "compiler"),
+    **dict.fromkeys(["Bounds", "CertificateError", "CompiledNetwork", "DomainError", "FloatRangeError", "SizeError",
+                     "compile", "predict"], "compiler"),
     **dict.fromkeys(["WeightsFileError", "load", "save"], "export"),
     **dict.fromkeys(["Aff", "Div", "Instruction", "Mov", "Mul"], "instructions"),
     **dict.fromkeys(["Layout", "Program", "Register", "run"], "raw"),
@@ -49,9 +49,9 @@ _WHERE = {  # name -> the subpackage that defines it
 }
 
 __all__ = [
-    "Aff", "Bounds", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction", "Layout", "Mov", "Mul",
-    "Program", "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load", "programs", "reference",
-    "run", "save",
+    "Aff", "Bounds", "CertificateError", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction",
+    "Layout", "Mov", "Mul", "Program", "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load",
+    "predict", "programs", "reference", "run", "save",
 ]
 
 
@@ -78,7 +78,8 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from . import programs, reference
-    from .compiler import Bounds, CompiledNetwork, DomainError, FloatRangeError, SizeError, compile
+    from .compiler import (Bounds, CertificateError, CompiledNetwork, DomainError, FloatRangeError, SizeError,
+                           compile, predict)
     from .export import WeightsFileError, load, save
     from .instructions import Aff, Div, Instruction, Mov, Mul
     from .raw import Layout, Program, Register, run

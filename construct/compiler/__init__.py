@@ -9,10 +9,12 @@ layer or GPT-2 blocks). ``compiled`` is the network that runs, guards its
 domain and reports its layers; ``certificate`` bounds every answer's error.
 """
 
+from .answer import predict
 from .bounds import Bounds, DomainError, FloatRangeError
 from .build import compile, estimate, estimate_repeated
+from .certificate import CertificateError
 from .compiled import CompiledNetwork, LayerReport, Trace
 from .size import Size, SizeError
 
-__all__ = ["Bounds", "CompiledNetwork", "DomainError", "FloatRangeError", "LayerReport", "Size", "SizeError", "Trace",
-           "compile", "estimate", "estimate_repeated"]
+__all__ = ["Bounds", "CertificateError", "CompiledNetwork", "DomainError", "FloatRangeError", "LayerReport", "Size",
+           "SizeError", "Trace", "compile", "estimate", "estimate_repeated", "predict"]

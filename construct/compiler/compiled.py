@@ -250,7 +250,7 @@ class CompiledNetwork:
         _check_tolerance(tolerance)
         cert = self.certify(X, y, x_query, backend=backend)
         if tolerance is not None:
-            self._accept(cert, tolerance, X, y, x_query, backend)
+            self.accept(cert, tolerance, X, y, x_query, backend=backend)
         return (cert.predictions, cert.bounds) if return_bound else cert.predictions
 
     def scale(self, y, predictions: np.ndarray) -> np.ndarray:
@@ -260,7 +260,9 @@ class CompiledNetwork:
         labels = float(np.max(np.abs(y))) if y.size and np.any(y) else self.bounds.values[Y_IN]
         return np.maximum(np.abs(np.nan_to_num(predictions)), labels)
 
-    def _accept(self, cert: certificate.Certificate, tolerance: float, X, y, x_query, backend: str) -> None:
+    def accept(self, cert: certificate.Certificate, tolerance: float, X, y, x_query, backend: str = "numpy") -> None:
+        """Refuse (``CertificateError``) the answers of ``cert`` (on this task) whose bound exceeds ``tolerance``
+        times the prompt's scale."""
         with np.errstate(over="ignore", invalid="ignore"):  # a tolerance near float64's largest accepts everything
             over = np.flatnonzero(cert.bounds > tolerance * self.scale(y, cert.predictions))
         if over.size:

@@ -24,12 +24,15 @@ from . import residual
 @dataclass(frozen=True)
 class Parameter:
     """A parameter of an algorithm: its name (also the command line's ``--name``), default and help; ``vector``
-    parameters hold one number per input dimension (default: zeros)."""
+    parameters hold one number per input dimension (default: zeros). ``units`` are its powers of the inputs' and
+    the labels' units: scaling x by ``s`` and y by ``t`` and the parameter by ``s^ux t^uy`` scales the algorithm's
+    answers by ``t`` (lam: (2, 0), alpha: (-2, 0), w0: (-1, 1))."""
 
     name: str
     default: float | None
     help: str
     vector: bool = False
+    units: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)

@@ -114,7 +114,7 @@ def theory(d: int, n: int, lam, box: Box) -> Domain:
 ALGORITHM = register(Algorithm(
     name="ridge", summary="ridge regression by recursive least squares (Sherman-Morrison), a prediction at every prefix",
     build=ridge,
-    parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)"),),
+    parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)", units=(2, 0)),),
     theory=theory, closed_form=reference.ridge, exact_weights=exact.ridge_weights,
     residual=RidgeAnswer("w_pred", "Ainv", 1),
     paper_order="O(n) layers, O(d^2) width",

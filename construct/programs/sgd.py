@@ -69,7 +69,7 @@ def sgd_radius(n: int, alpha, lam, w0, box: Box):
     R, Y = box.x_norm, box.y_max
     rho = contraction(alpha, lam, R)
     if not domain.symbolic(rho) and rho > 1:
-        raise ValueError(
+        raise domain.UnboundedDomain(
             f"sgd(alpha={alpha:g}, lam={lam:g}) diverges on the box {box}: a step can multiply |w| by "
             f"rho = max(|1 - 2 alpha lam|, |1 - 2 alpha (lam + R^2)|) = {rho:.6g} > 1 with R = {R:.6g}, so no bound "
             f"holds for n = {n} examples. The box allows alpha <= 1/(R^2 + lam) = {1 / (R**2 + lam):.6g}; use a "
@@ -104,8 +104,8 @@ def theory(d: int, n: int, alpha, lam, w0, box: Box) -> Domain:
 ALGORITHM = register(Algorithm(
     name="sgd", summary="one pass of SGD over the n examples, a prediction at every prefix",
     build=sgd,
-    parameters=(Parameter("alpha", 0.05, "the step size"), Parameter("lam", 0.1, "the ridge penalty"),
-                Parameter("w0", None, "the initial weights (default 0)", vector=True)),
+    parameters=(Parameter("alpha", 0.05, "the step size", units=(-2, 0)), Parameter("lam", 0.1, "the ridge penalty", units=(2, 0)),
+                Parameter("w0", None, "the initial weights (default 0)", vector=True, units=(-1, 1))),
     theory=theory, closed_form=reference.sgd_one_pass, exact_weights=exact.sgd_weights,
     paper_order="O(n) layers, O(n + d) width",
 ))

@@ -78,8 +78,8 @@ def theory(d: int, alpha, lam, w0, box: Box) -> Domain:
 ALGORITHM = register(Algorithm(
     name="sgd_step", summary="Theorem 1: one SGD step on one example, the paper's 9-instruction chain",
     build=lambda d, n, alpha, lam, w0: sgd_step(d, alpha, lam, w0),
-    parameters=(Parameter("alpha", 0.05, "the step size"), Parameter("lam", 0.1, "the ridge penalty"),
-                Parameter("w0", None, "the initial weights (default 0)", vector=True)),
+    parameters=(Parameter("alpha", 0.05, "the step size", units=(-2, 0)), Parameter("lam", 0.1, "the ridge penalty", units=(2, 0)),
+                Parameter("w0", None, "the initial weights (default 0)", vector=True, units=(-1, 1))),
     theory=theory, closed_form=reference.sgd_one_step, exact_weights=exact.sgd_weights,
     paper_size=lambda d: (9, 3 + 4 * d), one_example=True,
 ))

@@ -79,7 +79,7 @@ ALGORITHM = register(Algorithm(
     name="sherman_morrison_step",
     summary="Theorem 2: ridge on one example by a Sherman-Morrison update, the paper's 14-instruction chain",
     build=lambda d, n, lam: sherman_morrison_step(d, lam),
-    parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)"),),
+    parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)", units=(2, 0)),),
     theory=theory, closed_form=reference.ridge, exact_weights=exact.ridge_weights,
     residual=RidgeAnswer("w", "Ainv", 1),
     paper_size=lambda d: (14, 3 + 5 * d + 3 * d * d), one_example=True,

@@ -85,6 +85,10 @@ def _real(value, name: str):
     return number
 
 
+class UnboundedDomain(ValueError):
+    """The box admits runs that no bound covers (SGD with a step that can expand ``|w|``): its theory refuses it."""
+
+
 @dataclass(frozen=True)
 class Box:
     """The declared inputs: entries ``|x_i| <= x_max``, norms ``|x| <= x_norm``, labels ``|y| <= y_max``.
