@@ -1,7 +1,11 @@
 """The command line: every subcommand's output against the closed forms (bad input: test_hostile_cli.py)."""
 
+import argparse
+import importlib
 import json
+import pkgutil
 import re
+import shlex
 import subprocess
 import sys
 import types
@@ -12,7 +16,7 @@ import pytest
 
 import construct
 from construct import cli, programs, reference
-from construct.cli import budget
+from construct.cli import budget, commands
 from construct.tasks import gaussian_tasks
 
 COMMANDS = ("demo", "predict", "export", "trace", "bench", "proofs")
@@ -35,6 +39,86 @@ def test_help(capsys, command):
         cli.main([command, "--help"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: icl-construct {command}")
+
+
+def commands_parser_of(name: str):
+    (sub,) = [a for a in commands.parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    return sub.choices[name]
+
+
+def help_text(capsys, argv) -> str:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(argv)
+    out, err = capsys.readouterr()
+    assert stop.value.code == 0 and err == ""
+    return out
+
+
+def docstrings_of_the_command_line() -> list[str]:
+    modules = [importlib.import_module(f"construct.cli.{m.name}") for m in pkgutil.iter_modules(cli.__path__)]
+    return [line for module in [cli, *modules] for line in (module.__doc__ or "").splitlines() if len(line) > 30]
+
+
+@pytest.mark.parametrize("argv", [["--help"]] + [[command, "--help"] for command in COMMANDS])
+def test_every_help_is_written_for_a_user(capsys, argv):
+    """What it does, examples and where results go; no reST, no internal names, no docstring, no history."""
+    text = help_text(capsys, argv)
+    assert "`" not in text and not re.search(r"(?<![\w.-])_\w", text), text
+    assert not re.search(r"\bround\b|construct\.cli\.(?!benchmark\b)|construct/", text), text
+    for line in docstrings_of_the_command_line():
+        assert line.strip() not in text, line
+    assert "Exit codes: 0" in text
+    if argv != ["--help"]:
+        assert "Example" in text and f"\n  icl-construct {argv[0]}" in text
+        assert re.search(r"(goes|go|written) to|stdout", text), "where the results go"
+    else:
+        assert all(f"\n    {command} " in text for command in COMMANDS)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_examples_in_each_help_parse(command):
+    (spec,) = [c for c in commands.COMMANDS if c.name == command]
+    assert spec.examples
+    for example in spec.examples:
+        program, *argv = shlex.split(example)
+        assert program == "icl-construct" and argv[0] == command
+        args, rest = commands.parser().parse_known_args(argv)
+        assert rest == [] and args.command == command and args.prog == f"icl-construct {command}", example
+
+
+def test_a_flag_has_the_same_name_in_every_command():
+    """-d/--d, -n/--n, --algo, --seed, --json, --max-memory, ...: spelt one way wherever a command takes them."""
+    spellings = {}
+    for command in COMMANDS:
+        for action in commands_parser_of(command)._actions:
+            if action.option_strings:
+                spellings.setdefault(action.dest, set()).add(tuple(action.option_strings))
+    assert {dest: forms for dest, forms in spellings.items() if len(forms) > 1} == {}
+    assert spellings["d"] == {("-d", "--d")} and spellings["n"] == {("-n", "--n")}
+    for command in ("demo", "export", "trace", "bench"):
+        args = commands.parser().parse_args([command, "-d", "2", "-n", "4", *(
+            ["--algo", "sgd"] if command in ("export", "trace") else []), *(["-o", "x"] if command == "export" else [])])
+        assert (args.d, args.n) in ((2, 4), ([2], [4])), command
+
+
+def test_the_algorithm_flags_come_from_the_registry(capsys, monkeypatch, tmp_path):
+    """A new algorithm in the registry is an --algo choice with its own flags, with no edit of the command line."""
+    toy = programs.Algorithm(
+        name="toy", summary="SGD under another name, its step called beta",
+        build=lambda d, n, beta: programs.sgd(d, n, beta, 0.1),
+        parameters=(programs.Parameter("beta", 0.01, "the step size, 100%% of it"),),
+        theory=None, closed_form=reference.sgd_one_pass, exact_weights=None)
+    monkeypatch.setitem(programs.REGISTRY, "toy", toy)
+    text = help_text(capsys, ["export", "--help"])
+    assert re.search(r"--beta BETA\s+--algo toy: the step size, 100%% of it, default 0\.01", text), text
+    assert "toy: SGD under another name, its step called beta (flags: --beta)" in text
+    code, out, err = run(capsys, "export", "--algo", "toy", "--beta", 0.03, "-d", 2, "-n", 3, "--calibrate", 8,
+                         "-o", tmp_path / "toy.npz", "--json")
+    assert code == 0, err
+    assert json.loads(out)["params"]["alpha"] == 0.03
+    code, out, err = run(capsys, "export", "--algo", "ridge", "--beta", 0.03, "-o", tmp_path / "ridge.npz")
+    assert code == 2 and err == ("icl-construct export: error: --algo ridge takes --lam, not --beta: --beta is for "
+                                 "--algo toy\n")
 
 
 def test_demo_json_matches_the_closed_forms(capsys):
@@ -220,11 +304,42 @@ def test_bench_forwards_its_options(capsys, tmp_path):
     assert json.loads((tmp_path / "b.json").read_text()) == [config]
 
 
-def test_proofs_are_run_with_the_remaining_arguments(capsys, monkeypatch):
+def fake_proofs(monkeypatch, seen):
+    """A package proofs with two proofs, whose main records its arguments and returns 3."""
+    monkeypatch.setitem(sys.modules, "proofs", types.SimpleNamespace(
+        PROOFS=[types.SimpleNamespace(name="lemma_product"), types.SimpleNamespace(name="theorem1")],
+        main=lambda argv: seen.append(argv) or 3))
+
+
+def test_proofs_are_run_with_their_options(capsys, monkeypatch):
     seen = []
-    monkeypatch.setitem(sys.modules, "proofs", types.SimpleNamespace(main=lambda argv: seen.append(argv) or 3))
-    assert cli.main(["proofs", "--only", "lemma_product"]) == 3
-    assert seen == [["--only", "lemma_product"]]
+    fake_proofs(monkeypatch, seen)
+    assert cli.main(["proofs", "lemma_product", "--json"]) == 3
+    assert cli.main(["proofs", "--list"]) == 3
+    assert seen == [["lemma_product", "--json"], ["--list"]]
+
+
+def test_proofs_refuse_an_unknown_name_or_option(capsys, monkeypatch):
+    seen = []
+    fake_proofs(monkeypatch, seen)
+    code, out, err = run(capsys, "proofs", "theorem1", "lemma_sum")
+    assert code == 2 and out == "" and seen == []
+    assert err == "icl-construct proofs: error: no proof named lemma_sum (icl-construct proofs --list lists them)\n"
+    with pytest.raises(SystemExit) as stop:  # argparse's exit
+        cli.main(["proofs", "--only", "theorem1"])
+    out, err = capsys.readouterr()
+    assert stop.value.code == 2 and seen == [] and err.count("\n") == 1
+    assert err.startswith("icl-construct proofs: error: unrecognized arguments: --only")
+
+
+def test_proofs_offer_the_options_of_python_m_proofs():
+    """python -m proofs's own parser is built inside its main: read its options from its help."""
+    done = subprocess.run([sys.executable, "-m", "proofs", "--help"], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    theirs = set(re.findall(r"^  (-[-\w]+|\w+)", done.stdout, flags=re.M)) - {"-h"}
+    ours = commands_parser_of("proofs")
+    mine = {s for a in ours._actions for s in (a.option_strings or [a.dest]) if s not in ("-h", "--help", "--debug")}
+    assert mine == theirs, done.stdout
 
 
 def test_proofs_missing(capsys, monkeypatch):

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 
 from construct import cli
-from construct.cli import commands, demo
+from construct.cli import demo, export, shared, trace
 
 import test_hostile_api
 
@@ -252,8 +252,10 @@ NUMERIC_OPTIONS = {
     "--lam -1": (EXPORT + ["sgd", "--lam", "-1"], 2, r"bad parameter: lam must be >= 0, got -1\.0"),
     "--alpha -0.1": (EXPORT + ["sgd", "--alpha", "-0.1"], 2, r"bad parameter: alpha must be >= 0, got -0\.1"),
     "--w0, wrong count": (EXPORT + ["sgd", "--w0", "1", "2"], 2, r"bad parameter: w0 must have shape \(3,\), got \(2,\)"),
-    "--w0 for ridge": (EXPORT + ["ridge", "--w0", "1", "2", "3"], 2, r"--w0 is for SGD only, not for --algo ridge"),
-    "--alpha for ridge": (EXPORT + ["ridge", "--alpha", "0.1"], 2, r"--alpha is for SGD only, not for --algo ridge"),
+    "--w0 for ridge": (EXPORT + ["ridge", "--w0", "1", "2", "3"], 2, r"--algo ridge takes --lam, not --w0: --w0 is "
+                       r"for --algo sgd or sgd_step$"),
+    "--alpha for ridge": (EXPORT + ["ridge", "--alpha", "0.1"], 2, r"--algo ridge takes --lam, not --alpha: --alpha is "
+                          r"for --algo sgd or sgd_step$"),
     "one-example chain, n = 6": (EXPORT + ["sgd_step"], 2, r"--algo sgd_step .* needs n = 1, got 6"),
     "one-example chain, 3 examples in the data": (PREDICT[:2] + ["sherman_morrison_step", "--data", "{tmp}/good.csv"],
                                                   2, r"--algo sherman_morrison_step .* needs n = 1, got 3"),
@@ -266,7 +268,7 @@ NUMERIC_OPTIONS = {
     "--layer 0": (["trace", "--algo", "ridge", "--layer", "0"], 2, r"argument --layer: must be an integer >= 1, got 0"),
     "--layer 99": (["trace", "--algo", "ridge", "--weights-png", "{tmp}/w.png", "--layer", "99"], 2,
                    r"--layer must be in 1\.\.29 \(ridge has 29 layers\)"),
-    "bench --d 0": (["bench", "--d", "0"], 2, r"argument --d: must be an integer >= 1, got 0"),
+    "bench --d 0": (["bench", "--d", "0"], 2, r"argument -d/--d: must be an integer >= 1, got 0"),
     "--max-memory 0": (["demo", "--max-memory", "0"], 2, r"argument --max-memory: '0' is not a positive amount"),
     "--max-memory 8XB": (["demo", "--max-memory", "8XB"], 2, r"argument --max-memory: '8XB' is not a positive amount; "
                          r"write e\.g\. 8GiB"),
@@ -360,14 +362,14 @@ TRACE = ["trace", "--algo", "sgd"]
 def _no_access(path_name):
     def setup(monkeypatch):
         real = os.access
-        monkeypatch.setattr(commands.os, "access", lambda p, mode: False if Path(p).name == path_name else real(p, mode))
+        monkeypatch.setattr(shared.os, "access", lambda p, mode: False if Path(p).name == path_name else real(p, mode))
     return setup
 
 
 def _disk_full(monkeypatch):
     def save(net, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
-    monkeypatch.setattr(commands, "save", save)
+    monkeypatch.setattr(export, "save", save)
 
 
 def _no_matplotlib(monkeypatch):
@@ -392,7 +394,7 @@ def _picture_disk_full(monkeypatch):
     """matplotlib's write fails; an OSError from a write names no file."""
     def residual_stream(trace, path):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-    monkeypatch.setattr(commands.plots, "residual_stream", residual_stream)
+    monkeypatch.setattr(trace.plots, "residual_stream", residual_stream)
 
 
 OUTPUTS = {

@@ -1,20 +1,24 @@
-"""The command line ``icl-construct`` (``commands``), with the demo and the benchmark it runs."""
+"""The command line ``icl-construct``: one module per subcommand, listed in ``commands``.
 
-import os
-import signal
+``shared`` holds what every subcommand shares (its parser's rules, the options' types, output paths, errors
+and exit codes, the run loop), ``network`` the network that a command's options describe, ``budget`` the
+limits, ``interrupts`` what Ctrl-C does. ``certify``, ``accuracy`` and ``benchmark`` also run as
+``python -m construct.cli.NAME`` and write the results files the README quotes.
+"""
+
 import sys
+
+from .interrupts import exit_at_once, handled
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``icl-construct ARGS``; imported on call, so that ``python -m construct.cli.benchmark`` (and the other
-    modules run as scripts) are not imported twice.
+    """``icl-construct ARGS``; the subcommands are imported on call, so that ``python -m construct.cli.benchmark``
+    (and the other modules run as scripts) are not imported twice.
 
-    Ctrl-C while ``commands`` imports (numpy, scipy, sympy: seconds) ends the process at once with exit 130 and
-    one line: there is nothing to clean up yet, and a KeyboardInterrupt raised inside numpy's import comes out
-    as an ImportError. ``commands.main`` handles it from then on.
+    Ctrl-C while they import (numpy, scipy, sympy: seconds) ends the process at once with exit 130 and one
+    line (``interrupts``); the command handles it from then on.
     """
-    previous = _set_interrupt_handler(_exit_interrupted)
-    try:
+    with handled(exit_at_once):
         try:
             from .commands import main as run
         except MemoryError as err:  # commands.main reports one later; this one is numpy's or scipy's import
@@ -22,25 +26,6 @@ def main(argv: list[str] | None = None) -> int:
                   "memory and run it again", file=sys.stderr)
             return 2
         return run(argv)
-    finally:
-        _set_interrupt_handler(previous)
-
-
-def _exit_interrupted(signum, frame) -> None:
-    sys.stderr.write("icl-construct: interrupted\n")
-    sys.stderr.flush()
-    os._exit(130)
-
-
-def _set_interrupt_handler(handler):
-    """Install ``handler`` for SIGINT and return the one it replaces (None, and nothing done, outside the main
-    thread, where Python does not deliver signals)."""
-    if handler is None:
-        return None
-    try:
-        return signal.signal(signal.SIGINT, handler)
-    except ValueError:
-        return None
 
 
 __all__ = ["main"]

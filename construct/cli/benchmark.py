@@ -1,4 +1,4 @@
-"""Benchmark of the compiled networks, in two layouts side by side: size, time, memory, error, bound.
+"""``icl-construct bench``: the compiled networks in two layouts side by side: size, time, memory, error, bound.
 
     python -m construct.cli.benchmark            # the full table (several minutes)
     python -m construct.cli.benchmark --json     # the same numbers as JSON
@@ -8,15 +8,18 @@
 Layouts: "fused" is what ``compile`` builds (independent instructions share
 a layer, a repeated block is stored once); "paper" is one layer per
 instruction with every layer stored (``compile(..., fuse=False)`` then
-``Weights.untied``), the paper's construction as round 1 built it. Each
-(configuration, layout) runs in a fresh subprocess with one BLAS and XLA
+``Weights.untied``), the paper's construction. Each (configuration,
+layout) runs in a fresh subprocess with one BLAS and XLA
 thread, so "peak MB" is that process's own peak resident memory before
 the refusal study, which builds networks of its own ("numpy MB" the same
 before the JAX pass first runs: calibration, compilation, the numpy
 passes and the certified answers) and times
 are CPU seconds (``time.process_time``), comparable within one run on a
 shared machine. Tasks: x ~ N(0, I), w ~ N(0, I), y = w^T x; SGD with
-alpha = 0.05 and lam = 0.1 from w0 = 0, ridge with lam = 0.1. Bounds are
+alpha = 0.05 and lam = 0.1 from w0 = 0, ridge with lam = 0.1, and any
+other algorithm of the registry that predicts at every prefix (not the
+one-example chains) with that alpha and lam where it takes them, its other
+parameters at their defaults. Bounds are
 calibrated on 256 tasks (margin 4); errors are ``max |yhat - yhat*| /
 (1 + |yhat*|)`` over every prefix of 64 fresh tasks (float64, JAX batch,
 uncertified) and 3 tasks (float64 numpy, certified: "bound" is the largest
@@ -25,8 +28,10 @@ fall outside the calibrated domain (the network then refuses it);
 "outside" counts those of the 64, which the errors skip. Times: compile =
 calibration + weight assembly; numpy = the reference pass
 (``forward.forward``, each layer on its live parts) per task; dense = the
-same pass with every product dense, as round 1 ran it; certified = ``predict`` with its bound per
-task; JAX on a batch of 64 after one warm-up call.
+same pass with every product dense, zeros included (the results'
+``round_1_pass`` is the dense pass on the paper layout over the fused
+network's numpy pass); certified = ``predict`` with its bound per task;
+JAX on a batch of 64 after one warm-up call.
 
 Certificates: over the certified answers (every prefix of the 3 tasks),
 the median and largest bound, the largest error against the exact answer
@@ -36,6 +41,9 @@ the median and largest bound, the largest error against the exact answer
 ``predict`` at the default tolerance on 5 tasks with x ~ N(0, s^2 I),
 for s in 1, 2, 4: how many are outside the box, how many have a bound
 above the tolerance; or why the box is refused at compile time.
+
+``python -m construct.cli.benchmark ARGS`` is ``icl-construct bench ARGS``; with ``--child`` it measures one
+(configuration, layout) in this process, which is how ``compare`` runs each.
 """
 
 from __future__ import annotations
@@ -58,16 +66,16 @@ from .. import programs
 from ..raw.prompt import tokens as prompt_tokens
 from ..tasks import gaussian_tasks
 from ..transformer import forward
-from . import budget
+from . import budget, network, shared
 
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
 REFUSAL_SCALES, REFUSAL_TASKS = (1, 2, 4), 5
-
-PARAMETERS = {"sgd": {"alpha": ALPHA, "lam": LAM}, "ridge": {"lam": LAM}}  # the algorithms benchmarked, and theirs
+PARAMETERS = {"alpha": ALPHA, "lam": LAM}  # wherever an algorithm takes them; its other parameters: defaults
 
 
 def _program(algo: str, d: int, n: int):
-    return programs.get(algo).program(d, n, **PARAMETERS[algo])
+    entry = programs.get(algo)
+    return entry.program(d, n, **{p.name: PARAMETERS[p.name] for p in entry.parameters if p.name in PARAMETERS})
 
 
 LAYOUTS = ("paper", "fused")
@@ -98,7 +106,7 @@ def _cpu(call, times: int) -> tuple[list, float]:
 
 
 def _dense(w, prompt: np.ndarray) -> np.ndarray:
-    """The numpy pass as round 1 ran it: every layer's dense products, zeros included (``layer_parts``)."""
+    """The numpy pass with every layer's products dense, zeros included (``layer_parts``)."""
     H = forward.embed(w, prompt)
     for l in w.order:
         H = forward.layer_parts(w, l, H).out
@@ -240,7 +248,7 @@ def table(results: list[dict]) -> str:
         x = c["paper_over_fused"]
         lines.append(f"{'':<14}paper / fused: layers {x['layers']:.1f}x, parameters {x['parameters']:.1f}x, peak "
                      f"memory {x['peak_mb']:.1f}x, numpy time {x['numpy_s_per_task']:.1f}x (dense "
-                     f"{x['dense_s_per_task']:.1f}x; round 1's dense pass on the paper layout over the fused "
+                     f"{x['dense_s_per_task']:.1f}x; the dense pass on the paper layout over the fused "
                      f"network's pass: {x['round_1_pass']:.1f}x), certified time {x['certified_s_per_task']:.1f}x, "
                      f"JAX time {x['jax_s_per_task']:.1f}x")
         f = c["fused"]
@@ -253,21 +261,84 @@ def table(results: list[dict]) -> str:
                             f"{r['refused']:.0%} ({r['outside_box']} outside the box, {r['bound_above_tolerance']} "
                             f"bound above tolerance, of {r['tasks']})") for s, r in f["refusal"].items()))
     lines.append("CPU seconds per task, one BLAS thread (jax: on a batch of 64); numpy: the pass on each layer's "
-                 "live parts; dense: every product dense, as round 1 ran it; errors relative, every prefix; "
+                 "live parts; dense: every product dense, zeros included; errors relative, every prefix; "
                  "bound: the largest certified bound (numpy, 3 tasks).")
     return "\n".join(lines)
 
 
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _run(args) -> int:
+    configs = [(a, d, n) for a in args.algo for d in args.d for n in args.n]
+    limits, total = shared.given_limits(args), budget.Cost()
+    for algo, d, n in configs:
+        total = total.then(budget.affordable(limits, lambda d_: f"bench ({algo}, d = {d_}, n = {n})",
+                                             lambda d_: cost(algo, d_, n), d))
+    limits.check(total, f"bench ({len(configs)} configurations)")
+    if args.out:
+        shared.output(args.out, "--out")
+    rows = []
+    with shared.progress(args, len(configs), "bench") as bar:
+        for algo, d, n in configs:
+            bar.set_postfix_str(f"{algo} d={d} n={n}")
+            rows.append(compare(algo, d, n, args.max_memory))
+            bar.update()
+    if args.out:
+        with shared.writing(args.out, "--out"):
+            args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    if args.json:
+        shared.print_json(rows)
+    else:
+        print(table(rows))
+    return 0
+
+
+def _arguments(parser) -> None:
+    network.algorithm(parser, several=True)
+    shared.sizes(parser, [2, 4, 8], [1, 4, 16, 32], several=True)
+    parser.add_argument("--out", type=shared.path, metavar="FILE", help="also write the numbers as JSON to FILE")
+    shared.json_output(parser)
+    shared.limits(parser, budget.BENCH_MAX_SECONDS)
+
+
+COMMAND = shared.Command(
+    name="bench", summary="the benchmark: size, time, memory, error and bound per configuration, two layouts",
+    description=f"""
+Measure the compiled networks for every --algo, -d and -n given, in two
+layouts side by side: fused (what the compiler builds: independent
+instructions share a layer, a repeated block is stored once) and paper (one
+layer per instruction, every layer stored, the paper's construction). Each
+configuration and layout runs in a fresh process with one BLAS thread.
+
+Per row: layers (stored), widths, parameters, peak memory, compile time, CPU
+seconds per task of the numpy pass, of the same pass with every product
+dense, of a certified answer and of the JAX pass (a batch of {BATCH}), the
+largest error against the closed form in float64 and float32 and the largest
+certified bound. Then the paper layout's cost over the fused one's, the fused
+network's certified bounds against the exact errors, and how many tasks
+predict refuses when the network is compiled for an input box. Tasks:
+x ~ N(0, I), w ~ N(0, I), y = w^T x; the domain calibrated on {CALIBRATION}
+tasks; alpha = {ALPHA} and lam = {LAM} wherever an algorithm takes them, its
+other parameters at their defaults.""",
+    results="""
+The table goes to stdout (--json: the numbers as JSON); --out FILE also
+writes the JSON to FILE. The full default grid takes several minutes.
+python -m construct.cli.benchmark takes the same options.""",
+    examples=("icl-construct bench -d 2 4 -n 4 16 --algo ridge",
+              "icl-construct bench -d 8 -n 32 --algo sgd ridge --max-memory 8GiB --out benchmark.json"),
+    arguments=_arguments, run=_run, details=lambda: network.algorithms_text(flags=False, chains=False))
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m construct.cli.benchmark ARGS`` is ``icl-construct bench ARGS`` (and runs one configuration as a child)."""
+    """``python -m construct.cli.benchmark ARGS`` is ``icl-construct bench ARGS`` (and runs one configuration as a
+    child)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--child"]:
         algo, d, n, layout, max_bytes = argv[1:]
         print(json.dumps(measure(algo, int(d), int(n), layout, float(max_bytes))))
         return 0
-    from .commands import main as command_line
-
-    return command_line(["bench", *argv])
+    return shared.main(lambda: shared.parser(COMMAND, "python -m construct.cli.benchmark"), argv)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import numpy as np
 from ..compiler import SizeError
 from ..programs.parts import MAX_PARAMETER
 from . import budget
+from .shared import UsageError
 
 MAX_VALUE = MAX_PARAMETER  # 1e150: its square is still finite in float64
 ARRAYS = {"X": "(n, d)", "y": "(n,)", "x_query": "(d,) or (q, d)"}
@@ -38,8 +39,8 @@ _MAGIC = {b"\x1f\x8b": "a gzip file (decompress it first: gunzip)",
           b"BZh": "a bzip2 file", b"\xfd7zXZ": "an xz file", b"%PDF": "a PDF document"}
 
 
-class DataError(Exception):
-    """A data file that cannot be read as a task: exit code 2."""
+class DataError(UsageError):
+    """A data file that cannot be read as a task: bad input, exit code 2."""
 
 
 def read(path: Path, limits: budget.Limits) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The main demo (``icl-construct demo``): the paper's chains, then SGD and ridge transformers on a random task.
+"""``icl-construct demo``: the paper's chains, then SGD and ridge transformers on a random task.
 
 ``run`` computes everything as plain data (what ``--json`` prints) and
 ``render`` lays it out as text. Each network is compiled for the domain of
@@ -16,12 +16,13 @@ from typing import Callable
 
 import numpy as np
 
-from .. import programs
+from .. import plots, programs
 from ..compiler import Bounds, CompiledNetwork, DomainError, compile, estimate
 from ..compiler.size import DEFAULT_MAX_BYTES, DEFAULT_MAX_SECONDS
 from ..raw.program import Program
 from ..tasks import gaussian_tasks
-from . import budget
+from . import budget, shared
+from .network import size_text
 
 ALPHA, LAM, CALIBRATION_TASKS = 0.05, 0.1, 64
 CHAINS = (lambda d, n: programs.sgd_step(d, alpha=0.1, lam=0.01, w0=np.zeros(d)),  # shown at d = 2
@@ -29,19 +30,6 @@ CHAINS = (lambda d, n: programs.sgd_step(d, alpha=0.1, lam=0.01, w0=np.zeros(d))
 LEARNERS = ((lambda d, n: programs.sgd(d, n, ALPHA, LAM), f"one-pass SGD, alpha = {ALPHA}, lam = {LAM}"),
             (lambda d, n: programs.ridge(d, n, LAM), f"ridge (Sherman-Morrison), lam = {LAM}"))
 PICTURE_CALIBRATION, PICTURE_TASKS = 256, 128  # what plots.error_vs_examples runs for --png
-
-
-def size_text(net: CompiledNetwork) -> str:
-    """Depth and widths, with the paper's numbers (exact for its chains, orders of growth otherwise)."""
-    s = net.size()
-    text = (f"{s['layers']} layers, residual width {s['residual_width']} ({s['data_rows']} data rows), "
-            f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
-    if "paper" in s:
-        return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
-    algorithm = net.program.algorithm
-    if algorithm is not None and algorithm.paper_order:
-        return text + f"; paper: {algorithm.paper_order}"
-    return text
 
 
 def _compiled(program: Program, seed: int, max_bytes: float, max_seconds: float | None,
@@ -124,3 +112,59 @@ def render(result: dict) -> str:
             lines.append(f"  {k:>6}  {t:>15.11f}  {m:>15.11f}  {c:>15.11f}  {e:>8.1e}")
         lines.append("")
     return "\n".join(lines).rstrip()
+
+
+# -- the command ----------------------------------------------------------------------------------
+
+
+def _arguments(parser) -> None:
+    shared.sizes(parser, 3, 6)
+    shared.seed(parser, "the random task")
+    parser.add_argument("--png", type=shared.path, metavar="FILE",
+                        help="also write a picture of the prediction error against the number of examples")
+    shared.json_output(parser)
+    shared.limits(parser)
+
+
+def _run(args) -> int:
+    if args.png:
+        shared.picture(args.png, "--png")
+    budget.affordable(shared.given_limits(args),
+                      lambda d: f"demo (d = {d}, n = {args.n}{', --png' if args.png else ''})",
+                      lambda d: cost(d, args.n, bool(args.png)), args.d)
+    with shared.progress(args, 4 + bool(args.png), "demo") as bar:
+        result = run(args.d, args.n, args.seed, step=bar.update, max_bytes=args.max_memory,
+                     max_seconds=args.max_seconds)
+        if args.png:
+            with shared.writing(args.png, "--png"):
+                result["picture"] = {"path": str(args.png), "curves": plots.error_vs_examples(
+                    args.png, args.d, args.n, ALPHA, LAM, seed=args.seed)}
+            bar.update()
+    if args.json:
+        shared.print_json(result)
+    else:
+        print(render(result))
+        if args.png:
+            print(f"\nwrote {args.png}: prediction error against the number of examples")
+    return 0
+
+
+COMMAND = shared.Command(
+    name="demo", summary="SGD and ridge transformers on a random task, beside the closed forms",
+    description=f"""
+Compile the paper's two one-example transformers (Theorem 1: a step of SGD;
+Theorem 2: a Sherman-Morrison ridge update) at d = 2 and print their
+instructions and their depth and width beside the paper's. Then draw a random
+regression task with d inputs and n examples (x ~ N(0, I), y = w^T x) and run
+two transformers on it, one-pass SGD (alpha = {ALPHA}, lam = {LAM}) and ridge
+(lam = {LAM}), each compiled for the domain of {CALIBRATION_TASKS} sample tasks: after every
+prefix of the examples, each prediction is printed beside the exact machine's,
+the closed form's and the error.""",
+    results="""
+The text goes to stdout (--json: the same numbers as JSON). --png FILE also
+draws the prediction error against the number of examples, for the closed
+forms and the compiled networks, averaged over random tasks (any suffix
+matplotlib writes: .png, .pdf, .svg; needs pip install 'icl-construct[plots]').
+python -m construct runs this command.""",
+    examples=("icl-construct demo", "icl-construct demo -d 2 -n 4 --seed 1 --png error.png"),
+    arguments=_arguments, run=_run)
