@@ -53,9 +53,11 @@ from functools import cached_property
 
 import numpy as np
 
+from ..instructions import MLP
 from ..mechanisms.plan import ZERO
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
+from . import verify
 from .bounds import DomainError
 
 
@@ -142,6 +144,7 @@ class Certifier:
 
     def __init__(self, net) -> None:
         w, layout = net.weights, net.layout
+        self._cache = {}
         self.net, self.w = net, w
         self.width = P = net.program.layout.width
         self._require_structure(w, layout, net.program, P)
@@ -155,7 +158,39 @@ class Certifier:
                 if (u, kind) not in self._prepared:  # float64 also for float32 weights
                     self._prepared[u, kind] = kind.prepare(w.W1[u], w.W2[u], [m for m in mech.mlp if type(m) is kind],
                                                            mech.ln_scale, zero, u)
+        self._checks = [self._check_layer(l, mech) for l, mech in enumerate(net.mechanisms)]
         self.passes = net.target.certified_pass(net)
+
+    def _check_layer(self, l: int, mech: LayerMechanism) -> tuple:
+        """The weights at depth ``l`` against the instructions the network says it runs there (``verify``): the
+        attention's map, and the rows each MLP mechanism reads and writes. Returns the ``AttentionCheck`` and,
+        per mechanism, the rows it reads -> the program rows meant. Refuses (ValueError) an MLP that writes
+        other program rows than its instructions'."""
+        net, w = self.net, self.w
+        u = int(w.order[l])
+        instructions = net.layer_instructions(l + 1)
+        key = (u, tuple(map(id, instructions)))
+        if key not in self._cache:
+            layout, P = net.layout, self.width
+            check = verify.attention_check(w, u, mech.offsets, instructions, net.program.layout, P)
+            mlp = [ins for ins in instructions if ins.phase == MLP]
+            if len(mlp) != len(mech.mlp):
+                raise ValueError(f"layer {l + 1}: {len(mlp)} MLP instructions but {len(mech.mlp)} mechanisms; the "
+                                 "certificate does not apply")
+            writes = set()
+            reads = []
+            for ins, m in zip(mlp, mech.mlp):
+                if tuple(m.out) != tuple(range(*layout.span(ins.writes))):
+                    raise ValueError(f"layer {l + 1}: the MLP of {ins} writes rows {list(m.out)}, not those of "
+                                     f"{ins.writes!r}; the certificate does not apply")
+                writes.update(m.out)
+                reads.append(ins.reads_of(m, net.program.layout))
+            written = {int(r) for r in np.flatnonzero(np.any(w.W2[u][:, :P] != 0, axis=0) | (w.b2[u][:P] != 0))}
+            if written - writes:
+                raise ValueError(f"layer {l + 1}: its MLP writes program rows {sorted(written - writes)} that none of "
+                                 "its instructions writes; the certificate does not apply")
+            self._cache[key] = (check, reads)
+        return self._cache[key]
 
     @staticmethod
     def _require_structure(w, layout, program, P: int) -> None:
@@ -195,6 +230,11 @@ class Certifier:
         T = H.shape[0]
         chosen = np.stack([np.maximum(np.arange(T) - offset, 0) for offset in mech.offsets])
         attention_error = self.passes.attention_error(l, H, parts, mech, chosen)
+        check, reads = self._checks[l]
+        attention_error[:, : self.width] += check.error(H)  # weights that differ from the instructions
+        for mapping in reads:  # what the MLP reads, against the operand entries its instructions mean
+            for row, extra in check.read_errors(H, mapping).items():
+                attention_error[:, row] += extra
         if not mech.mlp:
             return attention_error
         mlp = rounding.mlp(self.w, u, parts)

@@ -14,20 +14,33 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from ..instructions import to_data
 from ..mechanisms.plan import DIV_NEG, DIV_POS, LN1_NEG, LN1_POS, LN_NEG, LN_POS, MEAN_PAD, Context, Forms, LayerPlan
 from . import targets
 
 
 def plan_layers(program, steps, ctx: Context) -> tuple[list[LayerPlan], list[int]]:
-    """The distinct layer plans and the order applying them (one entry per scheduled layer)."""
+    """The distinct layer plans and the order applying them (one entry per scheduled layer).
+
+    Two layers are one stored layer when their instructions are equal as data (every register name, shape and
+    constant, ``Instruction.to_data``) in the same order, after the same dirty rows: then their plans are
+    equal, whatever objects or printed text the instructions have.
+    """
     plans: list[LayerPlan] = []
     known: dict[tuple, int] = {}
     order: list[int] = []
     dirty: frozenset[int] = frozenset()
+    data: dict[int, str] = {}  # id -> the instruction as data, worked out once per object (a block repeats them)
+
+    def as_data(ins) -> str:
+        if id(ins) not in data:
+            data[id(ins)] = repr(to_data(ins))
+        return data[id(ins)]
+
     for step in steps:
         attention = [program.instructions[k] for k in step.attention]
         mlp = [program.instructions[k] for k in step.mlp]
-        key = (tuple(map(id, attention)), tuple(map(id, mlp)), dirty)  # a repeated block reuses its objects
+        key = (tuple(map(as_data, attention)), tuple(map(as_data, mlp)), dirty)
         if key not in known:
             known[key] = len(plans)
             plans.append(plan_layer(attention, mlp, ctx, dirty))

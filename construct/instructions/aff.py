@@ -157,6 +157,14 @@ class Aff(Instruction):
 
     # -- compile rule ---------------------------------------------------------------------------------------------
 
+    @property
+    def fan_in(self) -> int:
+        return sum(1 if W.ndim == 0 else W.shape[1] for _, W, _ in self.terms) + 1
+
+    def magnitude(self) -> "Aff":
+        return Aff(self.out, tuple((reg, np.abs(W), label) for reg, W, label in self.terms),
+                   None if self.bias is None else np.abs(self.bias))
+
     def compose(self, ctx, forms) -> None:
         """Each output row's form: the terms' forms (as the layer's earlier instructions left them) combined with
         the coefficients, plus the bias (all rows read before any is set: ``out`` may be a term)."""

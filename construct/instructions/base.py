@@ -100,6 +100,17 @@ class Instruction:
     def from_data(cls, spec: dict) -> "Instruction":
         raise NotImplementedError
 
+    # -- compile rule (attention kinds) -------------------------------------------------------------------------------
+
+    @property
+    def fan_in(self) -> int:
+        """The most terms one entry it writes sums (a copy: 1), for the rounding of a composition of such maps."""
+        return 1
+
+    def magnitude(self) -> "Instruction":
+        """The same map with every coefficient's magnitude (to bound a float composition's rounding)."""
+        return self
+
     # -- compile rule (MLP kinds) -----------------------------------------------------------------------------------
 
     def mlp_group(self) -> tuple:

@@ -136,6 +136,13 @@ class Div(Instruction):
 
     # -- certificate rules --------------------------------------------------------------------------------------------
 
+    def reads_of(self, mechanism: "DivisionMechanism", layout: Layout) -> dict[int, int]:
+        """The rows the mechanism reads (after attention) -> the program rows whose values this division means:
+        each numerator entry, and the divisor."""
+        reads = dict(zip(mechanism.num, range(*layout.span(self.num))))
+        reads[mechanism.den] = layout.span(self.den)[0]
+        return reads
+
     def propagate(self, H: np.ndarray, E: np.ndarray, layout: Layout, slack=None) -> np.ndarray:
         """``n / |d|``: ``|d(n/|d|)| <= (|dn| + |n| |dd| / |d|) / (|d| - |dd|)``, infinite when ``|dd| >= |d|``."""
         upper, lower = magnitudes(H, slack)

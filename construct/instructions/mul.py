@@ -172,6 +172,20 @@ class Mul(Instruction):
 
     # -- certificate rules --------------------------------------------------------------------------------------------
 
+    def reads_of(self, mechanism: "ProductMechanism", layout: Layout) -> dict[int, int]:
+        """The rows the mechanism's units read (after attention) -> the program rows whose values this product
+        means there: term j of output (i, k) reads ``A[i, j]`` and ``B[j, k]``."""
+        p, q, r = self.shape
+        a, b = list(range(*layout.span(self.a))), list(range(*layout.span(self.b)))
+        reads = {}
+        for index, pairs in enumerate(mechanism.pairs):
+            i, k = divmod(index, r)
+            for j, (ra, rb) in enumerate(pairs):
+                for row, meant in ((ra, a[i * q + j]), (rb, b[j * r + k])):
+                    if reads.setdefault(row, meant) != meant:
+                        raise ValueError(f"{self}: row {row} is read as two different operand entries")
+        return reads
+
     def _blocks(self, X: np.ndarray, layout: Layout, T: int):
         p, q, r = self.shape
         return (X[layout.rows(self.a)].reshape(p, q, T).transpose(2, 0, 1),
@@ -386,13 +400,34 @@ def truncation(s: np.ndarray, P: float) -> np.ndarray:
     return s**8 / (43008 * P**6) * 1.01 + np.abs(tail)
 
 
+LEMMA_SCALES = (1, 2, 4)  # lemma gelu_product_bound: R_P combines the GeLU product at P, 2P and 4P
+
+
+def lemma_weights() -> dict[int, Fraction]:
+    """The Richardson weights of lemma ``gelu_product_bound``, derived here, not read from the compiler's tables:
+    the w_m with ``sum w_m = 1`` (the product ab survives) that cancel the ``(mP)^-2`` and ``(mP)^-4`` terms,
+    ``sum w_m m^-2 = sum w_m m^-4 = 0``: a 3 x 3 Vandermonde system solved in exact rationals."""
+    rows = [[Fraction(1, m**e) for m in LEMMA_SCALES] for e in (0, 2, 4)]
+    rhs = [Fraction(1), Fraction(0), Fraction(0)]
+    for c in range(3):  # Gaussian elimination, exact
+        pivot = next(r for r in range(c, 3) if rows[r][c] != 0)
+        rows[c], rows[pivot], rhs[c], rhs[pivot] = rows[pivot], rows[c], rhs[pivot], rhs[c]
+        for r in range(3):
+            if r != c and rows[r][c] != 0:
+                f = rows[r][c] / rows[c][c]
+                rows[r] = [a - f * b for a, b in zip(rows[r], rows[c])]
+                rhs[r] -= f * rhs[c]
+    return {m: rhs[k] / rows[k][k] for k, m in enumerate(LEMMA_SCALES)}
+
+
 def _intended_units(mechanisms: list[ProductMechanism], ln_scale: float) -> dict:
-    """The lemma's units: their input weights ``((row, exact coefficient), ...)`` -> ``{output row: weight}``."""
-    constants = {m: mpmath.mpf(a) / b * mpmath.sqrt(mpmath.pi / 2) for m, (a, b) in
-                 scales.RICHARDSON_FRACTIONS.items()}
+    """The lemma's units (``lemma_weights`` at the scales P, 2P, 4P): their input weights ``((row, exact
+    coefficient), ...)`` -> ``{output row: weight}``."""
+    constants = {m: mpmath.mpf(w.numerator) / w.denominator * mpmath.sqrt(mpmath.pi / 2)
+                 for m, w in lemma_weights().items()}
     units = defaultdict(lambda: defaultdict(lambda: mpmath.mpf(0)))
     for mech in mechanisms:
-        for multiple, _ in scales.RICHARDSON:
+        for multiple in LEMMA_SCALES:
             s = Fraction(multiple) * Fraction(mech.P)
             wa, wb = Fraction(ln_scale) / (Fraction(mech.S_a) * s), Fraction(ln_scale) / (Fraction(mech.S_b) * s)
             weight = constants[multiple] * mpmath.mpf(multiple * mech.P) ** 2 * mpmath.mpf(mech.S_a) \
