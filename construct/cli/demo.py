@@ -37,7 +37,7 @@ def size_text(net: CompiledNetwork) -> str:
     text = (f"{s['layers']} layers, residual width {s['residual_width']} ({s['data_rows']} data rows), "
             f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
     if "paper" in s:
-        return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
+        return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['rows']} rows counted from row 0 (y and x in)"
     algorithm = net.program.algorithm
     if algorithm is not None and algorithm.paper_order:
         return text + f"; paper: {algorithm.paper_order}"
@@ -104,7 +104,8 @@ def cost(d: int, n: int, picture: bool) -> budget.Cost:
 
 def render(result: dict) -> str:
     sgd_step, sm_step = result["chains"]
-    lines = ["Theorem 1 (one SGD step), d = 2, in the paper's notation (rows [start, stop)):",
+    lines = ["Theorem 1 (one SGD step), d = 2, in the paper's notation over our layout (rows [start, stop) of "
+             "our layout; the paper's own rows: docs/CONSTRUCTION.md section 6):",
              sgd_step["listing_paper"], "", "... and on named registers:", sgd_step["listing"], "",
              "Compiled, one transformer layer per instruction (d = 2), and fused (independent instructions "
              "share a layer):"]
