@@ -104,10 +104,11 @@ def measure(net, task) -> dict:
                 x = [mpmath.mpf(float(v)) for v in column]
                 mean = mpmath.fsum(x) / len(x)
                 sigma = mpmath.sqrt(mpmath.fsum((v - mean) ** 2 for v in x) / len(x) + mpmath.mpf(w.ln_eps))
-                normed = {r: mpmath.mpf(float(w.ln_gain[s, r])) * (x[r] - mean) / sigma + mpmath.mpf(float(w.ln_bias[s, r]))
-                          for r in rows}
+                normed = {r: mpmath.mpf(float(w.ln_gain[s, r])) * (x[r] - mean) / sigma
+                          + mpmath.mpf(float(w.ln_bias[s, r])) for r in rows}
                 for u, scale in units.items():
-                    pre = mpmath.fsum(normed[r] * mpmath.mpf(float(W1[r, u])) for r in reads[u]) + mpmath.mpf(float(b1[u]))
+                    pre = (mpmath.fsum(normed[r] * mpmath.mpf(float(W1[r, u])) for r in reads[u])
+                           + mpmath.mpf(float(b1[u])))
                     kappa = float(abs(mpmath.mpf(float(parts.hidden[t, u])) - _gelu(pre)) / (eps * scale))
                     if kappa > worst["kappa"]:
                         worst = {"kappa": kappa, "layer": layer, "unit": u, "token": t}
@@ -121,8 +122,8 @@ def run(cases=CASES) -> dict:
         net = network(name, d, n)
         for k, task in enumerate(gaussian_tasks(d, n, TASKS, 1)):
             worst = measure(net, task)
-            found.append({"case": [name, d, n], "task": k, **worst,
-                          "instruction": None if worst["layer"] is None else net.layers[worst["layer"] - 1].instruction})
+            where = None if worst["layer"] is None else net.layers[worst["layer"] - 1].instruction
+            found.append({"case": [name, d, n], "task": k, **worst, "instruction": where})
     top = max(found, key=lambda r: r["kappa"])
     return {"command": "python -m proofs.kappa --out proofs/kappa.json", "KAPPA": scales.KAPPA,
             "measured": top["kappa"], "worst": top, "cases": [list(c) for c in cases], "runs": found,

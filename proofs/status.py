@@ -4,7 +4,8 @@ A proof's statement holds under its hypotheses (``Proof.hypotheses``). This
 table says what kind of claim that is, so that nothing is called "proved"
 beyond what a proof checks; ``python -m proofs`` prints it beside each proof,
 a test requires an entry for every registered proof, and another that no
-document calls a claim proved for all values that this table labels otherwise. Claims no proof covers (the rounding of a run) are *measured*; the
+document calls a claim proved for all values that this table labels
+otherwise. Claims no proof covers (the rounding of a run) are *measured*; the
 walkthrough lists them with the tests that measure them.
 """
 

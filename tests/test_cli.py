@@ -58,7 +58,8 @@ def test_python_m_construct_runs_the_demo():
     done = subprocess.run([sys.executable, "-m", "construct"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
-    assert "sgd_step: 9 layers" in done.stdout and "paper: 9 layers, 11 rows counted from row 0 (y and x in)" in done.stdout
+    assert "sgd_step: 9 layers" in done.stdout
+    assert "paper: 9 layers, 11 rows counted from row 0 (y and x in)" in done.stdout
     assert "sgd_step: 9 layers" in done.stdout and "fused: 2 layers" in done.stdout
     assert "ridge (Sherman-Morrison), lam = 0.1: 25 layers" in done.stdout and "(fused; 77 layers unfused)" in done.stdout
     assert "paper: O(n) layers, O(d^2) width" in done.stdout

@@ -37,7 +37,8 @@ def size_text(net: CompiledNetwork) -> str:
     text = (f"{s['layers']} layers, residual width {s['residual_width']} ({s['data_rows']} data rows), "
             f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
     if "paper" in s:
-        return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['rows']} rows counted from row 0 (y and x in)"
+        return text + (f"; paper: {s['paper']['layers']} layers, {s['paper']['rows']} rows counted from row 0 "
+                       "(y and x in)")
     algorithm = net.program.algorithm
     if algorithm is not None and algorithm.paper_order:
         return text + f"; paper: {algorithm.paper_order}"
