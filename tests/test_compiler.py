@@ -136,10 +136,10 @@ def test_sizes_beside_the_paper():
     """Unfused, one layer per instruction: the paper's chains have the paper's depth."""
     program = programs.sgd_step(4, 0.1, 0.1, np.ones(4))
     sgd = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 1, 8)), fuse=False).size()
-    assert sgd["layers"] == 9 and sgd["paper"] == {"layers": 9, "data_rows": 19} and sgd["data_rows"] == 19
+    assert sgd["layers"] == 9 and sgd["paper"] == {"layers": 9, "rows": 19} and sgd["data_rows"] == 19
     program = programs.sherman_morrison_step(4, 1.0)
     sm = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 1, 8)), fuse=False).size()
-    assert sm["layers"] == 14 and sm["paper"] == {"layers": 14, "data_rows": 3 + 20 + 48}
+    assert sm["layers"] == 14 and sm["paper"] == {"layers": 14, "rows": 3 + 20 + 48}
     ridge = build(programs.ridge(3, 4, 1.0))
     info = ridge.size()
     w = ridge.weights

@@ -33,7 +33,7 @@ def small(label: str, text: str) -> float:
 
 def check_01(out, _):
     assert numbers_after("w1 from the machine:", out) == numbers_after("w1 from the formula:", out)
-    assert "9 layers, 11 data rows (paper: 9 layers, 11 data rows)" in out
+    assert "9 layers, 11 data rows (paper: 9 layers, 11 rows from row 0, y and x included)" in out
     assert "fused (independent instructions share a layer): 2 layers" in out
     assert small("|transformer - closed form| =", out) < 1e-9
 
@@ -42,7 +42,7 @@ def check_02(out, _):
     machine, inverse = re.findall(r"\[\[([^\]]*)\]\s*\[([^\]]*)\]\]", out)
     assert [float(v) for part in machine for v in part.split()] == pytest.approx(
         [float(v) for part in inverse for v in part.split()], rel=1e-8)
-    assert "14 layers, 25 data rows (paper: 14 layers, 25 data rows)" in out
+    assert "14 layers, 25 data rows (paper: 14 layers, 25 rows from row 0, y and x included)" in out
     assert small("|transformer - closed form| =", out) < 1e-9
     assert "layer 9: div  corr <- uvT / |den1|" in out
 
