@@ -15,7 +15,7 @@ import construct
 from construct import programs
 from construct.transformer import weights as network
 from construct.export import WeightsFileError, load, save
-from construct.export.npz import EQUATIONS, MANIFEST
+from construct.export.spec import EQUATIONS, MANIFEST
 from construct.tasks import gaussian_tasks
 
 
@@ -208,6 +208,24 @@ def test_every_single_bit_flip_loads_the_same_network_or_is_refused(saved, small
     assert refused > len(positions) // 2
 
 
+@pytest.mark.parametrize("error", [TypeError, KeyError, IndexError, RuntimeError, OverflowError, MemoryError,
+                                   RecursionError])
+@pytest.mark.parametrize("where", ["archive", "member", "npy header"])
+def test_an_error_of_the_library_is_not_reported_as_a_damaged_file(saved, monkeypatch, where, error):
+    """A damaged archive is a WeightsFileError; any other error raised while a sound file is read (here injected
+    where zipfile opens the archive and reads a member, and where numpy parses a header) is a bug of the library or
+    its dependencies, and surfaces as itself, not as the user's bad file."""
+    owner, name = {"archive": (zipfile.ZipFile, "_RealGetContents"), "member": (zipfile.ZipExtFile, "read"),
+                   "npy header": (np.lib.format, "read_array_header_1_0")}[where]
+
+    def fails(*args, **kwargs):
+        raise error("injected")
+
+    monkeypatch.setattr(owner, name, fails)
+    with pytest.raises(error, match="injected"):
+        load(saved)
+
+
 def test_files_that_are_not_weights_are_refused(tmp_path):
     junk = tmp_path / "junk.npz"
     junk.write_bytes(b"this is not a zip archive at all" * 10)
@@ -318,7 +336,7 @@ def test_malformed_manifest_text(saved, text, match):
 
 
 def test_a_manifest_above_its_size_cap(saved):
-    from construct.export.npz import MAX_MANIFEST_BYTES
+    from construct.export.spec import MAX_MANIFEST_BYTES
 
     _, arrays = _members(saved)
     _write(saved, " " * (MAX_MANIFEST_BYTES + 1), arrays)
