@@ -109,6 +109,31 @@ def test_the_manifest_states_the_layer_as_network_py_does(small, tmp_path):
         assert np.array_equal(npz["W1"], small.weights.W1)
 
 
+def test_a_norm_bound_on_the_inputs_is_kept(tmp_path):
+    """A domain declared with x_norm refuses inputs of a larger norm; the loaded network does too (files written
+    before x_norm was recorded lost it: their loaded networks accepted such inputs until a register overflowed)."""
+    net = construct.compile(programs.ridge(2, 3, 0.5), x_max=1.0, y_max=3.0, x_norm=1.0)
+    path = save(net, tmp_path / "ridge.npz")
+    with zipfile.ZipFile(path) as z:
+        assert json.loads(z.read(MANIFEST))["bounds"]["x_norm"] == 1.0
+    got = load(path)
+    assert got.bounds == net.bounds and got.bounds.x_norm == 1.0
+    X, y, x_query = np.full((3, 2), 0.6), np.ones(3), np.zeros(2)  # every entry in the box, each |x| = 0.85
+    assert np.array_equal(got.predict(X, y, x_query), net.predict(X, y, x_query))
+    X[1] = 0.9  # |x| = 1.27
+    for network_ in (net, got):
+        with pytest.raises(construct.DomainError, match=r"\|X\[1\]\| = 1.27279 is outside the declared input bound "
+                                                        r"\|x\| <= 1 "):
+            network_.predict(X, y, x_query)
+    manifest, arrays = _members(path)
+    for value, match in (("1.0", r"bounds.x_norm is '1.0', not a number"), (True, "bounds.x_norm is True"),
+                         (-1.0, "x_norm must be a positive number")):
+        manifest["bounds"]["x_norm"] = value
+        _write(path, manifest, arrays)
+        with pytest.raises(WeightsFileError, match=match):
+            load(path)
+
+
 def test_symbolic_programs_are_refused(small, tmp_path):
     symbolic = programs.sgd(3, 4, sympy.Symbol("alpha"), 0.1)
     with pytest.raises(ValueError, match="symbolic"):

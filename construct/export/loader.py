@@ -294,7 +294,10 @@ def rebuild_inputs(path: Path, stated: dict, dtype: str, sizes: dict, arrays: st
         values, floors = _field(stated, "bounds", "values"), _field(stated, "bounds", "floors")
         if not (isinstance(values, dict) and isinstance(floors, dict)):
             raise ValueError("bounds.values and bounds.floors must be objects")
-        bounds = Bounds(values, floors)
+        x_norm = stated["bounds"].get("x_norm")  # absent: the domain bounds no norm
+        if x_norm is not None and not _is_number(x_norm):
+            raise ValueError(f"bounds.x_norm is {x_norm!r}, not a number")
+        bounds = Bounds(values, floors, x_norm=x_norm)
         bounds.require(program)
         extra = sorted(set(values) - set(program.layout.names))
         if extra:

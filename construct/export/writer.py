@@ -122,8 +122,12 @@ def layer_instructions(net: CompiledNetwork) -> list[list[list[int]]]:
 
 
 def bounds_entry(bounds: Bounds) -> dict:
-    """The manifest's ``bounds``: a bound per register, a floor per divisor."""
-    return {"values": dict(bounds.values), "floors": dict(bounds.floors)}
+    """The manifest's ``bounds``: a bound per register, a floor per divisor, and ``x_norm`` if the domain has one
+    (absent otherwise, as in the files written before it was recorded)."""
+    entry = {"values": dict(bounds.values), "floors": dict(bounds.floors)}
+    if bounds.x_norm is not None:
+        entry["x_norm"] = bounds.x_norm
+    return entry
 
 
 def program_entry(program: Program) -> dict:
