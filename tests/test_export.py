@@ -134,6 +134,29 @@ def test_a_norm_bound_on_the_inputs_is_kept(tmp_path):
             load(path)
 
 
+def test_a_file_with_the_earlier_wording_of_the_array_meanings_loads(saved, small):
+    """Version-2 files written before the meanings named stored layers S and depths L (they said L and depth):
+    the wording describes the arrays, it is not the network, so such a file is the same network."""
+    earlier = {"embed": "(d+1, D): token slots [y, x_1..x_d] -> residual rows",
+               "positions": "(T, D): added to token t", "readout": "(D,): prediction = final state @ readout",
+               "Wq": "(L, m, D, dh)", "Wk": "(L, m, D, dh)", "Wv": "(L, m, D, dh)", "Wo": "(L, m*dh, D)",
+               "bo": "(L, D)", "ln_gain": "(L, D)", "ln_bias": "(L, D)", "W1": "(L, D, U)", "b1": "(L, U)",
+               "W2": "(L, U, D)", "b2": "(L, D)",
+               "order": "(depth,) int64: the stored layer (0..L-1) applied at each depth; a tied layer appears "
+                        "several times"}
+    manifest, arrays = _members(saved)
+    assert manifest["arrays"]["Wq"]["meaning"] == "(S, m, D, dh)"
+    for name, entry in manifest["arrays"].items():
+        entry["meaning"] = earlier[name]
+    _write(saved, manifest, arrays)
+    assert np.array_equal(load(saved).weights.W1, small.weights.W1)
+    manifest["arrays"]["W1"]["meaning"] = "(S, D, U)"  # one in each wording is neither
+    _write(saved, manifest, arrays)
+    with pytest.raises(WeightsFileError, match=r"arrays.Wq.meaning is '\(L, m, D, dh\)'; the network .* has "
+                                              r"'\(S, m, D, dh\)'"):
+        load(saved)
+
+
 def test_symbolic_programs_are_refused(small, tmp_path):
     symbolic = programs.sgd(3, 4, sympy.Symbol("alpha"), 0.1)
     with pytest.raises(ValueError, match="symbolic"):

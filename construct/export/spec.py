@@ -32,13 +32,20 @@ EQUATIONS = (
     "LN: mean and (biased) variance over the D entries of one token; layer norm only before the MLP",
 )
 
-# Every array, in the order the writer stores them, with its shape and role.
+# Every array, in the order the writer stores them, with its shape (S stored layers, L applied depths) and role.
 ARRAY_MEANINGS = {
     "embed": "(d+1, D): token slots [y, x_1..x_d] -> residual rows",
     "positions": "(T, D): added to token t",
     "readout": "(D,): prediction = final state @ readout",
-    "Wq": "(L, m, D, dh)", "Wk": "(L, m, D, dh)", "Wv": "(L, m, D, dh)", "Wo": "(L, m*dh, D)", "bo": "(L, D)",
-    "ln_gain": "(L, D)", "ln_bias": "(L, D)", "W1": "(L, D, U)", "b1": "(L, U)", "W2": "(L, U, D)", "b2": "(L, D)",
+    "Wq": "(S, m, D, dh)", "Wk": "(S, m, D, dh)", "Wv": "(S, m, D, dh)", "Wo": "(S, m*dh, D)", "bo": "(S, D)",
+    "ln_gain": "(S, D)", "ln_bias": "(S, D)", "W1": "(S, D, U)", "b1": "(S, U)", "W2": "(S, U, D)", "b2": "(S, D)",
+    "order": "(L,) int64: the stored layer (0..S-1) applied at each of the L depths; a tied layer appears several "
+             "times",
+}
+# The same meanings as version-2 files written before they were given in the specification's letters (stored
+# layers were called L, depths "depth"): such files load, since the wording describes, and is not, the network.
+EARLIER_MEANINGS = {
+    **{name: meaning.replace("(S,", "(L,") for name, meaning in ARRAY_MEANINGS.items()},
     "order": "(depth,) int64: the stored layer (0..L-1) applied at each depth; a tied layer appears several times",
 }
 
