@@ -14,14 +14,18 @@
   (n_embd, d+1) and ``read_in.bias`` (zeros) take a token ``[y, x]`` to the
   residual stream; ``read_out.weight`` (1, n_embd) and ``read_out.bias``
   take the last hidden state (after ``ln_f``) to the prediction;
-* ``icl_construct.json`` (format version 2): what a reader needs besides
+* ``icl_construct.json`` (format version 3): what a reader needs besides
   (the prompt encoding, the columns predictions are read at, the residual
-  rows' labels), and what the network is rebuilt from: ``compiler``
-  (revision, fused), ``program`` (as the npz manifest states it: a
+  rows' labels, each layer's instructions, by which it checks the divisors'
+  floors), and what the network is rebuilt from: ``compiler`` (revision,
+  fused), ``program`` (as the npz manifest states it: a
   ``construct.programs`` name and params, or a custom program's
-  instructions), ``bounds`` (values and floors), ``constants``, ``dtype``;
-  and ``written_by`` (the versions that wrote it). Version 1 also had a
-  free-text ``domain.source``, which nothing could check; it is gone.
+  instructions), ``bounds`` (values, floors, and ``x_norm`` if the domain
+  has one), ``constants``, ``dtype``; and ``written_by`` (the versions that
+  wrote it). Version 2 lacked ``layers`` (and ``x_norm``); such a directory
+  is verified all the same, against what version 2 wrote. Version 1 also
+  had a free-text ``domain.source``, which nothing could check; it is gone.
+  ``docs/EXPORT.md`` specifies the four files for a reader of its own.
 
 ``save_pretrained`` refuses, as ``construct.save`` does, a network whose
 files would not rebuild: GPT-2 weights that are not the conversion of its
@@ -49,7 +53,7 @@ requires
   of its dtype and shape and equal bit for bit, metadata ``{"format": "pt"}``;
 * ``read_in_out.safetensors``: the same with ``read_in_out(rebuilt)``;
 * ``icl_construct.json``: equal to ``_manifest(rebuilt)`` field for field,
-  but ``written_by``'s version strings;
+  but ``written_by``'s version strings (for version 2: without ``layers``);
 
 else a ``WeightsFileError`` (``construct.WeightsFileError``) naming the
 file and the field or tensor. So an edited ``n_head`` or
@@ -95,7 +99,9 @@ from ..export.loader import WeightsFileError
 from ..raw.prompt import check_task, tokens, x_columns
 
 FORMAT = "icl-construct gpt2 checkpoint"
-VERSION = 2  # 2: the manifest states what the network is rebuilt from (compiler, program as data, bounds)
+# 2: the manifest states what the network is rebuilt from (compiler, program as data, bounds); 3: and each layer's
+# instructions, which a reader needs to check the divisors' floors, and the domain's x_norm
+VERSION, EARLIER_VERSION = 3, 2
 FILES = ("config.json", "model.safetensors", "read_in_out.safetensors", "icl_construct.json")
 CONFIG, WEIGHTS, READ_IN_OUT, MANIFEST = FILES
 MAX_JSON_BYTES = spec.MAX_MANIFEST_BYTES  # config.json, icl_construct.json, and each safetensors header
@@ -161,7 +167,9 @@ def _manifest(net) -> dict:
         "rows": list(net.layout.labels),
         "compiler": writer.compiler_entry(net),
         "program": writer.program_entry(program),
-        "bounds": {"values": dict(net.bounds.values), "floors": dict(net.bounds.floors)},
+        "layers": [{"index": k, "instructions": instructions}
+                   for k, instructions in enumerate(writer.layer_instructions(net), 1)],
+        "bounds": writer.bounds_entry(net.bounds),
         "constants": net.constants,
         "written_by": {"icl-construct": _version(), "transformers": transformers.__version__,
                        "safetensors": safetensors.__version__},
@@ -308,6 +316,9 @@ def _verified(directory: Path, max_bytes) -> tuple[CompiledNetwork, dict]:
     for name, want in ((WEIGHTS, state_dict(net)), (READ_IN_OUT, read_in_out(net))):
         _require_tensors(path[name], headers[name], want, by)
     want = json.loads(json.dumps(_manifest(net), allow_nan=False))
+    if _is_int(stated["version"], EARLIER_VERSION):  # what version 2 wrote: no layers (the rebuild has them)
+        want["version"] = EARLIER_VERSION
+        del want["layers"]
     written_by = stated.get("written_by")
     if isinstance(written_by, dict):  # which versions wrote the files is not a property of the network: any string
         want["written_by"] = {k: written_by[k] if isinstance(written_by.get(k), str) else v
@@ -344,8 +355,9 @@ def _read_manifest(path: Path) -> dict:
             f"{path}: format version 1, written before from_pretrained verified its files; its manifest lacks what "
             "the network is rebuilt from. Write it again: construct.hf.save_pretrained(construct.compile(program, "
             "bounds, architecture='gpt2'), directory), or icl-construct export --format hf")
-    if not _is_int(version, VERSION):
-        raise WeightsFileError(f"{path}: format version {version!r} is not {VERSION}, the one this library reads")
+    if not (_is_int(version, EARLIER_VERSION) or _is_int(version, VERSION)):
+        raise WeightsFileError(f"{path}: format version {version!r} is not {EARLIER_VERSION} or {VERSION}, the ones "
+                               "this library reads")
     compiler = stated.get("compiler")
     revision = compiler.get("revision") if isinstance(compiler, dict) else None
     if not _is_int(revision, REVISION):
