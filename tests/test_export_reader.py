@@ -24,6 +24,10 @@ import numpy as np
 import pytest
 from scipy.special import erf
 
+import construct  # the library writes the files and answers; the reader below uses none of it
+from construct import programs
+from construct.raw.prompt import input_registers
+
 # -- the reader (docs/EXPORT.md) ---------------------------------------------------------------------------------
 
 
@@ -183,10 +187,6 @@ READER = (Refused, read_npz, read_hf, prompt, causal_softmax, layer_norm, gelu, 
 
 
 # -- the library's side ---------------------------------------------------------------------------------------------
-
-import construct  # noqa: E402
-from construct import programs  # noqa: E402
-from construct.raw.prompt import input_registers  # noqa: E402
 
 
 def refusal(err: Exception) -> str:

@@ -162,7 +162,7 @@ def test_the_hugging_face_tables_are_the_files():
     assert {k: v for k, v in documented.items() if not k.startswith("read_")} == state
     assert {k: v for k, v in documented.items() if k.startswith("read_")} == \
         {k: v.shape for k, v in hf.read_in_out(gpt2).items()}
-    for field, value in hf.config_dict(gpt2).items():
+    for field in hf.config_dict(gpt2):
         if field not in ("resid_pdrop", "embd_pdrop", "attn_pdrop", "bos_token_id", "eos_token_id"):
             assert f"`{field}`" in TEXT, field
     stated = hf._manifest(gpt2)
