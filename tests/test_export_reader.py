@@ -210,9 +210,9 @@ def custom_divider(d: int = 1, n: int = 3) -> construct.Program:
 
 
 def divider_bounds(program) -> construct.Bounds:
-    """|x| <= 4, |y| <= 10; |big| <= 5 refuses 2.5 < |x| <= 4, the floor 2.5 of den refuses -2.5 < x < -0.5."""
-    return construct.Bounds({"y_in": 10.0, "x_in": 4.0, "pos": 2.0 * program.n, "den": 7.0, "big": 5.0,
-                             "pred": 10.0}, {"den": 2.5})
+    """|x| <= 4, |y| <= 1.5; |big| <= 5 refuses 2.5 < |x| <= 4, the floor 1.5 of den refuses -2.5 <= x < -1.5."""
+    return construct.Bounds({"y_in": 1.5, "x_in": 4.0, "pos": 2.0 * program.n, "den": 7.0, "big": 5.0,
+                             "pred": 10.0}, {"den": 1.5})
 
 
 def tasks(d, n, count, scale, seed, y_scale=1.0, prefixes=True):
@@ -258,11 +258,11 @@ CASES = {  # name: (form, the network, its tasks, the checks that must refuse so
     "float32 ridge, npz": ("npz", lambda: construct.compile(programs.ridge(2, 2, 1.0), x_max=1.0, y_max=3.0,
                                                             dtype=np.float32),
                            lambda: tasks(2, 2, 16, 0.6, seed=4), {"input"}, None),
-    "custom divider, npz": ("npz", divider, lambda: tasks(1, 3, 40, 2.5, seed=5, y_scale=0.25),
+    "custom divider, npz": ("npz", divider, lambda: tasks(1, 3, 40, 1.5, seed=5, y_scale=0.25),
                             {"input", "register", "floor"}, 1e-10),
     "fused ridge, hf": ("hf", lambda: fused_ridge("gpt2"), lambda: tasks(2, 3, 16, 0.9, seed=6), {"input", "norm"},
                         1e-10),
-    "custom divider, hf": ("hf", lambda: divider("gpt2"), lambda: tasks(1, 3, 24, 2.5, seed=7, y_scale=0.25),
+    "custom divider, hf": ("hf", lambda: divider("gpt2"), lambda: tasks(1, 3, 32, 1.5, seed=7, y_scale=0.25),
                            {"input", "register", "floor"}, 1e-10),
 }
 
