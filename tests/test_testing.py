@@ -120,7 +120,9 @@ def test_a_custom_program_is_checked_against_its_closed_form_allowed_the_stated_
                                               r"form's stated rounding 0"):
         check_program(program, closed=last_label_closed, closed_rounding=0.0, settings=UNSHRUNK)
     stated = lambda X, y, x_query: np.full(len(y) + 1, 1.0)  # noqa: E731
-    assert check_program(program, closed=last_label_closed, closed_rounding=stated, settings=FEW).answers == 24
+    as_tuples = regression_tasks(2, 3).map(lambda task: task.data)  # a strategy of (X, y, x_query) will do too
+    assert check_program(program, as_tuples, closed=last_label_closed, closed_rounding=stated,
+                         settings=FEW).answers == 24
 
 
 def test_a_custom_program_needs_a_closed_form_and_its_rounding():
@@ -165,6 +167,8 @@ def test_the_kit_refuses_tasks_of_another_size_and_conflicting_domains():
                       bounds=construct.Bounds.calibrate(program, [(np.ones((3, 2)), np.ones(3), np.ones(2))]))
     with pytest.raises(ValueError, match="give the network's domain as bounds or as a box, not both"):
         check_program(program, bounds=construct.Bounds({}, {}), box=(1.0, 1.0))
+    with pytest.raises(ValueError, match=r"calibration must be an integer in \[1, "):
+        check_program(program, calibration=0)
 
 
 # -- the strategies ----------------------------------------------------------------------------------------------

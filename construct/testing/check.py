@@ -43,7 +43,7 @@ from hypothesis.strategies import SearchStrategy
 from .. import exact
 from ..compiler import Bounds, DomainError, compile
 from ..raw.program import Program
-from ..raw.prompt import finite_float, shown
+from ..raw.prompt import check_count, finite_float, shown
 from .strategies import Task, regression_tasks
 
 MACHINE_RTOL = 1e-9
@@ -295,6 +295,7 @@ def check_program(program: Program, tasks: SearchStrategy | None = None, *, clos
         raise ValueError(f"rtol must be a finite number >= 0, got {shown(rtol)}")
     if bounds is not None and box is not None:
         raise ValueError("give the network's domain as bounds or as a box, not both")
+    calibration = check_count(calibration, "calibration")
     strategy = regression_tasks(program.d, program.n) if tasks is None else tasks
     if not isinstance(strategy, SearchStrategy):
         raise TypeError(f"tasks must be a hypothesis strategy, got {type(strategy).__name__}")
