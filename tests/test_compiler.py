@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from catalogue import CASES
 from construct import programs, reference
 from construct.compiler import Bounds, DomainError
 from construct.compiler import compile
 from construct.tasks import gaussian_tasks
-from support import assert_agree, compiled_tasks
+from construct.testing import EDGE_CASES, assert_agree, compiled_tasks
 
 
 def build(program, seed=0, extra=(), fuse=True):
@@ -51,7 +50,7 @@ def test_every_layer_is_its_instruction(t):
 
 @pytest.mark.parametrize("name", ["sgd_step", "sherman_morrison_step"])
 def test_chain_layers(name):
-    t = CASES["n=1"]
+    t = EDGE_CASES["n=1"]
     program = programs.sgd_step(t.d, 0.05, 0.3, t.w0) if name == "sgd_step" else programs.sherman_morrison_step(t.d, 0.3)
     check_layers(build(program), t.data)
 
@@ -80,10 +79,10 @@ def test_compiled_chains_match_the_closed_forms(t):
                  "sherman_morrison_step")
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", EDGE_CASES)
 def test_catalogue(name):
     """Edge cases; each network's domain is calibrated to include the case's own task."""
-    t = CASES[name]
+    t = EDGE_CASES[name]
     for program, expected in sgd_and_ridge(t):
         net = build(program, extra=[t.data])
         assert_agree(net.predict(*t.data, tolerance=None), expected, E2E, f"{name}: {program.name}")
