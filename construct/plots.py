@@ -1,9 +1,12 @@
 """Pictures of the compiled networks, written as PNG (matplotlib: ``pip install 'icl-construct[plots]'``).
 
 * ``weights_heatmap(net, layer, path)``: one layer's weights on the residual
-  rows, labelled by register. Each head is drawn as the map it applies,
-  ``Wv_h Wo_h`` (entry [written row, read row]); the MLP as ``W1`` and
-  ``W2^T`` (residual row x unit); the biases ``bo`` and ``b2`` as a strip.
+  rows, labelled by register. Each head is drawn as the map it applies to a
+  column of the D x T state, ``(Wv_h Wo_h)^T`` (entry [written row, read
+  row]; the forward pass stores the state as T x D and multiplies by
+  ``Wv_h Wo_h`` on the right); the MLP as ``W1`` and ``W2^T`` (residual row x
+  unit); the biases ``bo`` and ``b2`` as a strip. Residual rows run down the
+  vertical axis of every panel, as in the notebook and docs/CONSTRUCTION.md.
 * ``residual_stream(trace, path)``: the hidden state after the embedding and
   after every layer, one panel per token, rows labelled by register.
 * ``error_vs_examples(path, d, n)``: the squared error of the prediction of
@@ -127,6 +130,14 @@ def _cell_size(rows: int) -> float:
     return 0.12 if rows <= ROW_LABELS_UP_TO else 10.0 / rows
 
 
+def head_map(net: CompiledNetwork, layer: int, head: int) -> np.ndarray:
+    """Head ``head``'s value map in layer ``layer`` (1-based, as in ``net.layers``) on a column of the D x T state:
+    ``(Wv Wo)^T``, entry [written row, read row] (the forward pass right-multiplies its T x D state by ``Wv Wo``)."""
+    w = net.weights
+    s, dh = int(w.order[layer - 1]), w.head_size  # the stored layer: repeated layers are stored once
+    return (w.Wv[s, head] @ w.Wo[s, head * dh:(head + 1) * dh]).T
+
+
 def weights_heatmap(net: CompiledNetwork, layer: int, path) -> Path:
     """Layer ``layer`` (1-based, as in ``net.layers``) of ``net`` as heatmaps, written to ``path`` (PNG).
 
@@ -137,17 +148,17 @@ def weights_heatmap(net: CompiledNetwork, layer: int, path) -> Path:
     if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)) or not 1 <= layer <= net.weights.depth:
         raise ValueError(f"layer must be an integer in 1..{net.weights.depth}, got {layer!r}")
     w, l, layout = net.weights, int(layer) - 1, net.layout
-    dh, D, U = w.head_size, layout.width, w.mlp_width
+    s = int(w.order[l])  # the stored layer it runs
+    D, U = layout.width, w.mlp_width
     offset = net.mechanisms[l].offsets[0]  # the source head's (``compiler.plans.offsets``)
     source = f"reads column i-{offset}" if offset else "idle here"
     panels = [  # (data [residual row, x], title, group, x axis)
-        ((w.Wv[l, 0] @ w.Wo[l, :dh]).T, f"head 0 (source, {source}):\nWv Wo [written row, read row]", 0, "rows"),
-        ((w.Wv[l, 1] @ w.Wo[l, dh:2 * dh]).T, "head 1 (self, reads column i):\nWv Wo [written row, read row]", 0,
-         "rows"),
-        (w.bo[l][:, None], "bo", 0, None),
-        (w.W1[l], "MLP in: W1\n[residual row, unit]", 1, "units"),
-        (w.W2[l].T, "MLP out: W2^T\n[residual row, unit]", 1, "units"),
-        (w.b2[l][:, None], "b2", 1, None),
+        (head_map(net, layer, 0), f"head 0 (source, {source}):\n(Wv Wo)^T [written row, read row]", 0, "rows"),
+        (head_map(net, layer, 1), "head 1 (self, reads column i):\n(Wv Wo)^T [written row, read row]", 0, "rows"),
+        (w.bo[s][:, None], "bo", 0, None),
+        (w.W1[s], "MLP in: W1\n[residual row, unit]", 1, "units"),
+        (w.W2[s].T, "MLP out: W2^T\n[residual row, unit]", 1, "units"),
+        (w.b2[s][:, None], "b2", 1, None),
     ]
     cell = _cell_size(D)
     fig = figure(min(max(9.0, cell * (2 * D + 2 * U) + 5.0), 24.0), cell * D + 3.2)

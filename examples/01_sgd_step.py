@@ -19,7 +19,7 @@ alpha, lam, w0 = 0.1, 0.01, np.array([0.5, -0.5])
 step = programs.sgd_step(d=2, alpha=alpha, lam=lam, w0=w0)
 print("Theorem 1 on named registers:")
 print(step.listing())
-print("\nthe same in the paper's notation (rows [start, stop) of the hidden state):")
+print("\nthe same in the paper's notation over our layout (rows [start, stop) of our hidden state):")
 print(step.listing("paper"))
 
 # 2. A task: one example (x1, y1) and a query x2. The prompt is three tokens,
@@ -46,7 +46,7 @@ bounds = construct.Bounds.calibrate(step, gaussian_tasks(2, 1, 64, seed=0))
 net = construct.compile(step, bounds, fuse=False)
 size = net.size()
 print(f"\ntransformer: {size['layers']} layers, {size['data_rows']} data rows "
-      f"(paper: {size['paper']['layers']} layers, {size['paper']['data_rows']} data rows), "
+      f"(paper: {size['paper']['layers']} layers, {size['paper']['rows']} rows from row 0, y and x included), "
       f"residual width {size['residual_width']}, {size['parameters']:,} parameters")
 print(f"fused (independent instructions share a layer): {construct.compile(step, bounds).size()['layers']} layers")
 

@@ -43,7 +43,7 @@ print(f"\nprediction at x2: machine {machine:.12f}, closed form (numpy.linalg.so
 net = construct.compile(chain, construct.Bounds.calibrate(chain, gaussian_tasks(2, 1, 64, seed=0)), fuse=False)
 size = net.size()
 print(f"\ntransformer: {size['layers']} layers, {size['data_rows']} data rows "
-      f"(paper: {size['paper']['layers']} layers, {size['paper']['data_rows']} data rows)")
+      f"(paper: {size['paper']['layers']} layers, {size['paper']['rows']} rows from row 0, y and x included)")
 transformer = net.predict(X, y, x2)[-1]
 print(f"prediction at x2: transformer {transformer:.12f}, |transformer - closed form| = "
       f"{abs(transformer - closed):.1e}")

@@ -14,8 +14,10 @@ import numpy as np
 import sympy as sp
 
 from construct import programs
+from construct.raw.prompt import POS, X_IN, Y_IN
 
-from .algebra import matrices, noncommutative_zero
+from .algebra import matrices, noncommutative_zero, transpose
+from .lifted import Lifted, same_program
 from .registry import proof, require, zero
 
 alpha = sp.Symbol("alpha", real=True)
@@ -50,24 +52,67 @@ def ridge_weights(xs, ys, d):
     return A.inv() * rhs
 
 
+# the chains on registers of any size (lifted.py): the prompt x~_1, y~_1, x~_2 with vectors x1, q of any size d
+x1, x1T, q, qT, w0, w0T = matrices("x1 x1T q qT w0 w0T")
+y1 = sp.Symbol("y1", real=True)
+PROMPT = [{Y_IN: 0, X_IN: x1, POS: 0}, {Y_IN: y1, X_IN: 0, POS: 1}, {Y_IN: 0, X_IN: q, POS: 2}]
+LIFTED_AT = (2, 3, 4)
+
+
+def lifted_chain(build, parameters=None) -> Lifted:
+    """The chain ``build(d)`` lifted to registers of any size, required to be the same at every d of LIFTED_AT."""
+    found = [Lifted(build(d), parameters, vectors=((x1, x1T), (q, qT))) for d in LIFTED_AT]
+    require(all(same_program(found[0], other) for other in found[1:]),
+            f"the chain lifted at d = {LIFTED_AT} is not one register-level program")
+    return found[0]
+
+
 @proof("theorem1_sgd_step", "the 9-instruction chain predicts w1^T x2, w1 = w0 - 2 alpha (x1 (x1^T w0 - y1) + lam w0)",
-       "d = 1, 2, 3; w0, alpha, lam, x1, y1, x2 symbolic")
+       "any d: the chain on registers of any size (lifted.py: x1, x2, w0 vectors, alpha, lam, y1 scalars, "
+       "x1^T w0 = w0^T x1 a scalar; the chain lifts to one register-level program at d = 2, 3, 4); and on rows, "
+       "the exact machine on symbols, at d = 1, 2, 3")
 def theorem1_sgd_step():
+    """Instruction by instruction, at the y~ column: ``x = x1``, ``wx = w0^T x1 = t``, ``err = t - y1``,
+    ``grad = x1 (t - y1)``, ``w = w0``, ``g = grad + lam w0``, ``w = w0 - 2 alpha g``; the mov takes that w to
+    the query column, where ``pred = w^T x2``: the stated ``w1^T x2``, for every d."""
     for d in (1, 2, 3):
-        X, y, xq, xs, ys, q = examples(d, 1)
-        w0 = vector("w0", d)
-        pred = programs.sgd_step(d, alpha, lam, np.array(list(w0), dtype=object)).predict(X, y, xq)[-1]
-        zero(sp.expand(pred - (sgd_update(w0, xs[0], ys[0]).T * q)[0]), f"d = {d}", sp.expand)
+        X, y, xq, xs, ys, q_ = examples(d, 1)
+        w0_ = vector("w0", d)
+        pred = programs.sgd_step(d, alpha, lam, np.array(list(w0_), dtype=object)).predict(X, y, xq)[-1]
+        zero(sp.expand(pred - (sgd_update(w0_, xs[0], ys[0]).T * q_)[0]), f"d = {d}", sp.expand)
+    chain = lifted_chain(lambda d: programs.sgd_step(d, alpha, lam, np.array(list(vector("w0", d)), dtype=object)),
+                         {"w0": (w0, w0T)})
+    t = sp.Symbol("t", real=True)
+    scalars = {w0T * x1: t, x1T * w0: t}
+    pred = chain.run(PROMPT, scalars)[-1][2]["pred"].expr
+    w1 = w0 - 2 * alpha * (x1 * (x1T * w0 - y1) + lam * w0)
+    noncommutative_zero(pred - transpose(w1, chain.transposes) * q, scalars, "any d: the query's prediction")
 
 
 @proof("theorem2_sherman_morrison_step", "the 14-instruction chain predicts ((lam I + x1 x1^T)^{-1} x1 y1)^T x2",
-       "d = 1, 2, 3; lam > 0, x1, y1, x2 symbolic")
+       "any d: the chain on registers of any size (lifted.py: x1, x2 vectors, lam > 0, y1 scalars, x1^T x1 = s >= 0; "
+       "the chain lifts to one register-level program at d = 2, 3, 4); and on rows, the exact machine on symbols, "
+       "at d = 1, 2, 3")
 def theorem2_sherman_morrison_step():
+    """Instruction by instruction, at the y~ column: ``u = x1/lam``, ``vT = x1^T/lam``, ``den = s/lam``,
+    ``den1 = 1 + s/lam > 0`` (so ``|den1| = den1``), ``Ainv = I/lam - x1 x1^T / (lam^2 den1)``, and ``w = Ainv x1
+    y1`` with ``(lam I + x1 x1^T) w = x1 y1``: w is ``A1^-1 x1 y1``, A1 = lam I + x1 x1^T being positive definite.
+    The mov takes w to the query column, where ``pred = w^T x2``."""
     for d in (1, 2, 3):
-        X, y, xq, xs, ys, q = examples(d, 1)
+        X, y, xq, xs, ys, q_ = examples(d, 1)
         pred = programs.sherman_morrison_step(d, lam).predict(X, y, xq)[-1]
         require(not pred.has(sp.Abs), "|den1| = den1 (1 + |x|^2/lam > 0 is known to sympy)")
-        zero(sp.cancel(pred - (ridge_weights(xs, ys, d).T * q)[0]), f"d = {d}", sp.cancel)
+        zero(sp.cancel(pred - (ridge_weights(xs, ys, d).T * q_)[0]), f"d = {d}", sp.cancel)
+    chain = lifted_chain(lambda d: programs.sherman_morrison_step(d, lam))
+    s = sp.Symbol("s", nonnegative=True)
+    states = chain.run(PROMPT, {x1T * x1: s})
+    require(not any(column[reg].expr.has(sp.Abs) for state in states for column in state for reg in column),
+            "|den1| = den1 in every column (1 + s/lam > 0)")
+    w = states[-3][1]["w"]  # at the y~ column, before the mov
+    require(w.shape == ("d", 1), f"w is a d-vector, got shape {w.shape}")
+    noncommutative_zero((lam + x1 * x1T) * w.expr - x1 * y1, {x1T * x1: s}, "any d: (lam I + x1 x1^T) w = x1 y1")
+    pred = states[-1][2]["pred"].expr
+    noncommutative_zero(pred - transpose(w.expr, chain.transposes) * q, {}, "any d: pred = w^T x2 at the query")
 
 
 @proof("sherman_morrison_identity", "(A + u v^T)^{-1} = A^{-1} - A^{-1} u v^T A^{-1} / (1 + v^T A^{-1} u)",

@@ -14,6 +14,7 @@ construction itself is stated in docs/CONSTRUCTION.md.
 from __future__ import annotations
 
 import argparse
+import inspect
 import sys
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from construct.compiler.bounds import SLACK
 from construct.raw.prompt import X_IN, Y_IN, tokens, x_columns
 from construct.transformer import forward_exact
 
-from . import PROOFS, layers, lemmas
+from . import PROOFS, kappa, layers, lemmas, paper_layout, theorems
 from .status import ALL, LIMIT, MEASURED, SIZES, STATUS
 from .theorems import alpha, examples, lam, vector
 from .worked import Worked
@@ -43,12 +44,12 @@ def _cell(expr) -> str:
 
 
 def _layout_table(program) -> list[str]:
-    lines = ["| register | rows `[start, stop)` | row labels |", "| --- | --- | --- |"]
-    for reg in program.layout:
-        labels = reg.labels()
-        shown = ", ".join(labels) if len(labels) <= 4 else f"{labels[0]}, ..., {labels[-1]}"
-        lines.append(f"| `{reg.name}` | {program.layout.paper(reg.name)} | {shown} |")
-    return lines
+    """Our layout beside the paper's rows (``paper_layout``), and the two counts."""
+    return ["Each register's rows, `[start, stop)`: the paper's, derived from its chain (`proofs/paper_layout.py`: "
+            "its registers stacked from row 0 in the order the chain writes them, y at row 0 and x at rows 1..d, "
+            "checked against its row count and, for Theorem 1, its w at rows [7, 9) at d = 2), and ours. A step "
+            "below prints the paper's notation over our rows; to find a step in the paper, map the rows through "
+            "this table.", "", *paper_layout.markdown(program.name, program.d), "", paper_layout.counts(program.name)]
 
 
 def _steps(program, X, y, xq, notes: dict, columns=None) -> list[str]:
@@ -59,7 +60,7 @@ def _steps(program, X, y, xq, notes: dict, columns=None) -> list[str]:
     T = states[0].shape[1]
     out = []
     for k, ins in enumerate(program.instructions, start=1):
-        out += [f"**{k}.** `{ins}` &nbsp; (paper: `{ins.paper(program.layout)}`)", ""]
+        out += [f"**{k}.** `{ins}` &nbsp; (the paper's notation over our layout: `{ins.paper(program.layout)}`)", ""]
         reg = program.layout[ins.writes]
         if columns is None:
             out += ["| entry | " + " | ".join(f"column {c} before | column {c} after" for c in range(T)) + " |",
@@ -109,10 +110,10 @@ def _theorem1_section(d: int) -> list[str]:
         "Loss `(w^T x - y)^2 + lam |w|^2`, step `w1 = w0 - 2 alpha (x (x^T w0 - y) + lam w0)`, prediction "
         "`w1^T x_q` (docs/CONSTRUCTION.md section 6). The paper's chain, each erratum beside the step it fixes. "
         "Column 0 also takes a step, on (x_1, 0); only column 2's prediction is the theorem's. "
-        f"`theorem1_sgd_step` ({STATUS['theorem1_sgd_step']}: d = 1, 2, 3) checks the prediction below against "
-        "the formula.", "",
+        f"`theorem1_sgd_step` ({STATUS['theorem1_sgd_step']}: every d, the chain run on registers of any size; "
+        "section 10) checks the prediction below against the formula.", "",
         *_layout_table(program), "",
-        f"Depth {program.depth}, {program.data_rows} data rows. Each step: the register it writes, before and "
+        f"Depth {program.depth}. Each step: the register it writes, before and "
         "after, in every column (every other row is unchanged). The cells are the exact machine run on symbols.",
         "", *_steps(program, X, y, xq, notes)]
 
@@ -147,11 +148,11 @@ def _theorem2_section(d: int) -> list[str]:
         f"## 3. Theorem 2: one Sherman-Morrison update (d = {d})", "",
         "`A1^{-1} = A0^{-1} - A0^{-1} x x^T A0^{-1} / (1 + x^T A0^{-1} x)` with `A0 = lam I`, "
         "`w = A1^{-1} x_1 y_1`, prediction `w^T x_q` (docs/CONSTRUCTION.md section 7). "
-        f"`theorem2_sherman_morrison_step` ({STATUS['theorem2_sherman_morrison_step']}: d = 1, 2, 3) checks the "
-        f"prediction; `sherman_morrison_identity` ({STATUS['sherman_morrison_identity']}: 2 x 2 and 3 x 3) the "
-        "identity.", "",
+        f"`theorem2_sherman_morrison_step` ({STATUS['theorem2_sherman_morrison_step']}: every d, the chain run on "
+        f"registers of any size) checks the prediction; `sherman_morrison_identity` "
+        f"({STATUS['sherman_morrison_identity']}: matrices of any size) the identity.", "",
         *_layout_table(program), "",
-        f"Depth {program.depth}, {program.data_rows} data rows. Each step: the register it writes after the step, "
+        f"Depth {program.depth}. Each step: the register it writes after the step, "
         "at the y~ column (1), where the update happens, and the query column (2), simplified. Column 0 runs "
         "the same update on (x_1, 0) and nothing reads it.", "",
         *_steps(program, X, y, xq, notes, columns=(1, 2))]
@@ -185,9 +186,9 @@ def _lemmas_section() -> list[str]:
         if p.group == "lemmas":
             lines += [f"* **{p.name}** ({STATUS[p.name]}): {p.statement}. *Hypotheses:* {p.hypotheses}."]
     lines += ["", "The truncation column is the lemmas' bound at the constant (proved for all values under the "
-              "hypotheses above). The rounding column adds the rounding model of `scales.py`, whose constant "
-              f"KAPPA = {scales.KAPPA:g} is an upper bound on what the tests measure: that column is {MEASURED}, "
-              "not proved.", "",
+              "hypotheses above). The rounding column adds the rounding model of `scales.py`: a GeLU unit's output "
+              "is within `KAPPA eps s` of gelu at its exact pre-activation, s the bound of the pre-activation (a "
+              f"product unit) or B + 1 (a bypass unit). {kappa.quoted()}. That column is {MEASURED}, not proved.", "",
               "| mechanism | constant | lemma's bound at it | with rounding (model) |", "| --- | --- | --- | --- |",
               f"| attention selection | N_att = {N_att:.2f} | off-target mass {leak:.2e} | (below eps) |",
               f"| GeLU product (normalised operands) | P = {P:.1f} | {float(lemmas.PRODUCT_BOUND.subs(lemmas.P, P)):.2e}"
@@ -247,6 +248,15 @@ def _layers_section() -> list[str]:
             "three-scale GeLU products (Richardson) |",
             "| div | self head writes pads `+-N_d den`, clears `out`, the mean pad; the bias lifts the permanent pads |"
             " one bypass unit per entry; the bias restores the pads |", ""]
+
+
+def _docstring_part(fn, start: str) -> str:
+    """The paragraph of ``fn``'s docstring that begins with ``start``, on one line."""
+    paragraphs = inspect.getdoc(fn).split("\n\n")
+    found = [p for p in paragraphs if p.startswith(start)]
+    if len(found) != 1:
+        raise ValueError(f"{fn.__name__}'s docstring has no paragraph starting {start!r}")
+    return " ".join(found[0].split()).replace("``", "`")  # reST literals as Markdown code
 
 
 def _escape(text: str) -> str:
@@ -326,10 +336,13 @@ def _intro() -> list[str]:
         "Rows and columns are 0-based and a row range is half-open, `[start, stop)`: a register of k rows "
         "starting at row s is `[s, s + k)`. The paper names a row range by its two ends (its `mov(s, t, i, j, "
         "i', j')` copies rows \"between i and j\" of column s into rows \"between i' and j'\" of column t) and "
-        "numbers the tokens of its chains from 0. The `paper:` form printed beside each step keeps the paper's "
-        "argument order with ranges written `[start, stop)`: `[1, 3)` is rows 1 and 2, the x slot at d = 2. "
-        "Compare the rows a range covers, not its numerals. Matrix registers are stored row-major "
-        "(`Ainv[0,0], Ainv[0,1], Ainv[1,0], Ainv[1,1]`).", "",
+        "numbers the tokens of its chains from 0. Beside each step of sections 2 and 3, *the paper's notation over "
+        "our layout* keeps the paper's argument order with our rows written `[start, stop)`: `[1, 3)` is rows 1 "
+        "and 2, the x slot at d = 2. The paper's own rows differ (it counts from row 0 with y and x, and writes "
+        "some registers over rows we keep apart); each theorem's table maps one to the other. Matrix registers "
+        "are stored row-major (`Ainv[0,0], Ainv[0,1], Ainv[1,0], Ainv[1,1]`).", "",
+        "The hidden state is D x T here, one column per token, as in docs/CONSTRUCTION.md; the forward pass "
+        "stores its transpose (section 1 there).", "",
     ]
 
 
@@ -400,6 +413,10 @@ def _n_examples_section() -> list[str]:
         f"`sgd_program` ({STATUS['sgd_program']}: d = 2, n = 2, 3) checks these predictions against the SGD "
         f"recurrence; `ridge_program` ({STATUS['ridge_program']}: d = 2, n = 2) the ridge program's against "
         "`(X^T X + lam I)^-1 X^T y`.", "",
+        "`ridge` runs the same pattern with recursive least squares as its block: with `u = A^-1 x_k` and "
+        "`den1 = 1 + x_k^T u`, `A^-1 <- A^-1 - (u / den1) u^T` and `w <- w + (u / den1) (y_k - w^T x_k)`. "
+        f"Why the second is the ridge weights with the example added (`rls_identity`, {STATUS['rls_identity']}):",
+        "", "> " + _docstring_part(theorems.rls_identity, "Derivation."), "",
         f"Compiled (alpha = lam = {alpha_n}, box |x|, |y| <= 1, one layer per instruction), the layout gains the "
         "compiler's rows:", "",
         "| register | rows `[start, stop)` | placed by | holds |", "| --- | --- | --- | --- |", *layout_rows, "",
@@ -441,7 +458,10 @@ def _fusion_section() -> list[str]:
 
 MEASURED_CLAIMS = [
     ("each compiled layer's error on a run is within the error the compiler declares for it (the rounding model, "
-     "KAPPA = 4)", 'python -m pytest tests/test_compiler.py -k "every_layer or chain_layers"'),
+     f"KAPPA = {scales.KAPPA:g})", 'python -m pytest tests/test_compiler.py -k "every_layer or chain_layers"'),
+    ("the rounding model's constant: a GeLU unit of a float64 run is within KAPPA eps s of gelu at its exact "
+     "pre-activation (the worst unit over the networks of tests/test_compiler.py; the test reports its value "
+     "beside KAPPA)", "python -m proofs.kappa; python -m pytest tests/test_proofs.py -k kappa -rP"),
     ("layer norm's rho on a run is the documented one", "python -m pytest tests/test_compiler.py -k rho"),
     ("the compiled networks agree with the closed-form solvers",
      "python -m pytest tests/test_compiler.py -k closed_forms"),
@@ -456,12 +476,28 @@ MEASURED_CLAIMS = [
 ]
 
 
+GROUPS = {  # proofs/<group>.py -> its heading in section 10
+    "lemmas": "The lemmas (section 5)", "layers": "The compiled layers (sections 6 and 8)",
+    "theorems": "The programs (sections 2, 3 and 7)", "domains": "The domain (section 9)",
+    "errata": "The printed chains (the errata of sections 2 and 3)",
+    "certificate": "The certificate group: the inequalities each answer's certified bound uses",
+}
+
+
 def _status_section() -> list[str]:
-    proved = [f"* `{p.name}`: **{STATUS[p.name]}**. {p.statement}. *As checked:* {p.hypotheses}." for p in PROOFS]
+    proved = []
+    for group, heading in GROUPS.items():
+        proved += [f"**{heading}** (`proofs/{group}.py`):", ""]
+        proved += [f"* `{p.name}`: **{STATUS[p.name]}**. {p.statement}. *As checked:* {p.hypotheses}."
+                   for p in PROOFS if p.group == group]
+        proved.append("")
+    missing = {p.group for p in PROOFS} - set(GROUPS)
+    if missing:
+        raise ValueError(f"no heading for the proofs of {sorted(missing)}")
     measured_claims = [f"* {claim}: `{command}`" for claim, command in MEASURED_CLAIMS]
     return [
         "## 10. Every claim and its status", "",
-        "The proofs (`python -m proofs NAME` runs one):", "", *proved, "",
+        "The proofs (`python -m proofs NAME` runs one; `python -m proofs` prints each one's status):", "", *proved,
         f"{MEASURED.capitalize()}, not proved (tests on sample tasks):", "", *measured_claims, "",
     ]
 

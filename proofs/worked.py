@@ -25,6 +25,7 @@ from construct.mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, ONE, POS
 from construct.raw.prompt import POS, tokens
 from construct.transformer import forward_exact
 
+from . import kappa
 from .status import ALL
 
 LAM = 0.5
@@ -84,6 +85,14 @@ class Worked:
     def declared(self, l: int) -> float:
         return self.net.layers[l - 1].predicted_error
 
+    def nonzero(self, column: np.ndarray) -> tuple[list[int], list[str]]:
+        """The rows of a column that are not 0, and a table of them."""
+        labels = self.net.layout.labels
+        shown = [r for r in range(self.D) if column[r] != 0]
+        return shown, ["| row | " + " | ".join(f"`{labels[r]}`" for r in shown) + " |",
+                       "| --- |" + " --- |" * len(shown), "| value | " + " | ".join(f"{column[r]:.6g}" for r in shown)
+                       + " |"]
+
     # -- a. attention ------------------------------------------------------------------------------------------
 
     def attention(self) -> list[str]:
@@ -108,7 +117,9 @@ class Worked:
             return [head, "| --- |" + " --- |" * T, *rows]
 
         return [
-            "### 4a. Attention selects a column (layer 1, `mov x <- x_in of column i-1`)", "",
+            "### 4a. Attention selects a column (layer 1, `mov x <- x_in of column i-1`; the read of Lemma 3)", "",
+            "A mov is a RAW call (the paper's Lemma 2): read `x_in` of column i - 1, no arithmetic, write `x`. "
+            "Lemma 3 puts a RAW call in one layer, and its read is attention that selects one column:", "",
             f"The layer has {len(offsets)} heads; head {h} reads column i - 1, the other is the *self* head. Only "
             "three rows reach the scores, all written by the position table: `pos` = j, `one` = 1, `pos_sq` = j^2. "
             f"Head {h}'s Wq puts {q[POS][0]:.4g} (= 2N) on `pos` and ({q[ONE][0]:.4g}, {q[ONE][1]:.4g}) "
@@ -146,10 +157,7 @@ class Worked:
         scale = net.mechanisms[MUL - 1].ln_scale
         rest = np.delete(X, pads)
         rho = (float(rest @ rest) + self.D * net.constants["ln_eps"]) / (2 * N**2)
-        labels = net.layout.labels
-        shown = [r for r in range(self.D) if X[r] != 0]
-        table = ["| row | " + " | ".join(f"`{labels[r]}`" for r in shown) + " |", "| --- |" + " --- |" * len(shown),
-                 "| value | " + " | ".join(f"{X[r]:.6g}" for r in shown) + " |"]
+        shown, table = self.nonzero(X)
         eps = float(np.finfo(np.float64).eps)
         mean = abs(float(parts.mean[COLUMN]))
         return [
@@ -233,9 +241,9 @@ class Worked:
             f"{self.gap(MUL):.1e} over every column: the truncation (S_a S_b |R_P - ab| = "
             f"{S_a * S_b * abs(R_err):.1e} at column 1). A float64 run adds far more rounding than that: the "
             f"compiler's allowance is `34 KAPPA eps P` = "
-            f"{scales.PRODUCT_ROUNDING * float(np.finfo(np.float64).eps) * P:.1e} per normalised product, with "
-            f"KAPPA = {scales.KAPPA:g} an upper bound on what the tests measure (measured), and it declares "
-            f"{self.declared(MUL):.1e} for the layer.", "",
+            f"{scales.PRODUCT_ROUNDING * float(np.finfo(np.float64).eps) * P:.1e} per normalised product, and it "
+            f"declares {self.declared(MUL):.1e} for the layer. The rounding model's constant (section 5): "
+            f"{kappa.quoted()}.", "",
         ]
 
     # -- b, e. the bypass and the division ------------------------------------------------------------------------
@@ -245,6 +253,7 @@ class Worked:
         mech = net.mechanisms[DIV - 1].mlp[0]
         s = self.stored(DIV)
         X = forward_exact.to_float(parts.X[COLUMN])
+        shown, table = self.nonzero(X)
         den, num = self.value(DIV - 1, "den1"), self.value(DIV - 1, "uvT")
         N_d = net.layers[DIV - 1].constants["div_pad"]
         scale = net.mechanisms[DIV - 1].ln_scale
@@ -263,7 +272,9 @@ class Worked:
             f"Attention writes the division pads `div_pad_pos` = N_d den1 and `div_pad_neg` = -N_d den1 (the self "
             f"head reads `den1`, N_d = {N_d:.6g}) and its bias takes the permanent pads away. At column 1, den1 = "
             f"{den:g}: the pads hold {X[self.row(DIV_POS)]:.6g} and {X[self.row(DIV_NEG)]:.6g}, the permanent "
-            f"ones {X[self.row(LN_POS)]:g} and {X[self.row(LN_NEG)]:g}. The variance is now about "
+            f"ones {X[self.row(LN_POS)]:g} and {X[self.row(LN_NEG)]:g}. Column 1 after attention, every row "
+            f"that is not 0 (the other {self.D - len(shown)} are):", "", *table, "",
+            "The variance is now about "
             "`2 N_d^2 den1^2 / D`: it holds den1 squared, so layer norm divides by "
             f"`N_d |den1| sqrt(2/D)`, not by den1. Here sigma = {sigma:.10g} and "
             f"`sigma / (N_d sqrt(2/D))` = {sigma / (N_d * np.sqrt(2 / self.D)):.10g} = |den1|. "
@@ -287,7 +298,7 @@ class Worked:
     def section(self) -> list[str]:
         c = self.net.constants
         return [
-            "## 4. The mechanisms, worked on one network (Lemmas 1-8)", "",
+            "## 4. The mechanisms, worked on one network (the paper's Lemmas 3 to 6 and 8)", "",
             f"Theorem 2's chain at d = 1 (lam = {LAM}), compiled one layer per instruction for the input box "
             "|x| <= 1, |y| <= 1 (`compile(programs.sherman_morrison_step(1, 0.5), x_max=1, y_max=1, fuse=False)`), "
             f"run on x_1 = {TASK[0][0, 0]}, y_1 = {TASK[1][0]}, x_q = {TASK[2][0]}. The compiler's constants "

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 import construct
 from construct import exact
-from catalogue import CASES
 from construct import programs
 from construct.compiler.certificate import CertificateError
 from construct.tasks import gaussian_tasks
+from construct.testing import EDGE_CASES
 
 
 def network(program, extra=(), seed=0, scale=1.0):
@@ -49,9 +49,9 @@ def test_bounds_hold_against_the_exact_answer(d, n, lam, alpha, seed):
         assert_sound(network(program, extra=[task]), task)
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("name", sorted(EDGE_CASES))
 def test_bounds_hold_on_the_catalogue(name):
-    t = CASES[name]
+    t = EDGE_CASES[name]
     for program in (programs.sgd(t.d, t.n, t.alpha, t.lam, t.w0), programs.ridge(t.d, t.n, t.lam)):
         assert_sound(network(program, extra=[t.data]), t.data)
 

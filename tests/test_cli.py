@@ -133,7 +133,7 @@ def test_demo_json_matches_the_closed_forms(capsys):
     assert (sgd["size"]["layers"], sgd["unfused_layers"]) == (2 * 3 + 1, 6 * 3 + 7)
     assert (ridge["size"]["layers"], ridge["unfused_layers"]) == (4 * 3 + 1, 12 * 3 + 5)
     for chain, (layers, rows), fused in zip(result["chains"], ((9, 3 + 4 * 2), (14, 3 + 5 * 2 + 3 * 4)), (2, 6)):
-        assert chain["size"]["paper"] == {"layers": layers, "data_rows": rows}
+        assert chain["size"]["paper"] == {"layers": layers, "rows": rows}
         assert (chain["size"]["layers"], chain["size"]["data_rows"]) == (layers, rows)
         assert chain["fused_layers"] == fused
 
@@ -142,7 +142,8 @@ def test_python_m_construct_runs_the_demo():
     done = subprocess.run([sys.executable, "-m", "construct"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr
-    assert "sgd_step: 9 layers" in done.stdout and "paper: 9 layers, 11 data rows" in done.stdout
+    assert "sgd_step: 9 layers" in done.stdout
+    assert "paper: 9 layers, 11 rows counted from row 0 (y and x in)" in done.stdout
     assert "sgd_step: 9 layers" in done.stdout and "fused: 2 layers" in done.stdout
     assert "ridge (Sherman-Morrison), lam = 0.1: 25 layers" in done.stdout and "(fused; 77 layers unfused)" in done.stdout
     assert "paper: O(n) layers, O(d^2) width" in done.stdout

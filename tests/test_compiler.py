@@ -4,12 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from catalogue import CASES
 from construct import programs, reference
 from construct.compiler import Bounds, DomainError
 from construct.compiler import compile
 from construct.tasks import gaussian_tasks
-from support import assert_agree, compiled_tasks
+from construct.testing import EDGE_CASES, assert_agree, compiled_tasks
 
 
 def build(program, seed=0, extra=(), fuse=True):
@@ -51,7 +50,7 @@ def test_every_layer_is_its_instruction(t):
 
 @pytest.mark.parametrize("name", ["sgd_step", "sherman_morrison_step"])
 def test_chain_layers(name):
-    t = CASES["n=1"]
+    t = EDGE_CASES["n=1"]
     program = programs.sgd_step(t.d, 0.05, 0.3, t.w0) if name == "sgd_step" else programs.sherman_morrison_step(t.d, 0.3)
     check_layers(build(program), t.data)
 
@@ -80,10 +79,10 @@ def test_compiled_chains_match_the_closed_forms(t):
                  "sherman_morrison_step")
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", EDGE_CASES)
 def test_catalogue(name):
     """Edge cases; each network's domain is calibrated to include the case's own task."""
-    t = CASES[name]
+    t = EDGE_CASES[name]
     for program, expected in sgd_and_ridge(t):
         net = build(program, extra=[t.data])
         assert_agree(net.predict(*t.data, tolerance=None), expected, E2E, f"{name}: {program.name}")
@@ -136,10 +135,10 @@ def test_sizes_beside_the_paper():
     """Unfused, one layer per instruction: the paper's chains have the paper's depth."""
     program = programs.sgd_step(4, 0.1, 0.1, np.ones(4))
     sgd = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 1, 8)), fuse=False).size()
-    assert sgd["layers"] == 9 and sgd["paper"] == {"layers": 9, "data_rows": 19} and sgd["data_rows"] == 19
+    assert sgd["layers"] == 9 and sgd["paper"] == {"layers": 9, "rows": 19} and sgd["data_rows"] == 19
     program = programs.sherman_morrison_step(4, 1.0)
     sm = compile(program, Bounds.calibrate(program, gaussian_tasks(4, 1, 8)), fuse=False).size()
-    assert sm["layers"] == 14 and sm["paper"] == {"layers": 14, "data_rows": 3 + 20 + 48}
+    assert sm["layers"] == 14 and sm["paper"] == {"layers": 14, "rows": 3 + 20 + 48}
     ridge = build(programs.ridge(3, 4, 1.0))
     info = ridge.size()
     w = ridge.weights

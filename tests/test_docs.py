@@ -1,5 +1,6 @@
-"""The construction document is the project's own: it names the proofs behind its lemmas and errata, and nothing
-cites a document the repository does not hold."""
+"""The construction document is the project's own: it names the proofs behind its lemmas and errata, the paper's
+definition, lemmas and theorems, and the paper's rows beside ours; every document gives each claim the status
+proofs/status.py gives it; and nothing cites a document the repository does not hold."""
 
 import re
 import subprocess
@@ -25,3 +26,98 @@ def test_no_file_cites_a_document_outside_the_repository():
              for doc in re.findall(r"[A-Za-z0-9_]+\.md\b", (ROOT / name).read_text(errors="replace"))}
     outside = sorted((name, doc) for name, doc in cited if doc not in held)
     assert not outside, f"cited but not in the repository (cite docs/CONSTRUCTION.md instead): {outside}"
+
+
+# -- the paper's numbering, its rows, and every claim's status -------------------------------------------------
+
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "proofs" / "WALKTHROUGH.md"]
+
+
+def section(text: str, heading: str) -> str:
+    """The Markdown section that starts with ``heading`` (up to the next heading of its level)."""
+    start = text.index(heading)
+    level = heading.split(" ", 1)[0]
+    following = re.search(rf"^{level} ", text[start + len(heading):], flags=re.M)
+    return text[start:start + len(heading) + following.start()] if following else text[start:]
+
+
+def test_the_construction_document_states_the_papers_definition_lemmas_and_theorems():
+    table = section(CONSTRUCTION.read_text(), "## 0. The paper's definition, lemmas and theorems")
+    named = re.findall(r"^\| \*\*(Definition \d|Lemma \d|Theorem \d)\*\*[^|]*\| ([^|]{40,}) \|", table, flags=re.M)
+    assert [name for name, _ in named] == ["Definition 1", *(f"Lemma {k}" for k in range(1, 9)), "Theorem 1",
+                                          "Theorem 2"]
+    raw = section(CONSTRUCTION.read_text(), "## 4. The RAW instructions")
+    assert re.search(r"^\| RAW step \| `mov` \| `aff` \| `mul` \| `div` \|$", raw, flags=re.M), "no RAW table"
+    for step in ("read (attention)", "elementwise operation", "write (linear)"):
+        assert f"| {step} |" in raw
+
+
+def test_the_construction_document_has_the_papers_rows_beside_ours():
+    """Sections 6 and 7 hold the tables ``proofs/paper_layout.py`` derives (and the sentence on the two counts)."""
+    from proofs import paper_layout
+
+    text = CONSTRUCTION.read_text()
+    for name, heading in zip(paper_layout.CHAINS, ("## 6. Theorem 1", "## 7. Theorem 2")):
+        part = section(text, heading)
+        assert "\n".join(paper_layout.markdown(name)) in part, f"{heading}: the table is not paper_layout's"
+        assert paper_layout.counts(name) in " ".join(part.split()), f"{heading}: the counts are not paper_layout's"
+
+
+def test_the_construction_document_lists_every_proof_under_its_status():
+    from proofs.status import ALL, LIMIT, SIZES, STATUS
+
+    part = section(CONSTRUCTION.read_text(), "## 10. What is proved, and how far")
+    for status in (ALL, SIZES, LIMIT):
+        bullet = re.search(rf"^\* \*\*{status}\*\*(.*?)(?=^\* |\Z)", part, flags=re.M | re.S).group(1)
+        listed = set(re.findall(r"`([a-z0-9_]+)`", bullet)) & set(STATUS)
+        assert listed == {name for name, s in STATUS.items() if s == status}, status
+
+
+def test_the_documents_quote_the_measured_kappa():
+    from proofs import kappa
+
+    quoted = " ".join(kappa.quoted().split())
+    for path in (CONSTRUCTION, ROOT / "proofs" / "WALKTHROUGH.md"):
+        assert quoted in " ".join(path.read_text().split()), f"{path.name} does not quote proofs/kappa.json"
+
+
+
+def labelled_claims(text: str) -> list[tuple[str, str, str]]:
+    """(proof, the status a sentence gives it, the sentence): every status phrase, read as the label of the proof
+    named nearest before it in the same sentence or table cell."""
+    from proofs.status import ALL, LIMIT, MEASURED, SIZES, STATUS
+
+    phrase = re.compile("|".join(re.escape(s) for s in (ALL, SIZES, LIMIT, MEASURED)))
+    name = re.compile(r"\b(" + "|".join(sorted(STATUS, key=len, reverse=True)) + r")\b")
+    found = []
+    for sentence in re.split(r"(?<=\.)\s|\n|\|", text):
+        for label in phrase.finditer(sentence):
+            before = name.findall(sentence[:label.start()])
+            if before:
+                found.append((before[-1], label.group(0), sentence.strip()))
+    return found
+
+
+def test_no_document_gives_a_claim_another_status():
+    """README.md, docs/*.md and the walkthrough: a proof named and then labelled in one sentence carries its label
+    from proofs/status.py ("proved for all values" only for what is)."""
+    from proofs.status import STATUS
+
+    wrong = [(path.name, proof, label, sentence[:160]) for path in DOCUMENTS
+             for proof, label, sentence in labelled_claims(path.read_text()) if STATUS[proof] != label]
+    assert not wrong, "labels that are not proofs/status.py's:\n" + "\n".join(map(str, wrong))
+    labelled = {proof for path in DOCUMENTS for proof, _, _ in labelled_claims(path.read_text())}
+    assert {"theorem1_sgd_step", "sherman_morrison_identity", "layer_programs", "gelu_product_erf"} <= labelled
+
+
+def test_a_wrong_label_is_found():
+    text = ("`theorem1_sgd_step` (proved for all values: any d). `layer_mov` (proved for all values). "
+            "Lemma `gelu_product_erf` (proved in the ideal limit).")
+    assert [(p, label) for p, label, _ in labelled_claims(text)] == [
+        ("theorem1_sgd_step", "proved for all values"), ("layer_mov", "proved for all values"),
+        ("gelu_product_erf", "proved in the ideal limit")]
+
+
+def test_the_readme_counts_the_proofs():
+    match = re.search(r"`python -m proofs` runs (\d+) sympy proofs", (ROOT / "README.md").read_text())
+    assert match and int(match.group(1)) == len(proofs.PROOFS)

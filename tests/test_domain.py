@@ -20,7 +20,7 @@ from construct.compiler.bounds import SLACK
 from construct.raw.domain import Box
 from construct.instructions import Div
 from construct.tasks import gaussian_tasks
-from support import assert_agree, compiled_tasks
+from construct.testing import assert_agree, compiled_tasks
 
 ROWS = ("plus", "minus", "signs", "alternating", "repeated", "collinear", "zeros", "orthogonal")
 LABELS = ("plus", "alternating", "signs", "zero", "aligned")

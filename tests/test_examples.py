@@ -33,7 +33,7 @@ def small(label: str, text: str) -> float:
 
 def check_01(out, _):
     assert numbers_after("w1 from the machine:", out) == numbers_after("w1 from the formula:", out)
-    assert "9 layers, 11 data rows (paper: 9 layers, 11 data rows)" in out
+    assert "9 layers, 11 data rows (paper: 9 layers, 11 rows from row 0, y and x included)" in out
     assert "fused (independent instructions share a layer): 2 layers" in out
     assert small("|transformer - closed form| =", out) < 1e-9
 
@@ -42,7 +42,7 @@ def check_02(out, _):
     machine, inverse = re.findall(r"\[\[([^\]]*)\]\s*\[([^\]]*)\]\]", out)
     assert [float(v) for part in machine for v in part.split()] == pytest.approx(
         [float(v) for part in inverse for v in part.split()], rel=1e-8)
-    assert "14 layers, 25 data rows (paper: 14 layers, 25 data rows)" in out
+    assert "14 layers, 25 data rows (paper: 14 layers, 25 rows from row 0, y and x included)" in out
     assert small("|transformer - closed form| =", out) < 1e-9
     assert "layer 9: div  corr <- uvT / |den1|" in out
 
@@ -86,9 +86,21 @@ def check_06(out, pictures):
     assert (pictures / "transformer_lens_ridge.png").stat().st_size > 10_000
 
 
+def check_07(out, _):
+    assert "gd_from_zero: d=2, n=4, depth=14, width=15 (11 data rows)" in out
+    assert small("exact machine against the closed form: worst relative error", out) <= 1e-9
+    assert "network (calibration on 32 tasks, margin 4): 20 tasks answered, 0 refused" in out
+    assert "100 answers against the closed form (allowed its stated float64 rounding)" in out
+    assert small("worst error", out) <= small("worst bound", out) < 1e-6
+    assert small("bound / error from", out) >= 1
+    assert re.search(r"the bug is caught at the machine level: gd_from_zero: the exact machine's answer .* > rtol "
+                     r"1e-09\nthe task: Task\(X=np\.array\(\[\[", out)
+
+
 CHECKS = {"01_sgd_step.py": check_01, "02_sherman_morrison_step.py": check_02,
           "03_prefix_predictions.py": check_03, "04_inspect_layers.py": check_04,
-          "05_export_and_reload.py": check_05, "06_transformer_lens.py": check_06}
+          "05_export_and_reload.py": check_05, "06_transformer_lens.py": check_06,
+          "07_custom_program.py": check_07}
 
 
 def test_every_example_is_checked():

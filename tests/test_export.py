@@ -15,7 +15,7 @@ import construct
 from construct import programs
 from construct.transformer import weights as network
 from construct.export import WeightsFileError, load, save
-from construct.export.npz import EQUATIONS, MANIFEST
+from construct.export.spec import EQUATIONS, MANIFEST
 from construct.tasks import gaussian_tasks
 
 
@@ -107,6 +107,54 @@ def test_the_manifest_states_the_layer_as_network_py_does(small, tmp_path):
         name: list(a.shape) for name, a in small.weights.arrays().items()}
     with np.load(path, allow_pickle=False) as npz:  # plain numpy reads the file as documented
         assert np.array_equal(npz["W1"], small.weights.W1)
+
+
+def test_a_norm_bound_on_the_inputs_is_kept(tmp_path):
+    """A domain declared with x_norm refuses inputs of a larger norm; the loaded network does too (files written
+    before x_norm was recorded lost it: their loaded networks accepted such inputs until a register overflowed)."""
+    net = construct.compile(programs.ridge(2, 3, 0.5), x_max=1.0, y_max=3.0, x_norm=1.0)
+    path = save(net, tmp_path / "ridge.npz")
+    with zipfile.ZipFile(path) as z:
+        assert json.loads(z.read(MANIFEST))["bounds"]["x_norm"] == 1.0
+    got = load(path)
+    assert got.bounds == net.bounds and got.bounds.x_norm == 1.0
+    X, y, x_query = np.full((3, 2), 0.6), np.ones(3), np.zeros(2)  # every entry in the box, each |x| = 0.85
+    assert np.array_equal(got.predict(X, y, x_query), net.predict(X, y, x_query))
+    X[1] = 0.9  # |x| = 1.27
+    for network_ in (net, got):
+        with pytest.raises(construct.DomainError, match=r"\|X\[1\]\| = 1.27279 is outside the declared input bound "
+                                                        r"\|x\| <= 1 "):
+            network_.predict(X, y, x_query)
+    manifest, arrays = _members(path)
+    for value, match in (("1.0", r"bounds.x_norm is '1.0', not a number"), (True, "bounds.x_norm is True"),
+                         (-1.0, "x_norm must be a positive number")):
+        manifest["bounds"]["x_norm"] = value
+        _write(path, manifest, arrays)
+        with pytest.raises(WeightsFileError, match=match):
+            load(path)
+
+
+def test_a_file_with_the_earlier_wording_of_the_array_meanings_loads(saved, small):
+    """Version-2 files written before the meanings named stored layers S and depths L (they said L and depth):
+    the wording describes the arrays, it is not the network, so such a file is the same network."""
+    earlier = {"embed": "(d+1, D): token slots [y, x_1..x_d] -> residual rows",
+               "positions": "(T, D): added to token t", "readout": "(D,): prediction = final state @ readout",
+               "Wq": "(L, m, D, dh)", "Wk": "(L, m, D, dh)", "Wv": "(L, m, D, dh)", "Wo": "(L, m*dh, D)",
+               "bo": "(L, D)", "ln_gain": "(L, D)", "ln_bias": "(L, D)", "W1": "(L, D, U)", "b1": "(L, U)",
+               "W2": "(L, U, D)", "b2": "(L, D)",
+               "order": "(depth,) int64: the stored layer (0..L-1) applied at each depth; a tied layer appears "
+                        "several times"}
+    manifest, arrays = _members(saved)
+    assert manifest["arrays"]["Wq"]["meaning"] == "(S, m, D, dh)"
+    for name, entry in manifest["arrays"].items():
+        entry["meaning"] = earlier[name]
+    _write(saved, manifest, arrays)
+    assert np.array_equal(load(saved).weights.W1, small.weights.W1)
+    manifest["arrays"]["W1"]["meaning"] = "(S, D, U)"  # one in each wording is neither
+    _write(saved, manifest, arrays)
+    with pytest.raises(WeightsFileError, match=r"arrays.Wq.meaning is '\(L, m, D, dh\)'; the network .* has "
+                                              r"'\(S, m, D, dh\)'"):
+        load(saved)
 
 
 def test_symbolic_programs_are_refused(small, tmp_path):
@@ -206,6 +254,24 @@ def test_every_single_bit_flip_loads_the_same_network_or_is_refused(saved, small
         for name, a in small.weights.arrays().items():
             assert np.array_equal(got.weights.arrays()[name], a), f"flip at byte {pos} changed {name}"
     assert refused > len(positions) // 2
+
+
+@pytest.mark.parametrize("error", [TypeError, KeyError, IndexError, RuntimeError, OverflowError, MemoryError,
+                                   RecursionError])
+@pytest.mark.parametrize("where", ["archive", "member", "npy header"])
+def test_an_error_of_the_library_is_not_reported_as_a_damaged_file(saved, monkeypatch, where, error):
+    """A damaged archive is a WeightsFileError; any other error raised while a sound file is read (here injected
+    where zipfile opens the archive and reads a member, and where numpy parses a header) is a bug of the library or
+    its dependencies, and surfaces as itself, not as the user's bad file."""
+    owner, name = {"archive": (zipfile.ZipFile, "_RealGetContents"), "member": (zipfile.ZipExtFile, "read"),
+                   "npy header": (np.lib.format, "read_array_header_1_0")}[where]
+
+    def fails(*args, **kwargs):
+        raise error("injected")
+
+    monkeypatch.setattr(owner, name, fails)
+    with pytest.raises(error, match="injected"):
+        load(saved)
 
 
 def test_files_that_are_not_weights_are_refused(tmp_path):
@@ -318,7 +384,7 @@ def test_malformed_manifest_text(saved, text, match):
 
 
 def test_a_manifest_above_its_size_cap(saved):
-    from construct.export.npz import MAX_MANIFEST_BYTES
+    from construct.export.spec import MAX_MANIFEST_BYTES
 
     _, arrays = _members(saved)
     _write(saved, " " * (MAX_MANIFEST_BYTES + 1), arrays)

@@ -1,27 +1,20 @@
-"""The notebook runs top to bottom in one namespace, without a Jupyter kernel, and is stored without outputs."""
+"""The notebook runs top to bottom in one namespace, without a Jupyter kernel, is stored without outputs, and its
+rendered page (docs/THEOREM1.md, ``python -m proofs.notebook``) is what it gives now."""
 
 import json
 import os
+import re
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from proofs import notebook
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "examples" / "theorem1.ipynb"
-
-# Each code cell, in order, in one namespace: what "Run all" does, minus the kernel. Agg draws off screen.
-RUN_ALL = textwrap.dedent("""
-    import json, sys
-    cells = json.load(open(sys.argv[1]))["cells"]
-    namespace = {"__name__": "__main__"}
-    for k, cell in enumerate(cells):
-        if cell["cell_type"] == "code":
-            exec(compile("".join(cell["source"]), f"{sys.argv[1]}, cell {k}", "exec"), namespace)
-""")
 
 
 def code_cells():
@@ -35,13 +28,46 @@ def test_the_notebook_is_stored_without_outputs():
                        "Outputs of All Cells) before committing")
 
 
-def test_the_notebook_runs_top_to_bottom(tmp_path):
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    """``python -m proofs.notebook --out DIR``: each code cell, in order, in one namespace ("Run all" minus the
+    kernel), Agg drawing off screen; the page and its figures written to DIR."""
     pytest.importorskip("matplotlib")
+    out = tmp_path_factory.mktemp("rendered")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg"}
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUN_ALL, str(NOTEBOOK)], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=300)
-    seconds = time.perf_counter() - start
+    done = subprocess.run([sys.executable, "-m", "proofs.notebook", "--out", str(out)], capture_output=True,
+                          text=True, env=env, cwd=out, timeout=300)
+    return done, time.perf_counter() - start, out
+
+
+def test_the_notebook_runs_top_to_bottom(rendered):
+    done, seconds, out = rendered
     assert done.returncode == 0, done.stderr
     assert seconds < 120, f"the notebook took {seconds:.0f} s"
-    assert "every answer is within its certified bound" in done.stdout  # its last cell's checks passed
+    page = (out / notebook.PAGE.name).read_text()
+    assert "every answer is within its certified bound" in page  # its last cell's checks passed
+
+
+def test_the_rendered_page_is_current(rendered):
+    """docs/THEOREM1.md is the notebook as it runs now: every cell, every printed word and number (those a float64
+    run decides compared as ``notebook.differences`` says), and one figure per figure drawn."""
+    done, _, out = rendered
+    assert done.returncode == 0, done.stderr
+    fresh, committed = (out / notebook.PAGE.name).read_text(), notebook.PAGE.read_text()
+    found = notebook.differences(committed, fresh)
+    assert not found, "docs/THEOREM1.md is out of date (run python -m proofs.notebook):\n" + "\n".join(found[:5])
+    linked = re.findall(rf"\]\({notebook.FIGURES}/([^)]+\.png)\)", committed)
+    assert linked and linked == re.findall(rf"\]\({notebook.FIGURES}/([^)]+\.png)\)", fresh)
+    figures = notebook.PAGE.parent / notebook.FIGURES
+    assert sorted(p.name for p in figures.glob("*.png")) == sorted(linked), "the figures are not the page's"
+    assert all((figures / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for name in linked)
+
+
+def test_a_changed_output_is_a_difference():
+    """What ``differences`` lets pass and what it does not: a float64 run's rounding-level numbers, and nothing else."""
+    page = "```text\nerror 1.0e-14, answer -0.193899999999971, scale 44.6446\nlayer 4 writes grad\n```\n"
+    assert notebook.differences(page, page.replace("1.0e-14", "4.0e-14").replace("971", "925")) == []
+    assert notebook.differences(page, page.replace("44.6446", "44.6447"))
+    assert notebook.differences(page, page.replace("writes", "wrote"))
+    assert notebook.differences(page, page + "one more line\n")

@@ -87,3 +87,20 @@ def test_without_matplotlib_the_error_names_the_extra(ridge, tmp_path, monkeypat
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(plots.PlotsUnavailable, match=r"pip install 'icl-construct\[plots\]'"):
         plots.weights_heatmap(ridge, 1, tmp_path / "x.png")
+
+
+def test_a_head_is_drawn_written_row_by_read_row_from_the_stored_layer(tmp_path):
+    """``head_map`` is ``(Wv Wo)^T`` of the stored layer a layer runs (the notebook draws the same): a mov's source
+    head writes ``x`` from ``x_in``, so its entry [x, x_in] is 1 and [x_in, x] is 0; and a repeated layer of a fused
+    network (stored once) is drawn from its stored weights, also past the number of stored layers."""
+    net = construct.compile(programs.ridge(2, 4, 0.5), x_max=1.0, y_max=1.0)
+    w = net.weights
+    assert w.stored < w.depth
+    for layer in range(1, w.depth + 1):
+        s = int(w.order[layer - 1])
+        assert np.array_equal(plots.head_map(net, layer, 1), (w.Wv[s, 1] @ w.Wo[s, w.head_size:2 * w.head_size]).T)
+    first = net.layout.span("x")[0], net.layout.span("x_in")[0]
+    source = plots.head_map(net, 1, 0)
+    assert source[first] == 1 and source[first[::-1]] == 0
+    pytest.importorskip("matplotlib")
+    assert_png_with_clear_border(plots.weights_heatmap(net, w.depth, tmp_path / "last.png"))

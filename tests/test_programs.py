@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 
-from catalogue import CASES
 from construct import programs, reference
-from support import assert_agree, ridge_tasks, sgd_tasks
+from construct.testing import EDGE_CASES, assert_agree, ridge_tasks, sgd_tasks
 
 RTOL = 1e-9
 
@@ -44,24 +43,24 @@ def test_theorem2_chain_matches_ridge(task):
     assert_agree(programs.ridge(task.d, 1, task.lam).predict(*task.data), expected, RTOL, "ridge(n=1)")
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", EDGE_CASES)
 def test_catalogue_sgd(name):
-    t = CASES[name]
+    t = EDGE_CASES[name]
     expected = reference.sgd_one_pass(*t.data, t.alpha, t.lam, t.w0)
     assert_agree(programs.sgd(t.d, t.n, t.alpha, t.lam, t.w0).predict(*t.data), expected, RTOL, name)
     if t.alpha == 0:
         assert_agree(expected, np.vstack([t.X, t.x_query]) @ t.w0, 1e-15, "alpha = 0 keeps w0")
 
 
-@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("name", EDGE_CASES)
 def test_catalogue_ridge(name):
-    t = CASES[name]
+    t = EDGE_CASES[name]
     assert_agree(programs.ridge(t.d, t.n, t.lam).predict(*t.data), reference.ridge(*t.data, t.lam), RTOL, name)
 
 
-@pytest.mark.parametrize("name", [k for k, t in CASES.items() if t.n == 1])
+@pytest.mark.parametrize("name", [k for k, t in EDGE_CASES.items() if t.n == 1])
 def test_catalogue_chains(name):
-    t = CASES[name]
+    t = EDGE_CASES[name]
     sgd1 = programs.sgd_step(t.d, t.alpha, t.lam, t.w0).predict(*t.data)
     assert_agree(sgd1[1:], reference.sgd_one_step(*t.data, t.alpha, t.lam, t.w0)[1:], RTOL, name)
     sm = programs.sherman_morrison_step(t.d, t.lam).predict(*t.data)
@@ -83,7 +82,7 @@ def test_sizes(d):
 
 
 def test_trace_keeps_every_state_and_inputs():
-    t = CASES["n<d"]
+    t = EDGE_CASES["n<d"]
     program = programs.ridge(t.d, t.n, t.lam)
     states = program.run(*t.data, trace=True)
     assert len(states) == program.depth + 1

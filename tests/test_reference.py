@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 
 from construct import reference
-from support import assert_agree, ridge_tasks, sgd_tasks
+from construct.testing import assert_agree, ridge_tasks, sgd_tasks
 
 
 def implicit_weights(predictor, X, y, k, d, **kw):

@@ -19,7 +19,7 @@ from construct.compiler import estimate, schedule
 from construct.raw.prompt import input_registers
 from construct.raw.registers import Layout, Register
 from construct.tasks import gaussian_tasks
-from support import assert_agree
+from construct.testing import assert_agree
 from test_compiler import check_layers
 
 

@@ -92,7 +92,8 @@ def cost(d: int, n: int, picture: bool) -> budget.Cost:
 
 def render(result: dict) -> str:
     sgd_step, sm_step = result["chains"]
-    lines = ["Theorem 1 (one SGD step), d = 2, in the paper's notation (rows [start, stop)):",
+    lines = ["Theorem 1 (one SGD step), d = 2, in the paper's notation over our layout (rows [start, stop) of "
+             "our layout; the paper's own rows: docs/CONSTRUCTION.md section 6):",
              sgd_step["listing_paper"], "", "... and on named registers:", sgd_step["listing"], "",
              "Compiled, one transformer layer per instruction (d = 2), and fused (independent instructions "
              "share a layer):"]

@@ -198,7 +198,8 @@ def size_text(net: CompiledNetwork) -> str:
     text = (f"{s['layers']} layers, residual width {s['residual_width']} ({s['data_rows']} data rows), "
             f"MLP width {s['mlp_width']}, {s['parameters']:,} parameters")
     if "paper" in s:
-        return text + f"; paper: {s['paper']['layers']} layers, {s['paper']['data_rows']} data rows"
+        return text + (f"; paper: {s['paper']['layers']} layers, {s['paper']['rows']} rows counted from row 0 "
+                       "(y and x in)")
     entry = net.program.algorithm
     if entry is not None and entry.paper_order:
         return text + f"; paper: {entry.paper_order}"

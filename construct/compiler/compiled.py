@@ -360,7 +360,12 @@ class CompiledNetwork:
     # -- size ------------------------------------------------------------------
 
     def size(self) -> dict:
-        """Depth, widths and parameter count, with the paper's numbers where it gives them."""
+        """Depth, widths and parameter count, with the paper's numbers where it gives them.
+
+        ``paper`` (the paper's one-example chains): its layers and its ``rows``, counted from row 0 with the input
+        rows y and x included. Not comparable row for row with ``data_rows`` (ours, without y, x and pos): the
+        paper's chains write registers over rows ours keep apart (docs/CONSTRUCTION.md sections 6 and 7).
+        """
         w = self.weights
         info = {
             "layers": w.depth, "stored_layers": w.stored, "residual_width": w.width, "mlp_width": w.mlp_width,
@@ -371,5 +376,5 @@ class CompiledNetwork:
         algorithm = self.program.algorithm
         if algorithm is not None and algorithm.paper_size is not None:
             layers, rows = algorithm.paper_size(self.program.d)
-            info["paper"] = {"layers": layers, "data_rows": rows}
+            info["paper"] = {"layers": layers, "rows": rows}
         return info

@@ -103,7 +103,14 @@ class Program:
 
     @property
     def data_rows(self) -> int:
-        """Rows beyond the prompt encoding (the paper counts these)."""
+        """Rows beyond the prompt encoding (``y_in``, ``x_in``, ``pos``): the rows the program's registers take.
+
+        Not the paper's count. The paper counts its chains' rows from row 0,
+        y and x included; its chains write the example over the input rows
+        and its count leaves the prediction out. For its two chains the
+        numbers agree, 3 + 4d and 3 + 5d + 3d^2, but they count different
+        rows (``proofs/paper_layout.py`` derives the paper's rows; docs/CONSTRUCTION.md sections 6 and 7).
+        """
         return self.width - sum(self.layout[name].size for name in INPUTS)
 
     def encode(self, X, y, x_query) -> np.ndarray:
@@ -137,7 +144,8 @@ class Program:
         return self.read(self.run(X, y, x_query))
 
     def listing(self, form: str = "registers") -> str:
-        """The instructions, numbered, in register form or the paper's row-range form."""
+        """The instructions, numbered, in register form or in the paper's row-range notation over this layout's
+        rows (the paper's own rows differ: docs/CONSTRUCTION.md sections 6 and 7)."""
         if form not in ("registers", "paper"):
             raise ValueError(f"form must be 'registers' or 'paper', got {form!r}")
         lines = [

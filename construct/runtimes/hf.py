@@ -14,14 +14,18 @@
   (n_embd, d+1) and ``read_in.bias`` (zeros) take a token ``[y, x]`` to the
   residual stream; ``read_out.weight`` (1, n_embd) and ``read_out.bias``
   take the last hidden state (after ``ln_f``) to the prediction;
-* ``icl_construct.json`` (format version 2): what a reader needs besides
+* ``icl_construct.json`` (format version 3): what a reader needs besides
   (the prompt encoding, the columns predictions are read at, the residual
-  rows' labels), and what the network is rebuilt from: ``compiler``
-  (revision, fused), ``program`` (as the npz manifest states it: a
+  rows' labels, each layer's instructions, by which it checks the divisors'
+  floors), and what the network is rebuilt from: ``compiler`` (revision,
+  fused), ``program`` (as the npz manifest states it: a
   ``construct.programs`` name and params, or a custom program's
-  instructions), ``bounds`` (values and floors), ``constants``, ``dtype``;
-  and ``written_by`` (the versions that wrote it). Version 1 also had a
-  free-text ``domain.source``, which nothing could check; it is gone.
+  instructions), ``bounds`` (values, floors, and ``x_norm`` if the domain
+  has one), ``constants``, ``dtype``; and ``written_by`` (the versions that
+  wrote it). Version 2 lacked ``layers`` (and ``x_norm``); such a directory
+  is verified all the same, against what version 2 wrote. Version 1 also
+  had a free-text ``domain.source``, which nothing could check; it is gone.
+  ``docs/EXPORT.md`` specifies the four files for a reader of its own.
 
 ``save_pretrained`` refuses, as ``construct.save`` does, a network whose
 files would not rebuild: GPT-2 weights that are not the conversion of its
@@ -33,7 +37,7 @@ trusts no npz file): it reads the manifest and ``config.json``
 (size-capped, strict JSON), holds the two safetensors files' sizes to
 ``max_bytes`` and reads their headers (size-capped), rebuilds the program,
 bounds and dtype the manifest states with the npz loader's own functions
-(``npz.rebuild_inputs``; d, n, width and depth held first to the sizes the
+(``loader.rebuild_inputs``; d, n, width and depth held first to the sizes the
 tensors declare), compiles it with ``architecture="gpt2"`` and the file's
 own scale constants (so it rebuilds bit for bit on any machine), and
 requires
@@ -49,7 +53,7 @@ requires
   of its dtype and shape and equal bit for bit, metadata ``{"format": "pt"}``;
 * ``read_in_out.safetensors``: the same with ``read_in_out(rebuilt)``;
 * ``icl_construct.json``: equal to ``_manifest(rebuilt)`` field for field,
-  but ``written_by``'s version strings;
+  but ``written_by``'s version strings (for version 2: without ``layers``);
 
 else a ``WeightsFileError`` (``construct.WeightsFileError``) naming the
 file and the field or tensor. So an edited ``n_head`` or
@@ -90,15 +94,17 @@ import transformers
 from ..compiler import CompiledNetwork, compile, size
 from ..compiler.build import REVISION
 from ..compiler.targets import require_conversion
-from ..export import npz
-from ..export.npz import WeightsFileError
+from ..export import loader, spec, writer
+from ..export.loader import WeightsFileError
 from ..raw.prompt import check_task, tokens, x_columns
 
 FORMAT = "icl-construct gpt2 checkpoint"
-VERSION = 2  # 2: the manifest states what the network is rebuilt from (compiler, program as data, bounds)
+# 2: the manifest states what the network is rebuilt from (compiler, program as data, bounds); 3: and each layer's
+# instructions, which a reader needs to check the divisors' floors, and the domain's x_norm
+VERSION, EARLIER_VERSION = 3, 2
 FILES = ("config.json", "model.safetensors", "read_in_out.safetensors", "icl_construct.json")
 CONFIG, WEIGHTS, READ_IN_OUT, MANIFEST = FILES
-MAX_JSON_BYTES = npz.MAX_MANIFEST_BYTES  # config.json, icl_construct.json, and each safetensors header
+MAX_JSON_BYTES = spec.MAX_MANIFEST_BYTES  # config.json, icl_construct.json, and each safetensors header
 SAFETENSORS_DTYPES = {np.dtype(np.float64): "F64", np.dtype(np.float32): "F32"}
 TORCH_DTYPES = {torch.float64: np.dtype(np.float64), torch.float32: np.dtype(np.float32)}
 
@@ -159,9 +165,11 @@ def _manifest(net) -> dict:
         "readout": {"register": program.readout, "columns": x_columns(program.n).tolist(),
                     "meaning": "column 2k predicts y_{k+1} from examples 1..k; column 2n is the query's prediction"},
         "rows": list(net.layout.labels),
-        "compiler": npz.compiler_entry(net),
-        "program": npz.program_entry(program),
-        "bounds": {"values": dict(net.bounds.values), "floors": dict(net.bounds.floors)},
+        "compiler": writer.compiler_entry(net),
+        "program": writer.program_entry(program),
+        "layers": [{"index": k, "instructions": instructions}
+                   for k, instructions in enumerate(writer.layer_instructions(net), 1)],
+        "bounds": writer.bounds_entry(net.bounds),
         "constants": net.constants,
         "written_by": {"icl-construct": _version(), "transformers": transformers.__version__,
                        "safetensors": safetensors.__version__},
@@ -257,7 +265,7 @@ def from_pretrained(directory, attn_implementation: str = "eager", dtype=None,
 
 # -- verifying -----------------------------------------------------------------------------------------
 #
-# As npz.load: no file is trusted. The manifest is read first (size-capped, strict JSON), then config.json
+# As construct.load: no file is trusted. The manifest is read first (size-capped, strict JSON), then config.json
 # and the safetensors headers (their files' sizes held to max_bytes, the headers capped); the program, bounds and
 # dtype the manifest states are rebuilt with the npz loader's functions, their sizes held to what the
 # tensors declare before the program grows; the network is compiled again (architecture="gpt2", the file's
@@ -293,8 +301,8 @@ def _verified(directory: Path, max_bytes) -> tuple[CompiledNetwork, dict]:
         raise size.SizeError(f"{directory}: {WEIGHTS} and {READ_IN_OUT} take {size.gib(total)}, above the limit of "
                              f"{size.gib(max_bytes)}; raise it with max_bytes=... if this machine has the memory")
     headers = {name: _header(path[name]) for name in (WEIGHTS, READ_IN_OUT)}
-    program, bounds, constants = npz.rebuild_inputs(path[MANIFEST], stated, stated["dtype"], _sizes(path, headers),
-                                                    arrays=f"{WEIGHTS} and {READ_IN_OUT}")
+    program, bounds, constants = loader.rebuild_inputs(path[MANIFEST], stated, stated["dtype"], _sizes(path, headers),
+                                                       arrays=f"{WEIGHTS} and {READ_IN_OUT}")
     try:
         net = compile(program, bounds, dtype=stated["dtype"], max_bytes=max_bytes, scale_constants=constants,
                       fuse=stated["compiler"]["fused"], architecture="gpt2")
@@ -308,22 +316,25 @@ def _verified(directory: Path, max_bytes) -> tuple[CompiledNetwork, dict]:
     for name, want in ((WEIGHTS, state_dict(net)), (READ_IN_OUT, read_in_out(net))):
         _require_tensors(path[name], headers[name], want, by)
     want = json.loads(json.dumps(_manifest(net), allow_nan=False))
+    if _is_int(stated["version"], EARLIER_VERSION):  # what version 2 wrote: no layers (the rebuild has them)
+        want["version"] = EARLIER_VERSION
+        del want["layers"]
     written_by = stated.get("written_by")
     if isinstance(written_by, dict):  # which versions wrote the files is not a property of the network: any string
         want["written_by"] = {k: written_by[k] if isinstance(written_by.get(k), str) else v
                               for k, v in want["written_by"].items()}
-    npz.require_same_json(path[MANIFEST], stated, want)
+    loader.require_same_json(path[MANIFEST], stated, want)
     return net, stated
 
 
 def _read_json(path: Path):
-    """A JSON file, refused if larger than ``MAX_JSON_BYTES`` or not strict JSON (``npz.parse_json``)."""
+    """A JSON file, refused if larger than ``MAX_JSON_BYTES`` or not strict JSON (``loader.parse_json``)."""
     with path.open("rb") as f:
         raw = f.read(MAX_JSON_BYTES + 1)
     if len(raw) > MAX_JSON_BYTES:
         raise WeightsFileError(f"{path}: larger than {MAX_JSON_BYTES:,} bytes; not a file save_pretrained writes")
     try:
-        return npz.parse_json(raw)
+        return loader.parse_json(raw)
     except ValueError as err:
         raise WeightsFileError(f"{path}: not readable JSON (corrupt?): {type(err).__name__}: {err}") from None
 
@@ -334,7 +345,7 @@ def _is_int(value, want) -> bool:
 
 def _read_manifest(path: Path) -> dict:
     """The manifest, its format, version, compiler revision, schedule and dtype checked (what the rebuild needs
-    before ``npz.rebuild_inputs`` reads the program and domain)."""
+    before ``loader.rebuild_inputs`` reads the program and domain)."""
     stated = _read_json(path)
     if not isinstance(stated, dict) or stated.get("format") != FORMAT:
         raise WeightsFileError(f"{path}: does not declare format {FORMAT!r}")
@@ -344,8 +355,9 @@ def _read_manifest(path: Path) -> dict:
             f"{path}: format version 1, written before from_pretrained verified its files; its manifest lacks what "
             "the network is rebuilt from. Write it again: construct.hf.save_pretrained(construct.compile(program, "
             "bounds, architecture='gpt2'), directory), or icl-construct export --format hf")
-    if not _is_int(version, VERSION):
-        raise WeightsFileError(f"{path}: format version {version!r} is not {VERSION}, the one this library reads")
+    if not (_is_int(version, EARLIER_VERSION) or _is_int(version, VERSION)):
+        raise WeightsFileError(f"{path}: format version {version!r} is not {EARLIER_VERSION} or {VERSION}, the ones "
+                               "this library reads")
     compiler = stated.get("compiler")
     revision = compiler.get("revision") if isinstance(compiler, dict) else None
     if not _is_int(revision, REVISION):
@@ -382,7 +394,7 @@ def _header(path: Path) -> tuple[dict[str, tuple[str, tuple[int, ...]]], dict | 
 
 def _sizes(path: dict[str, Path], headers: dict) -> dict:
     """d, n, width and depth as the tensors declare them (``wpe.weight`` (2n + 1, D), ``read_in.weight``
-    (D, d + 1), one ``h.{l}.ln_1.weight`` per layer): what ``npz.rebuild_inputs`` holds the program to."""
+    (D, d + 1), one ``h.{l}.ln_1.weight`` per layer): what ``loader.rebuild_inputs`` holds the program to."""
     def shape(name: str, key: str) -> tuple[int, ...]:
         declared = headers[name][0].get(key)
         if declared is None or len(declared[1]) != 2:
@@ -412,7 +424,7 @@ def _require_config(path: Path, config: dict, net: CompiledNetwork, by: str) -> 
         raise WeightsFileError(f"{path}: field transformers_version is {config['transformers_version']!r}, not a "
                                "string")
     want = {key: ours.get(key, written[key]) for key in config if key != "transformers_version"}
-    npz.require_same_json(path, {key: config[key] for key in want}, want, what="field", by=by)
+    loader.require_same_json(path, {key: config[key] for key in want}, want, what="field", by=by)
 
 
 def _bits(a: np.ndarray) -> np.ndarray:

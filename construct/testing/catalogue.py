@@ -1,13 +1,24 @@
-"""The named edge cases every level is checked on (machine, compiled network, ...).
+"""The named edge cases every level is checked on (closed form, exact machine, compiled network).
 
-Each case is a Task whose parameters suit both SGD and ridge (lam > 0).
+Each case is a ``Task`` whose parameters suit both SGD and ridge (lam > 0),
+drawn from its own seed, so that a case is the same task on every machine:
+
+* ``d=1``, ``n=1``: the smallest prompts (one input, one example);
+* ``n<d``: fewer examples than dimensions (a singular ``X^T X``);
+* ``repeated examples``: three rows seen six times (rank 3, repetition);
+* ``x=0``: an example that carries nothing, with a label that is not 0;
+* ``query x=0``: every answer at the query is exactly 0;
+* ``y=0``: every label 0, so ridge's answers are 0 and SGD only decays w0;
+* ``alpha=0``: SGD that never moves from w0;
+* ``lam=1e-3``, ``lam=1e3``: ridge nearly unregularised, and ridge whose
+  penalty dwarfs the data (with a step small enough for SGD to stay stable).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from support import Task
+from .strategies import Task
 
 
 def _draw(seed: int, n: int, d: int):
@@ -53,4 +64,4 @@ def _cases() -> dict[str, Task]:
     return cases
 
 
-CASES = _cases()
+EDGE_CASES: dict[str, Task] = _cases()

@@ -1,67 +1,36 @@
-"""Export a compiled network to one file, and load it back bit for bit.
+"""Loading an npz weights file: the network this library compiles for the file's program, domain and dtype.
 
-File format, version 2
-----------------------
-
-One ``.npz`` file: a zip archive (members deflate-compressed) that
-``numpy.load(path, allow_pickle=False)`` reads. It holds
-
-* one ``NAME.npy`` per weight array, dense, float64 or float32 (all alike),
-  with S stored layers applied at L depths:
-
-      embed      (d+1, D)        token slots -> residual rows
-      positions  (T, D)          added to token t (T = 2n + 1, the prompt length)
-      readout    (D,)            one-hot on the row of the register ``pred``
-      order      (L,) int64      the stored layer applied at each depth (version 2)
-      Wq, Wk, Wv (S, m, D, dh)   per stored layer and head
-      Wo         (S, m*dh, D)    the heads' outputs, concatenated, -> residual
-      bo         (S, D)
-      ln_gain, ln_bias (S, D)
-      W1         (S, D, U),  b1 (S, U),  W2 (S, U, D),  b2 (S, D)
-
-* ``manifest.json``, UTF-8 JSON (``unzip -p FILE manifest.json`` prints it;
-  ``numpy.load(FILE)["manifest.json"]`` gives its bytes). Its keys:
-  ``format``, ``version``; ``compiler`` (its ``revision``, and ``fused``); ``equations``
-  (the layer, as ``transformer/weights.py`` states it); ``dtype``, ``ln_eps``; ``arrays`` (name -> shape, dtype, sha256 of the
-  raw C-order bytes); ``sizes``; ``tokens`` (the prompt encoding);
-  ``readout`` (register, row, the columns predictions are read at);
-  ``layout`` (every register with its shape and rows ``[start, stop)``, and
-  a label per row); ``constants``; ``bounds`` (the domain: a bound per
-  register, a floor per divisor); ``layers`` (per depth: its instructions,
-  constants, predicted error); ``listing`` (registers and paper forms); and
-  ``program`` (``source``: "construct.programs" or "custom"; name, d, n,
-  params, its own layout and every instruction as data).
-
-Floats in the manifest are written with Python's shortest round-trip repr,
-so they read back exactly. ``load`` trusts nothing in the file (see the
-comment above it): it rebuilds the network from the manifest's program,
-bounds and dtype and requires the file to equal it, array for array and
-field for field, so an edited manifest cannot change what the loaded
-network claims or predicts; everything else wrong with a file (damaged,
-hostile or oversized archives, other versions, older compiler revisions)
-is refused with a ``WeightsFileError`` naming the part.
+The file is not trusted. The manifest is read first (size-capped, strict
+JSON); the program, bounds and dtype it names are rebuilt with the
+library's own constructors; the arrays' shapes follow from that program,
+and every zip member and ``.npy`` header is checked against them before
+anything is read; finally the network is compiled again and the file must
+equal what ``writer`` writes for that program and domain: every array bit
+for bit, and the whole manifest. So no edit can make a loaded network
+claim or predict anything its program and domain do not. Everything else
+wrong with a file (damaged, hostile or oversized archives, other versions,
+older compiler revisions) is refused with a ``WeightsFileError`` naming
+the part; what the library itself gets wrong surfaces as it is.
 
 Version 1 (compiler revisions 1 to 3) had no ``order``: one layer per
 instruction, every layer stored. Such a file loads if its arrays are, bit
 for bit, today's network compiled with ``fuse=False`` and untied (the
 returned network is that network, its repeated layers stored once, so
-``save`` writes it as version 2); its manifest is then only read for
-the program, bounds, dtype and constants, since the rest describes the
-network in the old compiler's words. Revision 3 changed the ridge program
-to the recursive-least-squares form, so version-1 ridge files (the normal
-equations) do not rebuild and are refused with how to re-export them. A missing file is
-a ``FileNotFoundError``. Files are written to a temporary name and renamed,
-so an interrupted ``save`` leaves no half-written file.
+``save`` writes it as version 2); its manifest is then only read for the
+program, bounds, dtype and constants, since the rest describes the network
+in the old compiler's words. Revision 3 changed the ridge program to the
+recursive-least-squares form, so version-1 ridge files (the normal
+equations) do not rebuild and are refused with how to re-export them.
+
+``rebuild_inputs``, ``parse_json`` and ``require_same_json`` are shared
+with the Hugging Face loader (``construct.runtimes.hf``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 import struct
-import tempfile
 import tokenize
 import zipfile
 import zlib
@@ -69,213 +38,29 @@ from pathlib import Path
 
 import numpy as np
 
-from ..compiler import Bounds, CompiledNetwork, compile, estimate, schedule, size
-from .. import programs
+from ..compiler import Bounds, CompiledNetwork, compile, estimate, size
 from ..compiler.build import REVISION, check_early
 from ..compiler.constants import CHOSEN, chosen_constants
 from ..compiler.size import DEFAULT_MAX_BYTES, SizeError
-from ..instructions import from_data, to_data
+from ..instructions import from_data
 from ..raw.program import Program
-from ..raw.prompt import x_columns
 from ..raw.registers import Layout, Register
-from ..transformer.weights import Weights
-
-FORMAT, VERSION, MANIFEST = "icl-construct weights", 2, "manifest.json"
-OLD_VERSION, OLD_REVISIONS = 1, (1, 2, 3)  # the previous format, and the compiler revisions that wrote it
-
-# The layer exactly as transformer/weights.py's docstring states it (a test keeps them equal), then what it leaves implicit.
-EQUATIONS = (
-    "heads      B_j = causal_softmax((H Wq_j)(H Wk_j)^T) (H Wv_j)          j = 1..m",
-    "attention  X   = H + [B_1 ... B_m] Wo + bo",
-    "MLP        H'  = X + gelu(LN(X) W1 + b1) W2 + b2",
-    "LN(v)      = ln_gain * (v - mean(v)) / sqrt(var(v) + ln_eps) + ln_bias   (per token)",
-    "input      H_0 = tokens @ embed + positions[:T]; output y_hat = H_L @ readout (one number per token)",
-    "H is T x D, one row per token; at depth l the stored layer s = order[l] applies: Wq_j = Wq[s, j] etc.; "
-    "[B_1 ... B_m] concatenates along columns",
-    "causal_softmax: row i is a softmax over j <= i (entries j > i masked); scores are NOT scaled by 1/sqrt(dh)",
-    "gelu(u) = u Phi(u) = u (1 + erf(u / sqrt 2)) / 2, the exact erf form",
-    "LN: mean and (biased) variance over the D entries of one token; layer norm only before the MLP",
-)
-
-ARRAY_MEANINGS = {
-    "embed": "(d+1, D): token slots [y, x_1..x_d] -> residual rows",
-    "positions": "(T, D): added to token t",
-    "readout": "(D,): prediction = final state @ readout",
-    "Wq": "(L, m, D, dh)", "Wk": "(L, m, D, dh)", "Wv": "(L, m, D, dh)", "Wo": "(L, m*dh, D)", "bo": "(L, D)",
-    "ln_gain": "(L, D)", "ln_bias": "(L, D)", "W1": "(L, D, U)", "b1": "(L, U)", "W2": "(L, U, D)", "b2": "(L, D)",
-    "order": "(depth,) int64: the stored layer (0..L-1) applied at each depth; a tied layer appears several times",
-}
-
-
-def _array_dtype(name: str, dtype) -> np.dtype:
-    """Every array has the file's float dtype but the layer order, which is int64."""
-    return np.dtype(np.int64) if name == "order" else np.dtype(dtype)
+from .spec import (ARRAY_MEANINGS, DEFLATE_RATIO, EARLIER_MEANINGS, FORMAT, MANIFEST, MAX_HEADER_BYTES,
+                   MAX_MANIFEST_BYTES, OLD_REVISIONS, OLD_VERSION, VERSION, array_dtype, sha256)
+from .writer import CONSTRUCTORS, manifest
 
 
 class WeightsFileError(ValueError):
     """A weights file that cannot be loaded: truncated, corrupt, of another version, or inconsistent."""
 
 
-# -- saving ---------------------------------------------------------------------------
-
-
-def _sha256(a: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(a).reshape(-1).view(np.uint8)).hexdigest()
-
-
-def _numbers(value, what: str):
-    """A float64 constant as JSON (a float or nested lists); symbolic constants are refused."""
-    arr = np.asarray(value)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"save: {what} is not numeric ({value!r}); only numeric programs can be exported "
-                         "(symbolic constants are for proofs)")
-    return arr.astype(np.float64).tolist()
-
-
-def _sizes(program: Program, w: Weights) -> dict:
-    return {"d": program.d, "n": program.n, "tokens": 2 * program.n + 1, "layers": w.depth,
-            "stored_layers": w.stored, "heads": w.heads,
-            "residual_width": w.width, "head_size": w.head_size, "mlp_width": w.mlp_width,
-            "parameters": w.parameter_count}
-
-
-def _source(program: Program) -> str:
-    """"construct.programs" if a constructor of that module rebuilds ``program`` exactly, else "custom".
-
-    ``load`` rebuilds library programs from their name and parameters, and
-    custom programs from their instructions; a custom program's parameters
-    could then claim anything, so it is saved without them.
-    """
-    if program.name in CONSTRUCTORS:
-        try:
-            same = CONSTRUCTORS[program.name](program.d, program.n, program.params)
-        except (KeyError, ValueError, TypeError):
-            same = None
-        if same is None or [to_data(i) for i in same.instructions] != [to_data(i) for i in
-                                                                            program.instructions]:
-            raise ValueError(f"save: this program is named {program.name!r} but is not "
-                             f"construct.programs.{program.name} with its params; rename it")
-        return "construct.programs"
-    if program.params:
-        raise ValueError(f"save: the custom program {program.name!r} has params {sorted(program.params)}; a file "
-                         "cannot show that its instructions use them, so save it without params")
-    return "custom"
-
-
-def manifest(net: CompiledNetwork) -> dict:
-    """Everything about ``net`` except the arrays themselves (they are described, not included)."""
-    program, w, layout = net.program, net.weights, net.layout
-    own = set(program.layout.names)
-    return {
-        "format": FORMAT,
-        "version": VERSION,
-        "compiler": {**compiler_entry(net), "note": "load() rebuilds the network and requires this file to equal it"},
-        "equations": list(EQUATIONS),
-        "dtype": str(w.dtype),
-        "ln_eps": w.ln_eps,
-        "arrays": {name: {"shape": list(a.shape), "dtype": str(a.dtype), "sha256": _sha256(a),
-                          "meaning": ARRAY_MEANINGS[name]} for name, a in w.arrays().items()},
-        "sizes": _sizes(program, w),
-        "tokens": {
-            "x": "x~ = [0, x_1, ..., x_d] (slot 0 is the label slot)",
-            "y": "y~ = [y, 0, ..., 0]",
-            "order": "x~_1, y~_1, x~_2, y~_2, ..., x~_n, y~_n, x~_q (T = 2n + 1 tokens)",
-            "array": "tokens is T x (d+1): row 2k holds x~_{k+1}, row 2k+1 holds y~_{k+1}, row 2n the query",
-        },
-        "readout": {
-            "register": program.readout, "row": layout.span(program.readout)[0],
-            "columns": x_columns(program.n).tolist(),
-            "meaning": "y_hat at column 2k predicts y_{k+1} from examples 1..k; column 2n is the query's",
-            "query_only": program.query_only,
-        },
-        "layout": {
-            "width": layout.width,
-            "registers": [{"name": reg.name, "shape": list(reg.shape), "rows": list(layout.span(reg.name)),
-                           "part": "program" if reg.name in own else "compiler"} for reg in layout],
-            "row_labels": list(layout.labels),
-        },
-        "constants": dict(net.constants),
-        "bounds": {"values": dict(net.bounds.values), "floors": dict(net.bounds.floors)},
-        "layers": [{"index": r.index, "instructions": [list(step.attention), list(step.mlp)],
-                    "parts": [{"instruction": text, "predicted_error": error, "out_bound": bound}
-                              for text, error, bound in r.parts],
-                    "constants": r.constants} for r, step in zip(net.layers, net.steps)],
-        "listing": {"registers": program.listing("registers").splitlines(),
-                    "paper": program.listing("paper").splitlines()},
-        "program": program_entry(program),
-    }
-
-
-def compiler_entry(net: CompiledNetwork) -> dict:
-    """The manifest's ``compiler``: the revision that compiled ``net``, and whether its schedule is fused."""
-    return {"revision": REVISION, "fused": tuple(net.steps) != schedule.unfused(net.program)}
-
-
-def program_entry(program: Program) -> dict:
-    """The manifest's ``program``: what ``rebuild_inputs`` rebuilds it from (also the Hugging Face manifest's)."""
-    return {
-        "source": _source(program),
-        "name": program.name, "d": program.d, "n": program.n, "readout": program.readout,
-        "query_only": program.query_only,
-        "layout": [{"name": reg.name, "shape": list(reg.shape), "start": program.layout.span(reg.name)[0]}
-                   for reg in program.layout],
-        "params": {k: _numbers(v, f"parameter {k!r} of {program.name}") for k, v in program.params.items()},
-        "instructions": [to_data(ins) for ins in program.instructions],
-    }
-
-
-def save(net: CompiledNetwork, path, compress: bool = True) -> Path:
-    """Write ``net`` to ``path`` (``.npz`` is appended if missing), atomically; returns the path written."""
-    if not isinstance(net, CompiledNetwork):
-        raise TypeError(f"save takes a CompiledNetwork, got {type(net).__name__}")
-    if net.gpt2 is not None:
-        raise ValueError("this network was compiled for GPT-2 blocks, which the npz format (the paper's layer) does "
-                         "not hold; write it with construct.hf.save_pretrained (icl-construct export --format hf)")
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    if not path.parent.is_dir():
-        raise FileNotFoundError(f"save: no directory {path.parent} to write {path.name} into")
-    text = json.dumps(manifest(net), indent=1, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as z:
-                z.writestr(MANIFEST, text)
-                for name, a in net.weights.arrays().items():
-                    # zip64 only when needed: some readers of other languages lack it
-                    with z.open(f"{name}.npy", "w", force_zip64=a.nbytes + 4096 >= zipfile.ZIP64_LIMIT) as member:
-                        np.lib.format.write_array(member, a, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's file is private; the export is an ordinary file
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
-
-
-# -- loading ----------------------------------------------------------------------------
-#
-# The file is not trusted. The manifest is read first (size-capped, strict JSON); the program,
-# bounds and dtype it names are rebuilt with the library's own constructors; the arrays' shapes
-# follow from that program, and every zip member and .npy header is checked against them before
-# anything is read; finally the network is compiled again and the file must equal what this
-# compiler writes for that program and domain: every array bit for bit, and the whole manifest.
-# So no edit can make a loaded network claim or predict anything its program and domain do not.
-
-MAX_MANIFEST_BYTES = 16 * 2**20
-MAX_HEADER_BYTES = 4096  # an .npy header of one of our arrays is under 200 bytes
-DEFLATE_RATIO = 1032  # deflate expands at most about 1032-fold
-CONSTRUCTORS = {name: (lambda algorithm: lambda d, n, p: algorithm.program(d, n, **p))(algorithm)
-                for name, algorithm in programs.REGISTRY.items()}
-# What a damaged archive can raise from zipfile, zlib, struct and numpy's header parser.
-_DAMAGE = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, KeyError, IndexError,
-           TypeError, OverflowError, NotImplementedError, RuntimeError, SyntaxError, UnicodeDecodeError,
-           struct.error, tokenize.TokenError, MemoryError, RecursionError)
+# What reading a damaged archive raises: zipfile's own errors and the zlib, struct and end-of-data errors of its
+# parsing, NotImplementedError for the zip features it lacks (a version or flag bit a flipped byte makes), and
+# ValueError for an offset out of a file's range or a name that does not decode. The caller adds OSError.
+_ZIP_DAMAGE = (zipfile.BadZipFile, zlib.error, struct.error, EOFError, NotImplementedError, ValueError)
+# What numpy's .npy header parser raises for a damaged header: ValueError, and for a header it parses as an old
+# one, the tokenizer's and Python parser's errors.
+_NPY_DAMAGE = (ValueError, SyntaxError, tokenize.TokenError)
 
 
 def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
@@ -294,7 +79,7 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
     with path.open("rb") as f:  # permission errors surface here, as themselves
         try:
             archive = zipfile.ZipFile(f)
-        except _DAMAGE + (OSError,) as err:
+        except _ZIP_DAMAGE + (OSError,) as err:
             raise WeightsFileError(f"{path}: not a readable .npz archive (truncated or corrupt?): {_why(err)}") \
                 from None
         with archive:
@@ -404,7 +189,7 @@ def _read_member(path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo, li
     try:
         with archive.open(info) as member:
             data = member.read(limit + 1)
-    except _DAMAGE + (OSError,) as err:
+    except _ZIP_DAMAGE + (OSError,) as err:
         raise WeightsFileError(f"{path}: cannot read {info.filename} (truncated or corrupt?): {_why(err)}") from None
     if len(data) != info.file_size:
         raise WeightsFileError(f"{path}: {info.filename} holds {len(data)} bytes, its zip entry says "
@@ -509,7 +294,10 @@ def rebuild_inputs(path: Path, stated: dict, dtype: str, sizes: dict, arrays: st
         values, floors = _field(stated, "bounds", "values"), _field(stated, "bounds", "floors")
         if not (isinstance(values, dict) and isinstance(floors, dict)):
             raise ValueError("bounds.values and bounds.floors must be objects")
-        bounds = Bounds(values, floors)
+        x_norm = stated["bounds"].get("x_norm")  # absent: the domain bounds no norm
+        if x_norm is not None and not _is_number(x_norm):
+            raise ValueError(f"bounds.x_norm is {x_norm!r}, not a number")
+        bounds = Bounds(values, floors, x_norm=x_norm)
         bounds.require(program)
         extra = sorted(set(values) - set(program.layout.names))
         if extra:
@@ -577,20 +365,20 @@ def _declared_arrays(path: Path, stated: dict, members: dict, max_bytes, names) 
         raise WeightsFileError(f"{path}: the manifest's array list differs from the format's {sorted(names)}")
     declared, total = {}, 0
     for name in names:
-        item = _array_dtype(name, dtype).itemsize
+        item = array_dtype(name, dtype).itemsize
         entry = spec[name]
         shape = entry.get("shape") if isinstance(entry, dict) else None
         if not (isinstance(shape, list) and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
                                                 for s in shape)):
             raise WeightsFileError(f"{path}: the manifest's arrays.{name}.shape is {shape!r}, not a list of sizes")
-        if entry.get("dtype") != str(_array_dtype(name, dtype)):
+        if entry.get("dtype") != str(array_dtype(name, dtype)):
             raise WeightsFileError(f"{path}: the manifest's arrays.{name}.dtype is {entry.get('dtype')!r}; "
-                                   f"the file's is {_array_dtype(name, dtype)}")
+                                   f"the file's is {array_dtype(name, dtype)}")
         nbytes = int(np.prod(shape, dtype=object)) * item
         file_size = members[f"{name}.npy"].file_size
         if not nbytes < file_size <= nbytes + MAX_HEADER_BYTES:
             raise WeightsFileError(f"{path}: member {name}.npy declares {file_size:,} bytes; an array of shape "
-                                   f"{shape} {_array_dtype(name, dtype)} takes {nbytes:,} plus a header")
+                                   f"{shape} {array_dtype(name, dtype)} takes {nbytes:,} plus a header")
         declared[name] = tuple(shape)
         total += nbytes
     if max_bytes is not None and total > max_bytes:
@@ -604,7 +392,7 @@ def _read_arrays(path: Path, archive: zipfile.ZipFile, members: dict, shapes: di
     """Every array, each checked (zip size, .npy header, then CRC and finiteness) against ``shapes``."""
     arrays = {}
     for name in shapes:
-        shape, item = shapes[name], _array_dtype(name, dtype)
+        shape, item = shapes[name], array_dtype(name, dtype)
         nbytes = int(np.prod(shape, dtype=np.int64)) * item.itemsize
         data = _read_member(path, archive, members[f"{name}.npy"], MAX_HEADER_BYTES + nbytes)
         arrays[name] = _parse_npy(path, name, data, shape, item)
@@ -619,7 +407,7 @@ def _parse_npy(path: Path, name: str, data: bytes, shape: tuple[int, ...], dtype
         if reader is None:
             raise ValueError(f".npy format version {major} is not 1 or 2")
         got_shape, fortran, got_dtype = reader(stream, max_header_size=MAX_HEADER_BYTES)
-    except _DAMAGE as err:
+    except _NPY_DAMAGE as err:
         raise WeightsFileError(f"{path}: array {name!r} has a bad .npy header: {_why(err)}") from None
     if got_shape != shape or fortran or got_dtype != dtype.newbyteorder("<"):
         raise WeightsFileError(f"{path}: array {name!r} is {got_dtype} {got_shape}"
@@ -660,7 +448,11 @@ def _require_same(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray
                 f"{_params(p)}), bounds and dtype compile to: array {name!r} differs first at {list(where)} "
                 f"({arrays[name][where]!r} in the file, {rebuilt[where]!r} rebuilt); the manifest's program.params, "
                 "bounds or dtype were edited")
-    require_same_json(path, stated, json.loads(json.dumps(manifest(net), allow_nan=False)))
+    want = json.loads(json.dumps(manifest(net), allow_nan=False))
+    if all(stated["arrays"][name].get("meaning") == EARLIER_MEANINGS[name] for name in want["arrays"]):
+        for name, entry in want["arrays"].items():  # a file written before the meanings' wording changed
+            entry["meaning"] = EARLIER_MEANINGS[name]
+    require_same_json(path, stated, want)
 
 
 def require_same_json(path, stated, want, what: str = "the manifest's", by: str = "its program and domain") -> None:
@@ -674,7 +466,7 @@ def require_same_json(path, stated, want, what: str = "the manifest's", by: str 
 
 def _require_hashes(path: Path, arrays: dict[str, np.ndarray], stated: dict) -> None:
     for name, a in arrays.items():
-        if _sha256(a) != stated["arrays"][name].get("sha256"):
+        if sha256(a) != stated["arrays"][name].get("sha256"):
             raise WeightsFileError(f"{path}: array {name!r} does not match its sha256 in the manifest "
                                    "(altered, or the manifest comes from another export)")
 
