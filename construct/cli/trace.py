@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import plots
+from ..instructions import MLP
 from ..tasks import gaussian_tasks
 from . import budget, network, shared
 from .shared import UsageError
@@ -61,7 +62,7 @@ def _run(args) -> int:
         with shared.writing(args.png, "--png"):
             pictures["residual_stream"] = str(plots.residual_stream(trace, args.png))
     if args.weights_png:
-        layer = args.layer or next((k for k, ins in enumerate(program.instructions, 1) if ins.kind == "mul"), 1)
+        layer = args.layer or next((k for k, ins in enumerate(program.instructions, 1) if ins.phase == MLP), 1)
         with shared.writing(args.weights_png, "--weights-png"):
             pictures[f"weights_layer_{layer}"] = str(plots.weights_heatmap(net, layer, args.weights_png))
     X, y, x_query = task
@@ -95,7 +96,7 @@ def _arguments(parser) -> None:
     parser.add_argument("--weights-png", type=shared.path, metavar="FILE",
                         help="also draw one layer's weights (the layer --layer names)")
     parser.add_argument("--layer", type=shared.number(1, integer=True),
-                        help="the layer --weights-png draws (default: the first multiplication)")
+                        help="the layer --weights-png draws (default: the first whose MLP computes)")
     network.calibration(parser)
     shared.seed(parser, "the random task", "the calibration tasks use the next seed")
     shared.json_output(parser, "every layer's state at every token")

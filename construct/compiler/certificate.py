@@ -307,7 +307,7 @@ class Certifier:
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
         for l, ins, mid, error in reversed(path):
-            contribution = _no_nan(np.einsum("kpt,pt->k", np.abs(lam) + slack, error))
+            contribution = _weighted(np.abs(lam) + slack, error)
             bounds += contribution
             if components:
                 shares[l] += contribution
@@ -319,6 +319,18 @@ class Certifier:
             slack = ins.pullback(mid, slack, layout, absolute=True) + rounding_of_pullback
             lam = new
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares
+
+
+def _weighted(weights: np.ndarray, error: np.ndarray) -> np.ndarray:
+    """``sum_{p,t} weights[k, p, t] error[p, t]`` for each k, with a weight of exactly 0 making its term 0 even where
+    the error is unbounded: an entry no answer depends on (its cotangent is 0, and so is the slack of that
+    cotangent) cannot move the answer, however large its error."""
+    finite = np.isfinite(error)
+    total = np.einsum("kpt,pt->k", weights, np.where(finite, error, 0.0))
+    if not finite.all():
+        reached = np.any((weights != 0) & ~finite[None], axis=(1, 2))
+        total = np.where(reached, np.inf, total)
+    return _no_nan(total)
 
 
 def _no_nan(x: np.ndarray) -> np.ndarray:

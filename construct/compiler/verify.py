@@ -36,6 +36,7 @@ trusting it:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -43,7 +44,7 @@ from ..instructions import ATTENTION
 from ..transformer.rounding import gamma
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class AttentionCheck:
     """For one applied layer: per offset o, ``deviation[o]`` (D rows read, P program rows written) bounds
     ``|weights' map - the instructions' map|`` entrywise, slack included; ``bias`` (P,) the same for the constant
@@ -62,9 +63,19 @@ class AttentionCheck:
         T = H.shape[0]
         out = np.broadcast_to(self.bias, (T, len(self.bias))).copy()
         absH = np.abs(H)
+        for o, (rows, cols, block) in self._sparse.items():
+            out[:, cols] += absH[np.maximum(np.arange(T) - o, 0)][:, rows] @ block
+        return out
+
+    @cached_property
+    def _sparse(self) -> dict:
+        """Each offset's deviation as (read rows, written rows, the block between them), its nonzeros only: the
+        compiler's layers read and write few rows, so this is what ``error`` multiplies."""
+        out = {}
         for o, dev in self.deviation.items():
-            if np.any(dev):
-                out += absH[np.maximum(np.arange(T) - o, 0)] @ dev
+            rows, cols = np.flatnonzero(np.any(dev != 0, axis=1)), np.flatnonzero(np.any(dev != 0, axis=0))
+            if rows.size:
+                out[o] = (rows, cols, dev[np.ix_(rows, cols)])
         return out
 
     def read_errors(self, H: np.ndarray, reads: dict[int, int]) -> dict[int, np.ndarray]:
@@ -82,8 +93,9 @@ class AttentionCheck:
                 want[:P] = self.expected[o][:, meant]
                 gap = np.abs(self.weights[o][:, row] - want)
                 gap[:P] += self.slack[o][:, meant]
-                if np.any(gap):
-                    total += absH[np.maximum(np.arange(T) - o, 0)] @ gap
+                nonzero = np.flatnonzero(gap)
+                if nonzero.size:
+                    total += absH[np.maximum(np.arange(T) - o, 0)][:, nonzero] @ gap[nonzero]
             out[row] = total
         return out
 
