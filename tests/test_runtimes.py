@@ -6,6 +6,7 @@ process by transformers alone (no code of this project there).
 """
 
 import dataclasses
+import importlib.metadata
 import json
 import subprocess
 import sys
@@ -209,7 +210,9 @@ def test_transformer_lens_residual_stream_equals_the_trace(nets, name):
     tl = pytest.importorskip("construct.tl")
     torch = pytest.importorskip("torch")
     net = nets[name]
-    model = tl.to_hooked_transformer(net)
+    model = tl.to_hooked_transformer(net)  # the former name of to_transformer_lens
+    major = int(importlib.metadata.version("transformer_lens").split(".")[0])
+    assert type(model).__name__ == ("HookedTransformer" if major < 4 else "TransformerBridge")
     assert model.cfg.dtype == torch.float64 and model.cfg.normalization_type == "LN" and model.cfg.act_fn == "gelu"
     every = np.arange(net.layout.width)
     rows = np.concatenate([every[net.layout.rows(register)] for register in net.program.layout.names])

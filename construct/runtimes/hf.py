@@ -67,7 +67,9 @@ trained in-context learners of this field, e.g. Garg et al. 2022), after
 ``load``: the GPT-2 part is loaded with ``GPT2Model.from_pretrained`` (given
 the verified config) and no code of this project inside it, and its
 parameters are held once more to the rebuilt tensors (so a file replaced
-while loading is caught); ``model.network`` is the verified network. This
+while loading is caught); ``model.network`` is the verified network.
+``predict(model, X, y, x_query)`` gives the model's answers, each with a
+bound computed from what the model returned (``predict``'s docstring). This
 module imports torch, transformers and safetensors (the extra ``runtimes``);
 ``import construct`` does not import it.
 """
