@@ -2,11 +2,13 @@
 
     python examples/06_transformer_lens.py [OUTPUT_DIR]
 
-Compile ridge regression for standard GPT-2 blocks, load it into a
-TransformerLens HookedTransformer (needs the extra 'runtimes'), run a task
-with run_with_cache, and draw from the cache the attention pattern of a mov
-layer and the register w in the residual stream after every layer, labelled
-by the network's layout (PNG, into OUTPUT_DIR, default examples/output/).
+Compile ridge regression for standard GPT-2 blocks, load it into
+TransformerLens (needs the extra 'runtimes': a HookedTransformer with
+TransformerLens 3.x, a TransformerBridge with 4.x), run a task with
+run_with_cache, certify its answers from its own last residual stream
+(predict), and draw from the cache the attention pattern of a mov layer and
+the register w in the residual stream after every layer, labelled by the
+network's layout (PNG, into OUTPUT_DIR, default examples/output/).
 """
 
 import sys
@@ -27,16 +29,18 @@ out.mkdir(parents=True, exist_ok=True)
 
 d, n, lam = 2, 3, 0.5
 net = construct.compile(programs.ridge(d, n, lam), x_max=1.0, y_max=2.0, architecture="gpt2")
-with warnings.catch_warnings():  # TransformerLens 3 announces that 4.0 replaces HookedTransformer
+with warnings.catch_warnings():  # TransformerLens 3 announces that 4.0 removes HookedTransformer
     warnings.simplefilter("ignore", DeprecationWarning)
-    model = tl.to_hooked_transformer(net)
-print(f"HookedTransformer: {model.cfg.n_layers} blocks, d_model {model.cfg.d_model}, {model.cfg.n_heads} heads "
+    model = tl.to_transformer_lens(net)
+print(f"{type(model).__name__}: {model.cfg.n_layers} blocks, d_model {model.cfg.d_model}, {model.cfg.n_heads} heads "
       f"of {model.cfg.d_head}, d_mlp {model.cfg.d_mlp}, {model.cfg.dtype}")
 
 rng = np.random.default_rng(0)
 X, y, x_query = rng.uniform(-1, 1, (n, d)), rng.uniform(-2, 2, n), rng.uniform(-1, 1, d)
 predictions, cache = tl.run_with_cache(model, net, X, y, x_query)
 print("|TransformerLens - closed form| =", f"{np.abs(predictions - reference.ridge(X, y, x_query, lam)).max():.1e}")
+_, bounds = tl.predict(model, net, X, y, x_query, return_bound=True)  # from its own blocks.12.hook_resid_post
+print("largest a-posteriori bound of TransformerLens' answers:", f"{bounds.max():.1e}")
 tokens = [f"{kind}~{k}" for k in range(1, n + 1) for kind in ("x", "y")] + ["x~q"]
 
 # A mov layer: the head reading column i - 2 carries A^-1 and w from one example's y~ token to the next.

@@ -79,8 +79,9 @@ def check_05(out, pictures):
 
 
 def check_06(out, pictures):
-    assert "HookedTransformer: 13 blocks, d_model 48, 3 heads of 16" in out
+    assert re.search(r"(HookedTransformer|TransformerBridge): 13 blocks, d_model 48, 3 heads of 16", out)
     assert small("|TransformerLens - closed form| =", out) < 1e-8
+    assert small("largest a-posteriori bound of TransformerLens' answers:", out) < 1e-9
     assert small("max |pattern - one-hot on column i - 2| =", out) < 1e-12
     assert numbers_after("after the last block:", out) == pytest.approx(numbers_after("closed form:", out), abs=1e-8)
     assert (pictures / "transformer_lens_ridge.png").stat().st_size > 10_000

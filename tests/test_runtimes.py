@@ -6,17 +6,21 @@ process by transformers alone (no code of this project there).
 """
 
 import dataclasses
+import importlib.metadata
 import json
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import construct
-from construct import cli, programs, reference
+from construct import cli, exact, programs, reference
+from construct.compiler.certificate import CertificateError
 from construct.raw.prompt import tokens, x_columns
+from construct.tasks import gaussian_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
 LAM, ALPHA = 0.5, 0.05
@@ -178,7 +182,7 @@ def test_hf_module_and_its_manifest(nets, tmp_path):
     assert [type(m).__name__ for m in (model.read_in, model.backbone, model.read_out)] == \
         ["Linear", "GPT2Model", "Linear"]
     for task in box_tasks(2, 4, 3, seed=2):
-        assert np.all(np.abs(hf.predict(model, *task) - CASES["sgd_d2_n4"][1](task)) <= 1e-10)
+        assert np.all(np.abs(hf.predict(model, *task, tolerance=None) - CASES["sgd_d2_n4"][1](task)) <= 1e-10)
     with pytest.raises(FileExistsError):
         (tmp_path / "other").mkdir()
         (tmp_path / "other" / "notes.txt").write_text("mine")
@@ -206,7 +210,9 @@ def test_transformer_lens_residual_stream_equals_the_trace(nets, name):
     tl = pytest.importorskip("construct.tl")
     torch = pytest.importorskip("torch")
     net = nets[name]
-    model = tl.to_hooked_transformer(net)
+    model = tl.to_hooked_transformer(net)  # the former name of to_transformer_lens
+    major = int(importlib.metadata.version("transformer_lens").split(".")[0])
+    assert type(model).__name__ == ("HookedTransformer" if major < 4 else "TransformerBridge")
     assert model.cfg.dtype == torch.float64 and model.cfg.normalization_type == "LN" and model.cfg.act_fn == "gelu"
     every = np.arange(net.layout.width)
     rows = np.concatenate([every[net.layout.rows(register)] for register in net.program.layout.names])
@@ -228,10 +234,167 @@ def test_the_readme_table_command_on_one_task(capsys):
     assert accuracy.main(["--tasks", "1", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert sorted(result) == sorted(accuracy.CASES)
-    for cells in result.values():
+    for name, cells in result.items():
         for dtype, rows in cells.items():
             limit = 1e-10 if dtype == "float64" else 1e-3  # float32 is measured, not held to float64's accuracy
             for row in ("numpy gpt2", "hf eager", "hf sdpa", "tl"):
                 assert rows[row] <= limit, (dtype, row, rows[row])
             if dtype == "float64":
                 assert rows["tl resid_post"] <= 1e-9 and rows["numpy gpt2"] <= rows["numpy gpt2 bound"]
+            for row in ("hf eager", "hf sdpa", "tl"):  # the runtimes' own bounds: ridge has one, SGD none (null)
+                bound = rows[f"{row} bound"]
+                assert (bound is not None and rows[row] <= bound) if name.startswith("ridge") else bound is None, \
+                    (name, dtype, row, bound)
+
+
+# -- the runtimes' answers with their a-posteriori bounds ---------------------------------------------------
+
+RIDGE = programs.ridge(4, 8, LAM)
+GAUSSIAN = gaussian_tasks(4, 8, 6, seed=21)
+
+
+@pytest.fixture(scope="module")
+def gaussian_ridge():
+    """Ridge d = 4, n = 8 compiled for GPT-2 on Gaussian tasks (its domain calibrated on 64 of them and the ones
+    tested)."""
+    tasks = gaussian_tasks(4, 8, 64, seed=0) + GAUSSIAN
+    return construct.compile(RIDGE, construct.Bounds.calibrate(RIDGE, tasks), architecture="gpt2")
+
+
+@pytest.fixture(scope="module")
+def ridge_models(gaussian_ridge, tmp_path_factory):
+    """``{attention implementation: ICLModel}`` of that network's Hugging Face directory."""
+    hf = pytest.importorskip("construct.hf")
+    folder = hf.save_pretrained(gaussian_ridge, tmp_path_factory.mktemp("hf") / "ridge")
+    return {implementation: hf.from_pretrained(folder, attn_implementation=implementation)
+            for implementation in ("eager", "sdpa")}
+
+
+@pytest.fixture(scope="module")
+def ridge_lens(gaussian_ridge):
+    tl = pytest.importorskip("construct.tl")
+    with warnings.catch_warnings():  # TransformerLens 3.x announces that 4.0 removes HookedTransformer
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return tl.to_transformer_lens(gaussian_ridge)
+
+
+def shifted(net, register: str, delta: float):
+    """A hook adding ``delta`` to ``register``'s rows of the residual stream: a torch forward hook on a block (its
+    output is the last argument) or a TransformerLens hook (given the tensor and ``hook``)."""
+    rows = np.arange(net.layout.width)[net.layout.rows(register)]
+
+    def shift(*args, hook=None):
+        out = args[-1].clone()
+        out[..., rows] += delta
+        return out
+
+    return shift
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_hugging_face_answers_carry_bounds_from_its_own_last_block(ridge_models, implementation):
+    hf = pytest.importorskip("construct.hf")
+    model = ridge_models[implementation]
+    assert model.backbone.config._attn_implementation == implementation
+    for task in GAUSSIAN:
+        got, bound = hf.predict(model, *task, return_bound=True)
+        errors = exact.errors(RIDGE, *task, got)
+        assert np.all(errors <= bound) and bound.max() < 1e-9, (errors, bound)
+        assert np.array_equal(got, hf.predict(model, *task))  # the default tolerance accepts them
+    assert not model.backbone.h[-1]._forward_hooks  # the hook that read the state is gone
+
+
+@pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")  # TransformerLens 3.x
+def test_transformer_lens_answers_carry_bounds_from_its_last_resid_post(gaussian_ridge, ridge_lens):
+    tl = pytest.importorskip("construct.tl")
+    for task in GAUSSIAN:
+        got, bound = tl.predict(ridge_lens, gaussian_ridge, *task, return_bound=True)
+        errors = exact.errors(RIDGE, *task, got)
+        assert np.all(errors <= bound) and bound.max() < 1e-9, (errors, bound)
+        cached, _ = tl.run_with_cache(ridge_lens, gaussian_ridge, *task)
+        assert np.array_equal(got, cached)
+
+
+@pytest.mark.parametrize("register", ["pred", "w_pred"])
+@pytest.mark.parametrize("runtime", ["hf", "tl"])
+def test_the_bound_is_the_runtimes_own(gaussian_ridge, ridge_models, ridge_lens, runtime, register):
+    """A runtime made to compute otherwise than the numpy pass (1e-6 added after its last block to the answer's
+    row, or to the weights the certificate reads) still gets a sound bound, and the state's shift shows in it:
+    the bound is computed from what the runtime returned, not from the numpy pass (whose bound is below 1e-9)."""
+    task, delta = GAUSSIAN[0], 1e-6
+    shift = shifted(gaussian_ridge, register, delta)
+    if runtime == "hf":
+        hf = pytest.importorskip("construct.hf")
+        model = ridge_models["eager"]
+        handle = model.backbone.h[-1].register_forward_hook(shift)
+        got, bound = hf.predict(model, *task, tolerance=None, return_bound=True)
+        handle.remove()
+    else:
+        tl = pytest.importorskip("construct.tl")
+        last = f"blocks.{gaussian_ridge.gpt2.depth - 1}.hook_resid_post"
+        with warnings.catch_warnings(), ridge_lens.hooks(fwd_hooks=[(last, shift)]):
+            warnings.simplefilter("ignore", DeprecationWarning)
+            got, bound = tl.predict(ridge_lens, gaussian_ridge, *task, tolerance=None, return_bound=True)
+    errors = exact.errors(RIDGE, *task, got)
+    assert np.all(errors <= bound), (errors, bound)
+    if register == "pred":  # the answers moved by about delta, and their bounds with them
+        assert 0.5 * delta < errors.min() and errors.max() < 2 * delta
+    else:  # the answers did not move; the weights the certificate reads did, by delta
+        assert errors.max() < 1e-10 and bound[1:].min() > 1e-3 * delta
+    # so a tolerance that accepts the runtime's own answers refuses these
+    run = (lambda: hf.predict(model, *task, tolerance=1e-8)) if runtime == "hf" else \
+        (lambda: tl.predict(ridge_lens, gaussian_ridge, *task, tolerance=1e-8))
+    run()
+    with pytest.raises(CertificateError, match=r"a-posteriori bound .* \(residual certificate"):
+        if runtime == "hf":
+            handle = model.backbone.h[-1].register_forward_hook(shift)
+            try:
+                run()
+            finally:
+                handle.remove()
+        else:
+            with ridge_lens.hooks(fwd_hooks=[(last, shift)]):
+                run()
+
+
+@pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")
+def test_the_runtimes_refuse_uncertified_answers_under_a_tolerance_and_say_why(nets, tmp_path):
+    hf, tl = pytest.importorskip("construct.hf"), pytest.importorskip("construct.tl")
+    net = nets["sgd_d2_n4"]
+    task = box_tasks(2, 4, 1, seed=7)[0]
+    model = hf.from_pretrained(hf.save_pretrained(net, tmp_path / "sgd"))
+    lens = tl.to_transformer_lens(net)
+    why = "sgd has no a-posteriori certificate, and the mechanism certificate covers only this library's numpy pass"
+    with pytest.raises(CertificateError, match=f"the query's prediction .* from Hugging Face's GPT2Model has no "
+                                               f"certified bound: {why}"):
+        hf.predict(model, *task)
+    with pytest.raises(CertificateError, match=f"from TransformerLens' {type(lens).__name__} has no certified bound: "
+                                               f"{why}"):
+        tl.predict(lens, net, *task, tolerance=1e300)
+    for got, bound in (hf.predict(model, *task, tolerance=None, return_bound=True),
+                       tl.predict(lens, net, *task, tolerance=None, return_bound=True)):
+        assert np.all(np.isinf(bound)) and np.all(np.abs(got - CASES["sgd_d2_n4"][1](task)) <= 1e-10)
+    for bad in (-1.0, float("nan"), "1e-6"):
+        with pytest.raises(ValueError, match="tolerance must be a number >= 0 or None"):
+            hf.predict(model, *task, tolerance=bad)
+        with pytest.raises(ValueError, match="tolerance must be a number >= 0 or None"):
+            tl.predict(lens, net, *task, tolerance=bad)
+    by_hand = hf.ICLModel(model.backbone, model.read_in, model.read_out, model.manifest)  # no verified network
+    with pytest.raises(CertificateError, match=r"no verified network \(model.network is None\)"):
+        hf.predict(by_hand, *task)
+    assert np.all(np.isinf(hf.predict(by_hand, *task, tolerance=None, return_bound=True)[1]))
+
+
+@pytest.mark.filterwarnings("ignore:HookedTransformer is deprecated:DeprecationWarning")
+def test_a_tolerance_below_the_bound_refuses_a_ridge_answer(gaussian_ridge, ridge_models, ridge_lens):
+    hf, tl = pytest.importorskip("construct.hf"), pytest.importorskip("construct.tl")
+    task = GAUSSIAN[1]
+    model = ridge_models["sdpa"]
+    for run in (lambda **kw: hf.predict(model, *task, **kw), lambda **kw: tl.predict(ridge_lens, gaussian_ridge,
+                                                                                      *task, **kw)):
+        got, bound = run(tolerance=None, return_bound=True)
+        scale = gaussian_ridge.scale(task[1], got)
+        tight = float(np.max(bound / scale))
+        assert np.array_equal(run(tolerance=tight), got)  # at the bound: accepted
+        with pytest.raises(CertificateError, match=r"has the a-posteriori bound .* above the tolerance"):
+            run(tolerance=tight / 2)

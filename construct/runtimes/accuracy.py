@@ -5,9 +5,10 @@ lam = 0.5), compiled for the box ``|x_i| <= 1``, ``|y| <= 2`` in float64 and
 float32, on tasks drawn uniformly in it: the largest ``|prediction - closed
 form|`` over every prefix of the numpy pass (paper's layer and GPT-2 blocks,
 with the largest certified bound), of Hugging Face's ``GPT2Model`` with each
-attention implementation, and of TransformerLens, and the largest
-difference between TransformerLens' ``hook_resid_post`` and ``net.trace`` on
-the program's rows over every layer.
+attention implementation and of TransformerLens (each with the largest
+a-posteriori bound it gives, inf for SGD), and the largest difference
+between TransformerLens' ``hook_resid_post`` and ``net.trace`` on the
+program's rows over every layer.
 """
 
 from __future__ import annotations
@@ -54,17 +55,20 @@ def measure(tasks: int = 32, seed: int = 42) -> dict:
                 folder = hf.save_pretrained(net, f"{tmp}/{program.name}-{dtype}")
                 for implementation in IMPLEMENTATIONS:
                     model = hf.from_pretrained(folder, attn_implementation=implementation)
-                    rows[f"hf {implementation}"] = max(np.abs(hf.predict(model, *t) - closed(t)).max()
-                                                       for t in task_list)
-                with warnings.catch_warnings():  # TransformerLens 3 announces that 4.0 replaces HookedTransformer
+                    runs = [(hf.predict(model, *t, tolerance=None, return_bound=True), closed(t)) for t in task_list]
+                    rows[f"hf {implementation}"] = max(np.abs(p - want).max() for (p, _), want in runs)
+                    rows[f"hf {implementation} bound"] = max(np.max(b) for (_, b), _ in runs)
+                with warnings.catch_warnings():  # TransformerLens 3 announces that 4.0 removes HookedTransformer
                     warnings.simplefilter("ignore", DeprecationWarning)
-                    model = tl.to_hooked_transformer(net)
-                rows["tl"], rows["tl resid_post"] = 0.0, 0.0
+                    model = tl.to_transformer_lens(net)
+                rows["tl"], rows["tl bound"], rows["tl resid_post"] = 0.0, 0.0, 0.0
                 width = program.layout.width
                 for t in task_list:
                     predictions, cache = tl.run_with_cache(model, net, *t)
                     states = net.trace(*t).states
                     rows["tl"] = max(rows["tl"], float(np.abs(predictions - closed(t)).max()))
+                    rows["tl bound"] = max(rows["tl bound"], float(np.max(tl.predict(
+                        model, net, *t, tolerance=None, return_bound=True)[1])))
                     rows["tl resid_post"] = max(rows["tl resid_post"], max(
                         float(np.abs(cache[f"blocks.{l}.hook_resid_post"][0].numpy().T[:width]
                                      - states[l + 1][:width]).max()) for l in range(net.gpt2.depth)))

@@ -71,7 +71,9 @@ trained in-context learners of this field, e.g. Garg et al. 2022), after
 ``load``: the GPT-2 part is loaded with ``GPT2Model.from_pretrained`` (given
 the verified config) and no code of this project inside it, and its
 parameters are held once more to the rebuilt tensors (so a file replaced
-while loading is caught); ``model.network`` is the verified network. This
+while loading is caught); ``model.network`` is the verified network.
+``predict(model, X, y, x_query)`` gives the model's answers, each with a
+bound computed from what the model returned (``predict``'s docstring). This
 module imports torch, transformers and safetensors (the extra ``runtimes``);
 ``import construct`` does not import it.
 """
@@ -97,6 +99,7 @@ from ..compiler.targets import require_conversion
 from ..export import loader, spec, writer
 from ..export.loader import WeightsFileError
 from ..raw.prompt import check_task, tokens, x_columns
+from . import certified
 
 FORMAT = "icl-construct gpt2 checkpoint"
 # 2: the manifest states what the network is rebuilt from (compiler, program as data, bounds); 3: and each layer's
@@ -466,17 +469,47 @@ def _require_tensors(path: Path, header: tuple, want: dict[str, np.ndarray], by:
                                f"{err}") from None
 
 
-def predict(model, X, y, x_query) -> np.ndarray:
-    """The ``k + 1`` predictions of a loaded ``ICLModel`` for a task of ``k <= n`` examples, as
-    ``CompiledNetwork.predict`` reads them
-    (unchecked against the domain and uncertified: only the numpy pass of ``construct`` certifies)."""
+def predict(model: ICLModel, X, y, x_query, tolerance: float | None = certified.DEFAULT_TOLERANCE,
+            return_bound: bool = False):
+    """The ``k + 1`` predictions of a loaded ``ICLModel`` for a task of ``k <= n`` examples, read at the x~ columns
+    as ``CompiledNetwork.predict`` reads them, each with a bound computed from what the model returned
+    (``construct.runtimes.certified``).
+
+    The bound is the a-posteriori certificate of the verified network's
+    algorithm (``model.network``; ridge has one, SGD none: inf) from the
+    model's answers and its residual stream after the last GPT-2 block,
+    before ``ln_f``: ``output_hidden_states`` does not hold that state (its
+    last entry is after ``ln_f``), so a forward hook on the last block
+    ``model.backbone.h[-1]`` takes its output during the same run. The
+    certificate needs no domain, so the task is checked for its shapes
+    only. An answer whose bound exceeds ``tolerance`` times
+    ``model.network.scale`` is refused with a ``CertificateError`` (None
+    accepts every answer; a model without ``network``, built by hand, has no
+    certificate); ``return_bound=True`` returns ``(predictions, bounds)``.
+    """
+    certified.check_tolerance(tolerance)
+    net = model.network
+    if net is None and tolerance is not None:
+        raise certified.CertificateError("this ICLModel has no verified network (model.network is None) to certify "
+                                         "its answers with; load it with construct.hf.from_pretrained, or pass "
+                                         "tolerance=None to accept uncertified answers")
     program = model.manifest["program"]
     X, y, x_query = (np.asarray(a, dtype=np.float64) for a in check_task(X, y, x_query, program["d"], program["n"],
                                                                          prefix=not program["query_only"]))
     dtype = model.read_in.weight.dtype
-    with torch.no_grad():
-        out = model(torch.tensor(tokens(X, y, x_query), dtype=dtype)[None])[0]
+    last = []
+    hook = model.backbone.h[-1].register_forward_hook(lambda block, inputs, output: last.append(output))
+    try:
+        with torch.no_grad():
+            out = model(torch.tensor(tokens(X, y, x_query), dtype=dtype)[None])[0]
+    finally:
+        hook.remove()
     out = out.numpy().astype(np.float64)[x_columns(len(X))]
     if program["query_only"]:  # the one-example chains predict only the query
         out[:-1] = np.nan
-    return out
+    if net is None:
+        bounds = np.where(np.isnan(out), np.nan, np.inf)
+    else:
+        bounds = certified.bounds(net, last[0][0].numpy(), X, y, x_query, out)
+        certified.accept(net, out, bounds, y, tolerance, "Hugging Face's GPT2Model")
+    return (out, bounds) if return_bound else out
