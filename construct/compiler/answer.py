@@ -38,7 +38,7 @@ from ..raw.prompt import check_task
 from .bounds import Bounds, DomainError
 from .build import compile
 from .certificate import Certificate, CertificateError
-from .compiled import DEFAULT_TOLERANCE, _check_tolerance
+from .compiled import DEFAULT_TOLERANCE, check_tolerance
 
 DOMAINS = ("auto", "box", "task")
 MARGIN = 4.0
@@ -85,7 +85,7 @@ def predict(program: Program, X, y, x_query, *, domain: str = "auto", tolerance:
         raise TypeError(f"predict takes a Program, got {type(program).__name__}")
     if domain not in DOMAINS:
         raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
-    _check_tolerance(tolerance)
+    check_tolerance(tolerance)
     inner, task, b = canonical(program, X, y, x_query)
     limits = {k: v for k, v in (("max_bytes", max_bytes), ("max_seconds", max_seconds)) if v is not None}
     try:

@@ -26,7 +26,7 @@ def _jax():
     return forward_jax
 
 
-def _check_tolerance(tolerance) -> None:
+def check_tolerance(tolerance) -> None:
     """A number >= 0, or None. 0 refuses every answer whose certified bound is not exactly 0."""
     if tolerance is None:
         return
@@ -247,7 +247,7 @@ class CompiledNetwork:
         """
         if backend not in ("numpy", "jax"):
             raise ValueError(f"backend must be 'numpy' or 'jax', got {backend!r}")
-        _check_tolerance(tolerance)
+        check_tolerance(tolerance)
         cert = self.certify(X, y, x_query, backend=backend)
         if tolerance is not None:
             self.accept(cert, tolerance, X, y, x_query, backend=backend)

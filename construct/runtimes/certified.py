@@ -22,9 +22,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..compiler.certificate import CertificateError
-from ..compiler.compiled import DEFAULT_TOLERANCE, _check_tolerance
+from ..compiler.compiled import DEFAULT_TOLERANCE, check_tolerance
 
-check_tolerance = _check_tolerance  # a number >= 0, or None: checked before the runtime runs
 
 
 def _certifiable(net) -> bool:
