@@ -293,6 +293,9 @@ def test_experiment_quick_mode(experiment, tmp_path):
     assert result["experiment"] == experiment and result["quick"] and result["seconds"] < 120
     assert result["command"].startswith(f"python -m construct.trained.experiments {experiment} --quick")
     assert all(used["command"] and used["training_seconds"] > 0 for used in result["models_used"].values())
+    for key, used in result["models_used"].items():  # what the figures' titles name: the model and its steps
+        assert used["name"] == Path(key).stem and used["steps"] == load_config(CONFIGS / key).steps
+        assert used["path"] == str(tmp_path / "models" / used["name"] / "model.eqx")  # outside the repository
     pictures = {"noiseless": ["figure1.png", "ilwd.png"], "noisy": ["noisy.png"], "depth": ["depth.png"],
                 "probes": ["probes.png"]}[experiment]
     assert all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
@@ -318,3 +321,19 @@ def test_experiment_quick_mode(experiment, tmp_path):
                 for kind in ("linear", "MLP"):
                     probe = result[who][target][kind]
                     assert len(probe["mean"]) == 3 and np.shape(probe["by_k"]) == (3, 3)  # layers 0..2, k = 1..3
+
+
+def test_experiment_no_train_refuses_a_missing_model_by_name(tmp_path):
+    cmd = [sys.executable, "-m", "construct.trained.experiments", "noiseless", "--quick", "--no-progress", "--no-train",
+           "--out", str(tmp_path), "--models", str(tmp_path / "models")]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 2 and "no model of quick_d2.toml" in run.stderr and "--no-train" in run.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "results.json").exists()
+
+
+def test_results_store_paths_relative_to_the_repository(tmp_path):
+    from construct.trained.experiments import CHECKPOINTS, ROOT, repository_path
+
+    assert repository_path(CHECKPOINTS / "ols.eqx") == "construct/trained/checkpoints/ols.eqx"
+    assert repository_path(ROOT / "runs" / "models" / "x" / "model.eqx") == "runs/models/x/model.eqx"
+    assert repository_path(tmp_path / "model.eqx") == str(tmp_path / "model.eqx")  # outside: as given
