@@ -16,6 +16,7 @@ from construct.tasks import TaskDistribution, gaussian_tasks
 from construct.trained import metrics
 from construct.trained import predictors as P
 from construct.trained.experiments import CONFIGS
+from construct.trained.figures import main as figures_main
 from construct.trained.model import ModelConfig, Transformer, predict_examples
 from construct.trained.train import config_from_dict, evaluation_tasks, load_config, load_model, main, train
 
@@ -299,6 +300,9 @@ def test_experiment_quick_mode(experiment, tmp_path):
     pictures = {"noiseless": ["figure1.png", "ilwd.png"], "noisy": ["noisy.png"], "depth": ["depth.png"],
                 "probes": ["probes.png"]}[experiment]
     assert all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
+    for name in pictures:  # redrawn from results.json alone
+        (tmp_path / name).unlink()
+    assert figures_main([str(tmp_path)]) == 0 and all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
     if experiment == "noiseless":
         names = {"transformer", "OLS", "compiled sgd", "compiled ridge", "3-NN"}
         assert names <= set(result["error_over_d"]) and names - {"transformer"} <= set(result["spd_over_d"])
@@ -337,3 +341,40 @@ def test_results_store_paths_relative_to_the_repository(tmp_path):
     assert repository_path(CHECKPOINTS / "ols.eqx") == "construct/trained/checkpoints/ols.eqx"
     assert repository_path(ROOT / "runs" / "models" / "x" / "model.eqx") == "runs/models/x/model.eqx"
     assert repository_path(tmp_path / "model.eqx") == str(tmp_path / "model.eqx")  # outside: as given
+
+
+# -- figures ---------------------------------------------------------------------------------------------
+
+
+def curve(mean, spread=0.1):
+    mean = np.asarray(mean, dtype=float)
+    return {"mean": mean.tolist(), "low": (mean * (1 - spread)).tolist(), "high": (mean * (1 + spread)).tolist()}
+
+
+def test_coincident_curves_are_grouped_from_the_data():
+    from construct.trained.figures import coincident
+
+    base = np.array([1.0, 0.5, 0.2, 0.1, 0.05])
+    table = {"OLS": curve(base * 0.3), "ridge(0.1)": curve(base), "SGD(0.02)": curve(base * 2),
+             "compiled ridge": curve(base * (1 + 1e-9)), "compiled sgd": curve(base * 2 * (1 + 1e-12)),
+             "GD(0.01)": curve(base * 2 * 1.02)}  # 2% apart: 0.0086 decades, visible on this table's 1.5 decades
+    assert coincident(table, log=True) == [["OLS"], ["ridge(0.1)", "compiled ridge"], ["SGD(0.02)", "compiled sgd"],
+                                           ["GD(0.01)"]]
+    # a curve that meets another at some k only is not hidden
+    touching = {"a": curve([1.0, 2.0, 3.0]), "b": curve([1.0, 2.5, 3.0])}
+    assert coincident(touching, log=False) == [["a"], ["b"]]
+    # different intervals (bands) are not hidden either, and groups are transitive
+    assert coincident({"a": curve(base), "b": curve(base, 0.3)}, log=True) == [["a"], ["b"]]
+    chain = {"a": curve(base), "b": curve(base * (1 + 1e-4)), "c": curve(base * (1 + 2e-4))}
+    assert coincident(chain, log=True) == [["a", "b", "c"]]
+
+
+def test_spread_labels_keep_their_order_and_a_gap():
+    from construct.trained.figures import _spread
+
+    values = [1.0, 1.01, 0.99, 3.0]
+    placed = _spread(values, gap=0.1)
+    assert placed[3] == 3.0 and np.argsort(placed).tolist() == np.argsort(values, kind="stable").tolist()
+    ordered = sorted(placed)
+    assert all(b - a >= 0.1 - 1e-12 for a, b in zip(ordered, ordered[1:]))
+    assert np.isclose(np.mean(placed[:3]), np.mean(values[:3]))  # the cluster stays centred on its points
