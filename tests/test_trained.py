@@ -378,3 +378,46 @@ def test_spread_labels_keep_their_order_and_a_gap():
     ordered = sorted(placed)
     assert all(b - a >= 0.1 - 1e-12 for a, b in zip(ordered, ordered[1:]))
     assert np.isclose(np.mean(placed[:3]), np.mean(values[:3]))  # the cluster stays centred on its points
+
+
+# -- the learning curve and its extrapolation -------------------------------------------------------------------
+
+
+def test_the_fitted_law_recovers_a_known_one_and_says_when_a_target_is_below_its_floor():
+    from construct.trained.curve import fit_law, law, steps_to
+
+    steps = np.arange(1, 10) * 4000
+    true = {"a": 0.1, "b": 0.8, "c": 0.02}
+    fit = fit_law(steps, law(true, steps))
+    assert fit["a"] == pytest.approx(0.1, rel=1e-4) and fit["b"] == pytest.approx(0.8, rel=1e-4)
+    assert fit["c"] == pytest.approx(0.02, rel=1e-3) and fit["rms_log"] < 1e-6
+    t_star = steps_to(fit, 0.05)
+    assert law(true, t_star) == pytest.approx(0.05, rel=1e-4) and t_star > steps[-1]
+    assert steps_to({**true, "c": 0.06}, 0.05) is None and steps_to({**true, "c": 0.05}, 0.05) is None
+    pure = fit_law(steps, 0.3 * (steps / 10_000) ** -0.5)  # no floor: c fitted at 0
+    assert pure["c"] == pytest.approx(0, abs=1e-6) and pure["b"] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_the_curve_command_fits_the_eval_records_after_the_curriculum(tmp_path):
+    from construct.trained.curve import law, main
+
+    raw = {"task": {"d": 2, "n": 5}, "curriculum": {"start": 1, "every": 100, "points_start": 3, "points_step": 2},
+           "model": {"layers": 1, "width": 8, "heads": 1},
+           "train": {"steps": 1000, "warmup": 2}, "eval": {"tasks": 16, "every": 100}}
+    config = tmp_path / "run.toml"
+    config.write_text("\n".join(f"[{table}]\n" + "\n".join(f"{k} = {v}" for k, v in keys.items())
+                                for table, keys in raw.items()))
+    true = {"a": 0.2, "b": 0.7, "c": 0.01}
+    lines = [json.dumps({"step": s, "loss": 1.0}) for s in range(100, 1001, 100)]
+    lines += [json.dumps({"step": s, "eval": {"spd_over_d_to_ols": [0.0, 0.5 if s < 200 else 0.004,
+                                                                    9.0 if s < 200 else float(law(true, s))]}})
+              for s in range(100, 1001, 100)]
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    assert main([str(config), "--log", str(tmp_path / "log.jsonl"), "--out", str(tmp_path / "out")]) == 0
+    r = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert r["curriculum_end"] == 100 and r["fit"]["steps"] == list(range(200, 1001, 100))  # the 100 record: before
+    assert r["fit"]["c"] == pytest.approx(0.01, rel=1e-3) and not r["floor_reached"]
+    assert r["steps_to_target"] == pytest.approx(10_000 * (0.2 / 0.04) ** (1 / 0.7), rel=1e-3)
+    assert r["reached_at"] is None and not r["last"]["every_k_le_d_at_most_target"]
+    assert len(r["leave_one_out"]) == 9 and r["command"].startswith("python -m construct.trained.curve")
+    assert (tmp_path / "out" / "curve.png").stat().st_size > 10_000
