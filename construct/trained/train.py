@@ -15,8 +15,10 @@ optional ``lr_end``). Adam with linear warmup and cosine decay to ``lr_end``
 the mean squared error of the predictions at every x token.
 
 An optional ``[eval]`` table (``tasks``, ``every``) measures the model on a
-fixed set of ``tasks`` evaluation tasks (``evaluation_tasks``, seed 0: the
-task set of the experiments) every ``every`` steps and at the end: SPD/d to
+fixed set of ``tasks`` evaluation tasks (``evaluation_tasks``, seed 0, one
+query each: the task set of the depth and noisy experiments; the noiseless
+experiment draws 2d queries per task, so its tasks have the same inputs X
+but other weights w) every ``every`` steps and at the end: SPD/d to
 minimum-norm OLS at every prefix k, written to the log as an ``eval``
 record.
 
