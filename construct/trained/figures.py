@@ -213,7 +213,7 @@ def depth(path: Path, result: dict) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("layers")
     ax.set_ylabel("mean SPD / d over 1 <= k < d (best member of each family)")
-    names = ", ".join(Path(row["model_info"]["path"]).stem for row in result["rows"])
+    names = ", ".join(Path(row["model_info"]["path"]).name for row in result["rows"])
     steps = {row["model_info"].get("steps") for row in result["rows"]}
     trained = f"{steps.pop():,} steps each" if len(steps) == 1 and None not in steps else \
         ", ".join(checkpoint(row["model_info"]) for row in result["rows"])
