@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "construct" / "trained" / "results"
 CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
 CONFIGS = ROOT / "construct" / "trained" / "configs"
-EXPERIMENTS = ["noiseless", "noiseless_4layers", "noiseless_ols_continued", "depth", "noisy", "probes"]
+EXPERIMENTS = ["noiseless_ols", "noiseless_4layers", "noiseless_ols_continued", "depth", "noisy", "probes"]
+CURVES = []  # python -m construct.trained.curve: a run's eval records and the law fitted to them
 
 
 def section() -> str:
@@ -70,7 +71,7 @@ def claims() -> list[str]:
     check = r["compiled_vs_closed_form_max_squared_difference"]
     out += [f"(largest squared difference {g(check['compiled sgd'])} and {g(check['compiled ridge'])})"]
     # Figure 1, the 8-layer d = 8 model: the OLS phase?
-    r = load("noiseless")
+    r = load("noiseless_ols")
     d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
     out += [f"training {minutes(r['model']['training_seconds'])}"]
     out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
@@ -195,3 +196,38 @@ def test_committed_models_record_their_commands_and_stay_small():
         meta = json.loads(path.with_suffix(".json").read_text())
         assert meta["command"].startswith("python -m construct.trained.train") and meta["seconds"] > 0
         assert path.stat().st_size < 5 * 2**20
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS + CURVES)
+def test_results_directories_are_named_after_their_configs(name):
+    r = load(name)
+    assert f"--out construct/trained/results/{name} " in r["command"] + " "
+    if name in CURVES:  # curve_<training config>
+        assert r["config"] == f"construct/trained/configs/{name.removeprefix('curve_')}.toml"
+    else:  # <experiment config without experiment_>
+        assert r["config"] == f"experiment_{name}.toml"
+        assert r["command"].startswith(f"python -m construct.trained.experiments {r['experiment']} ")
+        assert "--no-train" in r["command"].split()  # evaluation only: the committed models, nothing retrained
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS + CURVES)
+def test_results_store_no_absolute_paths(name):
+    def strings(value):
+        if isinstance(value, dict):
+            yield from (s for v in value.values() for s in strings(v))
+        elif isinstance(value, list):
+            yield from (s for v in value for s in strings(v))
+        elif isinstance(value, str):
+            yield value
+
+    absolute = [s for s in strings(load(name)) if any(Path(word).is_absolute() for word in s.split())]
+    assert not absolute, f"{name}/results.json stores paths of the machine that wrote it: {absolute}"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_the_models_used_are_the_committed_checkpoints(name):
+    for used in load(name)["models_used"].values():
+        assert used["path"] == f"construct/trained/checkpoints/{used['name']}.eqx"
+        meta = json.loads((ROOT / used["path"]).with_suffix(".json").read_text())
+        assert used["steps"] == meta["steps"] + meta.get("start", {}).get("steps", 0)
+        assert used["bytes"] == (ROOT / used["path"]).stat().st_size
