@@ -306,7 +306,8 @@ def learning_curve(path: Path, result: dict) -> Path:
     ax.annotate(f"target {result['target']:g}", (t[-1], result["target"]), fontsize=8, color="gray",
                 xytext=(-3, 3), textcoords="offset points", ha="right")
     if fit["c"] > 0:
-        ax.axhline(fit["c"], color="tab:red", linestyle="--", linewidth=0.8, alpha=0.7)
+        ax.axhline(fit["c"], color="tab:red", linestyle="--", linewidth=0.8, alpha=0.7,
+                   label=f"the law's floor c = {fit['c']:.2g}")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("training step")
