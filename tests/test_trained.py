@@ -1,6 +1,7 @@
 """Trained learners: the task sampler, the metrics, the predictors, training and the experiments."""
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -179,6 +180,50 @@ def test_resume_continues_the_same_run(tmp_path):
     other = replace(config, lr=config.lr * 2)
     with pytest.raises(ValueError, match="another config"):
         train(other, tmp_path / "split", progress=False, resume=True)
+
+
+def toml(raw: dict) -> str:
+    """A config's tables as TOML (JSON's numbers, strings and arrays are TOML's; None is left out)."""
+    return "\n".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items() if v is not None)
+                     for table, keys in raw.items())
+
+
+def test_export_writes_a_checkpoint_as_a_model_with_its_log_up_to_it(tmp_path, capsys):
+    """A run stopped at step 30 of 60, exported: the checkpoint's weights, its step of the run's, its log."""
+    config = tiny_config(60)
+    stopped = train(config, tmp_path / "run", progress=False, until=30)
+    (tmp_path / "run.toml").write_text(toml(config.as_dict()))
+    export = tmp_path / "models" / "stopped.eqx"
+    argv = [str(tmp_path / "run.toml"), "--out", str(tmp_path / "run"), "--export", str(export)]
+    assert main(argv) == 0 and "step 30 of 60" in capsys.readouterr().err
+    model, saved = load_model(export)
+    assert saved.as_dict() == config.as_dict()
+    leaves = [jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)) for m in (stopped, model)]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+    meta = json.loads(export.with_suffix(".json").read_text())
+    checkpoint = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert meta["steps"] == 30 and meta["run_steps"] == 60 and meta["seconds"] == checkpoint["seconds"] > 0
+    assert meta["command"] == "python -m construct.trained.train " + " ".join(argv)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert meta["final_loss"] == next(r["loss"] for r in log if r["step"] == 30)
+    # a run still going has logged past its last checkpoint: the exported log stops at the exported step
+    with open(tmp_path / "run" / "log.jsonl", "a") as f:
+        f.write(json.dumps({**log[-1], "step": 40}) + "\n")
+    assert main(argv) == 0
+    export_log = [json.loads(line) for line in export.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert export_log == log and [r["step"] for r in export_log] == [10, 20, 30]
+    # between the two writes of one save (the .eqx newer than the .json) it refuses to read a torn checkpoint
+    written = (tmp_path / "run" / "checkpoint.json").stat().st_mtime_ns
+    os.utime(tmp_path / "run" / "checkpoint.eqx", ns=(written + 10**9, written + 10**9))
+    assert main(argv) == 2 and "a save is under way" in capsys.readouterr().err
+
+
+def test_export_refuses_with_other_options_or_without_a_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(TINY), "--out", str(tmp_path), "--export", str(tmp_path / "m.eqx"), "--resume"])
+    assert "--export trains nothing" in capsys.readouterr().err
+    assert main([str(TINY), "--out", str(tmp_path), "--export", str(tmp_path / "m.eqx")]) == 2
+    assert "no checkpoint to export" in capsys.readouterr().err
 
 
 def continued_config(base: Path, steps=40, step=60, **model):
