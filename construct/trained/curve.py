@@ -130,7 +130,7 @@ def curve(config_path: Path, log: Path, target: float = TARGET) -> dict:
         "run_steps": config.steps,
         "curriculum_end": start,
         "records": records,
-        "fit": {"law": "c + a * (t / 10000)^(-b)", "k": d, "steps": steps, "values": values, **fit},
+        "fit": {"law": "c + a * (t/10000)^(-b)", "k": d, "steps": steps, "values": values, **fit},
         "floor_reached": t_star is None,
         "steps_to_target": t_star,
         "reached_at": next((r["step"] for r in records if r["spd_over_d_to_ols"][d] <= target), None),
