@@ -1,6 +1,7 @@
 """Trained learners: the task sampler, the metrics, the predictors, training and the experiments."""
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -16,6 +17,7 @@ from construct.tasks import TaskDistribution, gaussian_tasks
 from construct.trained import metrics
 from construct.trained import predictors as P
 from construct.trained.experiments import CONFIGS
+from construct.trained.figures import main as figures_main
 from construct.trained.model import ModelConfig, Transformer, predict_examples
 from construct.trained.train import config_from_dict, evaluation_tasks, load_config, load_model, main, train
 
@@ -180,6 +182,50 @@ def test_resume_continues_the_same_run(tmp_path):
         train(other, tmp_path / "split", progress=False, resume=True)
 
 
+def toml(raw: dict) -> str:
+    """A config's tables as TOML (JSON's numbers, strings and arrays are TOML's; None is left out)."""
+    return "\n".join(f"[{table}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items() if v is not None)
+                     for table, keys in raw.items())
+
+
+def test_export_writes_a_checkpoint_as_a_model_with_its_log_up_to_it(tmp_path, capsys):
+    """A run stopped at step 30 of 60, exported: the checkpoint's weights, its step of the run's, its log."""
+    config = tiny_config(60)
+    stopped = train(config, tmp_path / "run", progress=False, until=30)
+    (tmp_path / "run.toml").write_text(toml(config.as_dict()))
+    export = tmp_path / "models" / "stopped.eqx"
+    argv = [str(tmp_path / "run.toml"), "--out", str(tmp_path / "run"), "--export", str(export)]
+    assert main(argv) == 0 and "step 30 of 60" in capsys.readouterr().err
+    model, saved = load_model(export)
+    assert saved.as_dict() == config.as_dict()
+    leaves = [jax.tree_util.tree_leaves(eqx.filter(m, eqx.is_array)) for m in (stopped, model)]
+    assert all(np.array_equal(a, b) for a, b in zip(*leaves))
+    meta = json.loads(export.with_suffix(".json").read_text())
+    checkpoint = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    assert meta["steps"] == 30 and meta["run_steps"] == 60 and meta["seconds"] == checkpoint["seconds"] > 0
+    assert meta["command"] == "python -m construct.trained.train " + " ".join(argv)
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert meta["final_loss"] == next(r["loss"] for r in log if r["step"] == 30)
+    # a run still going has logged past its last checkpoint: the exported log stops at the exported step
+    with open(tmp_path / "run" / "log.jsonl", "a") as f:
+        f.write(json.dumps({**log[-1], "step": 40}) + "\n")
+    assert main(argv) == 0
+    export_log = [json.loads(line) for line in export.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert export_log == log and [r["step"] for r in export_log] == [10, 20, 30]
+    # between the two writes of one save (the .eqx newer than the .json) it refuses to read a torn checkpoint
+    written = (tmp_path / "run" / "checkpoint.json").stat().st_mtime_ns
+    os.utime(tmp_path / "run" / "checkpoint.eqx", ns=(written + 10**9, written + 10**9))
+    assert main(argv) == 2 and "a save is under way" in capsys.readouterr().err
+
+
+def test_export_refuses_with_other_options_or_without_a_checkpoint(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(TINY), "--out", str(tmp_path), "--export", str(tmp_path / "m.eqx"), "--resume"])
+    assert "--export trains nothing" in capsys.readouterr().err
+    assert main([str(TINY), "--out", str(tmp_path), "--export", str(tmp_path / "m.eqx")]) == 2
+    assert "no checkpoint to export" in capsys.readouterr().err
+
+
 def continued_config(base: Path, steps=40, step=60, **model):
     raw = tiny_config(steps).as_dict()
     raw["train"].update(warmup=5, checkpoint_every=20)
@@ -293,9 +339,15 @@ def test_experiment_quick_mode(experiment, tmp_path):
     assert result["experiment"] == experiment and result["quick"] and result["seconds"] < 120
     assert result["command"].startswith(f"python -m construct.trained.experiments {experiment} --quick")
     assert all(used["command"] and used["training_seconds"] > 0 for used in result["models_used"].values())
+    for key, used in result["models_used"].items():  # what the figures' titles name: the model and its steps
+        assert used["name"] == Path(key).stem and used["steps"] == load_config(CONFIGS / key).steps
+        assert used["path"] == str(tmp_path / "models" / used["name"] / "model.eqx")  # outside the repository
     pictures = {"noiseless": ["figure1.png", "ilwd.png"], "noisy": ["noisy.png"], "depth": ["depth.png"],
                 "probes": ["probes.png"]}[experiment]
     assert all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
+    for name in pictures:  # redrawn from results.json alone
+        (tmp_path / name).unlink()
+    assert figures_main([str(tmp_path)]) == 0 and all((tmp_path / name).stat().st_size > 10_000 for name in pictures)
     if experiment == "noiseless":
         names = {"transformer", "OLS", "compiled sgd", "compiled ridge", "3-NN"}
         assert names <= set(result["error_over_d"]) and names - {"transformer"} <= set(result["spd_over_d"])
@@ -318,3 +370,99 @@ def test_experiment_quick_mode(experiment, tmp_path):
                 for kind in ("linear", "MLP"):
                     probe = result[who][target][kind]
                     assert len(probe["mean"]) == 3 and np.shape(probe["by_k"]) == (3, 3)  # layers 0..2, k = 1..3
+
+
+def test_experiment_no_train_refuses_a_missing_model_by_name(tmp_path):
+    cmd = [sys.executable, "-m", "construct.trained.experiments", "noiseless", "--quick", "--no-progress", "--no-train",
+           "--out", str(tmp_path), "--models", str(tmp_path / "models")]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 2 and "no model of quick_d2.toml" in run.stderr and "--no-train" in run.stderr
+    assert not (tmp_path / "models").exists() and not (tmp_path / "results.json").exists()
+
+
+def test_results_store_paths_relative_to_the_repository(tmp_path):
+    from construct.trained.experiments import CHECKPOINTS, ROOT, repository_path
+
+    assert repository_path(CHECKPOINTS / "ols.eqx") == "construct/trained/checkpoints/ols.eqx"
+    assert repository_path(ROOT / "runs" / "models" / "x" / "model.eqx") == "runs/models/x/model.eqx"
+    assert repository_path(tmp_path / "model.eqx") == str(tmp_path / "model.eqx")  # outside: as given
+
+
+# -- figures ---------------------------------------------------------------------------------------------
+
+
+def curve(mean, spread=0.1):
+    mean = np.asarray(mean, dtype=float)
+    return {"mean": mean.tolist(), "low": (mean * (1 - spread)).tolist(), "high": (mean * (1 + spread)).tolist()}
+
+
+def test_coincident_curves_are_grouped_from_the_data():
+    from construct.trained.figures import coincident
+
+    base = np.array([1.0, 0.5, 0.2, 0.1, 0.05])
+    table = {"OLS": curve(base * 0.3), "ridge(0.1)": curve(base), "SGD(0.02)": curve(base * 2),
+             "compiled ridge": curve(base * (1 + 1e-9)), "compiled sgd": curve(base * 2 * (1 + 1e-12)),
+             "GD(0.01)": curve(base * 2 * 1.02)}  # 2% apart: 0.0086 decades, visible on this table's 1.5 decades
+    assert coincident(table, log=True) == [["OLS"], ["ridge(0.1)", "compiled ridge"], ["SGD(0.02)", "compiled sgd"],
+                                           ["GD(0.01)"]]
+    # a curve that meets another at some k only is not hidden
+    touching = {"a": curve([1.0, 2.0, 3.0]), "b": curve([1.0, 2.5, 3.0])}
+    assert coincident(touching, log=False) == [["a"], ["b"]]
+    # different intervals (bands) are not hidden either, and groups are transitive
+    assert coincident({"a": curve(base), "b": curve(base, 0.3)}, log=True) == [["a"], ["b"]]
+    chain = {"a": curve(base), "b": curve(base * (1 + 1e-4)), "c": curve(base * (1 + 2e-4))}
+    assert coincident(chain, log=True) == [["a", "b", "c"]]
+
+
+def test_spread_labels_keep_their_order_and_a_gap():
+    from construct.trained.figures import _spread
+
+    values = [1.0, 1.01, 0.99, 3.0]
+    placed = _spread(values, gap=0.1)
+    assert placed[3] == 3.0 and np.argsort(placed).tolist() == np.argsort(values, kind="stable").tolist()
+    ordered = sorted(placed)
+    assert all(b - a >= 0.1 - 1e-12 for a, b in zip(ordered, ordered[1:]))
+    assert np.isclose(np.mean(placed[:3]), np.mean(values[:3]))  # the cluster stays centred on its points
+
+
+# -- the learning curve and its extrapolation -------------------------------------------------------------------
+
+
+def test_the_fitted_law_recovers_a_known_one_and_says_when_a_target_is_below_its_floor():
+    from construct.trained.curve import fit_law, law, steps_to
+
+    steps = np.arange(1, 10) * 4000
+    true = {"a": 0.1, "b": 0.8, "c": 0.02}
+    fit = fit_law(steps, law(true, steps))
+    assert fit["a"] == pytest.approx(0.1, rel=1e-4) and fit["b"] == pytest.approx(0.8, rel=1e-4)
+    assert fit["c"] == pytest.approx(0.02, rel=1e-3) and fit["rms_log"] < 1e-6
+    t_star = steps_to(fit, 0.05)
+    assert law(true, t_star) == pytest.approx(0.05, rel=1e-4) and t_star > steps[-1]
+    assert steps_to({**true, "c": 0.06}, 0.05) is None and steps_to({**true, "c": 0.05}, 0.05) is None
+    pure = fit_law(steps, 0.3 * (steps / 10_000) ** -0.5)  # no floor: c fitted at 0
+    assert pure["c"] == pytest.approx(0, abs=1e-6) and pure["b"] == pytest.approx(0.5, rel=1e-4)
+
+
+def test_the_curve_command_fits_the_eval_records_after_the_curriculum(tmp_path):
+    from construct.trained.curve import law, main
+
+    raw = {"task": {"d": 2, "n": 5}, "curriculum": {"start": 1, "every": 100, "points_start": 3, "points_step": 2},
+           "model": {"layers": 1, "width": 8, "heads": 1},
+           "train": {"steps": 1000, "warmup": 2}, "eval": {"tasks": 16, "every": 100}}
+    config = tmp_path / "run.toml"
+    config.write_text("\n".join(f"[{table}]\n" + "\n".join(f"{k} = {v}" for k, v in keys.items())
+                                for table, keys in raw.items()))
+    true = {"a": 0.2, "b": 0.7, "c": 0.01}
+    lines = [json.dumps({"step": s, "loss": 1.0}) for s in range(100, 1001, 100)]
+    lines += [json.dumps({"step": s, "eval": {"spd_over_d_to_ols": [0.0, 0.5 if s < 200 else 0.004,
+                                                                    9.0 if s < 200 else float(law(true, s))]}})
+              for s in range(100, 1001, 100)]
+    (tmp_path / "log.jsonl").write_text("\n".join(lines) + "\n")
+    assert main([str(config), "--log", str(tmp_path / "log.jsonl"), "--out", str(tmp_path / "out")]) == 0
+    r = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert r["curriculum_end"] == 100 and r["fit"]["steps"] == list(range(200, 1001, 100))  # the 100 record: before
+    assert r["fit"]["c"] == pytest.approx(0.01, rel=1e-3) and not r["floor_reached"]
+    assert r["steps_to_target"] == pytest.approx(10_000 * (0.2 / 0.04) ** (1 / 0.7), rel=1e-3)
+    assert r["reached_at"] is None and not r["last"]["every_k_le_d_at_most_target"]
+    assert len(r["leave_one_out"]) == 9 and r["command"].startswith("python -m construct.trained.curve")
+    assert (tmp_path / "out" / "curve.png").stat().st_size > 10_000

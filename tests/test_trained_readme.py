@@ -19,7 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "construct" / "trained" / "results"
 CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
 CONFIGS = ROOT / "construct" / "trained" / "configs"
-EXPERIMENTS = ["noiseless", "noiseless_4layers", "noiseless_ols_continued", "depth", "noisy", "probes"]
+EXPERIMENTS = ["noiseless_ols", "noiseless_4layers", "noiseless_ols_continued", "noiseless_ols_4x128", "depth", "noisy",
+               "probes"]
+CURVES = ["curve_ols_4x128"]  # python -m construct.trained.curve: a run's eval records and the law fitted to them
 
 
 def section() -> str:
@@ -70,7 +72,7 @@ def claims() -> list[str]:
     check = r["compiled_vs_closed_form_max_squared_difference"]
     out += [f"(largest squared difference {g(check['compiled sgd'])} and {g(check['compiled ridge'])})"]
     # Figure 1, the 8-layer d = 8 model: the OLS phase?
-    r = load("noiseless")
+    r = load("noiseless_ols")
     d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
     out += [f"training {minutes(r['model']['training_seconds'])}"]
     out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
@@ -101,6 +103,7 @@ def claims() -> list[str]:
     assert all(h <= target for h in ols_after["high"][1:6]) and ols_after["low"][6] <= target <= ols_after["high"][6] \
         and min(ols_after["low"][7: d + 1]) > target, "the README says k <= 5 hold, k = 6 straddles, 7 and 8 miss"
     out += ["holds for k <= 5, k = 6 straddles it"]
+    out += long_run(d, target)
     # depth: 1, 2, 4 and 8 layers, each family's best member on the config's grids
     r = load("depth")
     out += [f"{r['tasks']} tasks"]
@@ -165,6 +168,80 @@ def claims() -> list[str]:
     return out
 
 
+def long_run(d: int, target: float) -> list[str]:
+    """The long run (ols_4x128.toml) on the same tasks, against the best earlier model at k = d, and its curve."""
+    r = load("noiseless_ols_4x128")
+    spd, err = r["spd_over_d"], r["error_over_d"]
+    assert r["d"] == d
+    meta = json.loads((CHECKPOINTS / "ols_4x128.json").read_text())
+    out = [f"training {minutes(r['model']['training_seconds'])} wall-clock, {minutes(meta['cpu_seconds'])} of CPU",
+           f"{r['model']['parameters'] / 1e6:.1f}M parameters",
+           f"{(CHECKPOINTS / 'ols_4x128.eqx').stat().st_size / 1e6:.1f} MB"]
+    from construct.trained.train import config_from_dict
+
+    config = config_from_dict(meta["config"])
+    assert "--resume" in meta["command"].split(), "the README says the run was stopped and resumed"
+    assert r["model"]["steps"] == meta["steps"]
+    out += [f"the run's checkpoint at step {meta['steps']:,} of its {config.steps:,}" if meta["steps"] < config.steps
+            else f"all {config.steps:,} steps of the run", f"{meta['steps'] * config.batch / 1e6:.1f}M tasks",
+            f"a schedule of {config.steps:,} steps", f"a warm-up of {config.warmup:,} steps",
+            f"cosine decay to {config.lr_end:.0e}".replace("e-0", "e-"),
+            "over examples on it, " + ", ".join(str(p) for p in sorted({config.points(s) for s in
+                                                                       range(config.steps)})[:-1])
+            + f", then {config.task.n}"]
+    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
+    out += [f"{interval(spd['OLS'], d)} at k = d", f"squared error/d {interval(err['transformer'], d)} against",
+            f"to ridge(0.1) {interval(spd['ridge(0.1)'], d)}"]
+    lams = r["closest_ridge"]["lam"][1: d + 1]
+    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))} at every k from 1 to d",
+            f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
+    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    continued = load("noiseless_ols_continued")["spd_over_d"]["OLS"]["mean"]
+    assert all(a < b for a, b in zip(spd["OLS"]["mean"][1: d + 1], continued[1: d + 1])), \
+        "the README says the mean is lower than ols_continued's at every k"
+    out += ["its mean SPD/d to OLS is lower than `ols_continued`'s at every k <= d"]
+
+    def tasks(name: str) -> tuple:  # what draws an experiment's tasks: its seed and count, the model's [task]
+        experiment = tomllib.loads((CONFIGS / load(name)["config"]).read_text())["experiment"]
+        trained = tomllib.loads((CONFIGS / experiment["model"]).read_text())["task"]
+        return experiment["seed"], experiment["tasks"], experiment["queries_per_dim"], trained
+
+    assert tasks("noiseless_ols_4x128") == tasks("noiseless_ols"), "the README says: the same tasks as ols.toml's"
+    earlier = {name: load(name) for name in ("noiseless_4layers", "noiseless_ols", "noiseless_ols_continued")}
+    best = min(earlier.values(), key=lambda e: e["spd_over_d"]["OLS"]["mean"][d])
+    ols, before = spd["OLS"], best["spd_over_d"]["OLS"]
+    assert ols["high"][d] < before["low"][d], "the README says the intervals at k = d are apart"
+    out += [f"the best earlier model, `checkpoints/{best['model']['name']}.eqx`, at {interval(before, d)}"]
+    holds = [k for k in range(1, d + 1) if ols["high"][k] <= target]
+    straddles = [k for k in range(1, d + 1) if ols["low"][k] <= target < ols["high"][k]]
+    misses = [k for k in range(1, d + 1) if ols["low"][k] > target]
+    assert holds == list(range(1, len(holds) + 1)) and misses, "the README says: k <= K hold, not every k <= d"
+    out += [f"holds for k <= {len(holds)}"] + [f"k = {k} straddles it" for k in straddles]
+    out += [f"k = {k} misses it" for k in misses]
+    # its learning curve: the eval records and the law fitted at k = d
+    c = load("curve_ols_4x128")
+    fit = c["fit"]
+    assert c["d"] == d and c["target"] == target and c["tasks"] >= 1000
+    out += [f"finished at step {c['curriculum_end']:,}",
+            f"every {c['records'][1]['step'] - c['records'][0]['step']:,} steps on its own {c['tasks']} "
+            "evaluation tasks",
+            f"from step {fit['steps'][0]:,} to {fit['steps'][-1]:,}",
+            f"c = {g(fit['c'])}, a = {g(fit['a'])}, b = {g(fit['b'])}",
+            f"{g(c['last']['spd_over_d_to_ols'][d])} at step {c['last']['step']:,}"]
+    if c["floor_reached"]:
+        out += [f"the law's floor c = {g(fit['c'])} is above the target"]
+    else:
+        out += [f"the law reaches the target at step {float(g(c['steps_to_target'])):,.0f}"]
+    loo = c["leave_one_out"]
+    floors = [f["c"] for f in loo]
+    out += [f"floors from {g(min(floors)) if min(floors) > 1e-9 else 0} to {g(max(floors))}"]  # 0: at its bound
+    out += [f"without the record at step {f['left_out']:,} the law reaches the target at step "
+            f"{float(g(f['steps_to_target'])):,.0f}" for f in loo if f["steps_to_target"] is not None]
+    assert c["reached_at"] is None and not c["last"]["every_k_le_d_at_most_target"], \
+        "the README says the eval records never reach the target at k = d"
+    return out
+
+
 def fam_interval(score: dict) -> str:
     return f"{g(score['mspd_over_d'])} [{g(score['low'])}, {g(score['high'])}]"
 
@@ -182,7 +259,7 @@ def test_every_interval_the_readme_quotes_is_a_claim():
     assert quoted and not stray, f"intervals in the README that no results file gives: {stray}"
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", EXPERIMENTS + CURVES)
 def test_results_come_from_the_named_command_on_1000_tasks_or_more(name):
     r = load(name)
     assert not r["quick"] and r["command"] in section()
@@ -195,3 +272,51 @@ def test_committed_models_record_their_commands_and_stay_small():
         meta = json.loads(path.with_suffix(".json").read_text())
         assert meta["command"].startswith("python -m construct.trained.train") and meta["seconds"] > 0
         assert path.stat().st_size < 5 * 2**20
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS + CURVES)
+def test_results_directories_are_named_after_their_configs(name):
+    r = load(name)
+    assert f"--out construct/trained/results/{name} " in r["command"] + " "
+    if name in CURVES:  # curve_<training config>
+        assert r["config"] == f"construct/trained/configs/{name.removeprefix('curve_')}.toml"
+    else:  # <experiment config without experiment_>
+        assert r["config"] == f"experiment_{name}.toml"
+        assert r["command"].startswith(f"python -m construct.trained.experiments {r['experiment']} ")
+        assert "--no-train" in r["command"].split()  # evaluation only: the committed models, nothing retrained
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS + CURVES)
+def test_results_store_no_absolute_paths(name):
+    def strings(value):
+        if isinstance(value, dict):
+            yield from (s for v in value.values() for s in strings(v))
+        elif isinstance(value, list):
+            yield from (s for v in value for s in strings(v))
+        elif isinstance(value, str):
+            yield value
+
+    absolute = [s for s in strings(load(name)) if any(Path(word).is_absolute() for word in s.split())]
+    assert not absolute, f"{name}/results.json stores paths of the machine that wrote it: {absolute}"
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_the_models_used_are_the_committed_checkpoints(name):
+    for used in load(name)["models_used"].values():
+        assert used["path"] == f"construct/trained/checkpoints/{used['name']}.eqx"
+        meta = json.loads((ROOT / used["path"]).with_suffix(".json").read_text())
+        assert used["steps"] == meta["steps"] + meta.get("start", {}).get("steps", 0)
+        assert used["bytes"] == (ROOT / used["path"]).stat().st_size
+
+
+@pytest.mark.parametrize("name", CURVES)
+def test_curves_come_from_the_committed_log_up_to_the_committed_model(name):
+    from construct.trained.curve import eval_records
+
+    r = load(name)
+    model = name.removeprefix("curve_")
+    assert r["log"] == f"construct/trained/checkpoints/{model}.log.jsonl"
+    assert r["records"] == eval_records(ROOT / r["log"])
+    meta = json.loads((CHECKPOINTS / f"{model}.json").read_text())
+    last = json.loads((ROOT / r["log"]).read_text().splitlines()[-1])
+    assert last["step"] == meta["steps"] and r["run_steps"] == meta["config"]["train"]["steps"]  # to the model's step

@@ -4,5 +4,6 @@
 command), ``predictors`` (one interface for the trained model, the compiled
 networks and the closed forms), ``metrics`` (SPD, ILWD, bootstrap
 intervals), ``probes`` (pooled probes per layer and k), ``experiments``
-(the paper's four comparisons, in small) and ``figures`` (their pictures).
+(the paper's four comparisons, in small), ``curve`` (a run's logged
+learning curve and the law fitted to it) and ``figures`` (their pictures).
 """

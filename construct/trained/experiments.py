@@ -1,17 +1,23 @@
 """The paper's comparisons in small: trained transformers beside the algorithms and the constructions.
 
     python -m construct.trained.experiments {noiseless,noisy,depth,probes} [--config FILE] [--quick]
-        [--out DIR] [--models DIR]
+        [--out DIR] [--models DIR] [--no-train]
 
-Each experiment reads ``construct/trained/configs/experiment_<name>.toml``
-(``--config`` for another). For each training config ``<stem>.toml`` it
-names, it uses the committed model ``construct/trained/checkpoints/<stem>.eqx``,
-else a finished model of that config in ``--models`` (default
-``runs/models``, shared by the experiments), else trains it there; then
-evaluates on fresh tasks and writes PNG figures and ``results.json`` into
-``--out`` (default ``runs/<name>``): the numbers with their 95% bootstrap
-intervals over tasks, the config, the command, the seconds this run took
-and each model's training seconds and command. ``--quick`` uses the
+Each experiment reads its config in ``construct/trained/configs/``
+(``--config`` for another): ``experiment_<name>.toml``, and for noiseless
+``experiment_noiseless_ols.toml`` (one config per model it is run on:
+``experiment_noiseless_<model>.toml``). For each training config
+``<stem>.toml`` it names, it uses the committed model
+``construct/trained/checkpoints/<stem>.eqx``, else a finished model of that
+config in ``--models`` (default ``runs/models``, shared by the
+experiments), else trains it there (``--no-train`` refuses to, naming the
+model: evaluation only); then evaluates on fresh tasks and writes PNG
+figures and ``results.json`` into ``--out`` (default ``runs/<config>``, the
+config's name without ``experiment_``; the committed results are in
+``construct/trained/results/<config>``): the numbers with their 95%
+bootstrap intervals over tasks, the config, the command, the seconds this
+run took and, for each model, its file (relative to the repository when it
+is in it), training steps, seconds and command. ``--quick`` uses the
 config's ``[quick]`` table: tiny models and few tasks, for the tests.
 
 * noiseless (the paper's Figure 1): every predictor's squared error against
@@ -53,6 +59,25 @@ from .train import evaluation_tasks, load_config, load_model, model_info, train
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 CHECKPOINTS = CONFIGS.parent / "checkpoints"
+ROOT = CONFIGS.parents[2]  # the repository
+DEFAULT_CONFIGS = {"noiseless": "experiment_noiseless_ols.toml"}  # else experiment_<name>.toml
+
+
+def repository_path(path: Path) -> str:
+    """``path`` relative to the repository if it is in it (as results files store it), else as given."""
+    try:
+        return Path(path).resolve().relative_to(ROOT).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def results_name(config_path: Path) -> str:
+    """The results directory of an experiment config: its name without ``experiment_``."""
+    return config_path.stem.removeprefix("experiment_")
+
+
+class WouldTrain(Exception):
+    """An experiment run with ``--no-train`` needs a model that is neither committed nor in ``--models``."""
 
 
 # -- configs and models ----------------------------------------------------------------
@@ -71,8 +96,8 @@ def read_config(path: Path, quick: bool) -> dict:
 class Models:
     """Where an experiment's models come from (see the module docstring), and what each cost to train."""
 
-    def __init__(self, directory: Path, quick: bool, progress: bool):
-        self.directory, self.quick, self.progress = directory, quick, progress
+    def __init__(self, directory: Path, quick: bool, progress: bool, may_train: bool = True):
+        self.directory, self.quick, self.progress, self.may_train = directory, quick, progress, may_train
         self.used: dict[str, dict] = {}
 
     def get(self, config: dict, train_file: str):
@@ -91,16 +116,22 @@ class Models:
                 return model, saved
             if path in candidates:
                 raise ValueError(f"{path} was trained with another config than {train_file}")
-        command = shlex.join(["python", "-m", "construct.trained.train", str(config["_dir"] / train_file),
-                              "--out", str(run_dir)])
+        if not self.may_train:
+            raise WouldTrain(f"no model of {train_file} in {repository_path(CHECKPOINTS)} or {run_dir} (with its config); "
+                             "--no-train refuses to train it")
+        command = shlex.join(["python", "-m", "construct.trained.train", repository_path(config["_dir"] / train_file),
+                              "--out", repository_path(run_dir)])
         model = train(train_config, run_dir, progress=self.progress, command=command)
         self._record(train_file, run_dir / "model.eqx")
         return model, train_config
 
     def _record(self, train_file: str, path: Path) -> None:
         info = model_info(path)
-        self.used[train_file] = {"path": str(path), "training_seconds": info.get("seconds"),
-                                 "command": info.get("command"), "bytes": path.stat().st_size}
+        start = info.get("start") or {}
+        steps = info["steps"] + (start.get("steps") or 0)  # a continued model: its start model's steps too
+        self.used[train_file] = {"name": Path(train_file).stem, "path": repository_path(path), "steps": steps,
+                                 "training_seconds": info.get("seconds"), "command": info.get("command"),
+                                 "bytes": path.stat().st_size}
 
 
 def next_labels(batch) -> np.ndarray:
@@ -258,10 +289,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny models and few tasks (for the tests)")
     parser.add_argument("--out", type=Path, help="output directory (default runs/<experiment>[-quick])")
     parser.add_argument("--models", type=Path, help="where models are found or trained (default runs/models)")
+    parser.add_argument("--no-train", action="store_true",
+                        help="evaluate committed or finished models only: refuse to train a missing one")
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
-    path = args.config or CONFIGS / f"experiment_{args.experiment}.toml"
-    out = args.out or Path("runs") / (args.experiment + ("-quick" if args.quick else ""))
+    path = args.config or CONFIGS / DEFAULT_CONFIGS.get(args.experiment, f"experiment_{args.experiment}.toml")
+    out = args.out or Path("runs") / (results_name(path) + ("-quick" if args.quick else ""))
     out.mkdir(parents=True, exist_ok=True)
     try:
         config = read_config(path, args.quick)
@@ -269,9 +302,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     models = Models(args.models or Path("runs") / ("models-quick" if args.quick else "models"), args.quick,
-                    not args.no_progress)
+                    not args.no_progress, may_train=not args.no_train)
     began = time.perf_counter()
-    result = EXPERIMENTS[args.experiment](config, out, models)
+    try:
+        result = EXPERIMENTS[args.experiment](config, out, models)
+    except WouldTrain as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     command = shlex.join(["python", "-m", "construct.trained.experiments",
                           *(argv if argv is not None else sys.argv[1:])])
     result = {"experiment": args.experiment, "quick": args.quick, "config": path.name, "command": command,

@@ -1,6 +1,7 @@
 """Train a transformer to learn linear regression in context.
 
     python -m construct.trained.train CONFIG.toml --out DIR [--resume] [--steps N] [--until N]
+    python -m construct.trained.train CONFIG.toml --out DIR --export MODEL.eqx
 
 The config (see ``construct/trained/configs/``) has four tables: ``[task]``
 (``construct.tasks.TaskDistribution``'s fields), ``[curriculum]`` (``start``
@@ -15,8 +16,10 @@ optional ``lr_end``). Adam with linear warmup and cosine decay to ``lr_end``
 the mean squared error of the predictions at every x token.
 
 An optional ``[eval]`` table (``tasks``, ``every``) measures the model on a
-fixed set of ``tasks`` evaluation tasks (``evaluation_tasks``, seed 0: the
-task set of the experiments) every ``every`` steps and at the end: SPD/d to
+fixed set of ``tasks`` evaluation tasks (``evaluation_tasks``, seed 0, one
+query each: the task set of the depth and noisy experiments; the noiseless
+experiment draws 2d queries per task, so its tasks have the same inputs X
+but other weights w) every ``every`` steps and at the end: SPD/d to
 minimum-norm OLS at every prefix k, written to the log as an ``eval``
 record.
 
@@ -37,6 +40,13 @@ and step, written atomically) and at the end ``model.eqx`` and
 wall-clock and CPU seconds summed over resumed segments, and the command
 that made it; on a shared machine the two differ). Batch ``s`` is task batch ``s`` of the seeded
 distribution, so ``--resume`` continues the very same run.
+
+``--export MODEL.eqx`` trains nothing: it writes the model of the run
+directory's checkpoint as a saved model (``MODEL.eqx`` and ``MODEL.json``,
+whose ``steps`` is the checkpoint's step and ``run_steps`` the config's, so
+a run stopped, or still going, before its end says so) and the run's log up
+to that step (``MODEL.log.jsonl``). A run still going may be exported: the
+checkpoint is read only when its two files are from one save.
 """
 
 from __future__ import annotations
@@ -352,11 +362,44 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
                 save_checkpoint(out, model, opt_state, step + 1, config, clock)
     if stop < config.steps:
         return model
-    info = {"steps": config.steps, "final_loss": loss, **clock.read(), "command": command or ""}
+    save_model(out / "model.eqx", model, config, saved_info(config, config.steps, loss, clock.read(), command))
+    return model
+
+
+def saved_info(config: TrainConfig, steps: int, loss: float, seconds: dict, command: str | None) -> dict:
+    """A saved model's sidecar facts: steps (of the run's ``run_steps``), final loss, seconds, command, start."""
+    info = {"steps": steps, "run_steps": config.steps, "final_loss": loss, **seconds, "command": command or ""}
     if config.start_model is not None:
         info["start"] = start_model(config)[1]
-    save_model(out / "model.eqx", model, config, info)
-    return model
+    return info
+
+
+def _checkpoint_stamp(out: Path) -> tuple:
+    """The two checkpoint files' modification times and sizes; one save writes the .eqx, then the .json."""
+    eqx_stat, json_stat = (out / "checkpoint.eqx").stat(), (out / "checkpoint.json").stat()
+    if eqx_stat.st_mtime_ns > json_stat.st_mtime_ns:
+        raise ValueError(f"{out}: checkpoint.eqx is newer than checkpoint.json (a save is under way); try again")
+    return eqx_stat.st_mtime_ns, eqx_stat.st_size, json_stat.st_mtime_ns, json_stat.st_size
+
+
+def export_checkpoint(config: TrainConfig, out: str | Path, path: str | Path, command: str | None = None) -> int:
+    """Write the model of ``out``'s checkpoint to ``path`` (with its sidecar) and the log up to it; its step."""
+    out, path = Path(out), Path(path)
+    if not (out / "checkpoint.json").exists():
+        raise FileNotFoundError(f"{out}: no checkpoint to export")
+    stamp = _checkpoint_stamp(out)
+    model, _, step, clock = load_checkpoint(out, config)
+    if _checkpoint_stamp(out) != stamp:
+        raise ValueError(f"{out}: the checkpoint was saved again while it was read; try again")
+    meta = json.loads((out / "checkpoint.json").read_text())
+    lines = [line for line in (out / "log.jsonl").read_text().splitlines() if json.loads(line)["step"] <= step]
+    records = [json.loads(line) for line in lines]
+    losses = [r["loss"] for r in records if r["step"] == step and "loss" in r]  # the last written wins
+    seconds = {key: meta.get(key, 0.0) for key in ("seconds", "cpu_seconds")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_model(path, model, config, saved_info(config, step, losses[-1] if losses else None, seconds, command))
+    _atomic(path.with_suffix(".log.jsonl"), lambda p: p.write_text("".join(line + "\n" for line in lines)))
+    return step
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -368,7 +411,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, help="override [train] steps")
     parser.add_argument("--until", type=int, help="stop after this step (resume later with --resume)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--export", type=Path, metavar="MODEL.eqx",
+                        help="train nothing: write the model of --out's checkpoint here, with its log up to it")
     args = parser.parse_args(argv)
+    if args.export is not None and (args.resume or args.until is not None or args.steps is not None):
+        parser.error("--export trains nothing: give it without --resume, --until and --steps")
     try:
         config = load_config(args.config)
         if args.steps is not None:
@@ -376,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
             raw["train"]["steps"] = args.steps
             config = config_from_dict(raw)
         command = shlex.join(["python", "-m", "construct.trained.train", *(argv if argv is not None else sys.argv[1:])])
+        if args.export is not None:
+            step = export_checkpoint(config, args.out, args.export, command=command)
+            print(f"wrote {args.export} (step {step:,} of {config.steps:,}) and its .json and .log.jsonl",
+                  file=sys.stderr)
+            return 0
         train(config, args.out, resume=args.resume, progress=not args.no_progress, command=command,
               until=args.until)
     except (ValueError, FileNotFoundError, tomllib.TOMLDecodeError) as err:
