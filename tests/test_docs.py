@@ -118,6 +118,6 @@ def test_a_wrong_label_is_found():
         ("gelu_product_erf", "proved in the ideal limit")]
 
 
-def test_the_readme_counts_the_proofs():
-    match = re.search(r"`python -m proofs` runs (\d+) sympy proofs", (ROOT / "README.md").read_text())
+def test_the_proofs_page_counts_the_proofs():
+    match = re.search(r"`python -m proofs` runs (\d+) sympy proofs", (ROOT / "docs" / "PROOFS.md").read_text())
     assert match and int(match.group(1)) == len(proofs.PROOFS)
