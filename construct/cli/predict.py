@@ -112,9 +112,9 @@ def _arguments(parser) -> None:
                         "the algorithm's theory; calibrated: on --calibrate random tasks scaled like the data, with "
                         "--margin")
     parser.add_argument("--tolerance", type=shared.number(0), default=TOLERANCE,
-                        help=f"refuse an answer whose certified bound exceeds TOLERANCE x the prompt's scale, the largest of "
-                        f"|answer| and the labels' magnitudes (default "
-                        f"{TOLERANCE:g}; 0 refuses every answer whose bound is not exactly 0)")
+                        help="refuse an answer whose certified bound exceeds TOLERANCE x the prompt's scale, the "
+                        f"largest of |answer| and the labels' magnitudes (default {TOLERANCE:g}; 0 refuses every "
+                        "answer whose bound is not exactly 0)")
     network.calibration(parser)
     shared.seed(parser, "the calibration tasks of --domain calibrated")
     shared.json_output(parser)
