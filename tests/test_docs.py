@@ -142,14 +142,24 @@ def test_no_page_speaks_of_how_the_project_was_built():
 
 
 def links(text: str) -> list[str]:
-    """The relative targets of the Markdown links of ``text`` (no URL, no in-page anchor), without their anchor."""
-    targets = re.findall(r"\]\(([^)\s]+)\)", prose(text))
-    return [t.split("#")[0] for t in targets if not re.match(r"[a-z]+:", t) and not t.startswith("#")]
+    """The relative targets of the Markdown links of ``text`` (no URL), each ``file#anchor``, ``file`` or ``#anchor``."""
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", prose(text)) if not re.match(r"[a-z]+:", t)]
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown page: lower case, punctuation dropped, spaces hyphens."""
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.+?)\s*$", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S), flags=re.M)}
 
 
 def test_every_relative_link_points_at_a_file_of_the_repository():
-    broken = [(page.name, target) for page in PAGES for target in links(page.read_text())
-              if not (page.parent / target).exists()]
+    broken = []
+    for page in PAGES:
+        for target in links(page.read_text()):
+            name, _, anchor = target.partition("#")
+            path = page.parent / name if name else page
+            if not path.exists() or (anchor and path.suffix == ".md" and anchor not in anchors(path.read_text())):
+                broken.append((page.name, target))
     assert not broken, f"links to nothing: {broken}"
 
 
@@ -157,4 +167,6 @@ def test_the_page_checks_find_what_they_guard():
     assert BUILDING.search("as round 1 ran it") and BUILDING.search("measured on this 2-core machine")
     assert BUILDING.search("not tried in this session") and BUILDING.search("What is here so far")
     assert not BUILDING.search(prose("on a 2-core machine; `round(x, 2)`; rounding; round-to-nearest"))
-    assert links("[a](docs/GUIDE.md#x), [b](https://b.org), [c](#c), `[d](CLI.md)`") == ["docs/GUIDE.md"]
+    assert links("[a](docs/GUIDE.md#x), [b](https://b.org), [c](#c), `[d](CLI.md)`") == ["docs/GUIDE.md#x", "#c"]
+    assert anchors("# A page\n## 10. What `construct.load` checks\n```\n# a comment\n```") == {
+        "a-page", "10-what-constructload-checks"}
