@@ -130,6 +130,23 @@ def benchmark_certificates(results: list[dict]) -> str:
     return "Fused networks: " + "; ".join(parts) + "."
 
 
+def benchmark_reading(results: list[dict]) -> list[str]:
+    """docs/BENCHMARK.md's reading of the ridge networks' sizes, peaks and costs, and docs/CERTIFICATE.md's of SGD's
+    bound, from the same file."""
+    ridge = next(config for config in results if config["algo"] == "ridge")
+    sgd = next(config for config in results if config["algo"] == "sgd")
+    f, paper = ridge["fused"], ridge["paper"]
+    return [f"the fused network's own weights are {f['parameters'] * 8 / 1e6:.0f} MB at ridge d = 8 "
+            f"({f['parameters'] / 1e6:.1f}M float64)",
+            f"certified answers included, peaks at {f['numpy_peak_mb']:.0f} MB; the whole process peaks at "
+            f"{f['peak_mb']:.0f} MB",
+            f"The paper layout's {paper['parameters'] / 1e6:.0f}M parameters take {paper['parameters'] * 8 / 1e9:.1f} GB",
+            f"the fused network answers {ridge['paper_over_fused']['round_1_pass']:.1f}x faster",
+            f"A certified answer costs about {f['certified_s_per_task'] / f['dense_s_per_task']:.0f} dense passes",
+            f"within a median factor of {f['median_bound_over_error']:.3g} of the error"], \
+        f"SGD's mechanism bound does not grow this way ({sgd['fused']['max_bound_float64']:.1e} at d = 8, n = 32"
+
+
 def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
     import json
 
@@ -147,3 +164,6 @@ def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
     assert table == benchmark_rows(bench)
     assert benchmark_ratios(bench) in " ".join(text.split())
     assert benchmark_certificates(bench) in " ".join(text.split())
+    reading, sgd_bound = benchmark_reading(bench)
+    assert [claim for claim in reading if claim not in " ".join(text.split())] == []
+    assert sgd_bound in " ".join((DOCS / "CERTIFICATE.md").read_text().split())
