@@ -165,7 +165,7 @@ def test_the_soundness_run_finds_no_violation(tmp_path):
 
 
 def test_long_ridge_prompts_get_a_useless_mechanism_bound_and_a_tight_residual_one():
-    """The README's limitation, as measured: d = 8, lam = 0.1, a network for n = 24 calibrated on 64 tasks (seed
+    """docs/CERTIFICATE.md's limitation, as measured: d = 8, lam = 0.1, a network for n = 24 calibrated on 64 tasks (seed
     0), one task (seed 1). The mechanism certificate's bound of the prediction from k examples stays near 1e-9
     up to k = 10, then grows geometrically in k and is infinite from k = 21; the residual certificate's stays below 1e-9, so every answer
     is certified by it; the answers stay within 1e-10 of the closed form and within both bounds."""

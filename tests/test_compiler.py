@@ -104,7 +104,7 @@ def test_jax_batch_matches_numpy():
 
 # -- float32 ---------------------------------------------------------------------------
 
-# Documented float32 bounds (README), the issue's targets. Measured worst (construct/results/accuracy.json):
+# Documented float32 bounds (docs/COMPILER.md), the issue's targets. Measured worst (construct/results/accuracy.json):
 # sgd 1e-4, ridge 2e-4 (recursive least squares; forming w = Ainv @ b instead, whose terms |Ainv| |b| ~ 500
 # cancel to |w| ~ 2, measured 2e-2).
 FLOAT32 = {"sgd": 1e-3, "ridge": 1e-3}
@@ -420,7 +420,7 @@ def test_layer_norm_sees_the_documented_rho():
 
 
 def test_every_layer_at_the_largest_accuracy_setting():
-    """d = 8, n = 16, lam = 0.1 (the README's accuracy setting at its largest): the deterministic hypothesis
+    """d = 8, n = 16, lam = 0.1 (docs/COMPILER.md's accuracy setting at its largest): the deterministic hypothesis
     draws missed it, and it is where the products' operand bounds are largest."""
     for program in (programs.ridge(8, 16, 0.1), programs.sgd(8, 16, 0.05, 0.1)):
         net = build(program)

@@ -118,6 +118,55 @@ def test_a_wrong_label_is_found():
         ("gelu_product_erf", "proved in the ideal limit")]
 
 
-def test_the_readme_counts_the_proofs():
-    match = re.search(r"`python -m proofs` runs (\d+) sympy proofs", (ROOT / "README.md").read_text())
+def test_the_proofs_page_counts_the_proofs():
+    match = re.search(r"`python -m proofs` runs (\d+) sympy proofs", (ROOT / "docs" / "PROOFS.md").read_text())
     assert match and int(match.group(1)) == len(proofs.PROOFS)
+
+
+# -- what every page may say, and where it may point ----------------------------------------------------------
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+# words about how the project was built, not about what it is (a measurement's context is "a 2-core machine")
+BUILDING = re.compile(r"\bround \d|\bround 1's|\bsessions?\b|\bthis (?:[\w-]+ )?machine\b|\bso far\b", flags=re.I)
+
+
+def prose(text: str) -> str:
+    """``text`` without its code blocks and inline code (quoted program output may say what it likes)."""
+    return re.sub(r"`[^`\n]*`", "", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S))
+
+
+def test_no_page_speaks_of_how_the_project_was_built():
+    found = [(page.name, text[max(m.start() - 60, 0):m.end() + 20]) for page in PAGES
+             for text in [" ".join(prose(page.read_text()).split())] for m in BUILDING.finditer(text)]
+    assert not found, "say what the project is, not how it was built:\n" + "\n".join(map(str, found))
+
+
+def links(text: str) -> list[str]:
+    """The relative targets of the Markdown links of ``text`` (no URL), each ``file#anchor``, ``file`` or ``#anchor``."""
+    return [t for t in re.findall(r"\]\(([^)\s]+)\)", prose(text)) if not re.match(r"[a-z]+:", t)]
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives the headings of a Markdown page: lower case, punctuation dropped, spaces hyphens."""
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.+?)\s*$", re.sub(r"^```.*?^```", "", text, flags=re.M | re.S), flags=re.M)}
+
+
+def test_every_relative_link_points_at_a_file_of_the_repository():
+    broken = []
+    for page in PAGES:
+        for target in links(page.read_text()):
+            name, _, anchor = target.partition("#")
+            path = page.parent / name if name else page
+            if not path.exists() or (anchor and path.suffix == ".md" and anchor not in anchors(path.read_text())):
+                broken.append((page.name, target))
+    assert not broken, f"links to nothing: {broken}"
+
+
+def test_the_page_checks_find_what_they_guard():
+    assert BUILDING.search("as round 1 ran it") and BUILDING.search("measured on this 2-core machine")
+    assert BUILDING.search("not tried in this session") and BUILDING.search("What is here so far")
+    assert not BUILDING.search(prose("on a 2-core machine; `round(x, 2)`; rounding; round-to-nearest"))
+    assert links("[a](docs/GUIDE.md#x), [b](https://b.org), [c](#c), `[d](CLI.md)`") == ["docs/GUIDE.md#x", "#c"]
+    assert anchors("# A page\n## 10. What `construct.load` checks\n```\n# a comment\n```") == {
+        "a-page", "10-what-constructload-checks"}

@@ -194,7 +194,7 @@ def test_a_compiled_network_answers_every_task_at_the_corners(make, box, closed,
 @settings(max_examples=10)
 @given(compiled_tasks())
 def test_networks_compiled_for_a_tasks_own_box_meet_the_end_to_end_bound(t):
-    """The tightest box around a task of the accuracy setting (README): the theory's bounds, looser than a
+    """The tightest box around a task of the accuracy setting (docs/COMPILER.md): the theory's bounds, looser than a
     calibration's, still give the 1e-6 the calibrated networks are held to. SGD's alpha is capped at what the
     box allows."""
     X, y, q = t.data

@@ -3,7 +3,7 @@
 Its tables are held to the writer's arrays, manifest keys and Hugging Face
 tensors; its numbers to the constants they come from, or to the behaviour
 they describe. ``tests/test_export_reader.py`` runs a reader written from
-it; the README's export section points to it.
+it; docs/WEIGHTS.md points to it.
 """
 
 import inspect
@@ -169,7 +169,6 @@ def test_the_hugging_face_tables_are_the_files():
     assert all(f"`{key}`" in TEXT for key in stated) and f'`"{hf.FORMAT}"`' in TEXT
 
 
-def test_the_readme_points_to_the_specification():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## The export format"):readme.index("## GPT-2 blocks")]
-    assert "docs/EXPORT.md" in section
+def test_the_weights_page_points_to_the_specification():
+    page = (ROOT / "docs" / "WEIGHTS.md").read_text()
+    assert "[EXPORT.md](EXPORT.md)" in page[:page.index("## The format, in short") + 200]

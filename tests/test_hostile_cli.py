@@ -5,9 +5,9 @@ expected exit code, nothing on stdout, exactly one line on stderr that
 starts ``icl-construct COMMAND: error:`` (exit 2) or ``refused:`` (exit 1),
 matches the case's pattern (which names the offending value, file or
 option), and no traceback. A few run in a real subprocess (what a user
-sees). The cases are grouped by category; the README's section "What bad
-input gets" counts them, and ``test_the_readme_counts_every_category``
-keeps it true.
+sees). The cases are grouped by category; the table of docs/BAD_INPUT.md
+("What bad input gets") counts them, and
+``test_the_bad_input_page_counts_every_category`` keeps it true.
 """
 
 import errno
@@ -32,7 +32,7 @@ from construct.cli import demo, export, shared, trace
 
 import test_hostile_api
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+BAD_INPUT = Path(__file__).resolve().parent.parent / "docs" / "BAD_INPUT.md"
 GOOD = "1,2,3,4\n1,0,3,4\n0.5,1,2,3\n5,6,7,\n"  # three examples (d = 3) and a query
 
 
@@ -592,7 +592,7 @@ def test_a_closed_pipe_stops_quietly():
     assert process.returncode == 128 + signal.SIGPIPE and err == b"", err
 
 
-# -- the README's table ---------------------------------------------------------------------------
+# -- docs/BAD_INPUT.md's table --------------------------------------------------------------------
 
 CATEGORIES = {
     "data files": len(DATA_FILES) + 1,  # and the unreadable file
@@ -608,8 +608,8 @@ CATEGORIES = {
 }
 
 
-def test_the_readme_counts_every_category():
-    section = README.read_text().split("## What bad input gets")[1].split("\n## ")[0]
+def test_the_bad_input_page_counts_every_category():
+    section = BAD_INPUT.read_text().split("# What bad input gets")[1].split("\n## ")[0]
     counts = {row[0]: int(row[1]) for row in
               ([cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()
                if line.startswith("|") and not line.startswith("| ---")) if row[1].isdigit()}

@@ -1,21 +1,29 @@
-"""The README's tour runs as written (its python blocks are doctests)."""
+"""The README and the pages of docs/ as written: their python blocks run as doctests, and the numbers they quote
+are the results files'."""
 
 import doctest
 import re
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+# the pages whose python blocks are doctests (docs/TESTING.md's blocks are scripts: tests/test_testing.py runs them)
+DOCTESTED = [README, *(DOCS / f"{name}.md" for name in ("GUIDE", "COMPILER", "CERTIFICATE", "WEIGHTS", "RUNTIMES"))]
 
 
-def test_readme_examples_run_as_shown():
-    text = README.read_text()
+@pytest.mark.parametrize("page", DOCTESTED, ids=lambda page: page.name)
+def test_the_python_examples_run_as_shown(page):
+    text = page.read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert blocks, "README has no python examples"
-    # one doctest for all blocks: later blocks use names the earlier ones define
-    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, "README", str(README), 0)
+    assert blocks, f"{page.name} has no python examples"
+    # one doctest for all blocks of a page: later blocks use names the earlier ones define
+    test = doctest.DocTestParser().get_doctest("\n".join(blocks), {}, page.name, str(page), 0)
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
-    assert runner.failures == 0, f"{runner.failures} README example(s) print something else"
+    assert runner.failures == 0, f"{runner.failures} example(s) of {page.name} print something else"
 
 
 def test_readme_has_the_two_commands():
@@ -39,11 +47,11 @@ def _one_digit(value: float) -> float:
     return float(f"{value:.0e}")
 
 
-def test_readme_accuracy_tables_are_the_results_file():
+def test_the_compiler_pages_accuracy_tables_are_the_results_file():
     import json
 
-    results = json.loads((README.parent / "construct" / "results" / "accuracy.json").read_text())["summary"]
-    text = README.read_text()
+    results = json.loads((ROOT / "construct" / "results" / "accuracy.json").read_text())["summary"]
+    text = (DOCS / "COMPILER.md").read_text()
     layers = {row[0]: row[-1] for row in _table(text, "| instruction | attention | MLP |")}
     assert set(layers) == set(results["layers"])
     for kind, cell in layers.items():
@@ -55,12 +63,12 @@ def test_readme_accuracy_tables_are_the_results_file():
             assert float(cell.split()[0]) == _one_digit(results["end_to_end"][algo][dtype]), (dtype, algo)
 
 
-def test_readme_constants_are_the_compilers():
+def test_the_compiler_pages_constants_are_the_compilers():
     import numpy as np
 
     from construct.mechanisms import scales
 
-    text = README.read_text()
+    text = (DOCS / "COMPILER.md").read_text()
     f64 = np.float64
     assert f"N_att = {scales.attention_sharpness(f64):.1f} (leak {scales.attention_leak(scales.attention_sharpness(f64)):.0e})" in text
     assert f"P = {scales.product_scale(f64):.1f}" in text
@@ -68,7 +76,7 @@ def test_readme_constants_are_the_compilers():
 
 
 def certificate_cells(summary: dict) -> dict[str, str]:
-    """The README's certificate table, as the results file of ``python -m construct.cli.certify`` gives it."""
+    """docs/CERTIFICATE.md's table, as the results file of ``python -m construct.cli.certify`` gives it."""
     p = summary["ratio_percentiles"]
     return {
         "tasks": f"{summary['tasks']:,}", "answers": f"{summary['answers']:,}",
@@ -82,7 +90,7 @@ def certificate_cells(summary: dict) -> dict[str, str]:
 
 
 def benchmark_rows(results: list[dict]) -> dict[str, list[str]]:
-    """The README's benchmark table, as the results file of ``python -m construct.cli.benchmark --out`` gives it."""
+    """docs/BENCHMARK.md's table, as the results file of ``python -m construct.cli.benchmark --out`` gives it."""
     rows = {}
     for config in results:
         for layout in ("paper", "fused"):
@@ -96,18 +104,18 @@ def benchmark_rows(results: list[dict]) -> dict[str, list[str]]:
 
 
 def benchmark_ratios(results: list[dict]) -> str:
-    """The README's sentence on what fusion and tying save, from the same file."""
+    """docs/BENCHMARK.md's sentence on what fusion and tying save, from the same file."""
     parts = []
     for config in results:
         x = config["paper_over_fused"]
         parts.append(f"{config['algo']}: {x['layers']:.1f}x the layers, {x['parameters']:.1f}x the parameters, "
                      f"{x['peak_mb']:.1f}x the peak memory and {x['numpy_s_per_task']:.1f}x the numpy time "
-                     f"({x['round_1_pass']:.1f}x with round 1's dense pass)")
+                     f"({x['round_1_pass']:.1f}x with the dense pass)")
     return "The paper layout over the fused: " + "; ".join(parts) + "."
 
 
 def benchmark_certificates(results: list[dict]) -> str:
-    """The README's sentence on the fused networks' certificates and refusals, from the same file."""
+    """docs/BENCHMARK.md's sentence on the fused networks' certificates and refusals, from the same file."""
     parts = []
     for config in results:
         f = config["fused"]
@@ -122,11 +130,28 @@ def benchmark_certificates(results: list[dict]) -> str:
     return "Fused networks: " + "; ".join(parts) + "."
 
 
-def test_readme_certificate_and_benchmark_numbers_are_the_results_files():
+def benchmark_reading(results: list[dict]) -> list[str]:
+    """docs/BENCHMARK.md's reading of the ridge networks' sizes, peaks and costs, and docs/CERTIFICATE.md's of SGD's
+    bound, from the same file."""
+    ridge = next(config for config in results if config["algo"] == "ridge")
+    sgd = next(config for config in results if config["algo"] == "sgd")
+    f, paper = ridge["fused"], ridge["paper"]
+    return [f"the fused network's own weights are {f['parameters'] * 8 / 1e6:.0f} MB at ridge d = 8 "
+            f"({f['parameters'] / 1e6:.1f}M float64)",
+            f"certified answers included, peaks at {f['numpy_peak_mb']:.0f} MB; the whole process peaks at "
+            f"{f['peak_mb']:.0f} MB",
+            f"The paper layout's {paper['parameters'] / 1e6:.0f}M parameters take {paper['parameters'] * 8 / 1e9:.1f} GB",
+            f"the fused network answers {ridge['paper_over_fused']['round_1_pass']:.1f}x faster",
+            f"A certified answer costs about {f['certified_s_per_task'] / f['dense_s_per_task']:.0f} dense passes",
+            f"within a median factor of {f['median_bound_over_error']:.3g} of the error"], \
+        f"SGD's mechanism bound does not grow this way ({sgd['fused']['max_bound_float64']:.1e} at d = 8, n = 32"
+
+
+def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
     import json
 
-    results = README.parent / "construct" / "results"
-    text = README.read_text()
+    results = ROOT / "construct" / "results"
+    text = (DOCS / "CERTIFICATE.md").read_text()
     summary = json.loads((results / "certificate.json").read_text())["summary"]
     assert summary["violations"] == 0
     cells = {row[0]: row[1] for row in _table(text, "| certificate run | |")}
@@ -134,7 +159,11 @@ def test_readme_certificate_and_benchmark_numbers_are_the_results_files():
     p50 = summary["ratio_percentiles"]["p50"]
     assert f"a median factor of {p50:.0f} means a bound of 1e-10 for an error of about {1e-10 / p50:.0e}" in " ".join(text.split())
     bench = json.loads((results / "benchmark.json").read_text())
+    text = (DOCS / "BENCHMARK.md").read_text()
     table = {row[0]: row[1:] for row in _table(text, "| d = 8, n = 32 | layers (stored) |")}
     assert table == benchmark_rows(bench)
     assert benchmark_ratios(bench) in " ".join(text.split())
     assert benchmark_certificates(bench) in " ".join(text.split())
+    reading, sgd_bound = benchmark_reading(bench)
+    assert [claim for claim in reading if claim not in " ".join(text.split())] == []
+    assert sgd_bound in " ".join((DOCS / "CERTIFICATE.md").read_text().split())

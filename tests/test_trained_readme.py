@@ -1,4 +1,4 @@
-"""The README's trained-learner section states the committed results files' numbers, and only those.
+"""docs/TRAINED.md, the trained-learner section, states the committed results files' numbers, and only those.
 
 ``claims()`` renders, from ``construct/trained/results/*/results.json``,
 every number the section states, as the text that states it; the tests
@@ -26,9 +26,10 @@ CURVES = ["curve_ols_4x128"]  # python -m construct.trained.curve: a run's eval 
 
 def section() -> str:
     """The section's text with every run of white space one space (claims do not depend on line breaks)."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "docs" / "TRAINED.md").read_text()
     start = text.index("## Trained in-context learners beside the constructions")
-    return " ".join(text[start: text.index("\n## ", start + 1)].split())
+    end = text.find("\n## ", start + 1)
+    return " ".join(text[start: end if end >= 0 else len(text)].split())
 
 
 def load(name: str) -> dict:
@@ -36,7 +37,7 @@ def load(name: str) -> dict:
 
 
 def g(x: float) -> str:
-    """Two significant digits, as the README writes numbers."""
+    """Two significant digits, as the page writes numbers."""
     return f"{x:.2g}"
 
 
@@ -96,12 +97,12 @@ def claims() -> list[str]:
     out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
     ols_before, ols_after = before["spd_over_d"]["OLS"], spd["OLS"]
     assert all(a < b for a, b in zip(ols_after["mean"][1: d + 1], ols_before["mean"][1: d + 1])), \
-        "the README says the mean SPD/d to OLS fell at every k"
-    assert ols_after["high"][d] > ols_before["low"][d], "the README says the intervals at k = d overlap"
+        "the page says the mean SPD/d to OLS fell at every k"
+    assert ols_after["high"][d] > ols_before["low"][d], "the page says the intervals at k = d overlap"
     out += [f"at k = d only from {g(ols_before['mean'][d])} to {g(ols_after['mean'][d])}"]
     target = 0.05
     assert all(h <= target for h in ols_after["high"][1:6]) and ols_after["low"][6] <= target <= ols_after["high"][6] \
-        and min(ols_after["low"][7: d + 1]) > target, "the README says k <= 5 hold, k = 6 straddles, 7 and 8 miss"
+        and min(ols_after["low"][7: d + 1]) > target, "the page says k <= 5 hold, k = 6 straddles, 7 and 8 miss"
     out += ["holds for k <= 5, k = 6 straddles it"]
     out += long_run(d, target)
     # depth: 1, 2, 4 and 8 layers, each family's best member on the config's grids
@@ -138,7 +139,7 @@ def claims() -> list[str]:
                 f"the best lam is {g(row['best_lam'])} (95% interval {g(low)} to {g(high)};",
                 f"{g(row['mspd_over_d'][bayes])} [{g(row['low'][bayes])}, {g(row['high'][bayes])}] at sigma^2/tau^2",
                 f"{g(row['mspd_over_d'][best])} [{g(row['low'][best])}, {g(row['high'][best])}] at the best"]
-        assert low > row["bayes_lam"], "the README says each best lam's interval lies above sigma^2/tau^2"
+        assert low > row["bayes_lam"], "the page says each best lam's interval lies above sigma^2/tau^2"
         gaps.append(row["mspd_over_d"][bayes] / row["mspd_over_d"][best] - 1)
         ratios.append(row["best_lam"] / row["bayes_lam"])
     out += ["the best lam moves with sigma^2/tau^2 (" + ", ".join(g(row["best_lam"]) for row in r["rows"]) + " for "
@@ -148,7 +149,7 @@ def claims() -> list[str]:
     # probes: the best layer of each probe
     r = load("probes")
     out += [f"{r['tasks']['test']} test tasks", f"{r['tasks']['train']} training tasks"]
-    assert r["steps"]["linear"] == r["steps"]["MLP"], "the README says both kinds had the same budget"
+    assert r["steps"]["linear"] == r["steps"]["MLP"], "the page says both kinds had the same budget"
     out += [f"{r['steps']['MLP']} full-batch Adam steps (linear and MLP alike)"]
     for who in ("model", "control"):
         for target in ("X^T y", "w_OLS"):
@@ -163,8 +164,8 @@ def claims() -> list[str]:
         assert max(best["model", target, k][2] for k in ("linear", "MLP")) < \
             min(best["control", target, k][1] for k in ("linear", "MLP"))
     (_, lo_l, hi_l), (_, lo_m, hi_m) = best["model", "X^T y", "linear"], best["model", "X^T y", "MLP"]
-    assert lo_l <= hi_m and lo_m <= hi_l, "the README says the X^T y intervals overlap"
-    assert best["model", "w_OLS", "linear"][2] < best["model", "w_OLS", "MLP"][1], "the README says linear is better"
+    assert lo_l <= hi_m and lo_m <= hi_l, "the page says the X^T y intervals overlap"
+    assert best["model", "w_OLS", "linear"][2] < best["model", "w_OLS", "MLP"][1], "the page says linear is better"
     return out
 
 
@@ -249,14 +250,14 @@ def fam_interval(score: dict) -> str:
 def test_every_claim_is_in_the_readme():
     text = section()
     missing = [claim for claim in claims() if claim not in text]
-    assert not missing, f"the README's trained-learner section lacks {missing}"
+    assert not missing, f"docs/TRAINED.md lacks {missing}"
 
 
 def test_every_interval_the_readme_quotes_is_a_claim():
     quoted = re.findall(r"[-\d.e]+ \[[-\d.e]+, [-\d.e]+\]", section())
     stated = claims()
     stray = sorted({q for q in quoted if not any(q in claim for claim in stated)})
-    assert quoted and not stray, f"intervals in the README that no results file gives: {stray}"
+    assert quoted and not stray, f"intervals in docs/TRAINED.md that no results file gives: {stray}"
 
 
 @pytest.mark.parametrize("name", EXPERIMENTS + CURVES)

@@ -3,7 +3,7 @@
 ``shared`` holds what every subcommand shares (its parser's rules, the options' types, output paths, errors
 and exit codes, the run loop), ``network`` the network that a command's options describe, ``budget`` the
 limits, ``interrupts`` what Ctrl-C does. ``certify``, ``accuracy`` and ``benchmark`` also run as
-``python -m construct.cli.NAME`` and write the results files the README quotes.
+``python -m construct.cli.NAME`` and write the results files docs/ quotes.
 """
 
 import sys

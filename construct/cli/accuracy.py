@@ -1,7 +1,7 @@
 """How accurate the compiled networks are, measured on a fixed grid and written to a results file.
 
     python -m construct.cli.accuracy                     # print the summary
-    python -m construct.cli.accuracy --out FILE.json     # and write every number (the README's come from
+    python -m construct.cli.accuracy --out FILE.json     # and write every number (docs/COMPILER.md's come from
                                                          # construct/results/accuracy.json, written so)
 
 Grid: d in {1, 2, 4, 8}, n in {1, 4, 16}; one-pass SGD (alpha = 0.05,

@@ -39,7 +39,7 @@ second; a forward pass did 0.5e9 to 2.8e9 multiply-adds per second on its
 dense products, and 1.6e7 to 2e7 attention scores per second (the causal
 softmax and its products over T x T, which rule at large n); Python's own
 work was 0.2 to 1.5 ms per instruction or layer. Against 12 runs of the
-commands (the README's table), the measured time was 0.3 to 1.6 times the
+commands (docs/CLI.md's table), the measured time was 0.3 to 1.6 times the
 estimate with the machine at load 6 to 8, and 0.9 to 2.6 times at load 9
 to 11; the memory estimate was 3% to 34% above every measured peak. When
 several BLAS threads compete for a loaded machine, small products can run

@@ -2,7 +2,7 @@
 
     python -m construct.cli.certify                                  # 10,000 tasks (about 20 minutes)
     python -m construct.cli.certify --tasks 200 --out FILE.json      # a quick run
-    python -m construct.cli.certify --out construct/results/certificate.json   # what the README quotes
+    python -m construct.cli.certify --out construct/results/certificate.json   # what docs/CERTIFICATE.md quotes
 
 Every answer of every task is compared with the algorithm's exact answer
 (``construct.exact``, 50 digits): a *violation* is an error above its

@@ -93,7 +93,8 @@ def _run(args) -> int:
     else:
         print(f"domain: the data's box, |x_i| <= {domain['x_max']:.6g}, |y| <= {domain['y_max']:.6g}")
     print("bound: a proven bound on |transformer - exact answer| in this run's floating point; "
-          f"answers above {args.tolerance:g} x (1 + |answer|) are refused\n")
+          f"answers above {args.tolerance:g} x the scale (the largest of |answer| and the labels' magnitudes) "
+          "are refused\n")
     print(f"{'query':>5}  {'transformer':>17}  {'bound':>8}  {'closed form':>17}  {'|error|':>8}  x")
     for r in rows:
         x = ", ".join(f"{v:.4g}" for v in r["x"])
@@ -111,8 +112,9 @@ def _arguments(parser) -> None:
                         "the algorithm's theory; calibrated: on --calibrate random tasks scaled like the data, with "
                         "--margin")
     parser.add_argument("--tolerance", type=shared.number(0), default=TOLERANCE,
-                        help=f"refuse an answer whose certified bound exceeds TOLERANCE x (1 + |answer|) (default "
-                        f"{TOLERANCE:g}; 0 refuses every answer whose bound is not exactly 0)")
+                        help="refuse an answer whose certified bound exceeds TOLERANCE x the prompt's scale, the "
+                        f"largest of |answer| and the labels' magnitudes (default {TOLERANCE:g}; 0 refuses every "
+                        "answer whose bound is not exactly 0)")
     network.calibration(parser)
     shared.seed(parser, "the calibration tasks of --domain calibrated")
     shared.json_output(parser)
@@ -143,8 +145,8 @@ Read the examples and queries of a data file, compile a transformer that
 carries out --algo on d inputs and n examples (d and n are the file's), and
 predict every query from all the examples. Each answer comes with a proven
 bound on its distance from the exact answer, and an answer whose bound
-exceeds --tolerance x (1 + |answer|) is refused (exit code 1) rather than
-printed.
+exceeds --tolerance x the prompt's scale (the largest of |answer| and the
+labels' magnitudes) is refused (exit code 1) rather than printed.
 
 The network is compiled for the smallest input box holding the data, with
 every register's bound from the algorithm's theory: no task inside the box

@@ -1,4 +1,4 @@
-"""The README's table of the runtimes: ``python -m construct.runtimes.accuracy [--tasks 32] [--seed 42] [--json]``.
+"""docs/RUNTIMES.md's table of the runtimes: ``python -m construct.runtimes.accuracy [--tasks 32] [--seed 42] [--json]``.
 
 For ridge (d = 4, n = 8, lam = 0.5) and SGD (d = 2, n = 4, alpha = 0.05,
 lam = 0.5), compiled for the box ``|x_i| <= 1``, ``|y| <= 2`` in float64 and
