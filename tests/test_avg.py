@@ -1,6 +1,7 @@
 """The prefix-average instruction Avg at every level: the exact machine (numbers and symbols), the schedule, the
-compiled network."""
+compiled network, its certificate and the weight check."""
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -185,7 +186,8 @@ def test_a_plan_refuses_what_the_schedule_would_push():
 
 
 def _context(program):
-    from construct.compiler import constants, layout as layouts, targets
+    from construct.compiler import constants, targets
+    from construct.compiler import layout as layouts
 
     steps = schedule.unfused(program)
     target = targets.target("paper")
@@ -227,3 +229,87 @@ def test_compiled_layers_are_the_machine_within_their_declared_errors(nets, task
             got = net.trace(*task).register("pred")[-1, 0, x_columns(program.n)]
             want = program.predict(*task)
             assert np.max(np.abs(got - want)) < (1e-10 if dtype == np.float64 else 1e-3), (dtype, got - want)
+
+
+# -- the certificate --------------------------------------------------------------------------------------------------
+
+
+def test_every_answer_is_within_its_certified_bound(nets, tasks):
+    program = custom_program()
+    for dtype, net in nets.items():
+        for task in tasks[:6]:
+            got, bound = net.predict(*task, tolerance=None, return_bound=True)
+            error = np.abs(got - program.predict(*task))
+            assert np.all(error <= bound), (dtype, error, bound)
+            assert bound.max() < (1e-9 if dtype == np.float64 else 1e-2)  # a bound that says something
+
+
+def test_the_uniform_gap_covers_the_computed_weights_exactly():
+    from construct.transformer.forward import causal_softmax
+    from construct.transformer.rounding import uniform_gap
+
+    for dtype in (np.float64, np.float32):
+        T = 40
+        A = causal_softmax(np.zeros((T, T), dtype))  # the averaging head's weights, as the pass computes them
+        gap = uniform_gap(A)
+        u = float(np.finfo(dtype).eps) / 2
+        for i in range(T):
+            exact = [abs(Fraction(float(A[i, j])) - (Fraction(1, i + 1) if j <= i else 0)) for j in range(T)]
+            assert all(float(e) <= g for e, g in zip(exact, gap[i]))  # a bound
+            assert np.all(gap[i, : i + 1] <= 1.01 * u / (i + 1))  # the lemma's u/(i+1), as measured
+            assert np.all(gap[i, i + 1 :] == 0)
+        B = A.copy()
+        B[5, 2] += 1e-3
+        assert uniform_gap(B)[5, 2] >= 1e-3 * (1 - 1e-6)  # a weight off its 1/(i+1) is seen
+
+
+def test_selection_holds_an_averaging_head_to_uniform_weights():
+    from construct.transformer import forward, rounding
+
+    rng = np.random.default_rng(1)
+    T, dh, D = 9, 2, 3
+    V = rng.normal(size=(1, T, dh))
+    A = forward.causal_softmax(rng.normal(size=(1, T, T)) * 1e-4)  # near-uniform weights
+    parts = forward.LayerParts(A, V, *[None] * 11)
+    Wo = rng.normal(size=(dh, D))
+    bound = rounding.selection(Wo, parts, np.abs(V), np.zeros((1, T), int), np.array([True]))
+    exact_mean = np.cumsum(V[0], axis=0) / np.arange(1, T + 1)[:, None]
+    gap = np.abs((A[0] @ V[0] - exact_mean) @ Wo)
+    assert np.all(gap <= bound) and np.all(bound <= 20 * gap.max() + 1e-12)
+
+
+def _tampered(net, **arrays):
+    return dataclasses.replace(net, weights=dataclasses.replace(net.weights, **arrays))
+
+
+def test_an_averaging_head_with_nonzero_scores_is_refused(nets, tasks):
+    net = nets[np.float64]
+    if net.architecture != "paper":
+        pytest.skip("the GPT-2 weights are checked as the conversion of these")
+    l = next(k for k, mech in enumerate(net.mechanisms) if UNIFORM in mech.offsets)
+    h, u = net.mechanisms[l].offsets.index(UNIFORM), int(net.weights.order[l])
+    Wq, Wk = net.weights.Wq.copy(), net.weights.Wk.copy()
+    pos = net.layout.span("pos")[0]
+    Wq[u, h, pos, 0], Wk[u, h, pos, 0] = 1e-3, 1.0  # the scores favour later columns a little
+    with pytest.raises(ValueError, match=r"averaging head has nonzero query weights \(on rows \[\d+\]\)"):
+        _tampered(net, Wq=Wq, Wk=Wk).certify(*tasks[0])
+    _tampered(net, Wk=Wk).certify(*tasks[0])  # a key alone leaves every score 0
+
+
+def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(nets, tasks):
+    net = nets[np.float64]
+    if net.architecture != "paper":
+        pytest.skip("the GPT-2 weights are checked as the conversion of these")
+    program = custom_program()
+    l = next(k for k, mech in enumerate(net.mechanisms) if UNIFORM in mech.offsets)
+    h, u = net.mechanisms[l].offsets.index(UNIFORM), int(net.weights.order[l])
+    Wv = net.weights.Wv.copy()
+    Wv[u, h] *= 1 + 1e-6
+    broken = _tampered(net, Wv=Wv)
+    worst = 0.0
+    for task in tasks[:4]:
+        got, bound = broken.predict(*task, tolerance=None, return_bound=True)
+        error = np.abs(got - program.predict(*task))
+        assert np.all(error <= bound)
+        worst = max(worst, error.max())
+    assert worst > 1e-8  # the tampering made the answers wrong
