@@ -1,5 +1,5 @@
 """The prefix-average instruction Avg at every level: the exact machine (numbers and symbols), the schedule, the
-compiled network, its certificate and the weight check."""
+compiled network, its certificate and the weight check, the measurement the documents quote."""
 
 import dataclasses
 from fractions import Fraction
@@ -313,3 +313,40 @@ def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(
         assert np.all(error <= bound)
         worst = max(worst, error.max())
     assert worst > 1e-8  # the tampering made the answers wrong
+
+
+# -- the measurement and the document that quotes it ------------------------------------------------------------------
+
+
+def test_the_construction_document_quotes_the_averaging_measurement():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = json.loads((root / "construct" / "results" / "averaging.json").read_text())
+    text = " ".join((root / "docs" / "CONSTRUCTION.md").read_text().split())
+    assert result["command"] == "python -m construct.cli.averaging --out construct/results/averaging.json"
+    head, net = result["head"], result["network"]
+    quoted = (f"{result['tokens']:,} columns (`python -m construct.cli.averaging`, `construct/results/averaging.json`): "
+              f"the head's error on `v ~ N(0, 1)` against the exact rational mean is "
+              f"{head['float64']['relative_error']:.1e} of `mean|v|` in float64 and "
+              f"{head['float32']['relative_error']:.1e} in float32 (the lemma's bound at i = {result['tokens'] - 1:,}: "
+              f"{head['float64']['lemma_bound']:.1e} and {head['float32']['lemma_bound']:.1e}); `avg` compiled for "
+              f"n = {(result['tokens'] - 1) // 2} answers within {net['float64']['error']:.1e} (float64) and "
+              f"{net['float32']['error']:.1e} (float32) of the exact mean of `|x| <= {result['box']:g}` inputs, "
+              f"certified to {net['float64']['bound']:.1e} and {net['float32']['bound']:.1e}.")
+    assert quoted in text
+    for dtype in ("float64", "float32"):  # what the file says holds: measured below the lemma, errors below bounds
+        assert 0 < head[dtype]["relative_error"] <= head[dtype]["lemma_bound"]
+        assert net[dtype]["error"] <= net[dtype]["bound"]
+
+
+def test_the_averaging_measurement_at_a_small_size(monkeypatch):
+    from construct.cli import averaging
+
+    monkeypatch.setattr(averaging, "TOKENS", 65)
+    for dtype in (np.float64, np.float32):
+        head = averaging.head(dtype)
+        assert 0 < head["relative_error"] <= head["lemma_bound"]
+        net = averaging.network(dtype)
+        assert net["error"] <= net["bound"] < (1e-12 if dtype == np.float64 else 1e-4)
