@@ -1,6 +1,6 @@
 """The prefix-average instruction Avg at every level: the exact machine (numbers and symbols), the schedule, the
-compiled network, its certificate and the weight check, the export format, the measurement the documents
-quote."""
+compiled network, its certificate and the weight check, the export format, the runtimes, the measurement the
+documents quote."""
 
 import dataclasses
 from fractions import Fraction
@@ -355,6 +355,31 @@ def test_a_program_without_avg_is_still_written_and_read_as_version_2(tmp_path):
     _write(path, manifest, arrays)
     with pytest.raises(WeightsFileError, match="version is 3; the network its program and domain describe has 2"):
         load(path)
+
+
+# -- the runtimes -----------------------------------------------------------------------------------------------------
+
+
+def test_hugging_face_and_transformer_lens_run_the_averaging_head(nets, tasks, tmp_path):
+    """The GPT-2 network with averaging heads, saved and loaded by Hugging Face (eager and sdpa attention) and
+    built in TransformerLens, answers as the exact machine does."""
+    net = nets[np.float64]
+    if net.architecture != "gpt2":
+        pytest.skip("the runtimes run GPT-2 blocks")
+    hf, tl = pytest.importorskip("construct.hf"), pytest.importorskip("construct.tl")
+    program = custom_program()
+    folder = hf.save_pretrained(net, tmp_path / "avg")
+    models = {impl: hf.from_pretrained(folder, attn_implementation=impl) for impl in ("eager", "sdpa")}
+    lens = tl.to_transformer_lens(net)
+    for task in tasks[:3]:
+        want = program.predict(*task)
+        numpy_pass, bound = net.predict(*task, tolerance=None, return_bound=True)
+        assert np.all(np.abs(numpy_pass - want) <= bound)
+        answers = {impl: hf.predict(model, *task, tolerance=None) for impl, model in models.items()}
+        answers["transformer_lens"] = tl.predict(lens, net, *task, tolerance=None)
+        for name, got in answers.items():
+            assert np.all(np.abs(got - want) <= 1e-10), (name, np.abs(got - want).max())
+            assert np.all(np.abs(got - numpy_pass) <= 1e-10), name
 
 
 # -- the measurement and the document that quotes it ------------------------------------------------------------------
