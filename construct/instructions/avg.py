@@ -17,12 +17,13 @@ is within ``u/(i+1)`` of the exact one, and the head's output ``sum_j a_i
 v_j`` differs from the exact mean by at most ``u`` times the mean of
 ``|v_j|`` for the weights, plus the rounding of the dot product of ``i + 1``
 terms, ``gamma_{i+1} sum_j a_i |v_j|`` (Higham's model, (M2) of
-``transformer.rounding``): in all ``(u + gamma_{i+1}) (1 + u) mean_{j<=i}
-|v_j|``, a relative error ``gamma_{i+2}`` against a mean of values of one
-sign. The certificate measures the weights themselves (``rounding.selection``
+``transformer.rounding``): in all ``(u + gamma_{i+1} (1 + u)) mean_{j<=i}
+|v_j| <= gamma_{i+2} mean_{j<=i} |v_j|`` (lemma ``uniform_attention`` in
+``proofs/lemmas.py``), a relative error ``gamma_{i+2}`` against a mean of
+values of one sign. The certificate measures the weights themselves (``rounding.selection``
 with the head's target weights uniform), so that nothing rests on this
 analysis of ``exp`` and the sum; the weight check refuses an averaging head
-whose query and key weights are not zero.
+whose query and key weights are both nonzero (its scores need not be 0).
 
 **Compile rule.** A prefix mean is linear, so it composes with aff in one
 attention phase: the averaging head reads the layer's input (offset 0
