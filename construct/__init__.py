@@ -49,9 +49,9 @@ _WHERE = {  # name -> the subpackage that defines it
 }
 
 __all__ = [
-    "Aff", "Avg", "Bounds", "CertificateError", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction",
-    "Layout", "Mov", "Mul", "Program", "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load",
-    "predict", "programs", "reference", "run", "save",
+    "Aff", "Avg", "Bounds", "CertificateError", "CompiledNetwork", "Div", "DomainError", "FloatRangeError",
+    "Instruction", "Layout", "Mov", "Mul", "Program", "Register", "SizeError", "Weights", "WeightsFileError",
+    "compile", "load", "predict", "programs", "reference", "run", "save",
 ]
 
 

@@ -202,12 +202,26 @@ def tasks():
     return gaussian_tasks(2, 3, 16, seed=1)
 
 
-@pytest.fixture(scope="module", params=["paper", "gpt2"])
-def nets(request, tasks):
+ARCHITECTURES = ("paper", "gpt2")
+
+
+@pytest.fixture(scope="module")
+def compiled(tasks):
+    """The custom program compiled for its calibrated domain: architecture -> dtype -> network."""
     program = custom_program()
     bounds = Bounds.calibrate(program, tasks)
-    return {dtype: compile(program, bounds, architecture=request.param, dtype=dtype)
-            for dtype in (np.float64, np.float32)}
+    return {arch: {dtype: compile(program, bounds, architecture=arch, dtype=dtype)
+                   for dtype in (np.float64, np.float32)} for arch in ARCHITECTURES}
+
+
+@pytest.fixture(scope="module", params=ARCHITECTURES)
+def nets(request, compiled):
+    return compiled[request.param]
+
+
+@pytest.fixture(scope="module")
+def paper_net(compiled):
+    return compiled["paper"][np.float64]
 
 
 def test_the_averaging_head_has_zero_scores(nets):
@@ -283,10 +297,9 @@ def _tampered(net, **arrays):
     return dataclasses.replace(net, weights=dataclasses.replace(net.weights, **arrays))
 
 
-def test_an_averaging_head_with_nonzero_scores_is_refused(nets, tasks):
-    net = nets[np.float64]
-    if net.architecture != "paper":
-        pytest.skip("the GPT-2 weights are checked as the conversion of these")
+def test_an_averaging_head_with_nonzero_scores_is_refused(paper_net, tasks):
+    """On the paper-form weights (a GPT-2 network's are checked as their conversion)."""
+    net = paper_net
     l = next(k for k, mech in enumerate(net.mechanisms) if UNIFORM in mech.offsets)
     h, u = net.mechanisms[l].offsets.index(UNIFORM), int(net.weights.order[l])
     Wq, Wk = net.weights.Wq.copy(), net.weights.Wk.copy()
@@ -297,10 +310,9 @@ def test_an_averaging_head_with_nonzero_scores_is_refused(nets, tasks):
     _tampered(net, Wk=Wk).certify(*tasks[0])  # a key alone leaves every score 0
 
 
-def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(nets, tasks):
-    net = nets[np.float64]
-    if net.architecture != "paper":
-        pytest.skip("the GPT-2 weights are checked as the conversion of these")
+def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(paper_net, tasks):
+    """On the paper-form weights (a GPT-2 network's are checked as their conversion)."""
+    net = paper_net
     program = custom_program()
     l = next(k for k, mech in enumerate(net.mechanisms) if UNIFORM in mech.offsets)
     h, u = net.mechanisms[l].offsets.index(UNIFORM), int(net.weights.order[l])
@@ -319,14 +331,12 @@ def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(
 # -- the export format ------------------------------------------------------------------------------------------------
 
 
-def test_export_round_trip_in_version_3(nets, tasks, tmp_path):
+def test_export_round_trip_in_version_3(paper_net, tasks, tmp_path):
     from test_export import _members, _write
 
     from construct import load, save
 
-    net = nets[np.float64]
-    if net.architecture != "paper":
-        pytest.skip("the npz format holds the paper's layer; the GPT-2 network is tested with the runtimes")
+    net = paper_net  # the npz format holds the paper's layer
     path = save(net, tmp_path / "avg.npz")
     manifest, arrays = _members(path)
     assert manifest["version"] == 3 and {"kind": "avg", "src": "t", "dst": "mx"} in manifest["program"]["instructions"]
@@ -360,12 +370,10 @@ def test_a_program_without_avg_is_still_written_and_read_as_version_2(tmp_path):
 # -- the runtimes -----------------------------------------------------------------------------------------------------
 
 
-def test_hugging_face_and_transformer_lens_run_the_averaging_head(nets, tasks, tmp_path):
+def test_hugging_face_and_transformer_lens_run_the_averaging_head(compiled, tasks, tmp_path):
     """The GPT-2 network with averaging heads, saved and loaded by Hugging Face (eager and sdpa attention) and
     built in TransformerLens, answers as the exact machine does."""
-    net = nets[np.float64]
-    if net.architecture != "gpt2":
-        pytest.skip("the runtimes run GPT-2 blocks")
+    net = compiled["gpt2"][np.float64]
     hf, tl = pytest.importorskip("construct.hf"), pytest.importorskip("construct.tl")
     program = custom_program()
     folder = hf.save_pretrained(net, tmp_path / "avg")
@@ -394,7 +402,8 @@ def test_the_construction_document_quotes_the_averaging_measurement():
     text = " ".join((root / "docs" / "CONSTRUCTION.md").read_text().split())
     assert result["command"] == "python -m construct.cli.averaging --out construct/results/averaging.json"
     head, net = result["head"], result["network"]
-    quoted = (f"{result['tokens']:,} columns (`python -m construct.cli.averaging`, `construct/results/averaging.json`): "
+    quoted = (f"{result['tokens']:,} columns (`python -m construct.cli.averaging`, "
+              f"`construct/results/averaging.json`): "
               f"the head's error on `v ~ N(0, 1)` against the exact rational mean is "
               f"{head['float64']['relative_error']:.1e} of `mean|v|` in float64 and "
               f"{head['float32']['relative_error']:.1e} in float32 (the lemma's bound at i = {result['tokens'] - 1:,}: "

@@ -5,8 +5,9 @@ into scores ``N [2 (i - offset) j - j^2] = -N (j - (i - offset))^2 +
 const(i)``, so it selects column ``i - offset`` (Lemma: attention
 selection); its value and output maps carry the plan's forms for that
 offset. The averaging head (``UNIFORM``) has zero query and key weights: its
-scores are 0 and its weights ``1/(i+1)`` (``instructions.avg``). MLP: a unit's input weights are the plan's times the layer's
-``ln_scale`` (undoing layer norm), with the row ``zero`` weighted minus
+scores are 0 and its weights ``1/(i+1)`` (``instructions.avg``). MLP: a
+unit's input weights are the plan's times the layer's ``ln_scale``
+(undoing layer norm), with the row ``zero`` weighted minus
 their sum (so the mean drops out), its bias and output weights as planned.
 The embedding places the token on ``y_in`` and ``x_in``; the position table
 writes ``pos``, ``pos_sq``, ``one`` and the permanent pads; the read-out is

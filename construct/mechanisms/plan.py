@@ -108,8 +108,9 @@ class LayerPlan:
     def apply(self, H: np.ndarray, zero: int, ln_eps: float) -> np.ndarray:
         """The plan run on its own on a state ``H`` (rows x tokens, rows as the layout places them), in float64:
         each head selects its column ``max(i - offset, 0)`` exactly (the ideal of attention selection, before
-        any leak), the averaging head takes the exact mean over columns 0..i, the MLP runs its units through the real layer norm (``ln_scale`` undoing it, the row ``zero``
-        compensating each unit's weights, as assembly writes them). What it leaves is the mechanisms' own
+        any leak), the averaging head takes the exact mean over columns 0..i, the MLP runs its units through
+        the real layer norm (``ln_scale`` undoing it, the row ``zero`` compensating each unit's weights, as
+        assembly writes them). What it leaves is the mechanisms' own
         error: what a unit test of one layer measures, with no dense weights involved."""
         X = H.copy()
         for offset, writes in self.heads.items():

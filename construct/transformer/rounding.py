@@ -209,8 +209,9 @@ def uniform_gap(A: np.ndarray) -> np.ndarray:
     """An upper bound on ``|A[i, j] - [j <= i]/(i+1)|`` (T, T) for computed weights ``A``, without rounding
     ``1/(i+1)``: with ``p + e = (i+1) A[i, j]`` exactly (TwoProduct; ``i + 1`` is a float),
     ``|A[i, j] - 1/(i+1)| = |(p - 1) + e| / (i+1)``, evaluated with three roundings (the subtraction's, undone
-    by ``1/(1 - u)``, the sum's and the division's: ``1 + 6u`` upward) and ``tiny`` for underflow; above the diagonal the target is 0 and the gap ``|A[i, j]|``. For the averaging
-    head's weights ``fl(1/(i+1))`` this is at most ``u/(i+1)`` (``instructions.avg``)."""
+    by ``1/(1 - u)``, the sum's and the division's: ``1 + 6u`` upward) and ``tiny`` for underflow; above the
+    diagonal the target is 0 and the gap ``|A[i, j]|``. For the averaging head's weights ``fl(1/(i+1))`` this
+    is at most ``u/(i+1)`` (``instructions.avg``)."""
     dtype = A.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
     T = A.shape[-1]
