@@ -406,7 +406,9 @@ def test_the_construction_document_quotes_the_averaging_measurement():
               f"`construct/results/averaging.json`): "
               f"the head's error on `v ~ N(0, 1)` against the exact rational mean is "
               f"{head['float64']['relative_error']:.1e} of `mean|v|` in float64 and "
-              f"{head['float32']['relative_error']:.1e} in float32 (the lemma's bound at i = {result['tokens'] - 1:,}: "
+              f"{head['float32']['relative_error']:.1e} in float32, and on `v ~ U(0, 1)` (one sign: a plain relative "
+              f"error) {head['float64']['positive_relative_error']:.1e} and "
+              f"{head['float32']['positive_relative_error']:.1e} (the lemma's bound at i = {result['tokens'] - 1:,}: "
               f"{head['float64']['lemma_bound']:.1e} and {head['float32']['lemma_bound']:.1e}); `avg` compiled for "
               f"n = {(result['tokens'] - 1) // 2} answers within {net['float64']['error']:.1e} (float64) and "
               f"{net['float32']['error']:.1e} (float32) of the exact mean of `|x| <= {result['box']:g}` inputs, "
@@ -414,6 +416,7 @@ def test_the_construction_document_quotes_the_averaging_measurement():
     assert quoted in text
     for dtype in ("float64", "float32"):  # what the file says holds: measured below the lemma, errors below bounds
         assert 0 < head[dtype]["relative_error"] <= head[dtype]["lemma_bound"]
+        assert 0 < head[dtype]["positive_relative_error"] <= head[dtype]["lemma_bound"]
         assert net[dtype]["error"] <= net[dtype]["bound"]
 
 
@@ -424,5 +427,6 @@ def test_the_averaging_measurement_at_a_small_size(monkeypatch):
     for dtype in (np.float64, np.float32):
         head = averaging.head(dtype)
         assert 0 < head["relative_error"] <= head["lemma_bound"]
+        assert 0 < head["positive_relative_error"] <= head["lemma_bound"]
         net = averaging.network(dtype)
         assert net["error"] <= net["bound"] < (1e-12 if dtype == np.float64 else 1e-4)
