@@ -95,6 +95,8 @@ def test_certificate_rules_are_the_exact_map_and_its_transpose():
     assert np.allclose(back[:, 0:2].reshape(3, -1), lam[:, 0:2].reshape(3, -1) + lam[:, 2:4].reshape(3, -1) @ J,
                        rtol=1e-13, atol=1e-13)
     assert np.array_equal(back[:, 2:4], np.zeros((3, 2, T))) and np.array_equal(back[:, 4:], lam[:, 4:])
+    in_place = Avg("src", "src").pullback(H, lam, LAYOUT)  # the cotangent on src is replaced, not added to
+    assert np.allclose(in_place[:, 0:2].reshape(3, -1), lam[:, 0:2].reshape(3, -1) @ J, rtol=1e-13, atol=1e-13)
     prop = ins.propagate(H, E, LAYOUT)
     assert np.all(prop[2:4].reshape(-1) >= (J @ E[0:2].reshape(-1)))
     assert np.allclose(prop[2:4].reshape(-1), J @ E[0:2].reshape(-1), rtol=1e-12)
