@@ -13,7 +13,8 @@ Conventions shared by every kind:
 
 * a head attends to one column, ``i - offset`` (Lemma: attention selection,
   one-hot up to ``scales.attention_leak``); offset 0 is the *self* head, and
-  a layer has one head per offset its instructions read;
+  a layer has one head per offset its instructions read; the averaging head
+  (offset key ``UNIFORM``, ``instructions.avg``) weighs columns 0..i alike;
 * the attention phase is a set of **linear forms** (``Forms``): each row it
   writes gets ``sum over (offset, row r) of coef * h[r] at column i -
   offset``, plus a bias. Instructions compose in program order: one reading
@@ -38,6 +39,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy
 from scipy.special import erf
 
 from ..raw.registers import Layout
@@ -46,6 +48,26 @@ from . import scales
 ONE, POS_SQ, LN_POS, LN_NEG, ZERO = "one", "pos_sq", "ln_pad_pos", "ln_pad_neg", "zero"
 DIV_POS, DIV_NEG, SCRATCH, MEAN_PAD = "div_pad_pos", "div_pad_neg", "scratch", "mean_pad"
 LN1_POS, LN1_NEG, WIDTH_PAD = "ln1_pad_pos", "ln1_pad_neg", "width_pad"  # the GPT-2 target's (``compiler.targets``)
+UNIFORM = -1  # the key of the averaging head among offsets: it weighs columns 0..i by 1/(i+1) (``instructions.avg``)
+
+
+def prefix_mean(H: np.ndarray, axis: int) -> np.ndarray:
+    """``(1/(i+1)) sum_{j <= i} H_j`` along the token ``axis``: float64 (a running sum, one division), or exact for
+    sympy entries (object arrays)."""
+    counts = np.arange(1, H.shape[axis] + 1)
+    if H.dtype == object:
+        counts = np.array([sympy.Integer(int(c)) for c in counts], dtype=object)
+    shape = [1] * H.ndim
+    shape[axis] = -1
+    return np.cumsum(H, axis=axis) / counts.reshape(shape)
+
+
+def read_at(H: np.ndarray, offset: int, axis: int) -> np.ndarray:
+    """What a head reading at ``offset`` sees of ``H`` at each token along ``axis``: the column ``max(i - offset,
+    0)``, or the prefix mean for the averaging head (``UNIFORM``)."""
+    if offset == UNIFORM:
+        return prefix_mean(H, axis)
+    return np.take(H, np.maximum(np.arange(H.shape[axis]) - offset, 0), axis=axis)
 
 
 @dataclass
@@ -86,13 +108,13 @@ class LayerPlan:
     def apply(self, H: np.ndarray, zero: int, ln_eps: float) -> np.ndarray:
         """The plan run on its own on a state ``H`` (rows x tokens, rows as the layout places them), in float64:
         each head selects its column ``max(i - offset, 0)`` exactly (the ideal of attention selection, before
-        any leak), the MLP runs its units through the real layer norm (``ln_scale`` undoing it, the row ``zero``
-        compensating each unit's weights, as assembly writes them). What it leaves is the mechanisms' own
+        any leak), the averaging head takes the exact mean over columns 0..i, the MLP runs its units through
+        the real layer norm (``ln_scale`` undoing it, the row ``zero`` compensating each unit's weights, as
+        assembly writes them). What it leaves is the mechanisms' own
         error: what a unit test of one layer measures, with no dense weights involved."""
-        D, T = H.shape
         X = H.copy()
         for offset, writes in self.heads.items():
-            source = H[:, np.maximum(np.arange(T) - offset, 0)]
+            source = read_at(H, offset, axis=1)
             for row, form in writes.items():
                 X[row] += sum(coef * source[read] for read, coef in form.items())
         for row, b in self.attn_bias.items():
@@ -129,6 +151,7 @@ class Context:
     ln_scale: float  # ln_pad sqrt(2 / D), a power of two
     ln_eps: float
     sum_sq: float  # bound on the sum of squares of all rows but the pads
+    tokens: int  # the prompt's columns, 2n + 1: the most an averaging head sums
     target: object = None  # the architecture the layers are for (``compiler.targets``): paper or GPT-2 blocks
     ln1_pad: float = 0.0  # GPT-2 target with divisions: the pads +-N_1 the layer after a div sees (``targets``)
     ln1_scale: float = 0.0  # N_1 sqrt(2/D), a power of two
@@ -146,7 +169,8 @@ class Forms:
     """The attention phase's linear forms: each row's value after attention, in terms of the layer's input.
 
     A form maps ``(offset, row)`` to a coefficient: the value is
-    ``sum coef * h[row] at column max(i - offset, 0)``; ``bias`` holds the
+    ``sum coef * h[row] at column max(i - offset, 0)`` (for ``UNIFORM``: the
+    mean of ``h[row]`` over columns 0..i); ``bias`` holds the
     constant part. A row no instruction has written is its own input value.
     """
 
