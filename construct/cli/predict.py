@@ -65,7 +65,7 @@ def _run(args) -> int:
             tasks = [(X, y, x_query) for x_query in queries]
             box = answer.box_of(tasks)
             net = _boxed(args, program, tasks, box, bar)
-            if net.bounds.source.startswith("theory"):
+            if net.bounds.box is not None:
                 domain = {"source": "box", **box}
                 wider = "the domain is the data's own box"
             else:  # the box admits an SGD step that expands |w|: the data's own runs, with --margin
