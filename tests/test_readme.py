@@ -143,3 +143,23 @@ def test_readme_certificate_and_benchmark_numbers_are_the_results_files():
     assert table == benchmark_rows(bench)
     assert benchmark_ratios(bench) in " ".join(text.split())
     assert benchmark_certificates(bench) in " ".join(text.split())
+
+
+def test_readme_box_too_wide_for_its_lam_is_the_networks():
+    """The README's case of a task inside a box too wide for its lam: R^2/lam and the divisor the network
+    computes (tests/test_domain.py holds the refusal itself)."""
+    import numpy as np
+    import pytest
+
+    import construct
+    from construct import programs
+    from test_domain import ISSUE_CASE
+
+    X, y, q = ISSUE_CASE
+    net = construct.compile(programs.ridge(1, 6, 1e-3), x_max=7000.0, y_max=float(np.abs(y).max()))
+    with pytest.raises(construct.DomainError, match=r"divisor 'den1' fell to (\S+) ") as refused:
+        net.predict(X, y, q, tolerance=None)
+    computed = float(re.search(r"fell to (\S+) ", str(refused.value)).group(1))
+    ratio = f"{7000.0**2 / 1e-3:.1e}".replace("e+", "e")
+    sentence = f"`|x| <= 7000`: `R^2/lam = {ratio}`, the divisor computed {computed:.3g}"
+    assert sentence in " ".join(README.read_text().split())
