@@ -150,10 +150,10 @@ def test_readme_box_too_wide_for_its_lam_is_the_networks():
     computes (tests/test_domain.py holds the refusal itself)."""
     import numpy as np
     import pytest
+    from test_domain import ISSUE_CASE
 
     import construct
     from construct import programs
-    from test_domain import ISSUE_CASE
 
     X, y, q = ISSUE_CASE
     net = construct.compile(programs.ridge(1, 6, 1e-3), x_max=7000.0, y_max=float(np.abs(y).max()))

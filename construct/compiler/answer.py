@@ -114,8 +114,9 @@ def network_for(program: Program, tasks, domain: str = "auto", margin: float = M
     """The network that answers ``tasks`` (each ``(X, y, x_query)`` for ``program``): compiled for the smallest
     input box holding them all (``"box"``), for the exact machine's runs on them with ``margin`` (``"task"``,
     ``Bounds.calibrate``), or (``"auto"``) the box unless its theory refuses it (``UnboundedDomain``), then the
-    runs. ``net.bounds.box`` is the box, or None for the runs. A run that overflows float64 raises ``DomainError`` saying where it
-    grows (``growth``, from the first task's examples). ``limits``: ``max_bytes``, ``max_seconds``."""
+    runs. ``net.bounds.box`` is the box, or None for the runs. A run that overflows float64 raises
+    ``DomainError`` saying where it grows (``growth``, from the first task's examples). ``limits``: ``max_bytes``,
+    ``max_seconds``."""
     tasks = list(tasks)
     if domain in ("auto", "box"):
         try:
