@@ -107,7 +107,9 @@ class Bounds:
     theory domain declared with one). ``source`` says where the bounds came
     from (the theory and its box, a calibration, or given explicitly); it is
     a description, not part of the domain, so two Bounds with the same
-    numbers are equal whatever their source.
+    numbers are equal whatever their source. ``box`` is the input box
+    ``for_inputs`` derived them from (None otherwise, and in a saved
+    network): a refusal of a task inside it is the network's own error.
     """
 
     values: Mapping[str, float]
