@@ -97,7 +97,9 @@ def predict(program: Program, X, y, x_query, *, domain: str = "auto", tolerance:
         cert = net.certify(*task, backend=backend)
     except CertificateError:
         raise
-    except DomainError as err:  # the network's own error left its domain: say where the run grows, if it does
+    except DomainError as err:  # the network's own error left its domain: on the run's own, say where it grows
+        if net.bounds.box is not None:  # the box's refusal already says the box is too wide for the network
+            raise
         raise DomainError(f"{err}; {growth(inner, task[0])}") from None
     if tolerance is not None:
         net.accept(cert, tolerance, *task, backend=backend)
