@@ -231,6 +231,34 @@ def test_predict_certifies_every_answer_on_the_datas_box(capsys, tmp_path, data,
         assert row["abs_error"] <= row["certified_bound"] <= 1e-6 * (1 + abs(row["transformer"]))
 
 
+def test_sgd_whose_box_admits_an_expanding_step_is_answered_on_the_datas_own_run(capsys, tmp_path):
+    """alpha = 0.5 on rows of norm at most 1 in d = 3: the data's box (|x| <= sqrt(3)) admits steps that multiply |w|
+    by |1 - 2 alpha (lam + 3)| = 2.1, which compile refuses; every step of the data multiplies it by at most 0.1."""
+    rng = np.random.default_rng(4)
+    X = np.eye(3)[rng.integers(0, 3, size=6)] * rng.choice([-1.0, 1.0], size=(6, 1))
+    y, queries = X @ np.array([0.5, -1.0, 2.0]), np.array([[0.3, -0.2, 0.9], [1.0, 1.0, 1.0]])
+    path = write_csv(tmp_path / "d.csv", X, y, queries)
+    code, out, err = run(capsys, "predict", "--algo", "sgd", "--alpha", 0.5, "--data", path, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["domain"] == {"source": "run", "margin": 4.0, "x_max": 1.0, "y_max": 2.0}
+    for row, q in zip(result["predictions"], queries):
+        want = reference.sgd_one_pass(X, y, q, 0.5, 0.1)[-1]
+        assert abs(row["transformer"] - want) <= row["certified_bound"] <= 1e-6 * max(abs(want), 2.0)
+    code, out, _ = run(capsys, "predict", "--algo", "sgd", "--alpha", 0.5, "--data", path)
+    assert code == 0 and "domain: the data's own run (its box, |x_i| <= 1, |y| <= 2, admits an SGD step" in out
+
+
+def test_sgd_whose_run_grows_is_refused_naming_the_example(capsys, tmp_path):
+    """The same step on the row (2, 0, 0) from the third example on: |w| multiplied by |1 - 2 alpha (lam + 4)| = 3.1
+    at each of 30 steps, 5e14 in all, more orders of magnitude than one bound per register resolves."""
+    X = np.vstack([np.eye(3)[:2] * 0.5, np.tile([2.0, 0.0, 0.0], (30, 1))])
+    path = write_csv(tmp_path / "d.csv", X, X @ np.array([0.5, -1.0, 2.0]), np.array([[0.3, -0.2, 0.9]]))
+    code, out, err = run(capsys, "predict", "--algo", "sgd", "--alpha", 0.5, "--data", path)
+    assert code == 1 and out == ""
+    assert re.search(r"the SGD run grows from example 3 on, whose step multiplies \|w\| by up to 3\.1 ", err), err
+
+
 def test_an_answer_above_the_tolerance_is_refused_with_its_bound(capsys, tmp_path, data):
     """ridge at lam = 1e-6 answered 2.652 for 2.700 before certificates, with exit code 0."""
     path = write_csv(tmp_path / "d.csv", *data)

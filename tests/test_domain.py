@@ -311,3 +311,30 @@ def test_what_a_domain_needs():
     symbolic = programs.ridge(2, 2, sympy.Symbol("lam", positive=True))
     with pytest.raises(ValueError, match=r"ridge has symbolic parameters .*; a domain needs numbers"):
         Bounds.for_inputs(symbolic, 1.0, 1.0)
+
+
+ISSUE_CASE = (np.array([[7000.0], [5000.0], [-6000.0], [3000.0], [6500.0], [-4000.0]]),
+              0.5 * np.array([7000.0, 5000.0, -6000.0, 3000.0, 6500.0, -4000.0]) + np.array([1, -2, 3, 0.5, -1, 2]),
+              np.array([2000.0]))
+
+
+def test_a_task_inside_a_box_too_wide_for_its_lam_is_refused_as_the_networks_own_error():
+    """The box promise, exactly (``Bounds.for_inputs``): a task inside the box has exact values within the theory's
+    bounds, so a refusal says the network's own error passed the slack. Ridge d = 1, lam = 1e-3, |x| <= 7000
+    (R^2/lam = 4.9e10): A^-1's register is bounded by 1/lam = 1000, the exact A^-1 falls to 2e-8 after the first
+    example, and the product that updates it errs by 2e-4, so x^T A^-1 x at the next examples is far off and the
+    divisor 1 + x^T A^-1 x >= 1 was computed 0.109."""
+    X, y, q = ISSUE_CASE
+    program = programs.ridge(1, 6, 1e-3)
+    net = construct.compile(program, x_max=7000.0, y_max=float(np.abs(y).max()))
+    divides = [k for k, ins in enumerate(program.instructions) if ins.divisor == "den1"]
+    exact = [H[program.layout.rows("den1")] for k, H in enumerate(program.states_many([(X, y, q)])) if k in divides]
+    assert len(exact) == 6 and min(float(v.min()) for v in exact) >= 1  # exact: above its floor at every division
+    with pytest.raises(DomainError, match=r"divisor 'den1' fell to 0\.1\d+ in layer \d+ .* below its declared floor "
+                                          r"0\.99\d+; the task is inside the box \|x_i\| <= 7000, .* so the network's "
+                                          r"own error on 'den1' passed their slack: the box is too wide"):
+        net.predict(X, y, q, tolerance=None)
+    narrow = construct.compile(program, x_max=100.0, y_max=51.0)  # R^2/lam = 1e7: the same task, 70 times smaller
+    narrow.predict(X / 70, y / 70, q / 70, tolerance=None)
+    with pytest.raises(DomainError, match=r"X\[0, 0\] = 7000 is outside the declared input bound .* \(theory of "):
+        narrow.predict(X, y, q)  # outside its box: not the network's error

@@ -121,9 +121,14 @@ def benchmark_certificates(results: list[dict]) -> str:
         f = config["fused"]
         scales = []
         for s, r in f["refusal"].items():
-            scales.append(f"s = {s}: compile refuses the box" if "compile_refused" in r else
-                          f"s = {s}: {r['refused']:.0%} refused ({r['outside_box']} outside the box, "
-                          f"{r['bound_above_tolerance']} for their bound)")
+            if "compile_refused" in r:
+                scales.append(f"s = {s}: compile refuses the box")
+            elif "outside_box" in r:  # compiled for the box
+                scales.append(f"s = {s}: {r['refused']:.0%} refused ({r['outside_box']} outside the box, "
+                              f"{r['bound_above_tolerance']} for their bound)")
+            else:  # the box admits an expanding SGD step: each task on its own run
+                scales.append(f"s = {s}: {r['refused']:.0%} refused on each task's own run ({r['run_grows']} runs "
+                              f"that grow, {r['bound_above_tolerance']} for their bound)")
         parts.append(f"{config['algo']}: bound median {f['median_bound_float64']:.1e}, worst "
                      f"{f['max_bound_float64']:.1e}, error at most {f['max_exact_error_float64']:.1e}, bound / error "
                      f"median {f['median_bound_over_error']:.3g}; " + ", ".join(scales))
@@ -167,3 +172,23 @@ def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
     reading, sgd_bound = benchmark_reading(bench)
     assert [claim for claim in reading if claim not in " ".join(text.split())] == []
     assert sgd_bound in " ".join((DOCS / "CERTIFICATE.md").read_text().split())
+
+
+def test_readme_box_too_wide_for_its_lam_is_the_networks():
+    """COMPILER.md's case of a task inside a box too wide for its lam: R^2/lam and the divisor the network
+    computes (tests/test_domain.py holds the refusal itself)."""
+    import numpy as np
+    import pytest
+    from test_domain import ISSUE_CASE
+
+    import construct
+    from construct import programs
+
+    X, y, q = ISSUE_CASE
+    net = construct.compile(programs.ridge(1, 6, 1e-3), x_max=7000.0, y_max=float(np.abs(y).max()))
+    with pytest.raises(construct.DomainError, match=r"divisor 'den1' fell to (\S+) ") as refused:
+        net.predict(X, y, q, tolerance=None)
+    computed = float(re.search(r"fell to (\S+) ", str(refused.value)).group(1))
+    ratio = f"{7000.0**2 / 1e-3:.1e}".replace("e+", "e")
+    sentence = f"`|x| <= 7000`: `R^2/lam = {ratio}`, the divisor computed {computed:.3g}"
+    assert sentence in " ".join((DOCS / "COMPILER.md").read_text().split())

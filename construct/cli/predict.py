@@ -1,8 +1,9 @@
 """``icl-construct predict``: a network's certified answers on the user's own data, beside the closed form.
 
 The network is compiled for the smallest input box holding the data (every register's bound from the
-algorithm's theory, so no task inside the box is refused for its domain), or with ``--domain calibrated`` for
-a domain calibrated on random tasks scaled like the data. Each query is predicted from all the examples, with
+algorithm's theory), or, where that box admits an SGD step that expands ``|w|``, for the data's own runs with
+``--margin`` (``construct.predict``'s domain ``"auto"``); or with ``--domain calibrated`` for a domain
+calibrated on random tasks scaled like the data. Each query is predicted from all the examples, with
 its certified bound; an answer whose bound exceeds the tolerance is refused (``CompiledNetwork.predict``).
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..compiler import CompiledNetwork, DomainError, SizeError, compile
+from ..compiler import CompiledNetwork, DomainError, SizeError, answer
 from ..raw.program import Program
 from . import budget, data, network, shared
 from .shared import Refused
@@ -24,19 +25,14 @@ def _rms(a: np.ndarray) -> float:
     return top * float(np.sqrt(np.mean((a / top) ** 2))) if top > 0 else 1.0
 
 
-def _box(X: np.ndarray, y: np.ndarray, queries: np.ndarray) -> dict:
-    """The smallest input box holding the data (1 where the data are all zeros: any box holds them)."""
-    x_max = float(np.max(np.abs(np.concatenate([X.ravel(), queries.ravel()]))))
-    y_max = float(np.max(np.abs(y))) if y.size else 0.0
-    return {"x_max": x_max or 1.0, "y_max": y_max or 1.0}
-
-
-def _boxed(args, program: Program, box: dict, bar) -> CompiledNetwork:
-    """Compile for the input box, turning a domain float64 cannot hold into a refusal that names the box."""
+def _boxed(args, program: Program, tasks: list, box: dict, bar) -> CompiledNetwork:
+    """Compile for the data's box, or for the data's own runs where the box admits an expanding SGD step
+    (``construct.predict``'s domain ``"auto"``), turning a domain float64 cannot hold into a refusal that names
+    the box."""
     try:
-        net = compile(program, x_max=box["x_max"], y_max=box["y_max"], max_bytes=args.max_memory,
-                      max_seconds=args.max_seconds)
-    except SizeError:
+        net = answer.network_for(program, tasks, "auto", args.margin,
+                                 max_bytes=args.max_memory, max_seconds=args.max_seconds)
+    except (SizeError, DomainError):  # DomainError: the data's own SGD run overflows, named where it grows
         raise
     except (ArithmeticError, ValueError) as err:
         raise Refused(f"the network cannot be compiled in float64 for the data's box |x| <= {box['x_max']:.3g}, "
@@ -66,9 +62,15 @@ def _run(args) -> int:
                       "w_scale": w_scale}
             wider = "a larger --margin widens the domain"
         else:
-            domain = {"source": "box", **_box(X, y, queries)}
-            net = _boxed(args, program, domain, bar)
-            wider = "the domain is the data's own box"
+            tasks = [(X, y, x_query) for x_query in queries]
+            box = answer.box_of(tasks)
+            net = _boxed(args, program, tasks, box, bar)
+            if net.bounds.box is not None:
+                domain = {"source": "box", **box}
+                wider = "the domain is the data's own box"
+            else:  # the box admits an SGD step that expands |w|: the data's own runs, with --margin
+                domain = {"source": "run", "margin": args.margin, **box}
+                wider = answer.growth(program, X)
         for k, x_query in enumerate(queries, 1):
             try:
                 got, bound = (float(v[-1]) for v in net.predict(X, y, x_query, tolerance=args.tolerance,
@@ -90,8 +92,11 @@ def _run(args) -> int:
     if calibrated:
         print(f"domain: calibrated on {args.calibrate} tasks, x ~ N(0, {domain['x_scale']:.3g}^2 I), "
               f"w ~ N(0, {domain['w_scale']:.3g}^2 I), margin {args.margin:g}")
-    else:
+    elif domain["source"] == "box":
         print(f"domain: the data's box, |x_i| <= {domain['x_max']:.6g}, |y| <= {domain['y_max']:.6g}")
+    else:
+        print(f"domain: the data's own run (its box, |x_i| <= {domain['x_max']:.6g}, |y| <= {domain['y_max']:.6g}, "
+              f"admits an SGD step that expands |w|), margin {args.margin:g}")
     print("bound: a proven bound on |transformer - exact answer| in this run's floating point; "
           f"answers above {args.tolerance:g} x the scale (the largest of |answer| and the labels' magnitudes) "
           "are refused\n")
@@ -109,7 +114,8 @@ def _arguments(parser) -> None:
     network.algorithm(parser)
     parser.add_argument("--domain", choices=("box", "calibrated"), default="box",
                         help="box (default): compile for the smallest input box holding the data, every bound from "
-                        "the algorithm's theory; calibrated: on --calibrate random tasks scaled like the data, with "
+                        "the algorithm's theory (SGD whose step can expand |w| on that box: for the data's own runs, "
+                        "with --margin); calibrated: on --calibrate random tasks scaled like the data, with "
                         "--margin")
     parser.add_argument("--tolerance", type=shared.number(0), default=TOLERANCE,
                         help="refuse an answer whose certified bound exceeds TOLERANCE x the prompt's scale, the "
@@ -149,8 +155,11 @@ exceeds --tolerance x the prompt's scale (the largest of |answer| and the
 labels' magnitudes) is refused (exit code 1) rather than printed.
 
 The network is compiled for the smallest input box holding the data, with
-every register's bound from the algorithm's theory: no task inside the box
-is refused for its domain. With --domain calibrated it is compiled instead
+every register's bound from the algorithm's theory. SGD whose step can
+expand |w| somewhere in that box is compiled instead for the exact
+machine's runs on the data, widened by --margin: data whose run stays
+bounded is answered and certified, and data whose run grows is refused
+naming the example from which it grows. With --domain calibrated it is compiled instead
 for a domain calibrated on --calibrate random tasks scaled like the data
 (x ~ N(0, s^2 I) with s the root mean square of the inputs, w scaled so that
 y has the data's root mean square), widened by --margin; a query outside it

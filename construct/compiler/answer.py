@@ -89,16 +89,18 @@ def predict(program: Program, X, y, x_query, *, domain: str = "auto", tolerance:
     inner, task, b = canonical(program, X, y, x_query)
     limits = {k: v for k, v in (("max_bytes", max_bytes), ("max_seconds", max_seconds)) if v is not None}
     try:
-        net = _network(inner, task, domain, margin, dtype, fuse, limits)
+        net = network_for(inner, [task], domain, margin, dtype=dtype, fuse=fuse, **limits)
     except UnboundedDomain:  # the theory's refusal, told in the prompt's own units
-        Bounds.for_inputs(program, **_box(*check_task(X, y, x_query, program.d, program.n, prefix=True)))
+        Bounds.for_inputs(program, **box_of([check_task(X, y, x_query, program.d, program.n, prefix=True)]))
         raise
     try:
         cert = net.certify(*task, backend=backend)
     except CertificateError:
         raise
-    except DomainError as err:  # the network's own error left its domain: say where the run grows, if it does
-        raise DomainError(f"{err}; {_growth(inner, task[0])}") from None
+    except DomainError as err:  # the network's own error left its domain: on the run's own, say where it grows
+        if net.bounds.box is not None:  # the box's refusal already says the box is too wide for the network
+            raise
+        raise DomainError(f"{err}; {growth(inner, task[0])}") from None
     if tolerance is not None:
         net.accept(cert, tolerance, *task, backend=backend)
     # the answers and their bounds in the prompt's units (the registers' own bounds, ``errors``, stay the network's)
@@ -109,29 +111,37 @@ def predict(program: Program, X, y, x_query, *, domain: str = "auto", tolerance:
     return (answers.predictions, answers.bounds) if return_bound else answers.predictions
 
 
-def _network(program: Program, task, domain: str, margin: float, dtype, fuse: bool, limits: dict):
-    X, y, x_query = task
+def network_for(program: Program, tasks, domain: str = "auto", margin: float = MARGIN, *, dtype=np.float64,
+                fuse: bool = True, **limits):
+    """The network that answers ``tasks`` (each ``(X, y, x_query)`` for ``program``): compiled for the smallest
+    input box holding them all (``"box"``), for the exact machine's runs on them with ``margin`` (``"task"``,
+    ``Bounds.calibrate``), or (``"auto"``) the box unless its theory refuses it (``UnboundedDomain``), then the
+    runs. ``net.bounds.box`` is the box, or None for the runs. A run that overflows float64 raises
+    ``DomainError`` saying where it grows (``growth``, from the first task's examples). ``limits``: ``max_bytes``,
+    ``max_seconds``."""
+    tasks = list(tasks)
     if domain in ("auto", "box"):
         try:
-            return compile(program, **_box(X, y, x_query), dtype=dtype, fuse=fuse, **limits)
+            return compile(program, **box_of(tasks), dtype=dtype, fuse=fuse, **limits)
         except UnboundedDomain:
             if domain == "box":
                 raise
     try:
-        bounds = Bounds.calibrate(program, [task], margin=margin, **limits)
+        bounds = Bounds.calibrate(program, tasks, margin=margin, **limits)
     except FloatingPointError as err:
         raise DomainError(f"{program.name}: the exact machine's run on this prompt overflows float64 ({err}); "
-                          + _growth(program, X)) from None
+                          + growth(program, tasks[0][0])) from None
     return compile(program, bounds, dtype=dtype, fuse=fuse, **limits)
 
 
-def _box(X, y, x_query) -> dict:
-    """The smallest input box holding the prompt (1 where it is all zeros)."""
-    return {"x_max": float(max(np.abs(X).max(initial=0.0), np.abs(x_query).max())) or 1.0,
-            "y_max": float(np.abs(y).max(initial=0.0)) or 1.0}
+def box_of(tasks) -> dict:
+    """The smallest input box holding every task's inputs (1 where they are all zeros): ``x_max``, ``y_max``."""
+    x_max = max(float(max(np.abs(X).max(initial=0.0), np.abs(x_query).max(initial=0.0))) for X, _, x_query in tasks)
+    y_max = max(float(np.abs(y).max(initial=0.0)) for _, y, _ in tasks)
+    return {"x_max": x_max or 1.0, "y_max": y_max or 1.0}
 
 
-def _growth(program: Program, X) -> str:
+def growth(program: Program, X) -> str:
     """Where one-pass SGD's step first expands |w|: the first example with |1 - 2 alpha (lam + |x|^2)| > 1 (a
     dimensionless number, the same in any units)."""
     params = program.params

@@ -12,8 +12,11 @@ Two ways to get them:
 * ``Bounds.for_inputs(program, x_max, y_max, x_norm)`` (what
   ``compile(program, x_max=..., y_max=...)`` does): from bounds on the
   inputs alone, by the theory of the program's algorithm
-  (its ``theory`` in ``construct.programs``). Every task inside the declared box is
-  answered;
+  (its ``theory`` in ``construct.programs``). The exact values of every
+  task inside the declared box stay within these bounds (proved), so the
+  network refuses such a task only where its own error on a register
+  passes the slack around that register's bound (``SLACK``; see
+  ``for_inputs`` for when it does);
 * ``Bounds.calibrate(program, tasks, margin)``: from running the exact
   machine on sample tasks, the largest ``|value|`` of each register times a
   margin (and the smallest divisor over it). Usually tighter, so a little
@@ -104,13 +107,16 @@ class Bounds:
     theory domain declared with one). ``source`` says where the bounds came
     from (the theory and its box, a calibration, or given explicitly); it is
     a description, not part of the domain, so two Bounds with the same
-    numbers are equal whatever their source.
+    numbers are equal whatever their source. ``box`` is the input box
+    ``for_inputs`` derived them from (None otherwise, and in a saved
+    network): a refusal of a task inside it is the network's own error.
     """
 
     values: Mapping[str, float]
     floors: Mapping[str, float]
     x_norm: float | None = None
     source: str = field(default="given explicitly", compare=False)
+    box: Box | None = field(default=None, compare=False)  # the input box the theory derived them from
 
     def __post_init__(self) -> None:
         for kind, table in (("bound", self.values), ("floor", self.floors)):
@@ -136,6 +142,20 @@ class Bounds:
         raised by the slack and every floor lowered by it. Refuses a program
         without a derivation (one built by hand) and SGD whose step can
         expand ``|w|`` on this box.
+
+        The promise, exactly: a task inside the box is never refused for
+        its inputs, and its exact values never leave these bounds, so the
+        network refuses it only where the network's own error on some
+        register exceeds the slack (2^-20 of the register's bound, of the
+        divisor's floor; ``CompiledNetwork`` says so in the refusal). The
+        check at every run is the condition. It fails for wide boxes at
+        small ``lam``: ridge's ``A^-1`` register is bounded by ``1/lam`` (its
+        value at column 0), a compiled product errs by a fixed fraction of
+        its operands' bounds, and after one example of norm near ``R`` the
+        exact ``A^-1`` is near ``1/R^2``, so ``x^T A^-1 x`` at the next example
+        carries an error near ``R^2/lam`` times that fraction into the
+        divisor ``1 + x^T A^-1 x >= 1`` (tests/test_domain.py: ``R^2/lam =
+        4.9e10``, the divisor computed 0.109).
         """
         if not isinstance(program, Program):
             raise TypeError(f"for_inputs takes a Program, got {type(program).__name__}")
@@ -175,7 +195,7 @@ class Bounds:
                         f"float64; rescale the data towards 1 and compile for its box",
                         f"a bound {'overflows' if large else 'underflows to 0'}")
         source = (f"theory of {program.name} for the box {box} (slack 2^{int(np.log2(slack))} for {dtype})")
-        return cls(values, floors, x_norm=None if x_norm is None else box.x_norm, source=source)
+        return cls(values, floors, x_norm=None if x_norm is None else box.x_norm, source=source, box=box)
 
     def require(self, program: Program) -> None:
         """Every register has a bound and every divisor a floor, else ValueError naming them."""

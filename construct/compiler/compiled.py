@@ -8,7 +8,7 @@ from functools import cached_property
 import numpy as np
 
 from ..raw.program import Program
-from ..raw.prompt import Y_IN, check_task, finite_float, shown, tokens, x_columns
+from ..raw.prompt import X_IN, Y_IN, check_task, finite_float, shown, tokens, x_columns
 from ..raw.registers import Layout
 from ..transformer.gpt2 import GPT2Weights
 from ..transformer.weights import Weights
@@ -147,8 +147,7 @@ class CompiledNetwork:
                 where = "the embedding" if l == 0 else f"layer {l} ({self.layers[l - 1].instruction})"
                 raise DomainError(
                     f"register {name!r} reached {reg_peak[l]:.6g} after {where}, beyond its declared bound "
-                    f"{bound:.6g}; the task is outside the domain this network was compiled for"
-                )
+                    f"{bound:.6g}; " + self._outside(name))
         for l in range(1, len(self.steps) + 1):  # the divisor as the layer divides by it: after its attention,
             for ins in self.layer_instructions(l):  # so in the state after the layer (its MLP does not write it)
                 if ins.divisor:
@@ -157,8 +156,18 @@ class CompiledNetwork:
                     if value < floor * (1 - 1e-6):
                         raise DomainError(
                             f"divisor {ins.divisor!r} fell to {value:.6g} in layer {l} ({ins}), below its declared "
-                            f"floor {floor:.6g}; the task is outside the network's domain"
-                        )
+                            f"floor {floor:.6g}; " + self._outside(ins.divisor))
+
+    def _outside(self, name: str) -> str:
+        """Why a register left its bound: the task's run left the domain, or (a task inside the box the theory
+        bounds, whose exact values never leave them) the network's own error passed the slack."""
+        box = self.bounds.box
+        if box is None or name in (X_IN, Y_IN):
+            return "the task is outside the domain this network was compiled for"
+        return (f"the task is inside the box {box}, whose exact values stay within the bounds {self.program.name}'s "
+                f"theory derives (Bounds.for_inputs), so the network's own error on {name!r} passed their slack: "
+                "the box is too wide for this network's precision (a narrower box, x_norm, or a larger ridge "
+                "penalty narrows the range of values one bound per register must resolve)")
 
     def _no_jax(self) -> None:
         if not self.target.jax:
