@@ -97,7 +97,7 @@ MUTANTS = {  # mutant: (patch, the proofs that must fail, what their message mus
         r"missing"),
     "attention sharpness 11": (
         sharpness_11, LAYER_PROOFS,  # every layer has attention
-        r"attention sharpness 11 lets head 0 leak 3\.34e-05 of its mass off the selected token, above the design "
+        r"attention sharpness 11 lets head \d+ leak 3\.34e-05 of its mass off the selected token, above the design "
         r"target 1e-3 eps"),
 }
 
