@@ -16,27 +16,41 @@ by
 
 **One block.** Applied exactly to ``M = M_{k-1}`` and ``W = W_{k-1}`` with
 the exact example ``(x, y)``, the block computes ``u = M x``, ``den1 = 1 +
-x^T M x``, ``gain = u / den1``, ``M - gain u^T`` and ``W + gain (y - x^T
-W)``. With ``C = B_{k-1} + x x^T = A_k + D_{k-1}``, Sherman-Morrison gives
-``gain = C^-1 x`` and ``M - gain u^T = C^-1 + Delta``, ``Delta = M x x^T (M -
-M^T) / den1`` (zero for a symmetric M; the network's M is symmetric only up
-to its rounding); and ``C (W + gain (y - x^T W)) = B_{k-1} W + x y``. The
-network's block is off this exact map by ``delta_M`` and ``delta_W`` (what
-the certificate propagates from the block's start with the state taken as
-exact: ``Certifier``), so ``M_k = C^-1 + delta``, ``delta = Delta +
-delta_M``, and
+x^T M x``, ``gain = u / |den1|``, ``M - gain u^T`` and ``W + gain (y - x^T
+W)``. With ``C = B_{k-1} + x x^T = A_k + D_{k-1}`` and ``den1 > 0``,
+Sherman-Morrison gives ``gain = C^-1 x``, ``M - gain u^T = C^-1 + Delta``
+with ``Delta = gain x^T (M - M^T)`` (zero for a symmetric M; the network's M
+is symmetric only up to its rounding), and ``C (W + gain (y - x^T W)) =
+B_{k-1} W + x y``. ``den1 > 0`` holds while ``|x|^2 |M - A_{k-1}^-1| < 1``,
+since ``x^T A^-1 x >= 0``. The network's block is off this exact map by
+``delta_M`` and ``delta_W`` (what the certificate propagates from the
+block's start with the state there taken as exact: ``Certifier``), so
+``M_k = C^-1 + delta``, ``delta = Delta + delta_M``, and
 
-    D_k = D_{k-1} + D',  D' = -(I + C delta)^-1 C delta C,  |D'| <= |C|^2 |delta| / (1 - |C| |delta|)
-    beta_k = beta_{k-1} + C delta_W + D' W_k
+    D_k = D_{k-1} + D',   D' = -(I + C delta)^-1 C delta C,
+    beta_k = beta_{k-1} + C delta_W + D' W_k.
 
-(2-norms; ``|C| <= |A_k| + |D_{k-1}|``). Errors that earlier blocks made pass
-through later blocks unchanged: the bounds add up, they do not multiply.
+**In A_k's energy norm.** Plain 2-norms would multiply ``delta`` by
+``|C|^2`` and the state's error by ``1 / lam^2``. Scale instead by ``S =
+A_k^1/2``: ``rho_k >= |S^-1 D_k S^-1|_2`` and ``b_k >= |S^-1 beta_k|_2``.
+Since ``A_{k-1} <= A_k`` (Loewner order), ``|A_k^-1/2 A_{k-1}^1/2|_2 <= 1``,
+so what ``rho_{k-1}`` and ``b_{k-1}`` bound passes to step k unchanged. With
+``C = S (I + Dk) S`` (``|Dk|_2 <= rho_{k-1}``) and ``X = S delta S``
+(``|X|_2 <= |A_k|_2 |delta|_2``), ``S^-1 D' S^-1 = -(I + (I + Dk) X)^-1 (I +
+Dk) X (I + Dk)``, so
 
-**The state's error.** ``M_k - A_k^-1 = -B_k^-1 D_k A_k^-1`` and ``W_k -
-w*_k = B_k^-1 (beta_k - D_k w*_k)``, and ``sigma_min(B_k) >= lambda_min(A_k)
-- |D_k|``, so with ``l <= lambda_min(A_k)`` (``l >= lam`` always)
+    rho_k <= rho_{k-1} + g,   g = (1 + rho_{k-1})^2 |X| / (1 - (1 + rho_{k-1}) |X|),
+    b_k <= b_{k-1} + (1 + rho_{k-1}) |A_k|^1/2 |delta_W| + g |S W_k|.
 
-    |M_k - A_k^-1|_2 <= |D_k| / (l (l - |D_k|)),    |W_k - w*_k|_2 <= (|beta_k| + |D_k| |W_k|) / (l - 2 |D_k|).
+Errors that earlier blocks made pass through later blocks unchanged: the
+bounds add up, they do not multiply.
+
+**The state's error.** ``M_k - A_k^-1 = S^-1 ((I + Dk')^-1 - I) S^-1`` and
+``S (W_k - w*_k) = (I + Dk')^-1 (S^-1 beta_k - Dk' S w*_k)``
+(``Dk' = S^-1 D_k S^-1``), so with ``l <= lambda_min(A_k)`` (``l >= lam``
+always) and ``e = |S W_k|``
+
+    |M_k - A_k^-1|_2 <= rho / (l (1 - rho)),    |W_k - w*_k|_2 <= (b + rho e) / ((1 - 2 rho) sqrt(l)).
 
 Each entry's error is at most these norms: they cap the certificate's
 intervals for ``Ainv`` and ``w`` after every block. The identities are
@@ -166,6 +180,10 @@ class BackwardError:
             # Delta = gain x^T (M - M^T) with the exact block's gain, which the computed one is within reach of
             gain = (self._norm(state, rule.gain) + self._norm(slack, rule.gain) + self._norm(added, rule.gain)) * UP
             delta_M = (delta_M + gain * np.sqrt(xx) * self.asymmetry[j]) * UP
+            # the block divides by |den1|: it is F's den1 = 1 + x^T M x only while that is positive, as it is when
+            # x^T M x >= x^T A^-1 x - |x|^2 |M - A^-1| > -1
+            with np.errstate(invalid="ignore"):  # 0 x inf: a column whose x is 0 keeps the inf
+                delta_M = np.where(xx * self.cap[j] < 1, delta_M, np.inf)
             rho_before, beta_before = self.rho[j], self.beta[j]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             scaled = high * delta_M * UP  # >= |A_k^1/2 delta A_k^1/2|_2
