@@ -340,17 +340,20 @@ class Certifier:
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
         for l, ins, mid, error in reversed(path):
-            contribution = _weighted(np.abs(lam) + slack, error)
-            bounds += contribution
-            if components:
-                shares[l] += contribution
+            rows = np.flatnonzero(np.any(error != 0, axis=1))  # an entry without error adds nothing
+            if rows.size:
+                contribution = _weighted(np.abs(lam[:, rows]) + slack[:, rows], error[rows])
+                bounds += contribution
+                if components:
+                    shares[l] += contribution
             if ins is None:
                 continue
-            new = ins.pullback(mid, lam, layout)
-            rounding_of_pullback = rounding.gamma(max(ins.pullback_terms(), 1) + 2, u) * \
-                ins.pullback(mid, np.abs(lam), layout, absolute=True)
-            slack = ins.pullback(mid, slack, layout, absolute=True) + rounding_of_pullback
-            lam = new
+            # the pullback's rounding, gamma |J|^T |lam|, is |J|^T of gamma |lam| on the rows the instruction writes
+            # (the pullback reads those; every other row it copies exactly)
+            written = layout.rows(ins.writes)
+            slack[:, written] += rounding.gamma(max(ins.pullback_terms(), 1) + 2, u) * np.abs(lam[:, written])
+            slack = ins.pullback(mid, slack, layout, absolute=True)
+            lam = ins.pullback(mid, lam, layout)
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares
 
 

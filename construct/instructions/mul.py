@@ -226,10 +226,11 @@ class Mul(Instruction):
         return max(self.shape)
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
-        """``J^T lam``: ``lam_out B^T`` onto A and ``A^T lam_out`` onto B (with ``|A|``, ``|B|`` if ``absolute``)."""
+        """``J^T lam``: ``lam_out B^T`` onto A and ``A^T lam_out`` onto B (with ``|A|``, ``|B|`` if ``absolute``), in
+        place."""
         p, q, r = self.shape
         T = H.shape[1]
-        out = lam.copy()
+        out = lam
         rows = layout.rows(self.out)
         S = lam[:, rows].copy().reshape(-1, p, r, T)
         out[:, rows] = 0.0
