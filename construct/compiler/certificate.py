@@ -37,6 +37,13 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   The identities these rely on (the units implement the lemma's formula;
   attention one-hot is the instruction) are proved on the compiled weights
   by ``python -m proofs`` (proofs/layers.py).
+* **A program's backward-error rule.** Where the program is ridge's own
+  (its registry entry's ``rls``), the intervals of ``A^-1`` and ``w`` are
+  capped after every block by ``programs.rls``: the state is the exact RLS
+  state of a perturbed ``A``, each block's own error (an interval
+  propagated from the block's start, with the state there taken as exact)
+  adds to that perturbation, and earlier errors pass through the block
+  unchanged, where intervals in absolute values would multiply them.
 * Everything is computed in the network's dtype and inflated by
   ``rounding.SAFETY`` per layer for the rounding of the bound itself.
 

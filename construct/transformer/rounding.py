@@ -47,6 +47,7 @@ in float32).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,37 +240,62 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     return np.where(bad, 0.0, eta), np.where(bad, np.inf, slack) * SAFETY[dtype]
 
 
+def _units(w: Weights, l: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored layer ``l``'s units with a nonzero input weight or bias, and the rows of ``LN(X)`` they read: every
+    other unit has ``pre = 0`` and ``hidden = gelu(0) = 0`` exactly, and so no rounding (found once per weights)."""
+    cache = _UNITS.setdefault(w, {})
+    if l not in cache:
+        units = np.flatnonzero(np.any(w.W1[l] != 0, axis=0) | (w.b1[l] != 0))
+        cache[l] = units, np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1))
+    return cache[l]
+
+
+_UNITS: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary()
+
+
 def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
-    """Bound the rounding of the MLP half of layer ``l`` as ``forward.layer_parts`` computes it."""
+    """Bound the rounding of the MLP half of layer ``l`` as ``forward.layer_parts`` computes it (on the units that
+    can round, ``_units``; the others' bounds are 0)."""
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
-    gain, bias, W1, b1, W2, b2 = w.ln_gain[l], w.ln_bias[l], w.W1[l], w.b1[l], w.W2[l], w.b2[l]
+    units, rows = _units(w, l)
+    T, U = parts.pre.shape
+    gain, bias, b2 = w.ln_gain[l], w.ln_bias[l], w.b2[l]
+    W1, b1, W2 = w.W1[l][np.ix_(rows, units)], w.b1[l][units], w.W2[l][units]
     # normed = (gain * (X - mean)) / sigma + bias: the subtraction and the division round, the gain unless it is 1,
     # the bias unless it is 0
-    steps = 2 + (gain != 1)
-    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain) * np.abs(parts.centred) / parts.sigma + \
-        np.where(bias != 0, u * np.abs(parts.normed), 0.0) + tiny
+    steps = 2 + (gain[rows] != 1)
+    normed = parts.normed[:, rows]
+    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain[rows]) * np.abs(parts.centred[:, rows]) / parts.sigma + \
+        np.where(bias[rows] != 0, u * np.abs(normed), 0.0) + tiny
     # pre = normed W1 + b1
     absW1 = np.abs(W1)
-    given_dpre = product_rounding(parts.normed, W1, b1, parts.pre) + tiny
+    pre, hidden = parts.pre[:, units], parts.hidden[:, units]
+    given_dpre = product_rounding(normed, W1, b1, pre) + tiny
     dpre = given_dpre + dnormed @ absW1
     # hidden = (pre * (1 + erf(pre / sqrt 2))) / 2, against gelu at the exact pre-activation: with s the computed
     # 1 + erf and e = s - 1 the computed erf, rounding of t = pre / sqrt 2 (2u), of erf (ERF_ULPS u |e|), of 1 + e
     # (u s) and of pre * s (u |pre s|)
-    p = np.abs(parts.pre)
-    s = np.abs(2 * parts.hidden / np.where(parts.pre != 0, parts.pre, 1))
+    p = np.abs(pre)
+    s = np.abs(2 * hidden / np.where(pre != 0, pre, 1))
     e = np.abs(s - 1) + 4 * u * s  # the computed erf, from s (both within a few u)
     evaluation = 0.5 * p * ((2 * u * s + ERF_ULPS[dtype] * u * e + TWO_OVER_SQRT_PI * gamma(2, u) * p / np.sqrt(2))
                             * (1 + 8 * u)) + tiny * (1 + p)
-    evaluation = np.where(parts.pre != 0, evaluation, 0.0)
+    evaluation = np.where(pre != 0, evaluation, 0.0)
     dhidden = gelu_slope(p + dpre) * dpre + evaluation
     given_dhidden = gelu_slope(p + given_dpre) * given_dpre + evaluation
     # mlp = hidden W2; out = (X + mlp) + b2
     absW2 = np.abs(W2)
-    dproduct = product_rounding(parts.hidden, W2, None, parts.mlp)
+    dproduct = product_rounding(hidden, W2, None, parts.mlp)
     first = np.where(parts.mlp != 0, u * (np.abs(parts.X) + np.abs(parts.mlp)) * (1 + u), 0.0)
     second = np.where(b2 != 0, u * np.abs(parts.out), 0.0)
-    rest = dproduct + first + second + tiny * (absW2.sum(axis=0) > 0)
+    rest = dproduct + first + second + tiny * (np.abs(w.W2[l]).sum(axis=0) > 0)
     k = SAFETY[dtype]
-    return MLPBound((rest + dhidden @ absW2) * k, dpre * k, dhidden * k,
-                    (rest + given_dhidden @ absW2) * k, given_dpre * k, given_dhidden * k)
+
+    def every_unit(bound: np.ndarray) -> np.ndarray:
+        out = np.zeros((T, U), dtype=bound.dtype)
+        out[:, units] = bound * k
+        return out
+
+    return MLPBound((rest + dhidden @ absW2) * k, every_unit(dpre), every_unit(dhidden),
+                    (rest + given_dhidden @ absW2) * k, every_unit(given_dpre), every_unit(given_dhidden))
