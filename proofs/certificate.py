@@ -121,3 +121,44 @@ def gelu_taylor_remainders():
     zero(second.subs(x, 0) - sqrt(2 / pi), "gelu''(0) = sqrt(2/pi)")
     # |gelu'''(t)| <= phi(0) |t| (t^2 + 4) <= 0.4 |p| (p^2 + 4) for |t| <= |p|; Lagrange: remainder <= that p^2 / 2
     require(phi(0).evalf(30) < Rational(4, 10), "phi(0) < 0.4")
+
+
+@proof("rls_backward_error",
+       "ridge's block on M = B^-1 and W is exactly C^-1 + gain x^T (M - M^T) and C^-1 (B W + x y) with C = B + x x^T "
+       "and gain = C^-1 x; (C^-1 + delta)^-1 = C + D' with D' = -(I + C delta)^-1 C delta C, and with C = S (I + "
+       "Dk) S, S^-1 D' S^-1 = -(I + (I + Dk) X)^-1 (I + Dk) X (I + Dk), X = S delta S; (A + D)^-1 - A^-1 = S^-1 ((I "
+       "+ Dk')^-1 - I) S^-1 and S ((A + D)^-1 (b + beta) - A^-1 b) = (I + Dk')^-1 (S^-1 beta - Dk' S A^-1 b) with "
+       "A = S S, Dk' = S^-1 D S^-1",
+       "M, B, C, S, Dk invertible where inverted, x, W, b, beta of any compatible sizes, den1 = 1 + x^T M x != 0 (the "
+       "free algebra; the norm bounds of programs/rls.py follow by submultiplicativity, a Neumann series, and "
+       "|A_k^-1/2 A_{k-1}^1/2|_2 <= 1 from A_{k-1} <= A_k)")
+def rls_backward_error():
+    """The identities behind ``construct/programs/rls.py``: the block's exact map on a state that is the exact
+    inverse of a perturbed ``A`` (the perturbation passes through), and the bounds' algebra in A's energy norm."""
+    M, MT, B, C, Ci, x, xT, W, b, beta = matrices("M MT B C Ci x xT W b beta")
+    s, t, y = sp.symbols("s t y")
+    inverse = {B * M: 1, M * B: 1, xT * M * x: s, xT * W: t}
+    gain = M * x / (1 + s)  # u / den1 with u = M x, den1 = 1 + x^T M x > 0
+    noncommutative_zero((B + x * xT) * gain - x, inverse, "C gain = x")
+    block = M - gain * (xT * MT)  # corr = gain u^T, u^T = x^T M^T
+    F = block - gain * xT * (M - MT)  # the block less Delta
+    noncommutative_zero((B + x * xT) * F - 1, inverse, "C (block - Delta) = I")
+    noncommutative_zero((B + x * xT) * (W + gain * (y - t)) - (B * W + x * y), inverse, "C W' = B W + x y")
+    # one block's own error delta: (C^-1 + delta)^-1 = C + D', checked as (C + D')(C^-1 + delta) = I
+    delta, P = matrices("delta P")  # P = (I + C delta)^-1: P + P C delta = I
+    step = {C * Ci: 1, Ci * C: 1, P * C * delta: 1 - P}
+    noncommutative_zero((C - P * C * delta * C) * (Ci + delta) - 1, step, "(C + D') (C^-1 + delta)")
+    # the same in the energy norm: C = S (I + Dk) S, and S Q S^-1 inverts I + C delta when Q inverts I + (I + Dk) X
+    S, Si, Dk, Q = matrices("S Si Dk Q")
+    X = S * delta * S
+    scaled = {S * Si: 1, Si * S: 1, Dk * S * delta * S * Q: 1 - Q - S * delta * S * Q}
+    noncommutative_zero((1 + S * (1 + Dk) * S * delta) * (S * Q * Si) - 1, scaled, "(I + C delta) S Q S^-1")
+    Dprime = -(S * Q * Si) * (S * (1 + Dk) * S) * delta * (S * (1 + Dk) * S)
+    noncommutative_zero(Si * Dprime * Si + Q * (1 + Dk) * X * (1 + Dk), scaled, "S^-1 D' S^-1")
+    # the state's error: A = S S, D = S Dk' S, and (A + D)^-1 = S^-1 R S^-1 with R = (I + Dk')^-1
+    R = matrices("R")
+    error = {S * Si: 1, Si * S: 1, R * Dk: 1 - R}
+    Ainv, Binv = Si * Si, Si * R * Si
+    noncommutative_zero(Binv * (S * S + S * Dk * S) - 1, error, "S^-1 R S^-1 inverts A + D")
+    noncommutative_zero(S * (Binv * (b + beta) - Ainv * b) - R * (Si * beta - Dk * S * Ainv * b), error,
+                        "S (W - w*)")

@@ -57,6 +57,7 @@ STATUS = {
     "division_remainder": ALL,
     "product_remainder": ALL,
     "residual_certificate": ALL,
+    "rls_backward_error": ALL,
     "gelu_slope_maximum": ALL,
     "bypass_mills": ALL,
     "product_truncation_at_size": ALL,

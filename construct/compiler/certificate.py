@@ -37,6 +37,13 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   The identities these rely on (the units implement the lemma's formula;
   attention one-hot is the instruction) are proved on the compiled weights
   by ``python -m proofs`` (proofs/layers.py).
+* **A program's backward-error rule.** Where the program is ridge's own
+  (its registry entry's ``rls``), the intervals of ``A^-1`` and ``w`` are
+  capped after every block by ``programs.rls``: the state is the exact RLS
+  state of a perturbed ``A``, each block's own error (an interval
+  propagated from the block's start, with the state there taken as exact)
+  adds to that perturbation, and earlier errors pass through the block
+  unchanged, where intervals in absolute values would multiply them.
 * Everything is computed in the network's dtype and inflated by
   ``rounding.SAFETY`` per layer for the rounding of the bound itself.
 
@@ -54,7 +61,9 @@ from functools import cached_property
 import numpy as np
 
 from ..instructions import MLP
+from ..instructions.base import to_data
 from ..mechanisms.plan import UNIFORM, ZERO
+from ..programs import rls
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
 from . import verify
@@ -160,6 +169,11 @@ class Certifier:
                                                            mech.ln_scale, zero, u)
         self._checks = [self._check_layer(l, mech) for l, mech in enumerate(net.mechanisms)]
         self.passes = net.target.certified_pass(net)
+        self._rls = _rls_rule(net.program)
+        self._checkpoints = {}  # instruction index -> the block it ends (0: the setup)
+        if self._rls is not None:
+            start, size = net.program.block
+            self._checkpoints = {start + b * size - 1: b for b in range(net.program.n + 1)}
 
     def _check_layer(self, l: int, mech: LayerMechanism) -> tuple:
         """The weights at depth ``l`` against the instructions the network says it runs there (``verify``): the
@@ -260,6 +274,10 @@ class Certifier:
         T = H.shape[0]
         E = np.zeros((P, T))
         states, intervals, path = [H], [E], []
+        # the program's backward-error rule (ridge: ``programs.rls``): ``E_block`` bounds the distance from the
+        # block's exact map applied to the state at the block's start, which ``checkpoints`` turn into caps on E
+        tracker = self._backward_error(H[:, :P].T)
+        E_block = E.copy() if tracker is not None else None
         for l, (step, mech) in enumerate(zip(net.steps, net.mechanisms)):
             parts = self.passes.layer_parts(l, H)
             local = self._local(l, H, parts, mech)[:, :P].T  # program rows x tokens
@@ -270,13 +288,19 @@ class Certifier:
                 ins = program.instructions[k]
                 path.append((l, ins, mid, _no_nan(ins.second_order(mid, E + slack, layout, slack))))
                 E = _no_nan(ins.propagate(mid, E, layout, slack))
+                if tracker is not None:
+                    E_block = _no_nan(ins.propagate(mid, E_block, layout, slack))
                 slack = _no_nan(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout))
                 try:
                     mid = ins.apply(mid, program.layout)
                 except ZeroDivisionError as err:  # a divisor the domain bounds away from 0 is 0 here
                     raise DomainError(f"layer {l + 1}: {err}, below the floor the network was built for; the "
                                       "answer is refused") from None
+                if tracker is not None and k in self._checkpoints:
+                    self._checkpoint(tracker, self._checkpoints[k], mid, slack, E, E_block)
             E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
+            if tracker is not None:
+                E_block = _no_nan(E_block + local) * rounding.SAFETY[H.dtype]
             path.append((l, None, None, local))
             H = parts.out
             states.append(H)
@@ -286,6 +310,22 @@ class Certifier:
         bounds = np.minimum(bounds, E[layout.span(program.readout)[0], columns])
         output, bounds = self.passes.readout(H, columns, bounds)
         return Run(np.stack(states), np.stack(intervals), bounds, shares, output)
+
+    def _backward_error(self, state: np.ndarray):
+        """A ``programs.rls.BackwardError`` for this run (``state``: the embedded prompt, program rows x T), or None
+        where the program is not its algorithm's own (``_rls_rule``)."""
+        if self._rls is None:
+            return None
+        return rls.BackwardError(self._rls, self.net.program.layout, state, self.net.program.params["lam"])
+
+    def _checkpoint(self, tracker, block: int, mid, slack, E, E_block) -> None:
+        """After block ``block`` (0: the setup): cap E on the state's rows by the backward-error bounds, and start
+        the next block's ``E_block`` from the state as it is."""
+        cap_M, cap_W = tracker.checkpoint(block, mid, slack, E_block)
+        for name, cap in ((self._rls.inverse, cap_M), (self._rls.weights, cap_W)):
+            rows = self.net.program.layout.rows(name)
+            E[rows] = np.minimum(E[rows], cap[None, :])
+            E_block[rows] = 0.0
 
     def _adjoint(self, path, depth: int, T: int, dtype, columns, components):
         """First-order bounds of each answer through the instructions' exact Jacobians, with rigorous remainders.
@@ -308,18 +348,36 @@ class Certifier:
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
         for l, ins, mid, error in reversed(path):
-            contribution = _weighted(np.abs(lam) + slack, error)
-            bounds += contribution
-            if components:
-                shares[l] += contribution
+            rows = np.flatnonzero(np.any(error != 0, axis=1))  # an entry without error adds nothing
+            if rows.size:
+                contribution = _weighted(np.abs(lam[:, rows]) + slack[:, rows], error[rows])
+                bounds += contribution
+                if components:
+                    shares[l] += contribution
             if ins is None:
                 continue
-            new = ins.pullback(mid, lam, layout)
-            rounding_of_pullback = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, u) * \
-                ins.pullback(mid, np.abs(lam), layout, absolute=True)
-            slack = ins.pullback(mid, slack, layout, absolute=True) + rounding_of_pullback
-            lam = new
+            # the pullback's rounding, gamma |J|^T |lam|, is |J|^T of gamma |lam| on the rows the instruction touches:
+            # it sums the written rows' cotangents into the read rows' (adding to what they hold); every other row it
+            # copies exactly
+            gamma = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, u)
+            for start, stop in {layout.span(name) for name in (ins.writes, *ins.reads)}:
+                slack[:, start:stop] += gamma * np.abs(lam[:, start:stop])
+            slack = ins.pullback(mid, slack, layout, absolute=True)
+            lam = ins.pullback(mid, lam, layout)
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares
+
+
+def _rls_rule(program):
+    """The algorithm's recursive-least-squares rule (``programs.rls.RLSState``) if ``program`` is exactly the
+    program its algorithm builds for its d, n and parameters (the rule's argument is about that block), else None."""
+    algorithm = program.algorithm
+    rule = getattr(algorithm, "rls", None)
+    if rule is None or program.block is None:
+        return None
+    built = algorithm.build(program.d, program.n, **program.params)
+    same = built.block == program.block and len(built.instructions) == len(program.instructions) and all(
+        to_data(a) == to_data(b) for a, b in zip(built.instructions, program.instructions))
+    return rule if same else None
 
 
 def _weighted(weights: np.ndarray, error: np.ndarray) -> np.ndarray:

@@ -215,8 +215,8 @@ class Aff(Instruction):
         return sum(1 if W.ndim == 0 else W.shape[0] for _, W, _ in self.terms) + 1
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
-        """``J^T lam = sum_j W_j^T lam_out`` on each term's register (``|W_j|^T`` with ``absolute``)."""
-        out = lam.copy()
+        """``J^T lam = sum_j W_j^T lam_out`` on each term's register (``|W_j|^T`` with ``absolute``), in place."""
+        out = lam
         rows = layout.rows(self.out)
         seed = lam[:, rows].copy()
         out[:, rows] = 0.0

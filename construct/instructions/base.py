@@ -31,8 +31,10 @@ instruction is:
   instruction overwrites them), ``plan_mlp`` (the GeLU units of a group) and
   ``input_sensitivity`` (how its error responds to perturbed inputs);
 * **certificate rules**: ``propagate`` (its exact error calculus),
-  ``second_order``, ``machine_rounding``, ``pullback`` and ``pullback_terms``
-  (the terms a pullback entry sums, for a prompt of ``tokens`` columns);
+  ``second_order``, ``machine_rounding``, ``pullback`` (which may overwrite
+  the cotangents it is given, and returns the pulled-back ones) and
+  ``pullback_terms`` (the terms a pullback entry sums, for a prompt of
+  ``tokens`` columns);
 * **proof hook**: ``mechanism``, the lemma whose units its MLP implements
   (``proofs/layers.py`` reads it), ``None`` for attention kinds;
 * ``divisor``: the register it divides by, if any (the domain gives it a

@@ -177,8 +177,8 @@ class Div(Instruction):
         return 2
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
-        """``J^T lam``: ``lam_out / |d|`` onto num, ``-sum lam_out n sign(d) / d^2`` onto den."""
-        out = lam.copy()
+        """``J^T lam``: ``lam_out / |d|`` onto num, ``-sum lam_out n sign(d) / d^2`` onto den, in place."""
+        out = lam
         rows = layout.rows(self.out)
         seed = lam[:, rows].copy()
         out[:, rows] = 0.0

@@ -111,12 +111,15 @@ class Mov(Instruction):
         return 2
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
-        """``J^T lam``: each column's cotangent on the destination goes back to the column it copied from."""
-        out = lam.copy()
+        """``J^T lam``: each column's cotangent on the destination goes back to the column it copied from (in place:
+        ``lam`` is overwritten and returned)."""
+        out = lam
         rows, src = layout.rows(self.dst), layout.rows(self.src)
         seed = lam[:, rows].copy()
         out[:, rows] = 0.0
-        target = columns_before(H.shape[1], self.offset)
-        for t in range(H.shape[1]):
-            out[:, src, target[t]] += seed[:, :, t]
+        T = H.shape[1]
+        o = min(self.offset, T)
+        view = out[:, src]  # columns t >= o read column t - o; columns t < o read column 0
+        view[:, :, : T - o] += seed[:, :, o:]
+        view[:, :, 0] += seed[:, :, :o].sum(axis=2)
         return out

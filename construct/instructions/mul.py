@@ -226,10 +226,11 @@ class Mul(Instruction):
         return max(self.shape)
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
-        """``J^T lam``: ``lam_out B^T`` onto A and ``A^T lam_out`` onto B (with ``|A|``, ``|B|`` if ``absolute``)."""
+        """``J^T lam``: ``lam_out B^T`` onto A and ``A^T lam_out`` onto B (with ``|A|``, ``|B|`` if ``absolute``), in
+        place."""
         p, q, r = self.shape
         T = H.shape[1]
-        out = lam.copy()
+        out = lam
         rows = layout.rows(self.out)
         S = lam[:, rows].copy().reshape(-1, p, r, T)
         out[:, rows] = 0.0
@@ -364,7 +365,10 @@ class ProductMechanism:
         W2, dW2 = w.W2[l][:, out], dW2[:, out]
         units = np.flatnonzero(np.any(W2 != 0, axis=1) | np.any(dW2 != 0, axis=1))  # a weight may underflow to 0
         W1, dW1, b1, W2, dW2 = w.W1[l][:, units], dW1[:, units], w.b1[l][units], W2[units], dW2[units]
-        n, p = parts.normed, parts.pre[:, units]
+        # the rows these units read (a row without weights adds exactly 0, unless its normed error is unbounded)
+        rows = np.flatnonzero(np.any(W1 != 0, axis=1) | np.any(dW1 != 0, axis=1) | ~np.all(np.isfinite(zeta), axis=0))
+        W1, dW1, eta, zeta = W1[rows], dW1[rows], eta[:, rows], zeta[:, rows]
+        n, p = parts.normed[:, rows], parts.pre[:, units]
         dpre, dhidden = mlp.given_pre[:, units], mlp.given_hidden[:, units]
         delta = n @ dW1 + eta @ W1 + b1
         terms1 = rounding.nonzeros(W1) + 3

@@ -47,6 +47,7 @@ class Algorithm:
     closed_form: Callable[..., np.ndarray]  # closed_form(X, y, x_query, **parameters): predictions at every prefix
     exact_weights: Callable[..., list]  # exact_weights(X, y, **parameters): the weights after each prefix, 50 digits
     residual: object = None  # where the a-posteriori certificate reads the answer (``residual.RidgeAnswer``), if any
+    rls: object = None  # where a recursive-least-squares program keeps its state (``rls.RLSState``), if it does
     paper_size: Callable[[int], tuple[int, int]] | None = None  # d -> the paper's (layers, rows from row 0, y and x in)
     paper_order: str | None = None  # the paper's orders of growth, where it gives no exact size
     one_example: bool = False  # the paper's one-example chain: n = 1, and it predicts the query only

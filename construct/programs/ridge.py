@@ -15,6 +15,7 @@ from ..raw.prompt import Y_IN, check_count
 from . import parts
 from .registry import Algorithm, Parameter, register
 from .residual import RidgeAnswer
+from .rls import RLSState
 
 
 def ridge(d: int, n: int, lam) -> Program:
@@ -117,5 +118,6 @@ ALGORITHM = register(Algorithm(
     parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)", units=(2, 0)),),
     theory=theory, closed_form=reference.ridge, exact_weights=exact.ridge_weights,
     residual=RidgeAnswer("w_pred", "Ainv", 1),
+    rls=RLSState("Ainv", "w", "gain"),
     paper_order="O(n) layers, O(d^2) width",
 ))

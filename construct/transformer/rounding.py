@@ -47,6 +47,7 @@ in float32).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,23 +157,47 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     """Bound the rounding of ``X = H + [A_h (H Wv_h)]_h Wo + bo`` as ``forward.layer_parts`` computes it."""
     u, tiny = unit_roundoff(H.dtype), float(np.finfo(H.dtype).tiny)
     T = H.shape[0]
+    m, D, dh = w.Wv[l].shape
     absH = np.abs(H)
-    Wv, Wo = w.Wv[l], w.Wo[l]
+    Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)  # the heads' value columns side by side, as Wo reads them
+    Wo = w.Wo[l]
+    # a value column without weights is exactly 0, and one Wo does not read adds nothing to Y (both exactly, for a
+    # finite H); the bounds are computed on the others, every other entry of ``values`` and of dY's terms being 0
+    live = _value_columns(w, l) if np.all(np.isfinite(H)) else np.arange(m * dh)
+    V = parts.V.transpose(1, 0, 2).reshape(T, m * dh)[:, live]
     # V = H Wv: (M2) per value column
-    dV = gamma(nonzeros(Wv), u)[:, None, :] * (absH @ np.abs(Wv)) + tiny * (nonzeros(Wv)[:, None, :] > 0)
-    values = np.abs(parts.V) + dV
+    count = nonzeros(Wv[:, live])
+    dV = gamma(count, u) * (absH @ np.abs(Wv[:, live])) + tiny * (count > 0)
+    values = np.zeros((T, m * dh), dtype=dV.dtype)
+    values[:, live] = np.abs(V) + dV
     # B = A V: row i has at most i + 1 nonzero weights; plus A |V - V^|
-    visible = gamma(np.arange(1, T + 1), u)[None, :, None]
-    dB = visible * (parts.A @ np.abs(parts.V)) + parts.A @ dV
-    heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)
-    dheads = dB.transpose(1, 0, 2).reshape(T, -1)
-    absWo = np.abs(Wo)
-    dY = gamma(nonzeros(Wo), u) * (heads @ absWo) + dheads @ absWo
+    visible = gamma(np.arange(1, T + 1), u)[:, None]
+    dB = np.empty_like(dV)
+    for h in range(m):
+        mine = (live >= h * dh) & (live < (h + 1) * dh)
+        dB[:, mine] = visible * (parts.A[h] @ np.abs(V[:, mine])) + parts.A[h] @ dV[:, mine]
+    heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)[:, live]
+    absWo = np.abs(Wo[live])
+    dY = gamma(nonzeros(Wo), u) * (heads @ absWo) + dB @ absWo
     # X = (H + Y) + bo: a rounding wherever something nonzero is added
     first = np.where(parts.Y != 0, u * (absH + np.abs(parts.Y)) * (1 + u), 0.0)
     second = np.where(w.bo[l] != 0, u * np.abs(parts.X), 0.0)
-    rounding = (dY + first + second + tiny * (absWo.sum(axis=0) > 0)) * SAFETY[H.dtype]
-    return AttentionBound(rounding, values)
+    rounding = (dY + first + second + tiny * (np.abs(Wo).sum(axis=0) > 0)) * SAFETY[H.dtype]
+    return AttentionBound(rounding, values.reshape(T, m, dh).transpose(1, 0, 2))
+
+
+def _value_columns(w: Weights, l: int) -> np.ndarray:
+    """Stored layer ``l``'s value columns (heads side by side) with a weight in ``Wv`` and a row of ``Wo`` that
+    reads them (found once per weights)."""
+    cache = _VALUES.setdefault(w, {})
+    if l not in cache:
+        m, D, dh = w.Wv[l].shape
+        Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)
+        cache[l] = np.flatnonzero(np.any(Wv != 0, axis=0) & np.any(w.Wo[l] != 0, axis=1))
+    return cache[l]
+
+
+_VALUES: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary()
 
 
 def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.ndarray,
@@ -263,37 +288,69 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     return np.where(bad, 0.0, eta), np.where(bad, np.inf, slack) * SAFETY[dtype]
 
 
+def _units(w: Weights, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored layer ``l``'s units with a nonzero input weight or bias, the rows of ``LN(X)`` they read, and the rows
+    of the state they write: every other unit has ``pre = 0`` and ``hidden = gelu(0) = 0`` exactly, and so no
+    rounding, and every other row of ``hidden W2`` is exactly 0 (found once per weights)."""
+    cache = _UNITS.setdefault(w, {})
+    if l not in cache:
+        units = np.flatnonzero(np.any(w.W1[l] != 0, axis=0) | (w.b1[l] != 0))
+        cache[l] = (units, np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1)),
+                    np.flatnonzero(np.any(w.W2[l] != 0, axis=0)))
+    return cache[l]
+
+
+_UNITS: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary()
+
+
 def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
-    """Bound the rounding of the MLP half of layer ``l`` as ``forward.layer_parts`` computes it."""
+    """Bound the rounding of the MLP half of layer ``l`` as ``forward.layer_parts`` computes it (on the units that
+    can round, ``_units``; the others' bounds are 0)."""
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
-    gain, bias, W1, b1, W2, b2 = w.ln_gain[l], w.ln_bias[l], w.W1[l], w.b1[l], w.W2[l], w.b2[l]
+    units, rows, written = _units(w, l)
+    T, U = parts.pre.shape
+    gain, bias, b2 = w.ln_gain[l], w.ln_bias[l], w.b2[l]
+    W1, b1, W2 = w.W1[l][np.ix_(rows, units)], w.b1[l][units], w.W2[l][np.ix_(units, written)]
     # normed = (gain * (X - mean)) / sigma + bias: the subtraction and the division round, the gain unless it is 1,
     # the bias unless it is 0
-    steps = 2 + (gain != 1)
-    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain) * np.abs(parts.centred) / parts.sigma + \
-        np.where(bias != 0, u * np.abs(parts.normed), 0.0) + tiny
+    steps = 2 + (gain[rows] != 1)
+    normed = parts.normed[:, rows]
+    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain[rows]) * np.abs(parts.centred[:, rows]) / parts.sigma + \
+        np.where(bias[rows] != 0, u * np.abs(normed), 0.0) + tiny
     # pre = normed W1 + b1
     absW1 = np.abs(W1)
-    given_dpre = product_rounding(parts.normed, W1, b1, parts.pre) + tiny
+    pre, hidden = parts.pre[:, units], parts.hidden[:, units]
+    given_dpre = product_rounding(normed, W1, b1, pre) + tiny
     dpre = given_dpre + dnormed @ absW1
     # hidden = (pre * (1 + erf(pre / sqrt 2))) / 2, against gelu at the exact pre-activation: with s the computed
     # 1 + erf and e = s - 1 the computed erf, rounding of t = pre / sqrt 2 (2u), of erf (ERF_ULPS u |e|), of 1 + e
     # (u s) and of pre * s (u |pre s|)
-    p = np.abs(parts.pre)
-    s = np.abs(2 * parts.hidden / np.where(parts.pre != 0, parts.pre, 1))
+    p = np.abs(pre)
+    s = np.abs(2 * hidden / np.where(pre != 0, pre, 1))
     e = np.abs(s - 1) + 4 * u * s  # the computed erf, from s (both within a few u)
     evaluation = 0.5 * p * ((2 * u * s + ERF_ULPS[dtype] * u * e + TWO_OVER_SQRT_PI * gamma(2, u) * p / np.sqrt(2))
                             * (1 + 8 * u)) + tiny * (1 + p)
-    evaluation = np.where(parts.pre != 0, evaluation, 0.0)
+    evaluation = np.where(pre != 0, evaluation, 0.0)
     dhidden = gelu_slope(p + dpre) * dpre + evaluation
     given_dhidden = gelu_slope(p + given_dpre) * given_dpre + evaluation
     # mlp = hidden W2; out = (X + mlp) + b2
     absW2 = np.abs(W2)
-    dproduct = product_rounding(parts.hidden, W2, None, parts.mlp)
     first = np.where(parts.mlp != 0, u * (np.abs(parts.X) + np.abs(parts.mlp)) * (1 + u), 0.0)
     second = np.where(b2 != 0, u * np.abs(parts.out), 0.0)
-    rest = dproduct + first + second + tiny * (absW2.sum(axis=0) > 0)
+    rest = first + second
+    rest[:, written] += product_rounding(hidden, W2, None, parts.mlp[:, written]) + tiny
     k = SAFETY[dtype]
-    return MLPBound((rest + dhidden @ absW2) * k, dpre * k, dhidden * k,
-                    (rest + given_dhidden @ absW2) * k, given_dpre * k, given_dhidden * k)
+
+    def every_unit(bound: np.ndarray) -> np.ndarray:
+        out = np.zeros((T, U), dtype=bound.dtype)
+        out[:, units] = bound * k
+        return out
+
+    def every_row(bound: np.ndarray) -> np.ndarray:
+        out = rest.copy()
+        out[:, written] += bound
+        return out * k
+
+    return MLPBound(every_row(dhidden @ absW2), every_unit(dpre), every_unit(dhidden),
+                    every_row(given_dhidden @ absW2), every_unit(given_dpre), every_unit(given_dhidden))
