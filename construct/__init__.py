@@ -43,13 +43,13 @@ _WHERE = {  # name -> the subpackage that defines it
     **dict.fromkeys(["Bounds", "CertificateError", "CompiledNetwork", "DomainError", "FloatRangeError", "SizeError",
                      "compile", "predict"], "compiler"),
     **dict.fromkeys(["WeightsFileError", "load", "save"], "export"),
-    **dict.fromkeys(["Aff", "Div", "Instruction", "Mov", "Mul"], "instructions"),
+    **dict.fromkeys(["Aff", "Avg", "Div", "Instruction", "Mov", "Mul"], "instructions"),
     **dict.fromkeys(["Layout", "Program", "Register", "run"], "raw"),
     "Weights": "transformer",
 }
 
 __all__ = [
-    "Aff", "Bounds", "CertificateError", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction",
+    "Aff", "Avg", "Bounds", "CertificateError", "CompiledNetwork", "Div", "DomainError", "FloatRangeError", "Instruction",
     "Layout", "Mov", "Mul", "Program", "Register", "SizeError", "Weights", "WeightsFileError", "compile", "load",
     "predict", "programs", "reference", "run", "save",
 ]
@@ -81,6 +81,6 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
     from .compiler import (Bounds, CertificateError, CompiledNetwork, DomainError, FloatRangeError, SizeError,
                            compile, predict)
     from .export import WeightsFileError, load, save
-    from .instructions import Aff, Div, Instruction, Mov, Mul
+    from .instructions import Aff, Avg, Div, Instruction, Mov, Mul
     from .raw import Layout, Program, Register, run
     from .transformer import Weights

@@ -22,7 +22,7 @@ from construct.compiler.build import REVISION
 from construct.compiler.constants import CHOSEN
 from construct.compiler.size import DEFAULT_MAX_BYTES
 from construct.export import manifest, spec
-from construct.instructions import KINDS
+from construct.instructions import KINDS, Avg, to_data
 from construct.tasks import gaussian_tasks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,7 +80,8 @@ def test_the_manifest_table_lists_every_key_in_order(net):
 def test_the_instruction_table_is_the_instructions_data(net):
     rows = {names(row[0])[0]: row[1] for row in table("| kind | fields | in every column i |")}
     assert set(rows) == set(KINDS)
-    examples = {ins["kind"]: ins for ins in manifest(net)["program"]["instructions"]}  # ridge has all four
+    examples = {ins["kind"]: ins for ins in manifest(net)["program"]["instructions"]}  # ridge has all four but avg
+    examples["avg"] = to_data(Avg("x_in", "mean"))
     assert set(examples) == set(KINDS)
     for kind, data in examples.items():
         assert [k for k in data if k != "kind"] == [k for k in names(rows[kind]) if k in data], kind

@@ -314,7 +314,7 @@ class Certifier:
             if ins is None:
                 continue
             new = ins.pullback(mid, lam, layout)
-            rounding_of_pullback = rounding.gamma(max(ins.pullback_terms(), 1) + 2, u) * \
+            rounding_of_pullback = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, u) * \
                 ins.pullback(mid, np.abs(lam), layout, absolute=True)
             slack = ins.pullback(mid, slack, layout, absolute=True) + rounding_of_pullback
             lam = new

@@ -211,7 +211,7 @@ class Aff(Instruction):
         out[rows] = rounding.gamma(terms + 1, rounding.unit_roundoff(H.dtype)) * acc
         return out
 
-    def pullback_terms(self) -> int:
+    def pullback_terms(self, tokens: int) -> int:
         return sum(1 if W.ndim == 0 else W.shape[0] for _, W, _ in self.terms) + 1
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:

@@ -16,7 +16,7 @@ side. Every instruction maps ``H`` to a new ``H'``:
 Instruction objects are immutable and carry register names, never row
 numbers; ``paper(layout)`` prints the paper's row-range form.
 
-A kind (``mov.py``, ``aff.py``, ``mul.py``, ``div.py``) is one class that
+A kind (``mov.py``, ``aff.py``, ``avg.py``, ``mul.py``, ``div.py``) is one class that
 holds everything about it, and nothing outside its module asks which kind an
 instruction is:
 
@@ -25,12 +25,14 @@ instruction is:
 * **export**: ``kind`` (the tag) and ``to_data`` / ``from_data``;
 * **compile rule**: its ``phase`` (attention or MLP) and, for attention
   kinds, ``compose`` (its linear form, composed with the layer's earlier
-  instructions) and ``offset``; for MLP kinds, ``mlp_group`` (instructions
+  instructions), ``offset`` and ``composed_offsets`` (the columns its form
+  reads, or None where one layer's heads cannot compute it); for MLP kinds, ``mlp_group`` (instructions
   of one MLP must agree on it), ``operands`` (read through scratch when the
   instruction overwrites them), ``plan_mlp`` (the GeLU units of a group) and
   ``input_sensitivity`` (how its error responds to perturbed inputs);
 * **certificate rules**: ``propagate`` (its exact error calculus),
-  ``second_order``, ``machine_rounding``, ``pullback`` and ``pullback_terms``;
+  ``second_order``, ``machine_rounding``, ``pullback`` and ``pullback_terms``
+  (the terms a pullback entry sums, for a prompt of ``tokens`` columns);
 * **proof hook**: ``mechanism``, the lemma whose units its MLP implements
   (``proofs/layers.py`` reads it), ``None`` for attention kinds;
 * ``divisor``: the register it divides by, if any (the domain gives it a
@@ -44,6 +46,7 @@ from typing import ClassVar
 import numpy as np
 import sympy
 
+from ..mechanisms.plan import UNIFORM
 from ..raw.registers import Layout
 
 ATTENTION, MLP = 0, 1
@@ -101,6 +104,14 @@ class Instruction:
         raise NotImplementedError
 
     # -- compile rule (attention kinds) -------------------------------------------------------------------------------
+
+    def composed_offsets(self, offsets: frozenset) -> frozenset | None:
+        """The column offsets its result's form reads, given those of the forms it reads (``mechanisms.plan``:
+        ``UNIFORM`` for the averaging head), or None if no head of this layer computes it: it reads at its
+        ``offset``, and a mean moved to another column (``offset`` > 0) is no head's output."""
+        if self.offset and UNIFORM in offsets:
+            return None
+        return frozenset(o if o == UNIFORM else o + self.offset for o in offsets)
 
     @property
     def fan_in(self) -> int:

@@ -173,7 +173,7 @@ class Div(Instruction):
                 np.abs(H[layout.rows(self.den)])
         return out
 
-    def pullback_terms(self) -> int:
+    def pullback_terms(self, tokens: int) -> int:
         return 2
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..mechanisms.plan import UNIFORM
 from ..raw.registers import Layout
 from .base import ATTENTION, Instruction, columns_before, names, require, size
 
@@ -88,6 +89,9 @@ class Mov(Instruction):
         new = []
         for s, d in zip(ctx.rows(self.src), ctx.rows(self.dst)):
             form, b = forms.value(s)
+            if self.offset and any(o == UNIFORM for o, _ in form):
+                raise ValueError(f"{self}: the form of {self.src!r} is a mean over columns, which no head reads at "
+                                 "another column (the schedule puts this mov in a later layer)")
             new.append((d, {(o + self.offset, r): c for (o, r), c in form.items()}, b))
         for d, form, b in new:
             forms.set(d, form, b)
@@ -103,7 +107,7 @@ class Mov(Instruction):
     def machine_rounding(self, H: np.ndarray, layout: Layout) -> np.ndarray:
         return np.zeros_like(H)  # a copy is exact
 
-    def pullback_terms(self) -> int:
+    def pullback_terms(self, tokens: int) -> int:
         return 2
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:

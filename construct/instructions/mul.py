@@ -222,7 +222,7 @@ class Mul(Instruction):
             (A @ B).transpose(1, 2, 0).reshape(p * r, T)
         return out
 
-    def pullback_terms(self) -> int:
+    def pullback_terms(self, tokens: int) -> int:
         return max(self.shape)
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:

@@ -38,6 +38,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy
 from scipy.special import erf
 
 from ..raw.registers import Layout
@@ -46,6 +47,26 @@ from . import scales
 ONE, POS_SQ, LN_POS, LN_NEG, ZERO = "one", "pos_sq", "ln_pad_pos", "ln_pad_neg", "zero"
 DIV_POS, DIV_NEG, SCRATCH, MEAN_PAD = "div_pad_pos", "div_pad_neg", "scratch", "mean_pad"
 LN1_POS, LN1_NEG, WIDTH_PAD = "ln1_pad_pos", "ln1_pad_neg", "width_pad"  # the GPT-2 target's (``compiler.targets``)
+UNIFORM = -1  # the key of the averaging head among offsets: it weighs columns 0..i by 1/(i+1) (``instructions.avg``)
+
+
+def prefix_mean(H: np.ndarray, axis: int) -> np.ndarray:
+    """``(1/(i+1)) sum_{j <= i} H_j`` along the token ``axis``: float64 (a running sum, one division), or exact for
+    sympy entries (object arrays)."""
+    counts = np.arange(1, H.shape[axis] + 1)
+    if H.dtype == object:
+        counts = np.array([sympy.Integer(int(c)) for c in counts], dtype=object)
+    shape = [1] * H.ndim
+    shape[axis] = -1
+    return np.cumsum(H, axis=axis) / counts.reshape(shape)
+
+
+def read_at(H: np.ndarray, offset: int, axis: int) -> np.ndarray:
+    """What a head reading at ``offset`` sees of ``H`` at each token along ``axis``: the column ``max(i - offset,
+    0)``, or the prefix mean for the averaging head (``UNIFORM``)."""
+    if offset == UNIFORM:
+        return prefix_mean(H, axis)
+    return np.take(H, np.maximum(np.arange(H.shape[axis]) - offset, 0), axis=axis)
 
 
 @dataclass
@@ -92,7 +113,7 @@ class LayerPlan:
         D, T = H.shape
         X = H.copy()
         for offset, writes in self.heads.items():
-            source = H[:, np.maximum(np.arange(T) - offset, 0)]
+            source = read_at(H, offset, axis=1)
             for row, form in writes.items():
                 X[row] += sum(coef * source[read] for read, coef in form.items())
         for row, b in self.attn_bias.items():
