@@ -37,8 +37,9 @@ the learner's state on some sequence of at most n examples, each
 
 from .registry import REGISTRY, Algorithm, Parameter, get
 from .ridge import ridge
+from .ridge_newton import ridge_newton
 from .sgd import sgd
 from .sgd_step import sgd_step
 from .sherman_morrison_step import sherman_morrison_step
 
-__all__ = ["REGISTRY", "Algorithm", "Parameter", "get", "ridge", "sgd", "sgd_step", "sherman_morrison_step"]
+__all__ = ["REGISTRY", "Algorithm", "Parameter", "get", "ridge", "ridge_newton", "sgd", "sgd_step", "sherman_morrison_step"]

@@ -107,15 +107,16 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
     d, n = check_count(d, "d"), check_count(n, "n")
     lam = parts.scalar(lam, "lam", positive=True)
     x_norm = parts.scalar(2 * math.sqrt(d) if x_norm is None else x_norm, "x_norm", positive=True)
-    worst = box_kappa(n, lam, x_norm)
-    kappa = worst if kappa is None else min(parts.scalar(kappa, "kappa", positive=True), worst)
-    if kappa < 1:
-        raise ValueError(f"kappa must be >= 1 (it bounds a ratio of eigenvalues, Lam / lambda_min), got {kappa!r}")
+    if kappa is not None:
+        kappa = parts.scalar(kappa, "kappa", positive=True)
+        if kappa < 1:
+            raise ValueError(f"kappa must be >= 1 (it bounds a ratio of eigenvalues, Lam / lambda_min), got {kappa!r}")
     eps = parts.scalar(eps, "eps", positive=True)
     if not eps < 1:
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
     c = 1 / spectrum_bound(lam, x_norm)
-    t = steps(kappa, eps)
+    worst = box_kappa(n, lam, x_norm)
+    t = steps(worst if kappa is None else min(kappa, worst), eps)
     eye = parts.identity_over(d, 1.0)
     layout = parts.layout(d, [("x_prev", (d,)), ("x", (d,)), ("pos_prev", (1,)), ("bos", (1,)), ("z", (d, d)),
                               ("xy", (d,)), ("A", (d, d)), ("Abos", (1,)), ("g", (d,)), ("R", (d, d)),
@@ -151,6 +152,13 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
                    domain=partial(theory, d, n, lam, x_norm, kappa, t), algorithm=ALGORITHM)
 
 
+def step_count(program: Program) -> int:
+    """The program's t: its steps of the loop."""
+    p = program.params
+    worst = box_kappa(program.n, p["lam"], p["x_norm"])
+    return steps(worst if p["kappa"] is None else min(p["kappa"], worst), p["eps"])
+
+
 def exact_weights(X, y, lam, x_norm, kappa, eps):
     """Ridge's weights at every prefix, 50 digits: the answer the network approximates (the iteration's own
     truncation, at most eps relative, is part of the error its certificate bounds)."""
@@ -176,6 +184,11 @@ def theory(d: int, n: int, lam, x_norm, kappa, t: int, box: Box) -> Domain:
             "box inside it")
     Lam = spectrum_bound(lam, x_norm)
     c = 1 / Lam
+    # P's eigenvalues: at most 2^t, and 1/(c lambda_min(A')) <= Lam (2n + 1) / lam (lambda_min(A') >= lam/(i + 1)),
+    # or the declared kappa (a promise the network checks: P beyond it is refused)
+    kappa_here = box_kappa(n, lam, x_norm)
+    if kappa is not None:
+        kappa_here = domain.minimum(kappa, kappa_here)
     K = 1 / (2 * domain.sqrt(lam))
     W = domain.sqrt(n, Y, lam) * Y * K    # |w_t| <= |w*| (w_t = (I - R_0^(2^t)) w*), ridge weights: <= K |y|
     values = {
@@ -194,7 +207,7 @@ def theory(d: int, n: int, lam, x_norm, kappa, t: int, box: Box) -> Domain:
         "g": domain.maximum(1, c) * X * Y / 2,
         "R": 1,                           # R_0^(2^s): symmetric, eigenvalues in [0, 1)
         "IR": 2,                          # I + R_0^(2^s): eigenvalues in [1, 2)
-        "P": domain.minimum(2**t, kappa),  # sum_{j < 2^s} R_0^j: eigenvalues <= min(2^s, 1/(1 - rho)) <= kappa
+        "P": domain.minimum(2**t, kappa_here),  # sum_{j < 2^s} R_0^j: eigenvalues <= min(2^s, 1/(1 - rho))
         "w": W,
         "pred": R * W,                    # w^T x_in, Cauchy-Schwarz
     }

@@ -1,0 +1,73 @@
+"""Ridge by prefix averages and Newton-Schulz (programs.ridge_newton): the exact machine against the closed-form
+iterate and against ridge, its step count, its parameters."""
+
+import importlib
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+
+from construct import programs, reference
+from construct.testing import assert_agree, ridge_tasks
+
+module = importlib.import_module("construct.programs.ridge_newton")  # the package exports the function by that name
+RTOL = 1e-9
+
+
+def built_for(task, **given):
+    """The program for the task's size and lam, built for a box that holds the task's inputs."""
+    norms = np.linalg.norm(np.vstack([task.X, task.x_query[None, :]]), axis=1)
+    return programs.ridge_newton(task.d, task.n, task.lam, x_norm=max(float(norms.max()), 1e-3), **given)
+
+
+@given(ridge_tasks)
+def test_the_machine_computes_the_closed_form_iterate(task):
+    program = built_for(task)
+    assert_agree(program.predict(*task.data), reference.ridge_newton(*task.data, **program.params), RTOL,
+                 "ridge_newton")
+
+
+@given(ridge_tasks)
+def test_the_iterate_is_within_eps_of_ridge(task):
+    """|w_t - w*| <= eps |w*| (newton_schulz_convergence), so a prediction is within eps |w*| |q| of ridge's."""
+    program = built_for(task)
+    weights = reference.ridge_weights(task.X, task.y, task.lam)
+    inputs = np.vstack([task.X, task.x_query[None, :]])
+    allowed = 1e-10 * np.linalg.norm(weights, axis=1) * np.linalg.norm(inputs, axis=1)
+    got = program.predict(*task.data)
+    ridge = reference.ridge(*task.data, task.lam)
+    assert np.all(np.abs(got - ridge) <= allowed + 1e-12 * (1 + np.abs(ridge)) * math.sqrt(task.n)), (
+        np.abs(got - ridge) - allowed)
+
+
+def test_the_step_count_follows_the_box_or_a_declared_bound():
+    lam, R, n = 0.1, 2 * math.sqrt(8), 1024
+    kappa = (lam + R**2 / 2) * (2 * n + 1) / lam
+    assert module.box_kappa(n, lam, R) == kappa
+    assert module.steps(kappa, 1e-10) == math.ceil(math.log2(kappa * math.log(1e10))) == 23
+    assert math.exp(-2 ** module.steps(kappa, 1e-10) / kappa) <= 1e-10 < math.exp(-2 ** 22 / kappa)
+    # one layer per step, the same instructions: depth t + 4 fused, whatever the rest
+    box = programs.ridge_newton(8, n, lam, x_norm=R)
+    declared = programs.ridge_newton(8, n, lam, x_norm=R, kappa=3e3)
+    assert len(box.instructions) - len(declared.instructions) == 3 * (23 - module.steps(3e3, 1e-10))
+    assert programs.ridge_newton(8, n, lam, x_norm=R, kappa=1e9).params["kappa"] == 1e9  # kept, capped in use
+    assert len(programs.ridge_newton(8, n, lam, x_norm=R, kappa=1e9).instructions) == len(box.instructions)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"lam": 0.0}, "lam must be > 0"), ({"x_norm": -1.0}, "x_norm must be > 0"), ({"kappa": 0.5}, "kappa must be >= 1"),
+    ({"eps": 1.0}, "eps must be in"), ({"eps": 0.0}, "eps must be > 0"),
+])
+def test_bad_parameters_are_refused_by_name(given, message):
+    with pytest.raises(ValueError, match=message):
+        programs.ridge_newton(2, 3, **{"lam": 0.1, **given})
+
+
+def test_a_box_wider_than_the_program_is_refused():
+    from construct.raw.domain import Box, UnboundedDomain
+
+    program = programs.ridge_newton(2, 3, 0.1, x_norm=1.0)
+    program.domain(Box(2, 0.5, 1.0, 1.0))
+    with pytest.raises(UnboundedDomain, match="built for |x| <= x_norm = 1"):
+        program.domain(Box(2, 1.0, 1.0, 1.5))
