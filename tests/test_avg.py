@@ -1,4 +1,5 @@
-"""The prefix-average instruction Avg at every level: the exact machine (numbers and symbols), the schedule."""
+"""The prefix-average instruction Avg at every level: the exact machine (numbers and symbols), the schedule, the
+compiled network."""
 
 from fractions import Fraction
 
@@ -8,10 +9,13 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from construct import Avg, Mov, Program, run
+from construct import Avg, Bounds, Mov, Program, compile, run
+from construct.compiler import schedule
 from construct.instructions import Aff, Mul, from_data, to_data
-from construct.raw.prompt import encode, input_registers
+from construct.mechanisms.plan import UNIFORM, Forms
+from construct.raw.prompt import encode, input_registers, x_columns
 from construct.raw.registers import Layout, Register
+from construct.tasks import gaussian_tasks
 
 LAYOUT = Layout([Register("src", (2,)), Register("dst", (2,)), Register("other", (3,))])
 
@@ -141,3 +145,85 @@ def test_custom_program_runs_on_the_machine():
     mx = mean(x / 2 + 1) - 0.25 * x
     s = np.sum(mx * mean(xp * yy), axis=0)
     assert np.allclose(H[program.layout.rows("pred")][0], 2 * s + yy - 0.5, rtol=1e-13, atol=1e-13)
+
+
+# -- the schedule and the compiled network --------------------------------------------------------------------------
+
+
+def test_the_schedule_composes_avg_with_aff_and_pushes_what_no_head_computes():
+    program = custom_program()
+    steps = schedule.fused(program)
+    # mov, aff, avg of the aff's form, aff of a mean and the column's own x: one attention; the mean of the mul's
+    # output waits for the next layer
+    assert [(s.attention, s.mlp) for s in steps] == [((0, 2, 3, 5), (1,)), ((4,), (6,)), ((7,), ())]
+    layout = Layout(input_registers(1) + [Register(name, (1,)) for name in ("a", "b", "c", "pred")])
+    cases = {  # the layer of each instruction
+        "avg of a mov's result": ((Mov("x_in", "a", 1), Avg("a", "b")), [0, 1]),
+        "mov of a mean": ((Avg("x_in", "a"), Mov("a", "b", 1)), [0, 1]),
+        "avg of a mean": ((Avg("x_in", "a"), Avg("a", "b")), [0, 1]),
+        "copy of a mean in the column": ((Avg("x_in", "a"), Mov("a", "b", 0)), [0, 0]),
+        "independent mov and avg": ((Mov("x_in", "a", 1), Avg("y_in", "b")), [0, 0]),
+        "a mean and two movs: one head too many": ((Avg("x_in", "a"), Mov("y_in", "b", 2), Mov("x_in", "c", 1)),
+                                                   [0, 0, 1]),
+    }
+    for name, (instructions, want) in cases.items():
+        steps = schedule.fused(Program("push", 1, 2, layout, instructions + (Aff("pred", (("b", 1.0),)),)))
+        layer = {k: l for l, step in enumerate(steps) for k in step.instructions}
+        assert [layer[k] for k in range(len(instructions))] == want, name
+
+
+def test_a_plan_refuses_what_the_schedule_would_push():
+    ctx = _context(custom_program())
+    forms = Forms()
+    Mov("x_in", "xp", 1).compose(ctx, forms)
+    with pytest.raises(ValueError, match="reads other columns or a mean"):
+        Avg("xp", "mx").compose(ctx, forms)
+    forms = Forms()
+    Avg("x_in", "mx").compose(ctx, forms)
+    with pytest.raises(ValueError, match="a mean over columns, which no head reads at another column"):
+        Mov("mx", "xp", 1).compose(ctx, forms)
+
+
+def _context(program):
+    from construct.compiler import constants, layout as layouts, targets
+
+    steps = schedule.unfused(program)
+    target = targets.target("paper")
+    full = layouts.extend(program, steps, target)
+    bounds = Bounds(dict.fromkeys(program.layout.names, 1.0), {})
+    return constants.context(program, bounds, np.float64, steps, full, constants.chosen_constants(np.float64), target)
+
+
+@pytest.fixture(scope="module")
+def tasks():
+    return gaussian_tasks(2, 3, 16, seed=1)
+
+
+@pytest.fixture(scope="module", params=["paper", "gpt2"])
+def nets(request, tasks):
+    program = custom_program()
+    bounds = Bounds.calibrate(program, tasks)
+    return {dtype: compile(program, bounds, architecture=request.param, dtype=dtype)
+            for dtype in (np.float64, np.float32)}
+
+
+def test_the_averaging_head_has_zero_scores(nets):
+    net = nets[np.float64]
+    w = net.weights
+    for l, mech in enumerate(net.mechanisms):
+        for h, offset in enumerate(mech.offsets):
+            u = int(w.order[l])
+            selecting = bool(np.any(w.Wq[u, h]) and np.any(w.Wk[u, h]))
+            assert selecting == (offset != UNIFORM), (l, h, offset)
+    assert [UNIFORM in mech.offsets for mech in net.mechanisms] == [True, True, False]
+
+
+def test_compiled_layers_are_the_machine_within_their_declared_errors(nets, tasks):
+    program = custom_program()
+    for dtype, net in nets.items():
+        for task in tasks[:4]:
+            for c in net.check_layers(*task):
+                assert c.error <= c.predicted, (dtype, c)
+            got = net.trace(*task).register("pred")[-1, 0, x_columns(program.n)]
+            want = program.predict(*task)
+            assert np.max(np.abs(got - want)) < (1e-10 if dtype == np.float64 else 1e-3), (dtype, got - want)

@@ -10,7 +10,7 @@ instruction computes, within the error the compiler declares for it.
 import numpy as np
 import pytest
 
-from construct import Aff, Bounds, Div, Mov, Mul, Program
+from construct import Aff, Avg, Bounds, Div, Mov, Mul, Program
 from construct.compiler import constants, layout, plans, schedule, targets
 from construct.mechanisms.plan import ZERO
 from construct.raw.prompt import input_registers
@@ -27,6 +27,8 @@ def _program(registers, ins) -> Program:
 CASES = {
     "mov": ([("w", (D,))], Mov("x_in", "w", 1)),
     "aff": ([("w", (D,))], Aff("w", (("x_in", np.array([[1.5, -2.0], [0.25, 1.0]])),), bias=np.array([0.5, -1.0]))),
+    "avg": ([("w", (D,))], Avg("x_in", "w")),
+    "avg in place": ([("w", (D,))], Avg("w", "w")),
     "mul": ([("A", (D, D)), ("u", (D,))], Mul("A", "x_in", "u", (D, D, 1))),
     "mul in place": ([("u", (D,))], Mul("u", "y_in", "u", (D, 1, 1))),
     "div": ([("num", (D,)), ("den", (1,)), ("q", (D,))], Div("num", "den", "q")),

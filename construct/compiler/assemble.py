@@ -4,7 +4,8 @@ Attention: every head reads the position rows (``pos``, ``pos_sq``, ``one``)
 into scores ``N [2 (i - offset) j - j^2] = -N (j - (i - offset))^2 +
 const(i)``, so it selects column ``i - offset`` (Lemma: attention
 selection); its value and output maps carry the plan's forms for that
-offset. MLP: a unit's input weights are the plan's times the layer's
+offset. The averaging head (``UNIFORM``) has zero query and key weights: its
+scores are 0 and its weights ``1/(i+1)`` (``instructions.avg``). MLP: a unit's input weights are the plan's times the layer's
 ``ln_scale`` (undoing layer norm), with the row ``zero`` weighted minus
 their sum (so the mean drops out), its bias and output weights as planned.
 The embedding places the token on ``y_in`` and ``x_in``; the position table
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..mechanisms.plan import LN_NEG, LN_POS, ONE, POS_SQ, ZERO, Context, LayerPlan
+from ..mechanisms.plan import LN_NEG, LN_POS, ONE, POS_SQ, UNIFORM, ZERO, Context, LayerPlan
 from ..raw.program import Program
 from ..raw.prompt import POS, X_IN, Y_IN
 from ..transformer.weights import Weights
@@ -65,12 +66,13 @@ def assemble(plans: list[LayerPlan], order: list[int], ctx: Context, program: Pr
     N = ctx.sharpness
     for l, plan in enumerate(plans):
         for h, offset in enumerate(offsets(plan, m)):
-            # score(i, j) = N [2 (i - offset) j - j^2] = -N (j - (i - offset))^2 + const(i)
-            Wq[l, h, row(POS), 0] = 2 * N
-            Wq[l, h, row(ONE), 0] = -2 * N * offset
-            Wq[l, h, row(ONE), 1] = -N
-            Wk[l, h, row(POS), 0] = 1.0
-            Wk[l, h, row(POS_SQ), 1] = 1.0
+            if offset != UNIFORM:  # the averaging head's scores are 0: uniform weights (``instructions.avg``)
+                # score(i, j) = N [2 (i - offset) j - j^2] = -N (j - (i - offset))^2 + const(i)
+                Wq[l, h, row(POS), 0] = 2 * N
+                Wq[l, h, row(ONE), 0] = -2 * N * offset
+                Wq[l, h, row(ONE), 1] = -N
+                Wk[l, h, row(POS), 0] = 1.0
+                Wk[l, h, row(POS_SQ), 1] = 1.0
             writes = plan.heads.get(offset, {}) if h == m - 1 or offset != 0 else {}
             for c, (w_row, form) in enumerate(sorted(writes.items())):
                 for r_row, coef in form.items():

@@ -65,6 +65,6 @@ def context(program: Program, bounds: Bounds, dtype, steps, layout: Layout, chos
         layout=layout, bounds=values, floors=dict(bounds.floors), eps=eps, dtype=np.dtype(dtype),
         sharpness=chosen["attention_sharpness"], product_scale=chosen["product_scale"],
         bypass_offset=chosen["bypass_offset"], ln_pad=ln_pad, ln_scale=ln_scale,
-        ln_eps=LN_EPS, sum_sq=sum_sq, target=target,
+        ln_eps=LN_EPS, sum_sq=sum_sq, tokens=T, target=target,
     )
     return target.context(ctx, program)

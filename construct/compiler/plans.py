@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from ..instructions import to_data
-from ..mechanisms.plan import DIV_NEG, DIV_POS, LN1_NEG, LN1_POS, LN_NEG, LN_POS, MEAN_PAD, Context, Forms, LayerPlan
+from ..mechanisms.plan import (DIV_NEG, DIV_POS, LN1_NEG, LN1_POS, LN_NEG, LN_POS, MEAN_PAD, UNIFORM, Context, Forms,
+                               LayerPlan)
 from . import targets
 
 
@@ -104,24 +105,29 @@ def _centre(ctx: Context, forms: Forms) -> None:
 
 
 def _attention_report(ins, ctx: Context, forms: Forms, ln1: tuple[float, float]) -> tuple[str, float, float]:
-    """An attention instruction's a-priori error on each entry it writes: the attention leak and the rounding of
-    the composed form (``terms`` products), both on the form's scale ``sum |coef| B_row + |bias|``; and the
-    target's layer norm before attention, if any (``ln1``: its relative error and its error per unit of
-    coefficient)."""
+    """An attention instruction's a-priori error on each entry it writes: the attention leak of each selecting
+    head, the averaging head's weights and sum (``instructions.avg``: ``u + gamma_T`` on its part of the form, T
+    the prompt's columns) and the rounding of the composed form (``terms`` products), on the form's scale ``sum
+    |coef| B_row + |bias|``; and the target's layer norm before attention, if any (``ln1``: its relative error
+    and its error per unit of coefficient)."""
     rows = ctx.rows(ins.writes)
     label = {r: name for name in ctx.layout.names for r in ctx.rows(name)}
+    u = ctx.eps / 2
     worst = 0.0
     for w in rows:
         form, bias = forms.value(w)
         scale = sum(abs(c) * ctx.bounds[label[r]] for (_, r), c in form.items()) + abs(bias) + ctx.bounds[ins.writes]
-        heads = len({o for o, _ in form}) + 1
+        averaged = sum(abs(c) * ctx.bounds[label[r]] for (o, r), c in form.items() if o == UNIFORM)
+        heads = len({o for o, _ in form if o != UNIFORM}) + 1
         norm = ln1[0] * scale + ln1[1] * (sum(abs(c) for c in form.values()) + 1)
-        worst = max(worst, 2 * heads * ctx.leak * scale + (len(form) + 3) * ctx.eps * scale + norm)
+        mean = (u + ctx.tokens * u / (1 - ctx.tokens * u)) * (1 + u) * averaged
+        worst = max(worst, 2 * heads * ctx.leak * scale + (len(form) + 3) * ctx.eps * scale + mean + norm)
     return str(ins), worst, ctx.bounds[ins.writes]
 
 
 def offsets(plan: LayerPlan, heads: int) -> tuple[int, ...]:
-    """The column offset each head reads: the other offsets first, the self head (offset 0) last, unused heads
-    (offset 0, writing nothing) in front (so an unfused mov layer is [source, self])."""
+    """The column offset each head reads: the other offsets first (the averaging head's ``UNIFORM`` before them),
+    the self head (offset 0) last, unused heads (offset 0, writing nothing) in front (so an unfused mov layer is
+    [source, self])."""
     found = sorted(o for o in plan.heads if o != 0) + [0]
     return (0,) * (heads - len(found)) + tuple(found)

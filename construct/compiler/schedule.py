@@ -1,6 +1,6 @@
 """Which instructions share a layer: the scheduling pass behind fused networks.
 
-A layer runs two phases: attention (mov, aff), whose instructions read the
+A layer runs two phases: attention (mov, aff, avg), whose instructions read the
 layer's input and compose with each other in program order (an aff or mov
 reading what an earlier one of the same phase wrote reads its linear form,
 ``blocks.Forms``), then the MLP (mul, or div by one divisor), whose
@@ -22,7 +22,11 @@ earliest phase that keeps the program's meaning:
   by one divisor only: the division's layer norm divides the whole column);
 * a layer reads at most ``MAX_HEADS - 1`` other columns (composing movs adds
   their offsets: a chain of n offset-2 movs composed into one layer would
-  read n columns, and need n heads).
+  read n columns, and need n heads); the averaging head (``avg``) counts as
+  one of them;
+* a form the heads cannot compute waits for the next layer
+  (``composed_offsets``): the mean of another column's value or of a mean,
+  a mean moved to another column.
 
 So every schedule computes what the program computes, instruction by
 instruction (``tests/test_schedule.py`` checks the fused networks layer by
@@ -86,7 +90,7 @@ def fused(program: Program) -> tuple[Step, ...]:
             layer, p = (layer + 1, phase) if p > phase else (layer, phase)
         while phase == MLP and mlp_group.get(layer, ins.mlp_group()) != ins.mlp_group():
             layer += 1
-        while phase == ATTENTION and len(_offsets(reads_from.get(layer, {}), ins)) > MAX_HEADS:
+        while phase == ATTENTION and not _fits(reads_from.get(layer, {}), ins):
             layer += 1
         if phase == MLP:
             mlp_group[layer] = ins.mlp_group()
@@ -105,15 +109,19 @@ def fused(program: Program) -> tuple[Step, ...]:
     return tuple(Step(tuple(attention), tuple(mlp)) for attention, mlp in phases)
 
 
-def _reads(forms: dict[str, frozenset], ins) -> frozenset:
-    """The column offsets (0 = its own) the composed form of ``ins``'s register reads, given the layer's forms: its
-    reads' offsets shifted by the column offset it reads them at."""
-    return frozenset(o + ins.offset for reg in ins.reads for o in forms.get(reg, frozenset({0}))) or frozenset({0})
+def _reads(forms: dict[str, frozenset], ins) -> frozenset | None:
+    """The column offsets (0 = its own, ``UNIFORM`` the mean) the composed form of ``ins``'s register reads, given
+    the layer's forms (its reads' offsets as the instruction composes them, ``composed_offsets``), or None if no
+    head of the layer can compute it."""
+    read = frozenset(o for reg in ins.reads for o in forms.get(reg, frozenset({0}))) or frozenset({0})
+    return ins.composed_offsets(read)
 
 
-def _offsets(forms: dict[str, frozenset], ins) -> frozenset:
-    """Every offset the layer's attention would read with ``ins`` added, the self head's 0 included."""
-    return frozenset({0}).union(*forms.values(), _reads(forms, ins))
+def _fits(forms: dict[str, frozenset], ins) -> bool:
+    """Whether the layer's attention can take ``ins``: its form is one the heads compute, and every offset the
+    layer then reads, the self head's 0 included, has a head."""
+    reads = _reads(forms, ins)
+    return reads is not None and len(frozenset({0}).union(*forms.values(), reads)) <= MAX_HEADS
 
 
 def _after(at: tuple[int, int]) -> tuple[int, int]:

@@ -150,6 +150,7 @@ class Context:
     ln_scale: float  # ln_pad sqrt(2 / D), a power of two
     ln_eps: float
     sum_sq: float  # bound on the sum of squares of all rows but the pads
+    tokens: int  # the prompt's columns, 2n + 1: the most an averaging head sums
     target: object = None  # the architecture the layers are for (``compiler.targets``): paper or GPT-2 blocks
     ln1_pad: float = 0.0  # GPT-2 target with divisions: the pads +-N_1 the layer after a div sees (``targets``)
     ln1_scale: float = 0.0  # N_1 sqrt(2/D), a power of two
