@@ -53,7 +53,7 @@ fused layer):
 
     x_prev <- x_in of column i-1;  x <- x_prev - x_in;  bos <- 1 - (pos - pos of column i-1)
         z <- x x_prev^T;  xy <- x y_in                   (x_k x_k^T and x_k y_k at y~ columns, 0 elsewhere)
-    A <- Avg(z) + lam Avg(bos) I;  g <- c Avg(xy);  R <- I - c A;  P <- I;  IR <- I + R
+    A <- Avg(z) + lam Avg(bos) I;  b <- Avg(xy);  g <- c b;  R <- I - c A;  P <- I;  IR <- I + R
         R <- R R;  P <- P IR
     (t - 1 times)  IR <- I + R
         R <- R R;  P <- P IR
@@ -119,8 +119,9 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
     t = steps(worst if kappa is None else min(kappa, worst), eps)
     eye = parts.identity_over(d, 1.0)
     layout = parts.layout(d, [("x_prev", (d,)), ("x", (d,)), ("pos_prev", (1,)), ("bos", (1,)), ("z", (d, d)),
-                              ("xy", (d,)), ("A", (d, d)), ("Abos", (1,)), ("g", (d,)), ("R", (d, d)),
-                              ("P", (d, d)), ("IR", (d, d)), ("w", (d,)), ("pred", (1,))])
+                              ("xy", (d,)), ("A", (d, d)), ("Abos", (1,)), ("b", (d,)), ("g", (d,)), ("R", (d, d)),
+                              ("P", (d, d)), ("IR", (d, d)), ("w1", (d,)), ("Aw", (d,)), ("PAw", (d,)),
+                              ("w", (d,)), ("pred", (1,))])
     eye_column = [[v] for v in eye]  # lam Avg(bos) I, as a d^2 x 1 coefficient
     setup = [
         Mov(X_IN, "x_prev", 1),
@@ -132,8 +133,8 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
         Avg("z", "A"),
         Avg("bos", "Abos"),
         Aff("A", (("A", 1), ("Abos", [[lam * v[0]] for v in eye_column], "lam I"))),
-        Avg("xy", "g"),
-        Aff("g", (("g", c),)),
+        Avg("xy", "b"),
+        Aff("g", (("b", c),)),
         Aff("R", (("A", -c),), bias=eye, bias_label="I"),
         Aff("P", (), bias=eye, bias_label="I"),
     ]
@@ -143,7 +144,10 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
         Mul("P", "IR", "P", (d, d, d)),
     ]
     finish = [
-        Mul("P", "g", "w", (d, d, 1)),
+        Mul("P", "g", "w1", (d, d, 1)),
+        Mul("A", "w1", "Aw", (d, d, 1)),
+        Mul("P", "Aw", "PAw", (d, d, 1)),
+        Aff("w", (("w1", 2), ("PAw", -c))),
         Mul("w", X_IN, "pred", (1, d, 1)),
     ]
     instructions = setup + block * t + finish
@@ -203,11 +207,14 @@ def theory(d: int, n: int, lam, x_norm, kappa, t: int, box: Box) -> Domain:
         # lam I is added it holds S_k / (i + 1) <= A'
         "A": Lam,
         "Abos": 1,                        # 1/(i + 1)
-        # Avg(xy) = X_k^T y_k / (i + 1): k <= (i + 1)/2 terms, each entry <= X Y; then times c
-        "g": domain.maximum(1, c) * X * Y / 2,
+        "b": X * Y / 2,                   # Avg(xy) = X_k^T y_k / (i + 1): k <= (i + 1)/2 terms, each <= X Y
+        "g": c * X * Y / 2,
         "R": 1,                           # R_0^(2^s): symmetric, eigenvalues in [0, 1)
         "IR": 2,                          # I + R_0^(2^s): eigenvalues in [1, 2)
         "P": domain.minimum(2**t, kappa_here),  # sum_{j < 2^s} R_0^j: eigenvalues <= min(2^s, 1/(1 - rho))
+        "w1": W,
+        "Aw": domain.minimum(Lam * W, R * Y / 2),   # A' w1 = (I - R_0^(2^t)) b': |b'| <= R Y / 2
+        "PAw": domain.minimum(2**t, kappa_here) * domain.minimum(Lam * W, R * Y / 2),
         "w": W,
         "pred": R * W,                    # w^T x_in, Cauchy-Schwarz
     }
