@@ -142,10 +142,11 @@ def ridge(X, y, x_query, lam):
 
 
 def ridge_newton_weights(X, y, lam, x_norm, kappa=None, eps=1e-10):
-    """The Newton-Schulz iterate of ``programs.ridge_newton`` on the first k examples, k = 0..n, from its
-    eigen-decomposition: ``w_t = (I - R^(2^t)) w*`` with ``R = I - c A'``, ``A' = A_k / (2k + 1)`` (the x~
-    column's average), ``c = 1 / (lam + x_norm^2 / 2)``, ``t = ceil(log2(kappa ln(1/eps)))`` and ``kappa`` by
-    default ``(lam + x_norm^2 / 2)(2n + 1) / lam``."""
+    """The weights of ``programs.ridge_newton`` on the first k examples, k = 0..n, from the eigen-decomposition
+    of ``A' = A_k / (2k + 1)`` (the x~ column's average): the Newton-Schulz iterate ``w_t = (I - R^(2^t)) w*``
+    with ``R = I - c A'``, ``c = 1 / (lam + x_norm^2 / 2)``, ``t = ceil(log2(kappa ln(1/eps)))`` (``kappa``
+    at most ``(lam + x_norm^2 / 2)(2n + 1) / lam``), refined once: ``w_t + c P_t (b' - A' w_t) =
+    (I - R^(2^(t+1))) w*``."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n, d = X.shape
     top = lam + x_norm**2 / 2
@@ -155,7 +156,7 @@ def ridge_newton_weights(X, y, lam, x_norm, kappa=None, eps=1e-10):
     out = []
     for k, w in enumerate(ridge_weights(X, y, lam)):
         values, vectors = np.linalg.eigh((X[:k].T @ X[:k] + lam * np.eye(d)) / (2 * k + 1))
-        shrink = (1 - values / top) ** (2.0**t)
+        shrink = (1 - values / top) ** (2.0 ** (t + 1))
         out.append(vectors @ ((1 - shrink) * (vectors.T @ w)))
     return np.array(out)
 

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 from construct import programs, reference
 from construct.testing import assert_agree, ridge_tasks
@@ -21,9 +21,12 @@ def built_for(task, **given):
     return programs.ridge_newton(task.d, task.n, task.lam, x_norm=max(float(norms.max()), 1e-3), **given)
 
 
-@given(ridge_tasks)
-def test_the_machine_computes_the_closed_form_iterate(task):
-    program = built_for(task)
+@pytest.mark.parametrize("given", [{}, {"eps": 1e-3}, {"eps": 1e-2, "kappa": 4.0}])
+@settings(max_examples=30)
+@given(task=ridge_tasks)
+def test_the_machine_computes_the_closed_form_iterate(given, task):
+    """With a large eps the iterate is far from ridge, so this tells the refined iterate from the plain one."""
+    program = built_for(task, **given)
     assert_agree(program.predict(*task.data), reference.ridge_newton(*task.data, **program.params), RTOL,
                  "ridge_newton")
 

@@ -47,18 +47,27 @@ proportion to their registers' bounds). A prompt that breaks the promise is
 still computed, P staying below ``2^t``; the network refuses it when P leaves
 its declared bound, and its answers' a-posteriori bounds say how far they are.
 
-Depth ``t + 4`` layers when fused, whatever n (the loop's layer stored once);
-data rows ``6d^2 + 6d + 3 + d^2`` (scratch aside). Program (one line per
-fused layer):
+One refinement. ``w = 2 w1 - c P (A' w1)`` is ``w1 + c P (b' - A' w1)``
+(``c P b' = w1``), one step of iterative refinement with ``c P`` as the
+approximate inverse: in exact arithmetic ``w = (I - R_0^(2^(t+1))) w*``, and
+an error F of the computed ``c P A' = I - F`` (the products' rounding, which
+the loop accumulates) leaves ``I - F^2`` instead. Written so, no register
+holds the small residual ``b' - A' w1``, whose bound a calibrated domain
+would set from the exact machine's, below the network's own error.
+
+Depth ``t + 5`` layers when fused, whatever n (the loop's layer stored
+once, seven stored in all). Program (one line per fused layer, phases
+separated by ``;;``):
 
     x_prev <- x_in of column i-1;  x <- x_prev - x_in;  bos <- 1 - (pos - pos of column i-1)
-        z <- x x_prev^T;  xy <- x y_in                   (x_k x_k^T and x_k y_k at y~ columns, 0 elsewhere)
+        ;;  z <- x x_prev^T;  xy <- x y_in       (x_k x_k^T and x_k y_k at y~ columns, 0 elsewhere)
     A <- Avg(z) + lam Avg(bos) I;  b <- Avg(xy);  g <- c b;  R <- I - c A;  P <- I;  IR <- I + R
-        R <- R R;  P <- P IR
-    (t - 1 times)  IR <- I + R
-        R <- R R;  P <- P IR
-        w <- P g
-        pred <- w^T x_in
+        ;;  R <- R R;  P <- P IR
+    (t - 1 times)  IR <- I + R  ;;  R <- R R;  P <- P IR
+    ;;  w1 <- P g
+    ;;  Aw <- A w1
+    ;;  PAw <- P Aw
+    w <- 2 w1 - c PAw  ;;  pred <- w^T x_in
 """
 
 from __future__ import annotations
@@ -67,11 +76,11 @@ import math
 from functools import partial
 
 from .. import exact, reference
-from ..instructions import Aff, Avg, Mov, Mul
+from ..instructions import Aff, Mul
 from ..raw import domain
 from ..raw.domain import Box, Domain
 from ..raw.program import Program
-from ..raw.prompt import POS, X_IN, Y_IN, check_count
+from ..raw.prompt import X_IN, check_count
 from . import parts
 from .registry import Algorithm, Parameter, register
 from .residual import RidgeAnswer
@@ -118,22 +127,10 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
     worst = box_kappa(n, lam, x_norm)
     t = steps(worst if kappa is None else min(kappa, worst), eps)
     eye = parts.identity_over(d, 1.0)
-    layout = parts.layout(d, [("x_prev", (d,)), ("x", (d,)), ("pos_prev", (1,)), ("bos", (1,)), ("z", (d, d)),
-                              ("xy", (d,)), ("A", (d, d)), ("Abos", (1,)), ("b", (d,)), ("g", (d,)), ("R", (d, d)),
-                              ("P", (d, d)), ("IR", (d, d)), ("w1", (d,)), ("Aw", (d,)), ("PAw", (d,)),
-                              ("w", (d,)), ("pred", (1,))])
-    eye_column = [[v] for v in eye]  # lam Avg(bos) I, as a d^2 x 1 coefficient
+    layout = parts.layout(d, [*parts.averaged_registers(d), ("g", (d,)), ("R", (d, d)), ("P", (d, d)),
+                              ("IR", (d, d)), ("w1", (d,)), ("Aw", (d,)), ("PAw", (d,)), ("w", (d,)), ("pred", (1,))])
     setup = [
-        Mov(X_IN, "x_prev", 1),
-        Aff("x", (("x_prev", 1), (X_IN, -1))),
-        Mov(POS, "pos_prev", 1),
-        Aff("bos", ((POS, -1), ("pos_prev", 1)), bias=1),
-        Mul("x", "x_prev", "z", (d, 1, d)),
-        Mul("x", Y_IN, "xy", (d, 1, 1)),
-        Avg("z", "A"),
-        Avg("bos", "Abos"),
-        Aff("A", (("A", 1), ("Abos", [[lam * v[0]] for v in eye_column], "lam I"))),
-        Avg("xy", "b"),
+        *parts.prefix_averages(d, lam),
         Aff("g", (("b", c),)),
         Aff("R", (("A", -c),), bias=eye, bias_label="I"),
         Aff("P", (), bias=eye, bias_label="I"),
@@ -196,25 +193,14 @@ def theory(d: int, n: int, lam, x_norm, kappa, t: int, box: Box) -> Domain:
     K = 1 / (2 * domain.sqrt(lam))
     W = domain.sqrt(n, Y, lam) * Y * K    # |w_t| <= |w*| (w_t = (I - R_0^(2^t)) w*), ridge weights: <= K |y|
     values = {
-        **domain.prompt(box, n),
-        "x_prev": X,                      # x_in of column i-1
-        "x": X,                           # x_in(i-1) - x_in(i): one of the two is 0
-        "pos_prev": domain.positive(2 * n - 1),
-        "bos": 1,                         # 1 - (pos - pos_prev): 1 at column 0, else 0
-        "z": domain.positive(X**2),       # x x_prev^T: x_k x_k^T at y~ columns, else 0
-        "xy": X * Y,
-        # A' is PSD with lambda_max <= Lam (module docstring): an entry is at most the largest eigenvalue; before
-        # lam I is added it holds S_k / (i + 1) <= A'
-        "A": Lam,
-        "Abos": 1,                        # 1/(i + 1)
-        "b": X * Y / 2,                   # Avg(xy) = X_k^T y_k / (i + 1): k <= (i + 1)/2 terms, each <= X Y
+        **parts.averaged_bounds(n, lam, box),
         "g": c * X * Y / 2,
         "R": 1,                           # R_0^(2^s): symmetric, eigenvalues in [0, 1)
         "IR": 2,                          # I + R_0^(2^s): eigenvalues in [1, 2)
         "P": domain.minimum(2**t, kappa_here),  # sum_{j < 2^s} R_0^j: eigenvalues <= min(2^s, 1/(1 - rho))
         "w1": W,
         "Aw": domain.minimum(Lam * W, R * Y / 2),   # A' w1 = (I - R_0^(2^t)) b': |b'| <= R Y / 2
-        "PAw": domain.minimum(2**t, kappa_here) * domain.minimum(Lam * W, R * Y / 2),
+        "PAw": Lam * W,                   # P A' w1: c P_t A' = I - R_0^(2^t) has eigenvalues in [0, 1]
         "w": W,
         "pred": R * W,                    # w^T x_in, Cauchy-Schwarz
     }
