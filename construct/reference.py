@@ -20,8 +20,8 @@ import numbers
 import numpy as np
 
 __all__ = [
-    "sgd_one_step", "sgd_one_pass", "gd_one_step", "ridge", "ridge_newton", "ols",
-    "sgd_one_pass_weights", "gd_one_step_weights", "ridge_weights", "ridge_newton_weights", "ols_weights",
+    "sgd_one_step", "sgd_one_pass", "gd_one_step", "gd", "ridge", "ridge_newton", "ols",
+    "sgd_one_pass_weights", "gd_one_step_weights", "gd_weights", "ridge_weights", "ridge_newton_weights", "ols_weights",
 ]
 
 
@@ -105,6 +105,26 @@ def gd_one_step_weights(X, y, alpha, lam, w0=None):
     w0 = _w0(w0, X.shape[1])
     return np.array([w0 - 2 * alpha * (X[:k].T @ (X[:k] @ w0) - X[:k].T @ y[:k] + lam * w0)
                      for k in range(X.shape[0] + 1)])
+
+
+def gd_weights(X, y, alpha, lam, steps):
+    """``steps`` gradient steps of size alpha from 0 on ``L_k(w) = (1/k)(|X_k w - y_k|^2 + lam |w|^2)``, the first
+    k examples, k = 0..n (k = 0: no examples, w = 0): (n + 1, d)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    out = [np.zeros(X.shape[1])]
+    for k in range(1, X.shape[0] + 1):
+        Xk, yk = X[:k], y[:k]
+        w = np.zeros(X.shape[1])
+        for _ in range(steps):
+            w = w - alpha * (2 / k) * (Xk.T @ (Xk @ w - yk) + lam * w)
+        out.append(w)
+    return np.array(out)
+
+
+def gd(X, y, x_query, alpha, lam, steps):
+    """``gd_weights``: entry k uses the weights after ``steps`` steps on examples 1..k."""
+    X, y, x_query = _task(X, y, x_query)
+    return _at_next_inputs(gd_weights(X, y, alpha, lam, steps), X, x_query)
 
 
 def ridge_weights(X, y, lam):
