@@ -1,0 +1,146 @@
+"""Depth independent of n, measured: ridge by Newton-Schulz and batch GD beside RLS and SGD, at n = 32, 128, 1024.
+
+    python -m construct.cli.depth                               # the table, written to construct/results/depth.json
+    python -m construct.cli.depth --n 32 --algo ridge_newton    # one row, printed
+
+Each (algorithm, n) runs in a fresh subprocess with one BLAS thread, so
+"peak MB" is that process's own peak resident memory and the times are its
+CPU seconds. d = 8; tasks x ~ N(0, I), w ~ N(0, I), y = w^T x; ridge
+(RLS) and ridge_newton with lam = 0.1, SGD with alpha = 0.05 and lam = 0.1,
+gd with alpha = 0.02, lam = 0.1 and 20 steps. The domain is calibrated on
+``CALIBRATION`` tasks (margin 4): compile = calibration + weights. forward
+= the numpy pass (``forward.forward``) on one task; certified = ``predict``
+with its bound (``tolerance=None``) on that task, both certificates where
+the algorithm has them. Errors are ``max |yhat - yhat*| / (1 + |yhat*|)``
+over every prefix of ``TASKS`` tasks against the float64 closed form
+(``construct.reference``: for ridge_newton ridge itself, so the iteration's
+truncation counts as error; for gd its closed-form T steps), numpy pass;
+"bound" the largest certified bound of the certified task. A network whose
+numpy states would not fit ``MAX_BYTES`` is sized only
+(``compiler.build.estimate_repeated``: its layers and parameters) and
+marked not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+D, LENGTHS, CALIBRATION, TASKS = 8, (32, 128, 1024), 32, 2
+PARAMETERS = {"ridge": {"lam": 0.1}, "sgd": {"alpha": 0.05, "lam": 0.1}, "ridge_newton": {"lam": 0.1},
+              "gd": {"alpha": 0.02, "lam": 0.1, "steps": 20}}
+MAX_BYTES = 4 * 2**30
+OUT = Path(__file__).resolve().parent.parent / "results" / "depth.json"
+
+
+def measure(algo: str, n: int, d: int = D) -> dict:
+    """One row, measured in this process."""
+    from .. import Bounds, compile, programs, reference
+    from ..compiler.build import estimate_repeated
+    from ..compiler.size import SizeError
+    from ..raw.prompt import tokens
+    from ..tasks import gaussian_tasks
+    from ..transformer import forward
+
+    entry = programs.get(algo)
+    program = entry.program(d, n, **PARAMETERS[algo])
+    row = {"algo": algo, "d": d, "n": n, "parameters_of_the_algorithm": PARAMETERS[algo]}
+    start = time.process_time()
+    try:
+        bounds = Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, seed=0), max_bytes=MAX_BYTES,
+                                  max_seconds=None)
+        net = compile(program, bounds, max_bytes=MAX_BYTES, max_seconds=None)
+    except SizeError as err:
+        size = estimate_repeated(lambda k: entry.program(d, k, **PARAMETERS[algo]), n)
+        return {**row, "run": False, "why_not": str(err).split(";")[0], "layers": size.applied,
+                "stored": size.layers, "parameters": size.parameters}
+    compile_s = time.process_time() - start
+    weights = net.weights
+    stored = [getattr(weights, f.name) for f in dataclasses.fields(weights) if f.name != "order"]
+    tasks = gaussian_tasks(d, n, TASKS, seed=1)
+    prompt = tokens(*tasks[0])
+    forward.forward(weights, prompt)  # each layer's live parts are found once
+    start = time.process_time()
+    forward.forward(weights, prompt)
+    forward_s = time.process_time() - start
+    start = time.process_time()
+    try:
+        predictions, bound = net.predict(*tasks[0], tolerance=None, return_bound=True)
+        certified = {"certified_s": time.process_time() - start, "max_bound": float(np.nanmax(bound))}
+    except Exception as err:  # noqa: BLE001  a certificate that fails is reported, not hidden
+        certified = {"certified_s": None, "max_bound": None, "certificate_failed": f"{type(err).__name__}: {err}"}
+    errors = []
+    for X, y, q in tasks:
+        got = forward.forward(weights, tokens(X, y, q))[0::2]
+        want = reference.ridge(X, y, q, PARAMETERS[algo]["lam"]) if algo == "ridge_newton" else \
+            entry.closed(program, X, y, q)
+        errors.append(np.abs(got - want) / (1 + np.abs(want)))
+    errors = np.max(errors, axis=0)
+    size = net.size()
+    return {
+        **row, "run": True, "layers": size["layers"], "stored": size["stored_layers"],
+        "parameters": size["parameters"], "nonzero_parameters": int(sum(np.count_nonzero(a) for a in stored)),
+        "compile_s": compile_s, "forward_s": forward_s, **certified,
+        "max_error": float(errors.max()), "error_at_prefix": {str(k): float(errors[k]) for k in (1, 8, n // 2, n)},
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _in_subprocess(algo: str, n: int) -> dict:
+    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "construct.cli.depth", "--child", algo, str(n)], capture_output=True,
+                          text=True, env={**os.environ, **threads})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise RuntimeError(f"the measurement of {algo} at n = {n} failed in its subprocess: {last}")
+    return json.loads(done.stdout)
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'algo':<13}{'n':>5}{'layers':>7}{'stored':>7}{'params':>13}{'nonzero':>10}{'compile s':>10}"
+            f"{'forward s':>10}{'cert s':>8}{'peak MB':>8}{'error':>9}{'bound':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if not r["run"]:
+            lines.append(f"{r['algo']:<13}{r['n']:>5}{r['layers']:>7}{r['stored']:>7}{r['parameters']:>13,}"
+                         f"  not run: {r['why_not']}")
+            continue
+        cert = "failed" if r["certified_s"] is None else f"{r['certified_s']:.2f}"
+        bound = "-" if r["max_bound"] is None else f"{r['max_bound']:.1e}"
+        lines.append(f"{r['algo']:<13}{r['n']:>5}{r['layers']:>7}{r['stored']:>7}{r['parameters']:>13,}"
+                     f"{r['nonzero_parameters']:>10,}{r['compile_s']:>10.2f}{r['forward_s']:>10.3f}{cert:>8}"
+                     f"{r['peak_mb']:>8.0f}{r['max_error']:>9.1e}{bound:>9}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m construct.cli.depth", description=__doc__.split("\n")[0])
+    parser.add_argument("--algo", nargs="+", default=list(PARAMETERS), choices=list(PARAMETERS))
+    parser.add_argument("--n", nargs="+", type=int, default=list(LENGTHS))
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON file to write (default, for the full "
+                        f"table: {OUT.relative_to(OUT.parent.parent.parent)})")
+    parser.add_argument("--child", nargs=2, metavar=("ALGO", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(measure(args.child[0], int(args.child[1]))))
+        return 0
+    rows = [_in_subprocess(algo, n) for algo in args.algo for n in args.n]
+    print(table(rows))
+    out = args.out or (OUT if (args.algo, args.n) == (list(PARAMETERS), list(LENGTHS)) else None)
+    if out is not None:
+        out.write_text(json.dumps(rows, indent=1) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
