@@ -30,7 +30,7 @@ import numpy as np
 from . import reference
 from . import programs
 from .compiler import Bounds, DomainError
-from .mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
+from .mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, UNIFORM, ZERO
 from .compiler import CompiledNetwork, Trace, compile
 from .raw.registers import Layout
 from .tasks import gaussian_tasks
@@ -151,7 +151,7 @@ def weights_heatmap(net: CompiledNetwork, layer: int, path) -> Path:
     s = int(w.order[l])  # the stored layer it runs
     D, U = layout.width, w.mlp_width
     offset = net.mechanisms[l].offsets[0]  # the source head's (``compiler.plans.offsets``)
-    source = f"reads column i-{offset}" if offset else "idle here"
+    source = "averages columns 0..i" if offset == UNIFORM else f"reads column i-{offset}" if offset else "idle here"
     panels = [  # (data [residual row, x], title, group, x axis)
         (head_map(net, layer, 0), f"head 0 (source, {source}):\n(Wv Wo)^T [written row, read row]", 0, "rows"),
         (head_map(net, layer, 1), "head 1 (self, reads column i):\n(Wv Wo)^T [written row, read row]", 0, "rows"),

@@ -75,10 +75,10 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from construct import Aff, Bounds, Div, Mov, Mul, Program, compile, programs
+from construct import Aff, Avg, Bounds, Div, Mov, Mul, Program, compile, programs
 from construct.instructions import ATTENTION, MLP
 from construct.mechanisms import scales
-from construct.mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, ZERO
+from construct.mechanisms.plan import DIV_NEG, DIV_POS, LN_NEG, LN_POS, MEAN_PAD, ONE, POS_SQ, SCRATCH, UNIFORM, ZERO
 from construct.raw.prompt import POS, input_registers
 from construct.raw.registers import Layout, Register
 from construct.tasks import gaussian_tasks
@@ -214,7 +214,8 @@ def describe(net, l: int) -> str:
 
 
 def selection(net, l: int) -> list[sp.Rational]:
-    """Per head, the sharpness N' of lemma attention_selection, from Wq, Wk and the position table.
+    """Per head, the sharpness N' of lemma attention_selection, from Wq, Wk and the position table (None for an
+    averaging head, whose query or key weights must be zero: lemma uniform_attention).
 
     Only the position rows (``pos`` = j, ``one`` = 1, ``pos_sq`` = j^2, as the
     table holds them and no layer changes them) reach the scores, so the
@@ -234,6 +235,11 @@ def selection(net, l: int) -> list[sp.Rational]:
                  or np.any(w.b2[:, rows])), "a layer writes a position row")
     sharpness = []
     for h, offset in enumerate(head_offsets(net, l)):
+        if offset == UNIFORM:  # lemma uniform_attention: the scores are 0, the weights 1/(i+1), no leak
+            require(not (np.any(w.Wq[l, h]) and np.any(w.Wk[l, h])),
+                    f"{ins}: the averaging head {h} has nonzero query and key weights")
+            sharpness.append(None)
+            continue
         vectors = {}
         for name, M, t in (("Wq", w.Wq[l, h], i), ("Wk", w.Wk[l, h], j)):
             stray = [layout.labels[r] for r in np.flatnonzero(np.any(M != 0, axis=1)) if r not in value]
@@ -254,7 +260,8 @@ def selection(net, l: int) -> list[sp.Rational]:
 
 
 def attention_output(net, l: int, H: np.ndarray) -> np.ndarray:
-    """The state after attention with each head one-hot on its selected column max(i - offset, 0).
+    """The state after attention with each head one-hot on its selected column max(i - offset, 0), or, for an
+    averaging head, weighing columns 0..i by exactly 1/(i+1) (lemma uniform_attention).
 
     Every entry of ``H`` is a linear form in its symbols, and so is every entry of the result.
     """
@@ -268,7 +275,8 @@ def attention_output(net, l: int, H: np.ndarray) -> np.ndarray:
             for i in range(T) if len(reads) and len(writes) else ():
                 value = {}
                 for r in reads:
-                    for s, coef in _linear(H[r, max(i - offset, 0)]).items():
+                    read = (sp.Add(*H[r, : i + 1]) / (i + 1)) if offset == UNIFORM else H[r, max(i - offset, 0)]
+                    for s, coef in _linear(read).items():
                         value[s] = value.get(s, 0) + sp.Rational(float(Wv[r, col])) * coef
                 for r in writes:
                     form = forms.setdefault((r, i), {})
@@ -659,8 +667,10 @@ def check_layer(net, l: int) -> LayerCheck:
     with mpmath.workdps(DIGITS):
         state = entering_state(net, l)
         sharpness = selection(net, l)
-        leaks = [LEAK_BOUND(mp(N)) for N in sharpness]
+        leaks = [mpmath.mpf(0) if N is None else LEAK_BOUND(mp(N)) for N in sharpness]
         for h, (N, leak) in enumerate(zip(sharpness, leaks)):  # the lemma's leak at the exact N', decided by sympy
+            if N is None:
+                continue
             require(bool(lemmas.leak_bound(N) <= LEAK_TARGET * eps),
                     f"{describe(net, l)}: attention sharpness {float(N):.4g} lets head {h} leak {float(leak):.3g} of "
                     f"its mass off the selected token, above the design target 1e-3 eps = "
@@ -708,7 +718,8 @@ def check_layer(net, l: int) -> LayerCheck:
             for c in range(H.shape[1]):
                 require(H[r, c] not in sp.expand(after[r, c]).free_symbols,
                         f"{describe(net, l)}: {layout.labels[r]}, left dirty by the previous layer, is not cleared")
-        return LayerCheck(float(min(sharpness)), float(max(leaks)), None if rho is None else float(rho),
+        return LayerCheck(float(min(N for N in sharpness if N is not None)), float(max(leaks)),
+                          None if rho is None else float(rho),
                           float(worst[0]), worst[1])
 
 
@@ -724,11 +735,12 @@ def small_program(d: int, registers: list[tuple[str, tuple]], instructions) -> P
     return Program("layer", d, 1, layout, tuple(instructions))
 
 
-def small_network(program: Program, floors=None):
-    """Compile with irregular register bounds (1.3, 1.71, 2.12, ...; pos: the last column) and the given floors."""
+def small_network(program: Program, floors=None, fuse: bool = False):
+    """Compile with irregular register bounds (1.3, 1.71, 2.12, ...; pos: the last column) and the given floors,
+    one layer per instruction unless ``fuse``."""
     bounds = {name: 1.3 + 0.41 * k for k, name in enumerate(program.layout.names)}
     bounds[POS] = float(2 * program.n)
-    return compile(program, Bounds(bounds, floors or {}), fuse=False)
+    return compile(program, Bounds(bounds, floors or {}), fuse=fuse)
 
 
 @proof("layer_mov", "the compiled mov layer copies src of column max(i - offset, 0) into dst within its declared "
@@ -748,6 +760,22 @@ def layer_aff():
         M = np.arange(1.0, d * d + 1).reshape(d, d) / 7 - 0.5
         for ins in (Aff("w", (("x_in", M), ("w", -0.3)), bias=np.linspace(-1, 1, d)), Aff("w", bias=0.25)):
             check_network(small_network(small_program(d, [("w", (d,))], [ins])))
+
+
+@proof("layer_avg", "the compiled avg layer writes the mean of src over columns 0..i into dst within its declared "
+       "error (its weights' rounding; the averaging head has zero query weights, so no leak), alone and composed "
+       "with affs in one attention; nothing else changes",
+       "d = 1, 2, 3; n = 3 (7 columns); into another register, in place, and fused between two affs (the mean of "
+       "an affine form, then a mean plus the column's own x); real arithmetic, finite N_att")
+def layer_avg():
+    for d in (1, 2, 3):
+        M = np.arange(1.0, d * d + 1).reshape(d, d) / 7 - 0.5
+        registers = [("t", (d,)), ("w", (d,))]
+        for instructions, fuse in (([Avg("x_in", "w")], False), ([Avg("w", "w")], False),
+                                   ([Aff("t", (("x_in", M),), bias=0.25), Avg("t", "w"),
+                                     Aff("w", (("w", 1.0), ("x_in", -0.25)))], True)):
+            program = dataclasses.replace(small_program(d, registers, instructions), n=3)
+            check_network(small_network(program, fuse=fuse))
 
 
 MUL_SHAPES = (  # every mul shape the four programs use, in place or not, for (registers, instruction)

@@ -296,6 +296,42 @@ def attention_selection():
          "the output's deviation as a mixture of differences")
 
 
+def gamma(count, unit):
+    """Higham's ``gamma_k = k u / (1 - k u)``: a dot product of k terms rounds by at most gamma_k of its |terms|."""
+    return count * unit / (1 - count * unit)
+
+
+@proof(
+    "uniform_attention",
+    "equal scores (a head with zero query or key weights) give the causal softmax weights 1/(i+1) on columns "
+    "0..i, so the head outputs the mean of its values; computed as exp(0) = 1 over a sum of i + 1 ones and one "
+    "division, each weight is (1 + delta)/(i+1), |delta| <= u, and the output, a dot product of i + 1 terms, is "
+    "within (u + gamma_{i+1} (1 + u)) mean|v| <= gamma_{i+2} mean|v| of the mean",
+    "any i >= 0 and score s; the floating-point model (M1), (M2) of construct.transformer.rounding, (i + 2) u < 1; "
+    "i + 1 exact in the dtype (below 2^53 in float64, 2^24 in float32)",
+)
+def uniform_attention():
+    i = sp.Symbol("i", integer=True, nonnegative=True)
+    s = sp.Symbol("s", real=True)
+    jj = sp.Symbol("j", integer=True, nonnegative=True)
+    weight = exp(s) / sp.summation(exp(s), (jj, 0, i))
+    zero(weight - 1 / (i + 1), "e^s / sum_{j<=i} e^s = 1/(i+1)")
+    # With a_j = (1 + delta_j)/(i+1): sum a_j v_j - mean v = sum delta_j v_j / (i+1), at most u mean|v| (the
+    # triangle inequality); the dot product rounds by gamma_{i+1} sum a_j |v_j| <= gamma_{i+1} (1 + u) mean|v|.
+    a_, v_, d_ = sp.IndexedBase("a", real=True), sp.IndexedBase("v", real=True), sp.IndexedBase("delta", real=True)
+    deviation = sp.Sum((1 + d_[jj]) / (i + 1) * v_[jj], (jj, 0, i)) - sp.Sum(v_[jj], (jj, 0, i)) / (i + 1)
+    zero(sp.expand(sp.simplify(deviation.doit().subs(i, 3)) - sum(d_[k_] * v_[k_] for k_ in range(4)) / 4),
+         "the weights' deviation is sum delta_j v_j / (i+1) (checked at i = 3)")
+    # u + gamma_{i+1} (1 + u) <= gamma_{i+2}: the difference is u^2 (i + 2) / ((1 - (i+1) u)(1 - (i+2) u)), which
+    # with u = (1 - k)/(i + 2), 0 < k < 1 (that is, 0 < (i + 2) u < 1) is (k - 1)^2 / (k (k (i + 1) + 1)) >= 0.
+    uu, k_ = sp.Symbol("u", positive=True), sp.Symbol("k", positive=True)
+    excess = gamma(i + 2, uu) - uu - gamma(i + 1, uu) * (1 + uu)
+    zero(excess - uu**2 * (i + 2) / ((1 - (i + 1) * uu) * (1 - (i + 2) * uu)), "the excess of gamma_(i+2)")
+    at_k = sp.factor(excess.subs(uu, (1 - k_) / (i + 2)))
+    zero(at_k - (k_ - 1) ** 2 / (k_ * (k_ * (i + 1) + 1)), "the excess at u = (1 - k)/(i + 2)")
+    require(bool(((k_ - 1) ** 2 / (k_ * (k_ * (i + 1) + 1))).is_nonnegative), "the excess is >= 0")
+
+
 def _sums(expr, i, D, named):
     """sum_{i=3}^{D} expr, expanded by linearity into the named sums."""
     return sp.factor_terms(sp.expand(sp.Sum(sp.expand(expr), (i, 3, D))).doit()).subs(named)

@@ -22,11 +22,13 @@ STATUS = {
     "gelu_bypass": ALL,
     "gelu_slope": ALL,
     "attention_selection": ALL,
+    "uniform_attention": ALL,
     "layer_norm_bypass": ALL,
     "layer_norm_division": ALL,
     # the compiled layers: the weights of the networks proofs/layers.py builds
     "layer_mov": SIZES,
     "layer_aff": SIZES,
+    "layer_avg": SIZES,
     "layer_mul": SIZES,
     "layer_div": SIZES,
     "layer_clears_dirty_rows": SIZES,

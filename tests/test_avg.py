@@ -1,6 +1,8 @@
 """The prefix-average instruction Avg at every level: the exact machine (numbers and symbols), the schedule, the
-compiled network."""
+compiled network, its certificate and the weight check, the export format, the runtimes, the measurement the
+documents quote."""
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -9,7 +11,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from construct import Avg, Bounds, Mov, Program, compile, run
+from construct import Avg, Bounds, Mov, Program, WeightsFileError, compile, run
 from construct.compiler import schedule
 from construct.instructions import Aff, Mul, from_data, to_data
 from construct.mechanisms.plan import UNIFORM, Forms
@@ -185,7 +187,8 @@ def test_a_plan_refuses_what_the_schedule_would_push():
 
 
 def _context(program):
-    from construct.compiler import constants, layout as layouts, targets
+    from construct.compiler import constants, targets
+    from construct.compiler import layout as layouts
 
     steps = schedule.unfused(program)
     target = targets.target("paper")
@@ -227,3 +230,190 @@ def test_compiled_layers_are_the_machine_within_their_declared_errors(nets, task
             got = net.trace(*task).register("pred")[-1, 0, x_columns(program.n)]
             want = program.predict(*task)
             assert np.max(np.abs(got - want)) < (1e-10 if dtype == np.float64 else 1e-3), (dtype, got - want)
+
+
+# -- the certificate --------------------------------------------------------------------------------------------------
+
+
+def test_every_answer_is_within_its_certified_bound(nets, tasks):
+    program = custom_program()
+    for dtype, net in nets.items():
+        for task in tasks[:6]:
+            got, bound = net.predict(*task, tolerance=None, return_bound=True)
+            error = np.abs(got - program.predict(*task))
+            assert np.all(error <= bound), (dtype, error, bound)
+            assert bound.max() < (1e-9 if dtype == np.float64 else 1e-2)  # a bound that says something
+
+
+def test_the_uniform_gap_covers_the_computed_weights_exactly():
+    from construct.transformer.forward import causal_softmax
+    from construct.transformer.rounding import uniform_gap
+
+    for dtype in (np.float64, np.float32):
+        T = 40
+        A = causal_softmax(np.zeros((T, T), dtype))  # the averaging head's weights, as the pass computes them
+        gap = uniform_gap(A)
+        u = float(np.finfo(dtype).eps) / 2
+        for i in range(T):
+            exact = [abs(Fraction(float(A[i, j])) - (Fraction(1, i + 1) if j <= i else 0)) for j in range(T)]
+            assert all(float(e) <= g for e, g in zip(exact, gap[i]))  # a bound
+            assert np.all(gap[i, : i + 1] <= 1.01 * u / (i + 1))  # the lemma's u/(i+1), as measured
+            assert np.all(gap[i, i + 1 :] == 0)
+        B = A.copy()
+        B[5, 2] += 1e-3
+        assert uniform_gap(B)[5, 2] >= 1e-3 * (1 - 1e-6)  # a weight off its 1/(i+1) is seen
+
+
+def test_selection_holds_an_averaging_head_to_uniform_weights():
+    from construct.transformer import forward, rounding
+
+    rng = np.random.default_rng(1)
+    T, dh, D = 9, 2, 3
+    V = rng.normal(size=(1, T, dh))
+    A = forward.causal_softmax(rng.normal(size=(1, T, T)) * 1e-4)  # near-uniform weights
+    parts = forward.LayerParts(A, V, *[None] * 11)
+    Wo = rng.normal(size=(dh, D))
+    bound = rounding.selection(Wo, parts, np.abs(V), np.zeros((1, T), int), np.array([True]))
+    exact_mean = np.cumsum(V[0], axis=0) / np.arange(1, T + 1)[:, None]
+    gap = np.abs((A[0] @ V[0] - exact_mean) @ Wo)
+    assert np.all(gap <= bound) and np.all(bound <= 20 * gap.max() + 1e-12)
+
+
+def _tampered(net, **arrays):
+    return dataclasses.replace(net, weights=dataclasses.replace(net.weights, **arrays))
+
+
+def test_an_averaging_head_with_nonzero_scores_is_refused(nets, tasks):
+    net = nets[np.float64]
+    if net.architecture != "paper":
+        pytest.skip("the GPT-2 weights are checked as the conversion of these")
+    l = next(k for k, mech in enumerate(net.mechanisms) if UNIFORM in mech.offsets)
+    h, u = net.mechanisms[l].offsets.index(UNIFORM), int(net.weights.order[l])
+    Wq, Wk = net.weights.Wq.copy(), net.weights.Wk.copy()
+    pos = net.layout.span("pos")[0]
+    Wq[u, h, pos, 0], Wk[u, h, pos, 0] = 1e-3, 1.0  # the scores favour later columns a little
+    with pytest.raises(ValueError, match=r"averaging head has nonzero query weights \(on rows \[\d+\]\)"):
+        _tampered(net, Wq=Wq, Wk=Wk).certify(*tasks[0])
+    _tampered(net, Wk=Wk).certify(*tasks[0])  # a key alone leaves every score 0
+
+
+def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(nets, tasks):
+    net = nets[np.float64]
+    if net.architecture != "paper":
+        pytest.skip("the GPT-2 weights are checked as the conversion of these")
+    program = custom_program()
+    l = next(k for k, mech in enumerate(net.mechanisms) if UNIFORM in mech.offsets)
+    h, u = net.mechanisms[l].offsets.index(UNIFORM), int(net.weights.order[l])
+    Wv = net.weights.Wv.copy()
+    Wv[u, h] *= 1 + 1e-6
+    broken = _tampered(net, Wv=Wv)
+    worst = 0.0
+    for task in tasks[:4]:
+        got, bound = broken.predict(*task, tolerance=None, return_bound=True)
+        error = np.abs(got - program.predict(*task))
+        assert np.all(error <= bound)
+        worst = max(worst, error.max())
+    assert worst > 1e-8  # the tampering made the answers wrong
+
+
+# -- the export format ------------------------------------------------------------------------------------------------
+
+
+def test_export_round_trip_in_version_3(nets, tasks, tmp_path):
+    from test_export import _members, _write
+
+    from construct import load, save
+
+    net = nets[np.float64]
+    if net.architecture != "paper":
+        pytest.skip("the npz format holds the paper's layer; the GPT-2 network is tested with the runtimes")
+    path = save(net, tmp_path / "avg.npz")
+    manifest, arrays = _members(path)
+    assert manifest["version"] == 3 and {"kind": "avg", "src": "t", "dst": "mx"} in manifest["program"]["instructions"]
+    got = load(path)
+    for name, a in net.weights.arrays().items():
+        assert np.array_equal(getattr(got.weights, name), a), name
+    assert np.array_equal(got.predict(*tasks[0], tolerance=None), net.predict(*tasks[0], tolerance=None))
+    manifest["version"] = 2  # version 2 has no averaging head
+    _write(path, manifest, arrays)
+    with pytest.raises(WeightsFileError, match="has avg instructions, which format version 2 does not hold"):
+        load(path)
+
+
+def test_a_program_without_avg_is_still_written_and_read_as_version_2(tmp_path):
+    from test_export import _members, _write
+
+    from construct import load, programs, save
+
+    program = programs.sgd(2, 2, 0.1, 0.5)
+    net = compile(program, x_max=1.0, y_max=1.0)
+    path = save(net, tmp_path / "sgd.npz")
+    manifest, arrays = _members(path)
+    assert manifest["version"] == 2
+    load(path)
+    manifest["version"] = 3  # the writer's choice is the lowest version that holds the program
+    _write(path, manifest, arrays)
+    with pytest.raises(WeightsFileError, match="version is 3; the network its program and domain describe has 2"):
+        load(path)
+
+
+# -- the runtimes -----------------------------------------------------------------------------------------------------
+
+
+def test_hugging_face_and_transformer_lens_run_the_averaging_head(nets, tasks, tmp_path):
+    """The GPT-2 network with averaging heads, saved and loaded by Hugging Face (eager and sdpa attention) and
+    built in TransformerLens, answers as the exact machine does."""
+    net = nets[np.float64]
+    if net.architecture != "gpt2":
+        pytest.skip("the runtimes run GPT-2 blocks")
+    hf, tl = pytest.importorskip("construct.hf"), pytest.importorskip("construct.tl")
+    program = custom_program()
+    folder = hf.save_pretrained(net, tmp_path / "avg")
+    models = {impl: hf.from_pretrained(folder, attn_implementation=impl) for impl in ("eager", "sdpa")}
+    lens = tl.to_transformer_lens(net)
+    for task in tasks[:3]:
+        want = program.predict(*task)
+        numpy_pass, bound = net.predict(*task, tolerance=None, return_bound=True)
+        assert np.all(np.abs(numpy_pass - want) <= bound)
+        answers = {impl: hf.predict(model, *task, tolerance=None) for impl, model in models.items()}
+        answers["transformer_lens"] = tl.predict(lens, net, *task, tolerance=None)
+        for name, got in answers.items():
+            assert np.all(np.abs(got - want) <= 1e-10), (name, np.abs(got - want).max())
+            assert np.all(np.abs(got - numpy_pass) <= 1e-10), name
+
+
+# -- the measurement and the document that quotes it ------------------------------------------------------------------
+
+
+def test_the_construction_document_quotes_the_averaging_measurement():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = json.loads((root / "construct" / "results" / "averaging.json").read_text())
+    text = " ".join((root / "docs" / "CONSTRUCTION.md").read_text().split())
+    assert result["command"] == "python -m construct.cli.averaging --out construct/results/averaging.json"
+    head, net = result["head"], result["network"]
+    quoted = (f"{result['tokens']:,} columns (`python -m construct.cli.averaging`, `construct/results/averaging.json`): "
+              f"the head's error on `v ~ N(0, 1)` against the exact rational mean is "
+              f"{head['float64']['relative_error']:.1e} of `mean|v|` in float64 and "
+              f"{head['float32']['relative_error']:.1e} in float32 (the lemma's bound at i = {result['tokens'] - 1:,}: "
+              f"{head['float64']['lemma_bound']:.1e} and {head['float32']['lemma_bound']:.1e}); `avg` compiled for "
+              f"n = {(result['tokens'] - 1) // 2} answers within {net['float64']['error']:.1e} (float64) and "
+              f"{net['float32']['error']:.1e} (float32) of the exact mean of `|x| <= {result['box']:g}` inputs, "
+              f"certified to {net['float64']['bound']:.1e} and {net['float32']['bound']:.1e}.")
+    assert quoted in text
+    for dtype in ("float64", "float32"):  # what the file says holds: measured below the lemma, errors below bounds
+        assert 0 < head[dtype]["relative_error"] <= head[dtype]["lemma_bound"]
+        assert net[dtype]["error"] <= net[dtype]["bound"]
+
+
+def test_the_averaging_measurement_at_a_small_size(monkeypatch):
+    from construct.cli import averaging
+
+    monkeypatch.setattr(averaging, "TOKENS", 65)
+    for dtype in (np.float64, np.float32):
+        head = averaging.head(dtype)
+        assert 0 < head["relative_error"] <= head["lemma_bound"]
+        net = averaging.network(dtype)
+        assert net["error"] <= net["bound"] < (1e-12 if dtype == np.float64 else 1e-4)

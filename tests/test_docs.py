@@ -47,7 +47,7 @@ def test_the_construction_document_states_the_papers_definition_lemmas_and_theor
     assert [name for name, _ in named] == ["Definition 1", *(f"Lemma {k}" for k in range(1, 9)), "Theorem 1",
                                           "Theorem 2"]
     raw = section(CONSTRUCTION.read_text(), "## 4. The RAW instructions")
-    assert re.search(r"^\| RAW step \| `mov` \| `aff` \| `mul` \| `div` \|$", raw, flags=re.M), "no RAW table"
+    assert re.search(r"^\| RAW step \| `mov` \| `aff` \| `avg` \| `mul` \| `div` \|$", raw, flags=re.M), "no RAW table"
     for step in ("read (attention)", "elementwise operation", "write (linear)"):
         assert f"| {step} |" in raw
 

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from construct import Aff, Bounds, Div, FloatRangeError, Mov, Mul, Program, compile, programs, reference
+from construct import Aff, Avg, Bounds, Div, FloatRangeError, Mov, Mul, Program, compile, programs, reference
 from construct.compiler import estimate, schedule
 from construct.raw.prompt import input_registers
 from construct.raw.registers import Layout, Register
@@ -57,13 +57,15 @@ def _random_program(draw):
     layout = Layout(input_registers(2) + [Register(n, (1,)) for n in scalars] + [Register(n, (2,)) for n in vectors]
                     + [Register("pred", (1,))])
     rng = np.random.default_rng(draw(st.integers(0, 2**31)))
-    kinds = draw(st.lists(st.sampled_from(["mov", "aff", "mul", "div"]), min_size=2, max_size=14))
+    kinds = draw(st.lists(st.sampled_from(["mov", "aff", "avg", "mul", "div"]), min_size=2, max_size=14))
     instructions = [Aff(v, (("x_in", rng.normal(size=(2, 2))),), bias=rng.normal(size=2)) for v in vectors]
     instructions += [Aff(s, (("y_in", float(rng.normal())),), bias=3.0 + rng.random()) for s in scalars]
     for kind in kinds:
         v, w, s, t = rng.choice(vectors), rng.choice(vectors), rng.choice(scalars), rng.choice(scalars)
         if kind == "mov":
             instructions.append(Mov(*((v, w) if rng.random() < 0.6 else (s, t)), int(rng.integers(0, 3))))
+        elif kind == "avg":
+            instructions.append(Avg(*((v, w) if rng.random() < 0.6 else (s, t))))
         elif kind == "aff":
             instructions.append(Aff(v, ((w, rng.normal(size=(2, 2))), (v, float(rng.normal()))), bias=rng.normal(2)))
         elif kind == "mul":
@@ -155,7 +157,7 @@ def test_an_operand_a_later_instruction_of_the_mlp_overwrites_is_read_first(kind
 @settings(max_examples=30, deadline=None)
 @given(st.data())
 def test_random_programs_fuse_into_uniform_mlps_that_compute_the_machine(data):
-    """Random programs of Mov, Aff, Mul and Div (``_random_program``): every MLP of the fused schedule holds muls
+    """Random programs of Mov, Aff, Avg, Mul and Div (``_random_program``): every MLP of the fused schedule holds muls
     only or divs by one divisor only, and the compiled network is the exact machine, layer by layer, within the
     compiler's declared errors. A program whose values leave float64 or whose divisor reaches 0 on the tasks has
     no domain to compile for: skipped."""

@@ -15,7 +15,7 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
 * **Propagation** uses the instruction's exact semantics on the computed
   state, each kind's own rules (``propagate``, ``second_order``,
   ``pullback``, ``machine_rounding`` in ``construct.instructions``):
-  linear instructions (mov, aff) move or combine errors exactly; a product
+  linear instructions (mov, aff, avg) move or combine errors exactly; a product
   ``C = A B`` has ``|dC| <= |A| |dB| + |dA| (|B| + |dB|)``; a division
   ``n / |d|`` has ``|d(n/|d|)| <= (|dn| + |n| |dd| / |d|) / (|d| - |dd|)``
   (infinite when ``|dd| >= |d|``).
@@ -24,9 +24,9 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   there), plus how far the layer in exact arithmetic, with the pass's
   softmax weights ``A`` and layer norm's ``sigma`` and ``mean``, is from the
   instruction. That second part is the lemmas', evaluated at this run's
-  values: the attention weights' distance from one-hot
-  (``rounding.selection``, and what the target's attention does otherwise:
-  ``targets``); and each MLP mechanism's ``local_error`` (the product's in
+  values: the attention weights' distance from one-hot, or from the
+  uniform ``1/(i+1)`` for an averaging head (``rounding.selection``, and
+  what the target's attention does otherwise: ``targets``); and each MLP mechanism's ``local_error`` (the product's in
   ``instructions.mul``: ``|kappa^2 - 1| |a b|`` with ``kappa = N sqrt(2/D)
   / sigma`` layer norm's actual scale, the Richardson truncation of lemma
   ``gelu_product_bound`` at the scaled operands' actual size, and the
@@ -54,7 +54,7 @@ from functools import cached_property
 import numpy as np
 
 from ..instructions import MLP
-from ..mechanisms.plan import ZERO
+from ..mechanisms.plan import UNIFORM, ZERO
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
 from . import verify
@@ -69,7 +69,7 @@ class CertificateError(DomainError):
 class LayerMechanism:
     """What the certificate needs to know about one layer: each head's offset, and what the MLP computes."""
 
-    offsets: tuple[int, int]  # (source head, self head): the token read is max(i - offset, 0)
+    offsets: tuple[int, ...]  # per head: the token read is max(i - offset, 0); UNIFORM: the mean over 0..i
     mlp: tuple  # one mechanism per MLP instruction (``instructions.ProductMechanism``, ``DivisionMechanism``)
     ln_scale: float
     attention_scale: float | None = None  # GPT-2 target: the scale its layer norm before attention divides by
@@ -228,8 +228,9 @@ class Certifier:
         """
         u = int(self.w.order[l])
         T = H.shape[0]
-        chosen = np.stack([np.maximum(np.arange(T) - offset, 0) for offset in mech.offsets])
-        attention_error = self.passes.attention_error(l, H, parts, mech, chosen)
+        uniform = np.array([offset == UNIFORM for offset in mech.offsets])  # the averaging heads: no one column
+        chosen = np.stack([np.maximum(np.arange(T) - max(offset, 0), 0) for offset in mech.offsets])
+        attention_error = self.passes.attention_error(l, H, parts, mech, chosen, uniform)
         check, reads = self._checks[l]
         attention_error[:, : self.width] += check.error(H)  # weights that differ from the instructions
         for mapping in reads:  # what the MLP reads, against the operand entries its instructions mean

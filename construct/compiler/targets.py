@@ -73,7 +73,7 @@ import math
 import numpy as np
 
 from ..mechanisms import scales
-from ..mechanisms.plan import LN1_NEG, LN1_POS, LN_NEG, LN_POS, WIDTH_PAD, ZERO, DIV_POS
+from ..mechanisms.plan import LN1_NEG, LN1_POS, LN_NEG, LN_POS, WIDTH_PAD, ZERO, DIV_POS, prefix_mean
 from ..raw.registers import Register
 from ..transformer import forward, rounding
 from ..transformer import gpt2 as gpt2_pass
@@ -329,11 +329,13 @@ class PaperPass:
     def layer_parts(self, l: int, H: np.ndarray):
         return forward.layer_parts(self.w, self.w.order[l], H)
 
-    def attention_error(self, l: int, H: np.ndarray, parts, mech, chosen: np.ndarray) -> np.ndarray:
-        """The attention's rounding and its selection error (the weights against one-hot)."""
+    def attention_error(self, l: int, H: np.ndarray, parts, mech, chosen: np.ndarray,
+                        uniform: np.ndarray) -> np.ndarray:
+        """The attention's rounding and its selection error (the weights against one-hot, or against ``1/(i+1)``
+        for the averaging heads, ``uniform``)."""
         u = int(self.w.order[l])
         att = rounding.attention(self.w, u, H, parts)
-        return att.rounding + rounding.selection(self.w.Wo[u], parts, att.values, chosen)
+        return att.rounding + rounding.selection(self.w.Wo[u], parts, att.values, chosen, uniform)
 
     def readout(self, H: np.ndarray, columns, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The read-out is the state's entry ``pred``, exactly."""
@@ -354,12 +356,15 @@ class GPT2Pass:
     def layer_parts(self, l: int, H: np.ndarray):
         return gpt2_pass.layer_parts(self.g, l, H)
 
-    def attention_error(self, l: int, H: np.ndarray, parts, mech, chosen: np.ndarray) -> np.ndarray:
+    def attention_error(self, l: int, H: np.ndarray, parts, mech, chosen: np.ndarray,
+                        uniform: np.ndarray) -> np.ndarray:
         """A GPT-2 block's attention against the paper's ideal ``X* = H + sum_h (H Wv_h)[c_h] Wo_h + bo``
         (point 1): its rounding, its selection, and LN_1's gap. Head h's value at the selected column c
         is ``V'_c = kappa_c (H_c Wv_h) - mu_c delta_h / sigma_c`` (exactly, for the pass's ``mu``, ``sigma``;
         ``kappa = s / sigma``, ``delta_h`` the value columns' sums), so ``|V'_c - H_c Wv_h| <= |V'_c| |1 -
-        sigma_c / s| + |mu_c| |delta_h| / s``."""
+        sigma_c / s| + |mu_c| |delta_h| / s``. An averaging head (``uniform``) is held to the mean of
+        ``H_j Wv_h`` over j <= i: its gap is the mean of the columns' gaps (the selection term takes its weights
+        against ``1/(i+1)``)."""
         g = self.g
         T = H.shape[0]
         att = gpt2_pass.attention_rounding(g, l, H, parts)
@@ -370,8 +375,10 @@ class GPT2Pass:
         scaled = (np.abs(1 - sigma / s) + 2 * u)[None, :, None] * att.values \
             + mean[None, :, None] * self._value_sums[l][:, None, :] / s * (1 + 2 * u)  # (m, T, dh) at each column
         gap = scaled[np.arange(g.n_head)[:, None], chosen]  # at the selected column
+        for h in np.flatnonzero(uniform):  # the mean over columns 0..i, its running sum rounded upward
+            gap[h] = prefix_mean(scaled[h], axis=0) * (1 + rounding.gamma(T + 1, u))
         norm = (gap.transpose(1, 0, 2).reshape(T, -1) @ np.abs(Wo)) * rounding.SAFETY[H.dtype]
-        return att.rounding + rounding.selection(Wo, parts, att.values, chosen) + norm
+        return att.rounding + rounding.selection(Wo, parts, att.values, chosen, uniform) + norm
 
     def readout(self, H: np.ndarray, columns, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``s_f`` times the final layer norm's ``pred`` minus its ``zero`` (point 3), in exact arithmetic

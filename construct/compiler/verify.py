@@ -22,7 +22,10 @@ trusting it:
   [o = 0] I) - E[o]`` on every program row, and the bias's, then bound the
   error a run can suffer: ``sum_{o, r} (|Delta[o]_{r w}| + slack_{r w})
   |H[i - o, r]|`` on row w at column i. For the compiler's own networks the
-  differences are 0 (or a rounding of a composed coefficient).
+  differences are 0 (or a rounding of a composed coefficient). An averaging
+  head (``instructions.avg``) is the offset ``UNIFORM``, its ``H[i - o]``
+  the mean of ``H`` over columns 0..i; its query or key weights must be
+  zero (scores 0), else the layer is refused.
 * **What the MLP reads.** A product or a division reads its operands from
   rows of the state after attention (a scratch copy where the instruction
   overwrites them). Each such row's attention map is held to the map of the
@@ -41,6 +44,7 @@ from functools import cached_property
 import numpy as np
 
 from ..instructions import ATTENTION
+from ..mechanisms.plan import UNIFORM, prefix_mean, read_at
 from ..transformer.rounding import gamma
 
 
@@ -64,7 +68,7 @@ class AttentionCheck:
         out = np.broadcast_to(self.bias, (T, len(self.bias))).copy()
         absH = np.abs(H)
         for o, (rows, cols, block) in self._sparse.items():
-            out[:, cols] += absH[np.maximum(np.arange(T) - o, 0)][:, rows] @ block
+            out[:, cols] += seen(absH[:, rows], o) @ block
         return out
 
     @cached_property
@@ -95,26 +99,41 @@ class AttentionCheck:
                 gap[:P] += self.slack[o][:, meant]
                 nonzero = np.flatnonzero(gap)
                 if nonzero.size:
-                    total += absH[np.maximum(np.arange(T) - o, 0)][:, nonzero] @ gap[nonzero]
+                    total += seen(absH[:, nonzero], o) @ gap[nonzero]
             out[row] = total
         return out
+
+
+def seen(absH: np.ndarray, offset: int) -> np.ndarray:
+    """``|H|`` (T, rows) as the head reading at ``offset`` sees it: the column ``max(i - offset, 0)``, or for the
+    averaging head the mean of ``|H|`` over columns 0..i, rounded upward (its running sum: ``1 + gamma_T``)."""
+    if offset != UNIFORM:
+        return read_at(absH, offset, axis=0)
+    T = absH.shape[0]
+    return prefix_mean(absH, axis=0) * (1 + gamma(T + 1, float(np.finfo(absH.dtype).eps) / 2))
 
 
 def attention_check(w, stored: int, offsets: tuple[int, ...], instructions, layout, width: int) -> AttentionCheck:
     """``AttentionCheck`` of stored layer ``stored`` (heads reading at ``offsets``) against ``instructions`` (the
     layer's, attention ones first), on the program's ``width`` rows of ``layout``. The rows the layer's MLP
     writes are left out: attention clears them for the MLP, whose mechanism bounds them against the
-    instruction from its operands alone."""
+    instruction from its operands alone. An averaging head (offset ``UNIFORM``) must have zero query or zero key
+    weights (its scores 0, ``instructions.avg``), else ValueError."""
     attention = [ins for ins in instructions if ins.phase == ATTENTION]
     mlp_rows = [r for ins in instructions if ins.phase != ATTENTION for r in range(*layout.span(ins.writes))]
     D, dh = w.width, w.head_size
     weights: dict[int, np.ndarray] = {}
     for h, o in enumerate(offsets):
+        if o == UNIFORM and np.any(w.Wq[stored, h]) and np.any(w.Wk[stored, h]):
+            rows = np.flatnonzero(np.any(w.Wq[stored, h] != 0, axis=1))
+            raise ValueError(f"stored layer {stored}, head {h}: the averaging head has nonzero query weights (on rows "
+                             f"{rows.tolist()}) and key weights, so its scores are not 0 and its weights not "
+                             "1/(i+1); the certificate does not apply")
         M = w.Wv[stored, h].astype(np.float64) @ w.Wo[stored, h * dh:(h + 1) * dh].astype(np.float64)
         weights[o] = weights.get(o, np.zeros((D, D))) + M
     weights.setdefault(0, np.zeros((D, D)))
     weights[0] = weights[0] + np.eye(D)  # the residual
-    expected, bias, slack = _instructions_map(attention, layout, width, max(weights))
+    expected, bias, slack = _instructions_map(attention, layout, width, max(weights), UNIFORM in weights)
     deviation = {}
     for o in set(weights) | set(expected):
         got = weights.get(o, np.zeros((D, D)))[:, :width]
@@ -134,29 +153,43 @@ def attention_check(w, stored: int, offsets: tuple[int, ...], instructions, layo
     return AttentionCheck(tuple(offsets), deviation, bias_gap, expected, slack, full)
 
 
-def _instructions_map(attention: list, layout, width: int, heads_reach: int):
+def _instructions_map(attention: list, layout, width: int, heads_reach: int, averaging: bool):
     """The attention instructions' map on the program rows, per column offset: ``E[o][r, w]`` (the new value of
-    row w at column i gains ``E[o][r, w] h[i - o, r]``), the constant part, and slack bounds on the float64
-    composition's rounding (run once more with every coefficient's magnitude, scaled by ``gamma_k``)."""
-    reach = max(heads_reach, sum(ins.offset for ins in attention))
-    T = reach + 1
-    column = reach  # far enough from column 0 that no offset up to ``reach`` is clamped
-    probes = width * T
+    row w at column i gains ``E[o][r, w] h[i - o, r]``, or for ``o = UNIFORM`` ``E[o][r, w]`` times the mean of
+    ``h[., r]`` over columns 0..i), the constant part, and slack bounds on the float64 composition's rounding
+    (run once more with every coefficient's magnitude, scaled by ``gamma_k``).
 
-    def run(instructions) -> tuple[np.ndarray, np.ndarray]:
-        H = np.zeros((width, T, probes + 1))
-        for o in range(T):
-            H[np.arange(width), column - o, o * width + np.arange(width)] = 1.0
+    The probes are read at a column ``c`` with ``c + 1`` a power of two beyond every offset, so that column 0
+    is no selecting head's: a probe ``+1`` at column ``c - o`` and ``-1`` at column 0 reaches the head of offset
+    o alone (its mean is exactly 0), and ``+1`` at column 0 the averaging head alone, whose exact ``1/(c+1)``
+    is undone exactly. A mean sums the probe's ``c + 1`` columns: the slack counts them when the layer has an
+    averaging head (``averaging``) or its instructions average."""
+    reach = max(heads_reach, sum(ins.offset for ins in attention))
+    column = 2 ** (reach + 1).bit_length() - 1  # >= reach + 1
+    T = column + 1
+    offsets = list(range(reach + 1)) + [UNIFORM]
+
+    def run(instructions, sign: float) -> tuple[np.ndarray, np.ndarray]:
+        H = np.zeros((width, T, len(offsets) * width + 1))
+        for k, o in enumerate(offsets):
+            probes = k * width + np.arange(width)
+            if o != UNIFORM:
+                H[np.arange(width), column - o, probes] = 1.0
+            H[np.arange(width), 0, probes] = sign if o != UNIFORM else 1.0
         for ins in instructions:
             H = ins.apply(H, layout)
         out = H[:, column]  # (written rows, probes + the zero probe)
         constant = out[:, -1]
         linear = out[:, :-1] - constant[:, None]
-        return {o: linear[:, o * width:(o + 1) * width].T for o in range(T)}, constant
+        maps = {o: linear[:, k * width:(k + 1) * width].T for k, o in enumerate(offsets)}
+        maps[UNIFORM] = maps[UNIFORM] * T
+        return maps, constant
 
-    maps, constant = run(attention)
-    magnitudes, constant_size = run([ins.magnitude() for ins in attention])
-    g = gamma(1 + sum(ins.fan_in for ins in attention), float(np.finfo(np.float64).eps) / 2)
-    slack = {o: g * m for o, m in magnitudes.items()}
+    maps, constant = run(attention, -1.0)
+    magnitudes, constant_size = run([ins.magnitude() for ins in attention], 1.0)  # no cancellation
+    averages = averaging or np.any(maps[UNIFORM])
+    g = gamma(1 + sum(ins.fan_in for ins in attention) + (T if averages else 0), float(np.finfo(np.float64).eps) / 2)
+    # a mean sums the constant part with the probe, so its rounding reaches the probe's value too
+    slack = {o: g * (m + constant_size[None, :]) if averages else g * m for o, m in magnitudes.items()}
     expected = {o: m for o, m in maps.items() if np.any(m) or o == 0}
     return expected, (constant, g * constant_size), {o: slack[o] for o in expected}

@@ -12,6 +12,10 @@ wrong with a file (damaged, hostile or oversized archives, other versions,
 older compiler revisions) is refused with a ``WeightsFileError`` naming
 the part; what the library itself gets wrong surfaces as it is.
 
+Version 3 is version 2 with the ``avg`` instruction (an averaging head):
+``save`` writes version 3 for a program with one, version 2 otherwise, and
+a file must be in the version its program needs (``spec.version_for``).
+
 Version 1 (compiler revisions 1 to 3) had no ``order``: one layer per
 instruction, every layer stored. Such a file loads if its arrays are, bit
 for bit, today's network compiled with ``fuse=False`` and untied (the
@@ -45,8 +49,8 @@ from ..compiler.size import DEFAULT_MAX_BYTES, SizeError
 from ..instructions import from_data
 from ..raw.program import Program
 from ..raw.registers import Layout, Register
-from .spec import (ARRAY_MEANINGS, DEFLATE_RATIO, EARLIER_MEANINGS, FORMAT, MANIFEST, MAX_HEADER_BYTES,
-                   MAX_MANIFEST_BYTES, OLD_REVISIONS, OLD_VERSION, VERSION, array_dtype, sha256)
+from .spec import (ARRAY_MEANINGS, DEFLATE_RATIO, EARLIER_MEANINGS, FORMAT, KIND_VERSIONS, MANIFEST,
+                   MAX_HEADER_BYTES, MAX_MANIFEST_BYTES, OLD_REVISIONS, OLD_VERSION, VERSION, array_dtype, sha256)
 from .writer import CONSTRUCTORS, manifest
 
 
@@ -93,6 +97,7 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
                      "width": declared["readout"][0], "stored": stored,
                      "depth": declared["order"][0] if "order" in declared else stored}  # version 1: all stored
             program, bounds, constants = rebuild_inputs(path, stated, dtype, sizes)
+            _require_kinds(path, stated["version"], program)
             fuse = False if old else stated["compiler"].get("fused") if isinstance(stated.get("compiler"), dict) \
                 else None
             if not isinstance(fuse, bool):
@@ -126,6 +131,14 @@ def load(path, max_bytes: float | None = DEFAULT_MAX_BYTES) -> CompiledNetwork:
         return _version_1(path, net, arrays, stated)
     _require_same(path, net, arrays, stated)
     return net
+
+
+def _require_kinds(path: Path, version, program: Program) -> None:
+    """A file holds only the instruction kinds its format version has (``spec.KIND_VERSIONS``: avg from 3)."""
+    for kind in sorted({ins.kind for ins in program.instructions}):
+        if KIND_VERSIONS.get(kind, OLD_VERSION) > version:
+            raise WeightsFileError(f"{path}: the program has {kind} instructions, which format version {version} does "
+                                   f"not hold (version {KIND_VERSIONS[kind]} adds them); the manifest is inconsistent")
 
 
 def _version_1(path: Path, net: CompiledNetwork, arrays: dict[str, np.ndarray], stated: dict) -> CompiledNetwork:
@@ -226,9 +239,9 @@ def _read_manifest(path: Path, archive: zipfile.ZipFile, members: dict) -> dict:
         raise WeightsFileError(f"{path}: {MANIFEST} does not declare format {FORMAT!r}")
     if "version" not in stated:
         raise WeightsFileError(f"{path}: {MANIFEST} has no format version")
-    if not (_same(stated["version"], VERSION) or _same(stated["version"], OLD_VERSION)):
+    if not any(_same(stated["version"], v) for v in range(OLD_VERSION, VERSION + 1)):
         raise WeightsFileError(f"{path}: format version {stated['version']!r} is not supported "
-                               f"(this library reads versions {OLD_VERSION} and {VERSION}); re-export it from its "
+                               f"(this library reads versions {OLD_VERSION} to {VERSION}); re-export it from its "
                                "program and domain: construct.save(construct.compile(program, bounds), path), "
                                "or icl-construct export")
     revision = stated.get("compiler", {"revision": 1})

@@ -1,4 +1,4 @@
-"""The npz weights format, version 2: its names, limits and the meaning of every array and manifest text.
+"""The npz weights format, versions 2 and 3: its names, limits and the meaning of every array and manifest text.
 
 ``docs/EXPORT.md`` is the specification, written for a reader in any
 language; this module is what of it the writer (``writer``) and the loader
@@ -14,8 +14,15 @@ import hashlib
 
 import numpy as np
 
-FORMAT, VERSION, MANIFEST = "icl-construct weights", 2, "manifest.json"
-OLD_VERSION, OLD_REVISIONS = 1, (1, 2, 3)  # the previous format, and the compiler revisions that wrote it
+FORMAT, VERSION, MANIFEST = "icl-construct weights", 3, "manifest.json"
+OLD_VERSION, OLD_REVISIONS = 1, (1, 2, 3)  # the format without ``order``, and the compiler revisions that wrote it
+KIND_VERSIONS = {"avg": 3}  # the version that first holds each instruction kind; the others are in every version
+
+
+def version_for(kinds) -> int:
+    """The format version a file of a program with these instruction kinds is written in: the lowest that holds
+    them all (2, or 3 with an averaging head), so that a reader of version 2 reads every file it can."""
+    return max([VERSION - 1] + [KIND_VERSIONS.get(kind, VERSION - 1) for kind in kinds])
 
 # The layer exactly as transformer/weights.py's docstring states it (a test keeps them equal), then what it leaves
 # implicit.

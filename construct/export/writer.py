@@ -24,8 +24,8 @@ from ..instructions import to_data
 from ..raw.program import Program
 from ..raw.prompt import x_columns
 from ..transformer.weights import Weights
-from .spec import (ARRAY_MEANINGS, COMPILER_NOTE, EQUATIONS, FORMAT, MANIFEST, READOUT_MEANING, TOKENS, VERSION,
-                   little_endian, sha256)
+from .spec import (ARRAY_MEANINGS, COMPILER_NOTE, EQUATIONS, FORMAT, MANIFEST, READOUT_MEANING, TOKENS,
+                   little_endian, sha256, version_for)
 
 # The programs a manifest names by "source": "construct.programs", as (d, n, params) -> Program.
 CONSTRUCTORS = {name: (lambda algorithm: lambda d, n, p: algorithm.program(d, n, **p))(algorithm)
@@ -77,7 +77,7 @@ def manifest(net: CompiledNetwork) -> dict:
     own = set(program.layout.names)
     return {
         "format": FORMAT,
-        "version": VERSION,
+        "version": version_for({ins.kind for ins in program.instructions}),
         "compiler": {**compiler_entry(net), "note": COMPILER_NOTE},
         "equations": list(EQUATIONS),
         "dtype": str(w.dtype),

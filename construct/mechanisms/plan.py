@@ -13,7 +13,8 @@ Conventions shared by every kind:
 
 * a head attends to one column, ``i - offset`` (Lemma: attention selection,
   one-hot up to ``scales.attention_leak``); offset 0 is the *self* head, and
-  a layer has one head per offset its instructions read;
+  a layer has one head per offset its instructions read; the averaging head
+  (offset key ``UNIFORM``, ``instructions.avg``) weighs columns 0..i alike;
 * the attention phase is a set of **linear forms** (``Forms``): each row it
   writes gets ``sum over (offset, row r) of coef * h[r] at column i -
   offset``, plus a bias. Instructions compose in program order: one reading
@@ -107,10 +108,9 @@ class LayerPlan:
     def apply(self, H: np.ndarray, zero: int, ln_eps: float) -> np.ndarray:
         """The plan run on its own on a state ``H`` (rows x tokens, rows as the layout places them), in float64:
         each head selects its column ``max(i - offset, 0)`` exactly (the ideal of attention selection, before
-        any leak), the MLP runs its units through the real layer norm (``ln_scale`` undoing it, the row ``zero``
+        any leak), the averaging head takes the exact mean over columns 0..i, the MLP runs its units through the real layer norm (``ln_scale`` undoing it, the row ``zero``
         compensating each unit's weights, as assembly writes them). What it leaves is the mechanisms' own
         error: what a unit test of one layer measures, with no dense weights involved."""
-        D, T = H.shape
         X = H.copy()
         for offset, writes in self.heads.items():
             source = read_at(H, offset, axis=1)
@@ -168,7 +168,8 @@ class Forms:
     """The attention phase's linear forms: each row's value after attention, in terms of the layer's input.
 
     A form maps ``(offset, row)`` to a coefficient: the value is
-    ``sum coef * h[row] at column max(i - offset, 0)``; ``bias`` holds the
+    ``sum coef * h[row] at column max(i - offset, 0)`` (for ``UNIFORM``: the
+    mean of ``h[row]`` over columns 0..i); ``bias`` holds the
     constant part. A row no instruction has written is its own input value.
     """
 

@@ -175,17 +175,23 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     return AttentionBound(rounding, values)
 
 
-def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
-    """Bound |X' - X*| (T, D), X* = H + sum_h V_h[chosen_h] Wo_h + bo: each head's weights against one-hot
-    (``Wo`` the layer's output projection, ``(m*dh, D)``).
+def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.ndarray,
+              uniform: np.ndarray | None = None) -> np.ndarray:
+    """Bound |X' - X*| (T, D), X* = H + sum_h (the head's target weights applied to V_h) Wo_h + bo: each head's
+    weights against its target (``Wo`` the layer's output projection, ``(m*dh, D)``).
 
-    ``chosen`` (m, T) is the token each head is meant to read at each
-    position. Row i of head h is off by ``(1 - A[i, c]) |V_c| + sum_{j != c}
-    A[i, j] |V_j|`` with ``c = chosen[h, i]``; both terms are sums of
-    nonnegative numbers, computed without cancellation.
+    A head's target is one-hot on ``chosen[h, i]`` (``chosen`` (m, T), the
+    token each head is meant to read at each position), or, where
+    ``uniform[h]``, the weights ``1/(i+1)`` on tokens 0..i (``chosen[h]`` is
+    then not read). Row i of a selecting head is off by ``(1 - A[i, c])
+    |V_c| + sum_{j != c} A[i, j] |V_j|`` with ``c = chosen[h, i]``; of a
+    uniform one by ``sum_j |A[i, j] - [j <= i]/(i+1)| |V_j|``
+    (``uniform_gap``). All are sums of nonnegative numbers, computed without
+    cancellation.
     """
     u = unit_roundoff(values.dtype)
     m, T, _ = parts.A.shape
+    uniform = np.zeros(m, bool) if uniform is None else np.asarray(uniform, bool)
     rows = np.arange(T)
     off = parts.A.copy()
     on = np.empty((m, T), dtype=off.dtype)
@@ -194,7 +200,24 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
         off[h, rows, chosen[h]] = 0.0
     missing = (1 - on + u)[:, :, None] * values[np.arange(m)[:, None], chosen]  # (m, T, dh)
     per_head = missing + off @ values
+    for h in np.flatnonzero(uniform):
+        per_head[h] = uniform_gap(parts.A[h]) @ values[h]
     return (per_head.transpose(1, 0, 2).reshape(T, -1) @ np.abs(Wo)) * SAFETY[values.dtype]
+
+
+def uniform_gap(A: np.ndarray) -> np.ndarray:
+    """An upper bound on ``|A[i, j] - [j <= i]/(i+1)|`` (T, T) for computed weights ``A``, without rounding
+    ``1/(i+1)``: with ``p + e = (i+1) A[i, j]`` exactly (TwoProduct; ``i + 1`` is a float),
+    ``|A[i, j] - 1/(i+1)| = |(p - 1) + e| / (i+1)``, evaluated with three roundings (the subtraction's, undone
+    by ``1/(1 - u)``, the sum's and the division's: ``1 + 6u`` upward) and ``tiny`` for underflow; above the diagonal the target is 0 and the gap ``|A[i, j]|``. For the averaging
+    head's weights ``fl(1/(i+1))`` this is at most ``u/(i+1)`` (``instructions.avg``)."""
+    dtype = A.dtype
+    u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
+    T = A.shape[-1]
+    counts = np.arange(1, T + 1, dtype=dtype)[:, None]
+    p, e = _two_product(A, np.broadcast_to(counts, A.shape))
+    gap = (np.abs(p - 1) + np.abs(e)) / counts * (1 + 6 * u) + tiny
+    return np.where(np.tril(np.ones((T, T), dtype=bool)), gap, np.abs(A))
 
 
 @dataclass(frozen=True, eq=False)
