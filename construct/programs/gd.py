@@ -114,7 +114,7 @@ ALGORITHM = register(Algorithm(
     name="gd", summary="batch gradient descent, T steps on every prefix's ridge objective, a prediction at every "
                        "prefix in depth independent of n",
     build=gd,
-    parameters=(Parameter("alpha", 0.05, "the step size on the objective (1/k)(|X w - y|^2 + lam |w|^2)",
+    parameters=(Parameter("alpha", 0.01, "the step size on the objective (1/k)(|X w - y|^2 + lam |w|^2)",
                           units=(-2, 0)),
                 Parameter("lam", 0.1, "the ridge penalty (> 0)", units=(2, 0)),
                 Parameter("steps", 10, "the gradient steps T (depth T + 1)")),
