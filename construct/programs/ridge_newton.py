@@ -213,10 +213,10 @@ ALGORITHM = register(Algorithm(
             "prefix in depth independent of n",
     build=ridge_newton,
     parameters=(Parameter("lam", 0.1, "the ridge penalty (> 0)", units=(2, 0)),
-                Parameter("x_norm", None, "the bound on |x|_2 the program is built for (its constant c; "
-                          "default 2 sqrt(d))", units=(1, 0)),
-                Parameter("kappa", None, "a declared bound on Lam (i + 1) / lambda_min(lam I + X^T X) at every "
-                          "prefix (default: the box's worst case)"),
+                Parameter("x_norm", None, "the bound on |x| the program is built for (its constant c = 1/(lam + "
+                          "x_norm^2/2)), default 2 sqrt(d)", units=(1, 0)),
+                Parameter("kappa", None, "a declared bound on every prefix's conditioning, Lam (2k + 1) / "
+                          "lambda_min(lam I + X^T X) with Lam = lam + x_norm^2/2 (default: the worst the box allows)"),
                 Parameter("eps", EPS, "the iterate's relative error in exact arithmetic (sets the steps)")),
     theory=theory, closed_form=reference.ridge_newton, exact_weights=exact_weights,
     residual=RidgeAnswer("w", "P", 0, inverse_factor),
