@@ -48,7 +48,7 @@ def measure(algo: str, n: int, d: int = D) -> dict:
     """One row, measured in this process."""
     from .. import Bounds, compile, programs, reference
     from ..compiler.build import estimate_repeated
-    from ..compiler.size import SizeError
+    from ..compiler.size import SizeError, check
     from ..raw.prompt import tokens
     from ..tasks import gaussian_tasks
     from ..transformer import forward
@@ -56,15 +56,19 @@ def measure(algo: str, n: int, d: int = D) -> dict:
     entry = programs.get(algo)
     program = entry.program(d, n, **PARAMETERS[algo])
     row = {"algo": algo, "d": d, "n": n, "parameters_of_the_algorithm": PARAMETERS[algo]}
-    start = time.process_time()
+    estimate = estimate_repeated(lambda k: entry.program(d, k, **PARAMETERS[algo]), n) if program.block else None
     try:
+        if estimate is not None:  # a network that grows with n is sized before its calibration runs for minutes
+            check(estimate, MAX_BYTES, f"{algo} (d = {d}, n = {n})")
+        start = time.process_time()
         bounds = Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, seed=0), max_bytes=MAX_BYTES,
                                   max_seconds=None)
         net = compile(program, bounds, max_bytes=MAX_BYTES, max_seconds=None)
     except SizeError as err:
-        size = estimate_repeated(lambda k: entry.program(d, k, **PARAMETERS[algo]), n)
-        return {**row, "run": False, "why_not": str(err).split(";")[0], "layers": size.applied,
-                "stored": size.layers, "parameters": size.parameters}
+        if estimate is None:
+            raise
+        return {**row, "run": False, "why_not": str(err).split(";")[0], "layers": estimate.applied,
+                "stored": estimate.layers, "parameters": estimate.parameters}
     compile_s = time.process_time() - start
     weights = net.weights
     stored = [getattr(weights, f.name) for f in dataclasses.fields(weights) if f.name != "order"]
