@@ -98,7 +98,8 @@ def measure(algo: str, n: int, d: int = D) -> dict:
         **row, "run": True, "layers": size["layers"], "stored": size["stored_layers"],
         "parameters": size["parameters"], "nonzero_parameters": int(sum(np.count_nonzero(a) for a in stored)),
         "compile_s": compile_s, "forward_s": forward_s, **certified,
-        "max_error": float(errors.max()), "error_at_prefix": {str(k): float(errors[k]) for k in (1, 8, n // 2, n)},
+        "max_error": float(errors.max()),
+        "error_at_prefix": {str(k): float(errors[k]) for k in sorted({1, min(8, n), n // 2, n})},
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -128,6 +129,23 @@ def table(rows: list[dict]) -> str:
         lines.append(f"{r['algo']:<13}{r['n']:>5}{r['layers']:>7}{r['stored']:>7}{r['parameters']:>13,}"
                      f"{r['nonzero_parameters']:>10,}{r['compile_s']:>10.2f}{r['forward_s']:>10.3f}{cert:>8}"
                      f"{r['peak_mb']:>8.0f}{r['max_error']:>9.1e}{bound:>9}")
+    return "\n".join(lines)
+
+
+def markdown(rows: list[dict]) -> str:
+    """The rows as the Markdown table docs/DEPTH.md shows."""
+    lines = ["| algorithm | n | layers applied | stored | parameters (dense) | nonzero | compile s | forward s | "
+             "certified s | peak MB | error | bound |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["run"]:
+            lines.append(f"| {r['algo']} | {r['n']} | {r['layers']:,} | {r['stored']} | {r['parameters']:,} | "
+                         "not run: the numpy pass would need more than 4 GiB | | | | | | |")
+            continue
+        cert = "failed" if r["certified_s"] is None else f"{r['certified_s']:.1f}"
+        bound = "-" if r["max_bound"] is None else f"{r['max_bound']:.1e}"
+        lines.append(f"| {r['algo']} | {r['n']} | {r['layers']} | {r['stored']} | {r['parameters']:,} | "
+                     f"{r['nonzero_parameters']:,} | {r['compile_s']:.1f} | {r['forward_s']:.2f} | {cert} | "
+                     f"{r['peak_mb']:.0f} | {r['max_error']:.1e} | {bound} |")
     return "\n".join(lines)
 
 

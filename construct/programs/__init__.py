@@ -43,4 +43,5 @@ from .sgd import sgd
 from .sgd_step import sgd_step
 from .sherman_morrison_step import sherman_morrison_step
 
-__all__ = ["REGISTRY", "Algorithm", "Parameter", "gd", "get", "ridge", "ridge_newton", "sgd", "sgd_step", "sherman_morrison_step"]
+__all__ = ["REGISTRY", "Algorithm", "Parameter", "gd", "get", "ridge", "ridge_newton", "sgd", "sgd_step",
+           "sherman_morrison_step"]
