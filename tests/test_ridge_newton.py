@@ -98,3 +98,20 @@ def test_the_residual_certificate_bounds_every_prefix_of_a_compiled_network():
             state, X, y, q, predictions)
         assert np.all(bounds >= errors) and np.all(plain >= errors)
         assert np.all(bounds <= plain) and np.median(bounds / np.maximum(errors, 1e-300)) < 4
+
+
+@pytest.mark.parametrize("n", [1, 32, 1024])
+def test_depth_is_the_step_count_plus_five_whatever_n(n):
+    """Fused: the averages (2 layers), the loop (t - 1 more), w1, A' w1, P A' w1, and w with the prediction; seven
+    distinct layers. With a declared kappa the depth does not depend on n at all; from the box, through
+    log2(2n + 1)."""
+    from construct.compiler import schedule
+
+    for given in ({"kappa": 1e4}, {}):
+        program = programs.ridge_newton(8, n, 0.1, **given)
+        steps = schedule.fused(program)
+        assert len(steps) == module.step_count(program) + 5
+        layers = {tuple(program.instructions[k] for k in step.instructions) for step in steps}
+        assert len(layers) == 7 - (module.step_count(program) == 1)
+    # the declared bound binds once the box's is larger (kappa = 16.1 (2n + 1) / 0.1: 483 at n = 1)
+    assert module.step_count(programs.ridge_newton(8, n, 0.1, kappa=1e4)) == (14 if n == 1 else 18)
