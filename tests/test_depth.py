@@ -21,6 +21,7 @@ def test_a_network_too_large_to_run_is_sized_only():
 
 
 def test_the_document_shows_the_results_file():
-    rows = json.loads((ROOT / "construct" / "results" / "depth.json").read_text())
-    assert depth.markdown(rows) in (ROOT / "docs" / "DEPTH.md").read_text()
+    results = json.loads((ROOT / "construct" / "results" / "depth.json").read_text())
+    rows = results["rows"]
+    assert depth.markdown(rows, results["box"]) in (ROOT / "docs" / "DEPTH.md").read_text()
     assert {(r["algo"], r["n"]) for r in rows} == {(a, n) for a in depth.PARAMETERS for n in depth.LENGTHS}
