@@ -77,3 +77,14 @@ def test_the_compiled_network_follows_the_closed_form():
     X, y, q = gaussian_tasks(d, n, 1, seed=5)[0]
     preds = net.trace(X, y, q).states[-1][net.layout.rows("pred")][0, 0::2]
     assert_agree(preds, reference.gd(X, y, q, 0.02, 0.1, steps), 1e-10, "compiled gd")
+
+
+def test_a_saved_network_loads_and_answers_bit_for_bit(tmp_path):
+    from construct import load, save
+
+    net = compile(programs.gd(2, 4, 0.02, 0.1, 3), x_max=2.0, y_max=3.0)
+    save(net, tmp_path / "net.npz")
+    X, y, q = np.array([[1.0, -0.5], [0.3, 1.2], [-1.1, 0.4], [0.2, 0.2]]), np.array([1.0, -2.0, 0.5, 2.5]), \
+        np.array([0.7, -1.3])
+    assert np.array_equal(load(tmp_path / "net.npz").predict(X, y, q, tolerance=None),
+                          net.predict(X, y, q, tolerance=None))

@@ -57,8 +57,8 @@ def test_the_step_count_follows_the_box_or_a_declared_bound():
     box = programs.ridge_newton(8, n, lam, x_norm=R)
     declared = programs.ridge_newton(8, n, lam, x_norm=R, kappa=3e3)
     assert len(box.instructions) - len(declared.instructions) == 3 * (23 - module.steps(3e3, 1e-10))
-    assert programs.ridge_newton(8, n, lam, x_norm=R, kappa=1e9).params["kappa"] == 1e9  # kept, capped in use
-    assert len(programs.ridge_newton(8, n, lam, x_norm=R, kappa=1e9).instructions) == len(box.instructions)
+    assert box.params["kappa"] == kappa and declared.params["kappa"] == 3e3  # kept, so that the program rebuilds
+    assert programs.ridge_newton(8, n, lam, x_norm=R, kappa=1e9).params["kappa"] == kappa  # the box's is smaller
 
 
 @pytest.mark.parametrize("given, message", [
@@ -115,3 +115,14 @@ def test_depth_is_the_step_count_plus_five_whatever_n(n):
         assert len(layers) == 7 - (module.step_count(program) == 1)
     # the declared bound binds once the box's is larger (kappa = 16.1 (2n + 1) / 0.1: 483 at n = 1)
     assert module.step_count(programs.ridge_newton(8, n, 0.1, kappa=1e4)) == (14 if n == 1 else 18)
+
+
+def test_a_saved_network_loads_and_answers_bit_for_bit(tmp_path):
+    from construct import compile, load, save
+
+    net = compile(programs.ridge_newton(2, 4, 0.1), x_max=2.0, y_max=3.0, x_norm=2 * math.sqrt(2))
+    save(net, tmp_path / "net.npz")
+    X, y, q = np.array([[1.0, -0.5], [0.3, 1.2], [-1.1, 0.4], [0.2, 0.2]]), np.array([1.0, -2.0, 0.5, 2.5]), \
+        np.array([0.7, -1.3])
+    assert np.array_equal(load(tmp_path / "net.npz").predict(X, y, q, tolerance=None),
+                          net.predict(X, y, q, tolerance=None))

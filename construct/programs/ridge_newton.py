@@ -125,7 +125,8 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
         raise ValueError(f"eps must be in (0, 1), got {eps!r}")
     c = 1 / spectrum_bound(lam, x_norm)
     worst = box_kappa(n, lam, x_norm)
-    t = steps(worst if kappa is None else min(kappa, worst), eps)
+    kappa = worst if kappa is None else domain.minimum(kappa, worst)  # kept as a number: the program rebuilds
+    t = steps(kappa, eps)
     eye = parts.identity_over(d, 1.0)
     layout = parts.layout(d, [*parts.averaged_registers(d), ("g", (d,)), ("R", (d, d)), ("P", (d, d)),
                               ("IR", (d, d)), ("w1", (d,)), ("Aw", (d,)), ("PAw", (d,)), ("w", (d,)), ("pred", (1,))])
@@ -155,9 +156,7 @@ def ridge_newton(d: int, n: int, lam, x_norm=None, kappa=None, eps=EPS) -> Progr
 
 def step_count(program: Program) -> int:
     """The program's t: its steps of the loop."""
-    p = program.params
-    worst = box_kappa(program.n, p["lam"], p["x_norm"])
-    return steps(worst if p["kappa"] is None else min(p["kappa"], worst), p["eps"])
+    return steps(program.params["kappa"], program.params["eps"])
 
 
 def exact_weights(X, y, lam, x_norm, kappa, eps):
@@ -185,11 +184,8 @@ def theory(d: int, n: int, lam, x_norm, kappa, t: int, box: Box) -> Domain:
             "box inside it")
     Lam = spectrum_bound(lam, x_norm)
     c = 1 / Lam
-    # P's eigenvalues: at most 2^t, and 1/(c lambda_min(A')) <= Lam (2n + 1) / lam (lambda_min(A') >= lam/(i + 1)),
-    # or the declared kappa (a promise the network checks: P beyond it is refused)
-    kappa_here = box_kappa(n, lam, x_norm)
-    if kappa is not None:
-        kappa_here = domain.minimum(kappa, kappa_here)
+    # P's eigenvalues: at most 2^t, and 1/(c lambda_min(A')) <= kappa: the box's Lam (2n + 1) / lam
+    # (lambda_min(A') >= lam/(i + 1)), or the declared one (a promise the network checks: P beyond it is refused)
     K = 1 / (2 * domain.sqrt(lam))
     W = domain.sqrt(n, Y, lam) * Y * K    # |w_t| <= |w*| (w_t = (I - R_0^(2^t)) w*), ridge weights: <= K |y|
     values = {
@@ -197,7 +193,7 @@ def theory(d: int, n: int, lam, x_norm, kappa, t: int, box: Box) -> Domain:
         "g": c * X * Y / 2,
         "R": 1,                           # R_0^(2^s): symmetric, eigenvalues in [0, 1)
         "IR": 2,                          # I + R_0^(2^s): eigenvalues in [1, 2)
-        "P": domain.minimum(2**t, kappa_here),  # sum_{j < 2^s} R_0^j: eigenvalues <= min(2^s, 1/(1 - rho))
+        "P": domain.minimum(2**t, kappa),  # sum_{j < 2^s} R_0^j: eigenvalues <= min(2^s, 1/(1 - rho))
         "w1": W,
         "Aw": domain.minimum(Lam * W, R * Y / 2),   # A' w1 = (I - R_0^(2^t)) b': |b'| <= R Y / 2
         "PAw": Lam * W,                   # P A' w1: c P_t A' = I - R_0^(2^t) has eigenvalues in [0, 1]
