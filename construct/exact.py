@@ -32,6 +32,22 @@ def sgd_weights(X, y, alpha, lam, w0=None):
     return out
 
 
+def gd_weights(X, y, alpha, lam, steps):
+    """``steps`` steps ``w <- w - alpha (2/k)(X_k^T (X_k w - y_k) + lam w)`` from 0 on each prefix k (k = 0: 0)."""
+    a, l = _mp(alpha), _mp(lam)
+    d = X.shape[1]
+    out = [[mpmath.mpf(0)] * d]
+    for k in range(1, X.shape[0] + 1):
+        rows = [[_mp(v) for v in X[j]] for j in range(k)]
+        labels = [_mp(v) for v in y[:k]]
+        w = [mpmath.mpf(0)] * d
+        for _ in range(int(steps)):
+            errors = [sum(xi * wi for xi, wi in zip(x, w)) - label for x, label in zip(rows, labels)]
+            w = [w[i] - a * 2 / k * (sum(e * x[i] for e, x in zip(errors, rows)) + l * w[i]) for i in range(d)]
+        out.append(w)
+    return out
+
+
 def ridge_weights(X, y, lam):
     d = X.shape[1]
     out = []

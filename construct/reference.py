@@ -20,8 +20,8 @@ import numbers
 import numpy as np
 
 __all__ = [
-    "sgd_one_step", "sgd_one_pass", "gd_one_step", "ridge", "ols",
-    "sgd_one_pass_weights", "gd_one_step_weights", "ridge_weights", "ols_weights",
+    "sgd_one_step", "sgd_one_pass", "gd_one_step", "gd", "ridge", "ridge_newton", "ols",
+    "sgd_one_pass_weights", "gd_one_step_weights", "gd_weights", "ridge_weights", "ridge_newton_weights", "ols_weights",
 ]
 
 
@@ -107,6 +107,26 @@ def gd_one_step_weights(X, y, alpha, lam, w0=None):
                      for k in range(X.shape[0] + 1)])
 
 
+def gd_weights(X, y, alpha, lam, steps):
+    """``steps`` gradient steps of size alpha from 0 on ``L_k(w) = (1/k)(|X_k w - y_k|^2 + lam |w|^2)``, the first
+    k examples, k = 0..n (k = 0: no examples, w = 0): (n + 1, d)."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    out = [np.zeros(X.shape[1])]
+    for k in range(1, X.shape[0] + 1):
+        Xk, yk = X[:k], y[:k]
+        w = np.zeros(X.shape[1])
+        for _ in range(steps):
+            w = w - alpha * (2 / k) * (Xk.T @ (Xk @ w - yk) + lam * w)
+        out.append(w)
+    return np.array(out)
+
+
+def gd(X, y, x_query, alpha, lam, steps):
+    """``gd_weights``: entry k uses the weights after ``steps`` steps on examples 1..k."""
+    X, y, x_query = _task(X, y, x_query)
+    return _at_next_inputs(gd_weights(X, y, alpha, lam, steps), X, x_query)
+
+
 def ridge_weights(X, y, lam):
     """Ridge on the first k examples, k = 0..n: solve (X^T X + lam I) w = X^T y. Needs lam > 0."""
     if not lam > 0:
@@ -139,6 +159,32 @@ def ridge(X, y, x_query, lam):
     """Ridge on the first k examples: solve (X^T X + lam I) w = X^T y. Needs lam > 0."""
     X, y, x_query = _task(X, y, x_query)
     return _at_next_inputs(ridge_weights(X, y, lam), X, x_query)
+
+
+def ridge_newton_weights(X, y, lam, x_norm, kappa=None, eps=1e-10):
+    """The weights of ``programs.ridge_newton`` on the first k examples, k = 0..n, from the eigen-decomposition
+    of ``A' = A_k / (2k + 1)`` (the x~ column's average): the Newton-Schulz iterate ``w_t = (I - R^(2^t)) w*``
+    with ``R = I - c A'``, ``c = 1 / (lam + x_norm^2 / 2)``, ``t = ceil(log2(kappa ln(1/eps)))`` (``kappa``
+    at most ``(lam + x_norm^2 / 2)(2n + 1) / lam``), refined once: ``w_t + c P_t (b' - A' w_t) =
+    (I - R^(2^(t+1))) w*``."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n, d = X.shape
+    top = lam + x_norm**2 / 2
+    worst = top * (2 * n + 1) / lam
+    kappa = worst if kappa is None else min(kappa, worst)
+    t = max(1, int(np.ceil(np.log2(kappa * np.log(1 / eps)))))
+    out = []
+    for k, w in enumerate(ridge_weights(X, y, lam)):
+        values, vectors = np.linalg.eigh((X[:k].T @ X[:k] + lam * np.eye(d)) / (2 * k + 1))
+        shrink = (1 - values / top) ** (2.0 ** (t + 1))
+        out.append(vectors @ ((1 - shrink) * (vectors.T @ w)))
+    return np.array(out)
+
+
+def ridge_newton(X, y, x_query, lam, x_norm, kappa=None, eps=1e-10):
+    """Ridge by ``ridge_newton_weights``: entry k uses the iterate on examples 1..k."""
+    X, y, x_query = _task(X, y, x_query)
+    return _at_next_inputs(ridge_newton_weights(X, y, lam, x_norm, kappa, eps), X, x_query)
 
 
 def ols(X, y, x_query):

@@ -39,6 +39,8 @@ STATUS = {
     "theorem2_sherman_morrison_step": ALL,
     "sherman_morrison_identity": ALL,
     "rls_identity": ALL,
+    "newton_schulz_product": ALL,
+    "newton_schulz_convergence": ALL,
     "sgd_program": SIZES,
     "ridge_program": SIZES,
     # the domain

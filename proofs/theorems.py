@@ -148,6 +148,68 @@ def rls_identity():
                         "(A + x x^T) times the update")
 
 
+@proof("newton_schulz_product",
+       "P_m = sum_{j<m} R^j has P_m (I - R) = I - R^m and P_{2m} = P_m (I + R^m); with R = I - c A: c P_m A = "
+       "I - R^m, so c P_m b = (I - R^m) A^-1 b",
+       "R a square matrix of any size and m >= 0 (every matrix here is a polynomial in R, and polynomials in one "
+       "matrix commute: the identities of polynomials in one commuting r); I - R = c A invertible for the last")
+def newton_schulz_product():
+    """The loop of ``programs.ridge_newton``: one step ``R <- R R``, ``P <- P (I + R)`` doubles the sum's length.
+
+    Telescoping, by induction on m: ``P_0 (1 - r) = 0 = 1 - r^0`` and
+    ``P_{m+1} (1 - r) = (P_m + r^m)(1 - r) = 1 - r^m + r^m - r^(m+1)``.
+    Doubling: ``P_{2m} = P_m + r^m P_m`` (the terms ``j >= m`` are ``r^m``
+    times those below m), checked here as the difference of the two sums of
+    ``j < 2m``, term by term. With ``1 - r = c A``: ``c P_m A = 1 - r^m``.
+    """
+    r, c, a = sp.symbols("r c a")
+    m, j = sp.symbols("m j", integer=True, nonnegative=True)
+    P = sp.Function("P")
+    zero((0 * (1 - r)) - (1 - r**0), "m = 0: the empty sum")
+    zero(sp.expand((P(m) + r**m) * (1 - r) - (1 - r**(m + 1)) - (P(m) * (1 - r) - (1 - r**m))),
+         "the step m -> m + 1 keeps P_m (1 - r) - (1 - r^m)")
+    upper = sp.Sum(r**(j + m), (j, 0, m - 1))                # the terms m <= j < 2m, shifted
+    zero(sp.simplify(upper.doit() - (r**m * sp.Sum(r**j, (j, 0, m - 1))).doit()), "the upper half is r^m P_m")
+    for count in range(0, 9):  # and the closed forms agree at the sizes the loop starts from
+        Pm = sum((r**k for k in range(count)), sp.Integer(0))
+        P2m = sum((r**k for k in range(2 * count)), sp.Integer(0))
+        zero(sp.expand(Pm * (1 + r**count) - P2m), f"P_{2 * count} = P_{count} (1 + r^{count})")
+        zero(sp.expand(Pm * (1 - r) - (1 - r**count)), f"P_{count} (1 - r) = 1 - r^{count}")
+    zero(sp.expand((1 - (1 - c * a)**4) - c * a * sum(((1 - c * a)**k for k in range(4)), sp.Integer(0))),
+         "r = 1 - c a, m = 4: c P_m a = 1 - r^m")
+
+
+@proof("newton_schulz_convergence",
+       "for c = 1/Lam and A symmetric with eigenvalues in [mu, Lam], mu > 0: R = I - c A has eigenvalues in "
+       "[0, 1 - 1/kappa], kappa = Lam/mu, so |(I - R^m) w - w| <= (1 - 1/kappa)^m |w| <= exp(-m/kappa) |w| <= eps |w| "
+       "once m >= kappa ln(1/eps); and |P_m|_2 <= min(m, kappa); A' = (lam I + S_k)/(i + 1) with k <= (i + 1)/2 "
+       "examples of norm <= R has Lam = lam + R^2/2",
+       "lam > 0, 0 < eps < 1, m >= 1; the eigenvalue inequalities in one variable (a symmetric matrix acts on its "
+       "eigenvectors one by one)")
+def newton_schulz_convergence():
+    x, rho = sp.symbols("x rho", nonnegative=True)
+    # 1 - x <= exp(-x): f = exp(-x) - (1 - x) has f(0) = 0 and f' = 1 - exp(-x) >= 0 for x >= 0
+    f = sp.exp(-x) - (1 - x)
+    zero(f.subs(x, 0), "f(0) = 0")
+    zero(sp.diff(f, x) - (1 - sp.exp(-x)), "f' = 1 - exp(-x), >= 0 for x >= 0")
+    # so (1 - 1/kappa)^m <= exp(-m/kappa), and exp(-m/kappa) <= eps iff m >= kappa ln(1/eps)
+    kappa, eps, m = sp.symbols("kappa epsilon m", positive=True)
+    zero(sp.simplify(sp.exp(-(kappa * sp.log(1 / eps)) / kappa) - eps), "m = kappa ln(1/eps) gives exactly eps")
+    # P_m's eigenvalue sum_{j<m} rho^j, rho in [0, 1 - 1/kappa]: each term <= 1 (so <= m) and (1 - rho^m)/(1 - rho)
+    # <= 1/(1 - rho) <= kappa
+    zero(sp.expand(sum((rho**k for k in range(5)), sp.Integer(0)) * (1 - rho) - (1 - rho**5)),
+         "the geometric sum's closed form (m = 5)")
+    require(sp.simplify(1 / (1 - (1 - 1 / kappa)) - kappa) == 0, "1/(1 - rho) at rho = 1 - 1/kappa is kappa")
+    # the spectrum: R = I - A/Lam has eigenvalue 1 - lambda/Lam in [0, 1 - mu/Lam] for lambda in [mu, Lam]
+    lam_, mu, Lam = sp.symbols("lambda mu Lam", positive=True)
+    zero(sp.simplify((1 - mu / Lam) - (1 - 1 / (Lam / mu))), "1 - mu/Lam = 1 - 1/kappa")
+    # Lam: lam + R^2/2 - (lam + k R^2)/(i + 1) >= 0 with i + 1 = 2k + s, s >= 0 (column 0: k = 0, i = 0)
+    k, s, Rn = sp.symbols("k s R", nonnegative=True)
+    gap = sp.together(lam + Rn**2 / 2 - (lam + k * Rn**2) / (2 * k + s))
+    zero(sp.simplify(gap - (2 * lam * (2 * k + s - 1) + Rn**2 * s) / (2 * (2 * k + s))),
+         "lam + R^2/2 - (lam + k R^2)/(i + 1) = (2 lam i + R^2 s) / (2 (i + 1)), >= 0 for i >= 0, s >= 0")
+
+
 @proof("sgd_program", "sgd(d=2, n) predicts with one-pass SGD at every prefix", "n = 2, 3; all inputs symbolic")
 def sgd_program():
     d = 2

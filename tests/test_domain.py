@@ -99,6 +99,10 @@ def machine_cases():
                 for fraction in (0.5, 1.0):
                     cases.append((sgd_at_the_edge(d, n, lam, w0, box[0], box[2], fraction), box,
                                   f"lam={lam}-alpha={fraction}max"))
+            R = Box(d, box[0], 1.0, box[2]).x_norm
+            for lam in (0.01, 0.5, 10.0):
+                cases.append((programs.ridge_newton(d, n, lam, x_norm=R), box, f"lam={lam}"))
+                cases.append((programs.gd(d, n, 1 / (2 * lam + R**2), lam, 7), box, f"lam={lam}-alpha=max"))
             if n == 1:
                 cases.append((programs.sherman_morrison_step(d, 0.05), box, "lam=0.05"))
                 # a step that expands w (rho > 1): one step is still bounded
@@ -109,7 +113,8 @@ def machine_cases():
 
 # Registers whose bound the corners attain (to rounding): the bounds are checked, and they are not vacuous.
 ATTAINED = {"ridge": ("x_in", "x", "Ainv", "den", "den1"), "sgd": ("x_in", "y_in", "x", "pos"),
-            "sherman_morrison_step": ("x", "Ainv", "u", "uvT", "den", "den1"), "sgd_step": ("x", "x_in")}
+            "sherman_morrison_step": ("x", "Ainv", "u", "uvT", "den", "den1"), "sgd_step": ("x", "x_in"),
+            "ridge_newton": ("x_in", "x", "x_prev", "z", "bos"), "gd": ("x_in", "x", "x_prev", "z", "bos")}
 
 
 @pytest.mark.parametrize("program, box", machine_cases())

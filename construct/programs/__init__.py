@@ -35,10 +35,13 @@ the learner's state on some sequence of at most n examples, each
 ``(x_k, y_k)``, ``(-x_k, 0)`` or ``(0, 0)``: what each ``theory`` bounds.
 """
 
+from .gd import gd
 from .registry import REGISTRY, Algorithm, Parameter, get
 from .ridge import ridge
+from .ridge_newton import ridge_newton
 from .sgd import sgd
 from .sgd_step import sgd_step
 from .sherman_morrison_step import sherman_morrison_step
 
-__all__ = ["REGISTRY", "Algorithm", "Parameter", "get", "ridge", "sgd", "sgd_step", "sherman_morrison_step"]
+__all__ = ["REGISTRY", "Algorithm", "Parameter", "gd", "get", "ridge", "ridge_newton", "sgd", "sgd_step",
+           "sherman_morrison_step"]

@@ -46,6 +46,7 @@ inputs' exact binary values enter: the prompt as given, the network's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -59,12 +60,14 @@ SAFE = SAFETY[np.dtype(np.float64)]
 class RidgeAnswer:
     """Where a ridge program leaves what the certificate reads, at the x~ column ``2k`` of prefix k (k examples):
     its weights in ``weights`` at that column, and its ``A^-1`` approximation in ``inverse`` at the column
-    ``inverse_offset`` before it (``None``: the program holds none). At prefix 0 the exact answer is 0 and
-    ``A^-1 = I / lam``."""
+    ``inverse_offset`` before it (``None``: the program holds none), times ``inverse_factor(program, columns)``
+    if given (a program that holds a multiple of ``A^-1`` that depends on the column). At prefix 0 the exact
+    answer is 0 and ``A^-1 = I / lam``."""
 
     weights: str
     inverse: str | None = None
     inverse_offset: int = 1
+    inverse_factor: Callable | None = None
 
 
 def bounds(X: np.ndarray, y: np.ndarray, queries: np.ndarray, lam: float, predictions: np.ndarray,
@@ -138,6 +141,8 @@ def from_state(program, state: np.ndarray, X, y, x_query, predictions: np.ndarra
         inverses[0] = np.eye(d) / lam  # prefix 0: no column before; A_0^-1 = I / lam, and w* = 0
         before = np.maximum(columns[1:] - answer.inverse_offset, 0)
         inverses[1:] = state[before][:, layout.rows(answer.inverse)].reshape(-1, d, d)
+        if answer.inverse_factor is not None:
+            inverses[1:] *= np.asarray(answer.inverse_factor(program, before), np.float64)[:, None, None]
     queries = np.vstack([X, x_query[None, :]])
     out = bounds(X, y, queries, lam, np.nan_to_num(predictions, nan=0.0), weights, inverses)
     return np.where(np.isnan(predictions), np.nan, out)

@@ -1,0 +1,232 @@
+"""Depth independent of n, measured: ridge by Newton-Schulz and batch GD beside RLS and SGD, at n = 32, 128, 1024.
+
+    python -m construct.cli.depth                               # the table, written to construct/results/depth.json
+    python -m construct.cli.depth --n 32 --algo ridge_newton    # one row, printed
+
+Each (algorithm, n) runs in a fresh subprocess with one BLAS and XLA thread, so
+"peak MB" is that process's own peak resident memory and the times are its
+CPU seconds. d = 8; tasks x ~ N(0, I), w ~ N(0, I), y = w^T x; ridge
+(RLS) and ridge_newton with lam = 0.1, SGD with alpha = 0.05 and lam = 0.1,
+gd with alpha = 0.02, lam = 0.1 and 20 steps. The domain is calibrated on
+``CALIBRATION`` tasks (margin 4): compile = calibration + weights. forward
+= the numpy pass (``forward.forward``) on one task; certified = ``predict``
+with its bound (``tolerance=None``) on that task: for the algorithms with
+an a-posteriori certificate (ridge, ridge_newton) the JAX pass and that
+certificate (``backend="jax"``, its compilation included), for the others
+(sgd, gd) the numpy pass with the mechanism certificate, up to n =
+``CERTIFIED_N`` (gd's at n = 1024 was killed, exit -9, on a loaded 2-core
+machine). Errors are ``max |yhat - yhat*| / (1 + |yhat*|)``
+over every prefix of ``TASKS`` tasks against the float64 closed form
+(``construct.reference``: for ridge_newton ridge itself, so the iteration's
+truncation counts as error; for gd its closed-form T steps), numpy pass;
+"bound" the largest certified bound of the certified task. A network whose
+numpy states would not fit ``MAX_BYTES``, or that applies more than
+``RUN_LAYERS`` layers, is sized only (``compiler.build.estimate_repeated``:
+its layers and parameters) and marked not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+D, LENGTHS, CALIBRATION, TASKS = 8, (32, 128, 1024), 32, 2
+PARAMETERS = {"ridge": {"lam": 0.1}, "sgd": {"alpha": 0.05, "lam": 0.1}, "ridge_newton": {"lam": 0.1},
+              "gd": {"alpha": 0.02, "lam": 0.1, "steps": 20}}
+MAX_BYTES = 4 * 2**30
+RUN_LAYERS = 1000  # longer networks are sized, not run: SGD at n = 1024 (2049 layers) takes minutes a pass
+CERTIFIED_N = 128  # gd's mechanism certificate at n = 1024 was killed (exit -9) on a 2-core machine under load
+OUT = Path(__file__).resolve().parent.parent / "results" / "depth.json"
+
+
+def measure(algo: str, n: int, d: int = D) -> dict:
+    """One row, measured in this process."""
+    from .. import Bounds, compile, programs, reference
+    from ..compiler.build import estimate_repeated
+    from ..compiler.size import SizeError, check
+    from ..raw.prompt import tokens
+    from ..tasks import gaussian_tasks
+    from ..transformer import forward
+
+    entry = programs.get(algo)
+    program = entry.program(d, n, **PARAMETERS[algo])
+    row = {"algo": algo, "d": d, "n": n, "parameters_of_the_algorithm": PARAMETERS[algo]}
+    estimate = estimate_repeated(lambda k: entry.program(d, k, **PARAMETERS[algo]), n) if program.block else None
+    try:
+        if estimate is not None:  # a network that grows with n is sized before its calibration runs for minutes
+            check(estimate, MAX_BYTES, f"{algo} (d = {d}, n = {n})")
+            if estimate.applied > RUN_LAYERS:
+                raise SizeError(f"{algo} (d = {d}, n = {n}) would apply {estimate.applied} layers, above the "
+                                f"{RUN_LAYERS} this study runs (each numpy pass takes minutes)")
+        start = time.process_time()
+        bounds = Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, seed=0), max_bytes=MAX_BYTES,
+                                  max_seconds=None)
+        net = compile(program, bounds, max_bytes=MAX_BYTES, max_seconds=None)
+    except SizeError as err:
+        if estimate is None:
+            raise
+        return {**row, "run": False, "why_not": str(err).split(";")[0], "layers": estimate.applied,
+                "stored": estimate.layers, "parameters": estimate.parameters}
+    compile_s = time.process_time() - start
+    weights = net.weights
+    stored = [getattr(weights, f.name) for f in dataclasses.fields(weights) if f.name != "order"]
+    tasks = gaussian_tasks(d, n, TASKS, seed=1)
+    prompt = tokens(*tasks[0])
+    forward.forward(weights, prompt)  # each layer's live parts are found once
+    start = time.process_time()
+    forward.forward(weights, prompt)
+    forward_s = time.process_time() - start
+    backend = "jax" if entry.residual is not None else "numpy"
+    if backend == "numpy" and n > CERTIFIED_N:
+        certified = {"certified_s": None, "max_bound": None,
+                     "certificate": f"not run: the mechanism certificate above n = {CERTIFIED_N}"}
+    else:
+        start = time.process_time()
+        try:
+            predictions, bound = net.predict(*tasks[0], backend=backend, tolerance=None, return_bound=True)
+            certified = {"certified_s": time.process_time() - start, "max_bound": float(np.nanmax(bound)),
+                         "certificate": "a-posteriori, JAX pass" if backend == "jax" else "mechanism, numpy pass"}
+        except Exception as err:  # noqa: BLE001  a certificate that fails is reported, not hidden
+            certified = {"certified_s": None, "max_bound": None,
+                         "certificate": f"failed: {type(err).__name__}: {err}"}
+    errors = []
+    for X, y, q in tasks:
+        got = forward.forward(weights, tokens(X, y, q))[0::2]
+        want = reference.ridge(X, y, q, PARAMETERS[algo]["lam"]) if algo == "ridge_newton" else \
+            entry.closed(program, X, y, q)
+        errors.append(np.abs(got - want) / (1 + np.abs(want)))
+    errors = np.max(errors, axis=0)
+    size = net.size()
+    return {
+        **row, "run": True, "layers": size["layers"], "stored": size["stored_layers"],
+        "parameters": size["parameters"], "nonzero_parameters": int(sum(np.count_nonzero(a) for a in stored)),
+        "compile_s": compile_s, "forward_s": forward_s, **certified,
+        "max_error": float(errors.max()),
+        "error_at_prefix": {str(k): float(errors[k]) for k in sorted({1, min(8, n), n // 2, n})},
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+BOX_KAPPAS = (None, 1e4)  # the box's own conditioning bound, and one declared
+
+
+def box_answer(n: int, kappa: float | None, d: int = D) -> dict:
+    """ridge_newton compiled for the box of x ~ N(0, I) (``|x_i| <= 4``, ``|x| <= 2 sqrt(d)``, ``|y| <= 4 sqrt(d)``),
+    no sample tasks, and one prompt inside it answered with its a-posteriori bounds (JAX pass): CPU seconds from
+    the start of the process (imports included), peak memory, the largest error against ridge and bound."""
+    start = time.process_time()
+    from .. import compile, programs, reference
+    from ..tasks import gaussian_tasks
+
+    program = programs.ridge_newton(d, n, 0.1, kappa=kappa)
+    net = compile(program, x_max=4.0, y_max=4 * d**0.5, x_norm=2 * d**0.5)
+    inside = (t for t in gaussian_tasks(d, n, 20, seed=5)
+              if np.linalg.norm(t[0], axis=1).max() <= 2 * d**0.5 and np.abs(t[1]).max() <= 4 * d**0.5)
+    X, y, q = next(inside)
+    predictions, bounds = net.predict(X, y, q, backend="jax", tolerance=None, return_bound=True)
+    seconds = time.process_time() - start
+    ridge = reference.ridge(X, y, q, 0.1)
+    errors = np.abs(predictions - ridge)
+    return {"n": n, "kappa": kappa, "layers": net.size()["layers"], "cpu_s": seconds,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "max_error": float(np.max(errors / (1 + np.abs(ridge)))), "max_bound": float(bounds.max()),
+            "bound_at_least_error": bool(np.all(bounds >= errors))}
+
+
+def _in_subprocess(algo: str, n: int) -> dict:
+    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
+    done = subprocess.run([sys.executable, "-m", "construct.cli.depth", "--child", algo, str(n)],
+                          capture_output=True, text=True, env={**os.environ, **threads})
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
+        raise RuntimeError(f"the measurement of {algo} at n = {n} failed in its subprocess: {last}")
+    return json.loads(done.stdout)
+
+
+def table(rows: list[dict]) -> str:
+    head = (f"{'algo':<13}{'n':>5}{'layers':>7}{'stored':>7}{'params':>13}{'nonzero':>10}{'compile s':>10}"
+            f"{'forward s':>10}{'cert s':>8}{'peak MB':>8}{'error':>9}{'bound':>9}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        if not r["run"]:
+            lines.append(f"{r['algo']:<13}{r['n']:>5}{r['layers']:>7}{r['stored']:>7}{r['parameters']:>13,}"
+                         f"  not run: {r['why_not']}")
+            continue
+        cert = "-" if r["certified_s"] is None else f"{r['certified_s']:.2f}"
+        bound = "-" if r["max_bound"] is None else f"{r['max_bound']:.1e}"
+        lines.append(f"{r['algo']:<13}{r['n']:>5}{r['layers']:>7}{r['stored']:>7}{r['parameters']:>13,}"
+                     f"{r['nonzero_parameters']:>10,}{r['compile_s']:>10.2f}{r['forward_s']:>10.3f}{cert:>8}"
+                     f"{r['peak_mb']:>8.0f}{r['max_error']:>9.1e}{bound:>9}")
+    return "\n".join(lines)
+
+
+def markdown(rows: list[dict], box: list[dict]) -> str:
+    """The rows, and the box study's, as the Markdown tables docs/DEPTH.md shows."""
+    lines = ["| algorithm | n | layers applied | stored | parameters (dense) | nonzero | compile s | forward s | "
+             "certified s | peak MB | error | bound |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if not r["run"]:
+            lines.append(f"| {r['algo']} | {r['n']} | {r['layers']:,} | {r['stored']} | {r['parameters']:,} | "
+                         f"not run: {r['why_not'].split(':')[-1].strip()} | | | | | | |")
+            continue
+        cert = r["certificate"] if r["certified_s"] is None else f"{r['certified_s']:.1f}"
+        bound = "-" if r["max_bound"] is None else f"{r['max_bound']:.1e}"
+        lines.append(f"| {r['algo']} | {r['n']} | {r['layers']} | {r['stored']} | {r['parameters']:,} | "
+                     f"{r['nonzero_parameters']:,} | {r['compile_s']:.1f} | {r['forward_s']:.2f} | {cert} | "
+                     f"{r['peak_mb']:.0f} | {r['max_error']:.1e} | {bound} |")
+    if box:
+        lines += ["", "| ridge_newton, box domain | n | layers | compile and one certified answer, CPU s | peak MB | "
+                  "error | bound | bound >= error at every prefix |", "|---|---|---|---|---|---|---|---|"]
+        for b in box:
+            kappa = "of the box" if b["kappa"] is None else f"declared {b['kappa']:g}"
+            held = "yes" if b["bound_at_least_error"] else "no"
+            lines.append(f"| kappa {kappa} | {b['n']} | {b['layers']} | {b['cpu_s']:.1f} | {b['peak_mb']:.0f} | "
+                         f"{b['max_error']:.1e} | {b['max_bound']:.1e} | {held} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m construct.cli.depth", description=__doc__.split("\n")[0])
+    parser.add_argument("--algo", nargs="+", default=list(PARAMETERS), choices=list(PARAMETERS))
+    parser.add_argument("--n", nargs="+", type=int, default=list(LENGTHS))
+    parser.add_argument("--out", type=Path, default=None, help=f"the JSON file to write (default, for the full "
+                        f"table: {OUT.relative_to(OUT.parent.parent.parent)})")
+    parser.add_argument("--child", nargs=2, metavar=("ALGO", "N"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        algo, n = args.child[0], int(args.child[1])
+        print(json.dumps(box_answer(n, None if algo == "box" else float(algo[4:])) if algo.startswith("box")
+                         else measure(algo, n)))
+        return 0
+    rows = []
+    for algo in args.algo:
+        for n in args.n:
+            rows.append(_in_subprocess(algo, n))
+            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    print(table(rows))
+    full = (args.algo, args.n) == (list(PARAMETERS), list(LENGTHS))
+    box = [_in_subprocess("box" if kappa is None else f"box:{kappa:g}", max(LENGTHS)) for kappa in BOX_KAPPAS] \
+        if full else []
+    for b in box:
+        print(f"ridge_newton, n = {b['n']}, box domain, kappa {b['kappa'] or 'of the box'}: {b['layers']} layers, "
+              f"compile and one certified answer {b['cpu_s']:.1f} CPU s, {b['peak_mb']:.0f} MB, error "
+              f"{b['max_error']:.1e}, bound {b['max_bound']:.1e}")
+    out = args.out or (OUT if full else None)
+    if out is not None:
+        out.write_text(json.dumps({"rows": rows, "box": box}, indent=1) + "\n")
+        print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
