@@ -37,6 +37,10 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   The identities these rely on (the units implement the lemma's formula;
   attention one-hot is the instruction) are proved on the compiled weights
   by ``python -m proofs`` (proofs/layers.py).
+* Every local-error term, what it bounds and the test that shows it is
+  needed (or why it is kept without one): ``docs/certificate-terms.md``
+  (``tests/test_certificate_terms.py``); a mechanism's terms are its
+  ``local_terms``.
 * Everything is computed in the network's dtype and inflated by
   ``rounding.SAFETY`` per layer for the rounding of the bound itself.
 
