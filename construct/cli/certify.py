@@ -111,9 +111,12 @@ def runtimes() -> dict:
     """The runtime backends installed: name -> (model of a GPT-2 network, predict(model, net, X, y, q) -> (answers,
     bounds)). Empty without the extra ``runtimes``."""
     try:
+        import torch
+
         from ..runtimes import hf, tl
     except ImportError:
         return {}
+    torch.set_num_threads(1)  # passes of a few dozen tokens: a pool's threads spin idle longer than they compute
 
     def tl_model(net):
         with warnings.catch_warnings():  # TransformerLens 3 announces that 4.0 removes HookedTransformer
@@ -171,7 +174,8 @@ def run_config(program, family: str, s: float, tasks: int, rng: np.random.Genera
         _record(table["answer numpy"], errors, cert.bounds)
         for source in ("mechanism", "residual"):
             _record(table[f"{source} numpy"], errors, cert.by_source.get(source, np.full(len(errors), np.inf)))
-        _record(table["residual jax"], exact.distances(want, jax.predictions), jax.bounds)
+        _record(table["residual jax"], exact.distances(want, jax.predictions),
+                jax.by_source.get("residual", np.full(len(errors), np.inf)))
         for name, (_, predict) in backends.items():
             answers, bound = predict(models[name], twin, *task)
             _record(table[f"residual {name}"], exact.distances(want, answers), bound)
