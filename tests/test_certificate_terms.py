@@ -1,4 +1,4 @@
-"""Every local-error term of the mechanism certificate is needed: without it, some layer's exact error exceeds its bound.
+"""Every local-error term of the mechanism certificate is needed: without it, a layer's exact error exceeds its bound.
 
 The certificate bounds, layer by layer, ``|layer(H) - I(H)|`` on the program
 rows: the floating-point layer against its instructions applied in exact
@@ -16,7 +16,6 @@ certificate must hold for those too. ``docs/certificate-terms.md`` lists every
 term with its test here, or why it is kept without one.
 """
 
-import contextlib
 
 import numpy as np
 import pytest

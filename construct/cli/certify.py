@@ -123,9 +123,13 @@ def runtimes() -> dict:
             warnings.simplefilter("ignore", DeprecationWarning)
             return tl.to_transformer_lens(net)
 
-    return {"hf": (hf.from_network, lambda model, net, *task: hf.predict(model, *task, tolerance=None,
-                                                                        return_bound=True)),
-            "tl": (tl_model, lambda model, net, *task: tl.predict(model, net, *task, tolerance=None, return_bound=True))}
+    def hf_predict(model, net, *task):
+        return hf.predict(model, *task, tolerance=None, return_bound=True)
+
+    def tl_predict(model, net, *task):
+        return tl.predict(model, net, *task, tolerance=None, return_bound=True)
+
+    return {"hf": (hf.from_network, hf_predict), "tl": (tl_model, tl_predict)}
 
 
 def _empty_row() -> dict:
