@@ -80,6 +80,11 @@ def predictions(program, X, y, x_query) -> list:
 
 def errors(program, X, y, x_query, got: np.ndarray) -> np.ndarray:
     """|got - exact| at every predicted column, rounded up (NaN where nothing is predicted)."""
-    exact = predictions(program, X, y, x_query)
+    return distances(predictions(program, X, y, x_query), got)
+
+
+def distances(exact: list, got: np.ndarray) -> np.ndarray:
+    """|got - exact| for ``exact`` as ``predictions`` gives it (one exact answer, several backends' answers),
+    rounded up (NaN where nothing is predicted)."""
     with mpmath.workdps(DIGITS):
         return np.array([np.nan if e is None else float(abs(_mp(g) - e)) * (1 + 1e-15) for g, e in zip(got, exact)])

@@ -159,9 +159,39 @@ def test_the_soundness_run_finds_no_violation(tmp_path):
 
     from construct.cli import certify
 
-    assert certify.main(["--tasks", "50", "--seed", "3", "--out", str(tmp_path / "c.json")]) == 0
-    summary = json.loads((tmp_path / "c.json").read_text())["summary"]
-    assert summary["violations"] == 0 and summary["answers"] > 50
+    assert certify.main(["--tasks", "50", "--seed", "6", "--out", str(tmp_path / "c.json")]) == 0
+    result = json.loads((tmp_path / "c.json").read_text())
+    summary = result["summary"]
+    assert result["complete"] and summary["violations"] == 0 and summary["answers"] > 50
+    rows = summary["certificates"]
+    assert set(rows) == {f"{c} {b}" for c, b in certify.ROWS if b in result["backends"]}
+    assert {"numpy", "jax"} <= set(result["backends"]) and rows["residual numpy"]["covered"] > 0
+    for name, row in rows.items():
+        assert row["violations"] == 0 and row["answers"] == summary["answers"], name
+        assert row["worst_error_over_bound"] <= 1 <= row.get("p1", 1), name
+
+
+def test_the_soundness_run_counts_an_error_above_its_bound(monkeypatch, tmp_path):
+    """The run's check can fail: residual bounds shrunk a millionfold (a broken certificate) are reported as
+    violations, on the residual rows only, and the command exits 1."""
+    import json
+
+    from construct.cli import certify
+    from construct.compiler import compiled
+
+    combined = compiled.CompiledNetwork._combined
+
+    def shrunk(self, *args):
+        cert = combined(self, *args)
+        if "residual" in cert.by_source:
+            cert.by_source["residual"] *= 1e-6
+        return cert
+
+    monkeypatch.setattr(compiled.CompiledNetwork, "_combined", shrunk)
+    assert certify.main(["--tasks", "50", "--seed", "6", "--no-runtimes", "--out", str(tmp_path / "c.json")]) == 1
+    rows = json.loads((tmp_path / "c.json").read_text())["summary"]["certificates"]
+    assert rows["residual numpy"]["violations"] > 0 and rows["residual jax"]["violations"] > 0
+    assert rows["mechanism numpy"]["violations"] == 0
 
 
 def test_long_ridge_prompts_keep_a_finite_mechanism_bound_and_a_tight_residual_one():

@@ -20,3 +20,23 @@ def test_the_markdown_table_has_a_line_per_row_and_says_what_was_not_run():
     table = depth.markdown(rows, [])
     assert len(table.splitlines()) == 4 and "| gd | 2 | 21 | 4 |" in table
     assert "| ridge | 1024 | 4,097 | 6 |" in table and "above the limit of 4.00 GiB" in table
+
+
+def test_the_depth_page_shows_the_results_file():
+    """docs/DEPTH.md's tables are the file python -m construct.cli.depth wrote, and its reading of them (which
+    network when) quotes that file's numbers."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = json.loads((root / "construct" / "results" / "depth.json").read_text())
+    page = (root / "docs" / "DEPTH.md").read_text()
+    assert depth.markdown(results["rows"], results["box"]) in page
+    row = {(r["algo"], r["n"]): r for r in results["rows"]}
+    newton, rls = row["ridge_newton", 1024], row["ridge", 1024]
+    flat = " ".join(page.split())
+    assert f"ridge_newton answers n = 1024 in {newton['layers']} layers ({newton['stored']} stored)" in flat
+    assert f"where RLS needs {rls['layers']:,}" in flat
+    assert newton["max_error"] <= 1e-9 and newton["bound_at_least_error"]
+    for n in (32, 128, 1024):
+        assert row["ridge_newton", n]["bound_at_least_error"] and row["gd", n]["max_error"] < 1e-9

@@ -75,18 +75,39 @@ def test_the_compiler_pages_constants_are_the_compilers():
     assert f"offset B = {scales.bypass_offset(f64):.2f}" in text
 
 
+def largest_ratio(value: float) -> str:
+    """An error / bound ratio as docs/CERTIFICATE.md prints it: two digits, or six where two would round it up to 1."""
+    return f"{value:.2g}" if value < 0.99 else f"{value:.6f}"
+
+
 def certificate_cells(summary: dict) -> dict[str, str]:
     """docs/CERTIFICATE.md's table, as the results file of ``python -m construct.cli.certify`` gives it."""
     p = summary["ratio_percentiles"]
     return {
         "tasks": f"{summary['tasks']:,}", "answers": f"{summary['answers']:,}",
         "errors above their bound": f"{summary['violations']:,}",
-        "largest error / bound": f"{summary['worst_error_over_bound']:.2g}",
+        "largest error / bound": largest_ratio(summary["worst_error_over_bound"]),
         "bound / error: median (10th, 90th percentile)": f"{p['p50']:.0f} ({p['p10']:.0f}, {p['p90']:.0f})",
         "answers above the default tolerance": f"{summary['above_default_tolerance']:,}",
         "answers with an infinite bound": f"{summary['unbounded_answers']:,}",
         "tasks refused as outside their domain": f"{summary['refused_outside_domain']:,}",
     }
+
+
+CERTIFICATE_ROWS = {"answer numpy": "answer (the smaller bound), numpy", "mechanism numpy": "mechanism, numpy",
+                    "residual numpy": "residual, numpy", "residual jax": "residual, JAX",
+                    "residual hf": "residual, Hugging Face", "residual tl": "residual, TransformerLens"}
+
+
+def certificate_rows(summary: dict) -> dict[str, list[str]]:
+    """docs/CERTIFICATE.md's table per certificate and backend, as the results file gives it."""
+    out = {}
+    for name, row in summary["certificates"].items():
+        spread = (f"{row['p50']:.3g} ({row['p10']:.3g}, {row['p90']:.3g}, {row['p99']:.3g})" if "p50" in row
+                  else "-")
+        out[CERTIFICATE_ROWS[name]] = [f"{row['answers']:,}", f"{row['covered']:,}", f"{row['violations']:,}",
+                                       largest_ratio(row["worst_error_over_bound"]), spread]
+    return out
 
 
 def benchmark_rows(results: list[dict]) -> dict[str, list[str]]:
@@ -161,8 +182,17 @@ def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
     assert summary["violations"] == 0
     cells = {row[0]: row[1] for row in _table(text, "| certificate run | |")}
     assert cells == certificate_cells(summary)
-    p50 = summary["ratio_percentiles"]["p50"]
+    rows = {row[0]: row[1:] for row in _table(text, "| certificate, backend |")}
+    assert rows == certificate_rows(summary) and len(rows) == 6
+    rows = summary["certificates"]
+    p50 = rows["mechanism numpy"]["p50"]
     assert f"a median factor of {p50:.0f} means a bound of 1e-10 for an error of about {1e-10 / p50:.0e}" in " ".join(text.split())
+    assert f"(median factor {rows['residual numpy']['p50']:.3g} on numpy)" in " ".join(text.split())
+    residual = max(row["worst_error_over_bound"] for name, row in rows.items() if name.startswith("residual"))
+    assert (f"The largest error is {largest_ratio(rows['mechanism numpy']['worst_error_over_bound'])} of its mechanism "
+            f"bound and {largest_ratio(residual)} of its residual bound") in " ".join(text.split())
+    complete = json.loads((results / "certificate.json").read_text())["complete"]
+    assert complete == ("a run stopped after" not in text), "docs/CERTIFICATE.md says whether the certify run was complete"
     bench = json.loads((results / "benchmark.json").read_text())
     text = (DOCS / "BENCHMARK.md").read_text()
     table = {row[0]: row[1:] for row in _table(text, "| d = 8, n = 32 | layers (stored) |")}

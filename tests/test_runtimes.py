@@ -398,3 +398,22 @@ def test_a_tolerance_below_the_bound_refuses_a_ridge_answer(gaussian_ridge, ridg
         assert np.array_equal(run(tolerance=tight), got)  # at the bound: accepted
         with pytest.raises(CertificateError, match=r"has the a-posteriori bound .* above the tolerance"):
             run(tolerance=tight / 2)
+
+
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_a_model_built_in_memory_is_the_checkpoint_loaded(gaussian_ridge, ridge_models, implementation):
+    """``construct.hf.from_network`` (what ``python -m construct.cli.certify`` runs) builds the model that
+    ``from_pretrained`` loads from ``save_pretrained``'s files: the same tensors bit for bit, the same answers and
+    bounds; a network of the paper's architecture is refused."""
+    hf = pytest.importorskip("construct.hf")
+    built, loaded = hf.from_network(gaussian_ridge, implementation), ridge_models[implementation]
+    assert built.backbone.config._attn_implementation == implementation and built.network is gaussian_ridge
+    assert built.manifest == loaded.manifest
+    mine, theirs = built.state_dict(), loaded.state_dict()
+    assert mine.keys() == theirs.keys() and all(
+        mine[k].dtype == theirs[k].dtype and np.array_equal(mine[k].numpy(), theirs[k].numpy()) for k in mine)
+    for task in GAUSSIAN:
+        for a, b in zip(hf.predict(built, *task, return_bound=True), hf.predict(loaded, *task, return_bound=True)):
+            assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="architecture='gpt2'"):
+        hf.from_network(construct.compile(RIDGE, **BOX))

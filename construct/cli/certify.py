@@ -1,6 +1,6 @@
-"""Are the certificates sound, and how tight? Thousands of tasks, each answer against its exact value.
+"""Are the certificates sound, and how tight? Thousands of tasks, each answer of every backend against its exact value.
 
-    python -m construct.cli.certify                                  # 10,000 tasks (about 20 minutes)
+    python -m construct.cli.certify                                  # 10,000 tasks
     python -m construct.cli.certify --tasks 200 --out FILE.json      # a quick run
     python -m construct.cli.certify --out construct/results/certificate.json   # what docs/CERTIFICATE.md quotes
 
@@ -18,9 +18,29 @@ bound / error for answers with a nonzero error. Tasks come in families:
 
 Each network is compiled for a domain from its own family and scale
 (``Bounds.calibrate`` on 64 tasks, margin 4); a task outside it is
-*refused* (DomainError), which is sound too and is counted. Answers are
+*refused* (DomainError), which is sound too and is counted. Every task a
+network answers is run on every backend, with the same network:
+
+* ``numpy``: the reference pass, with both certificates, the mechanism
+  certificate (a priori, the pass's own rounding followed layer by layer)
+  and the residual certificate (a posteriori, from the answers and the last
+  state; ridge and the Sherman-Morrison chain have one);
+* ``jax``: the JAX pass of the same weights, residual certificate;
+* ``hf`` and ``tl``: the same program and domain compiled for GPT-2 blocks
+  (``architecture="gpt2"``), run by Hugging Face's ``GPT2Model`` and by
+  TransformerLens (where installed: the extra ``runtimes``), residual
+  certificate from what each returned (``construct.hf.predict``,
+  ``construct.tl.predict``).
+
+Each (certificate, backend) pair is reported on its own: the answers it
+covers (a finite bound), its violations, its largest error / bound and the
+distribution of bound / error; an answer a certificate does not cover (SGD
+has no residual certificate; a mechanism bound that reached a divisor's size
+is inf) counts as uncovered, not as a violation. ``answer`` is what
+``predict`` returns on numpy, the smaller of the two bounds. Answers are
 certified with ``tolerance=None`` (nothing refused for its bound), and the
-run counts how many the default tolerance (1e-6) would refuse.
+run counts how many the default tolerance would refuse. The results file is
+written after every network, so a run stopped early leaves the tasks it did.
 """
 
 from __future__ import annotations
@@ -29,18 +49,22 @@ import argparse
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from .. import exact
+from .. import exact, programs
 from ..compiler import Bounds, DomainError, compile
-from .. import programs
+from ..compiler.compiled import DEFAULT_TOLERANCE
 
 DIMENSIONS, EXAMPLES = (1, 2, 3, 4, 6, 8), (1, 2, 4, 8, 16)
 SCALES, LAMS = (1e-3, 1e-1, 1.0, 10.0, 1e3), (1e-6, 1e-3, 0.1, 1.0, 10.0)
 FAMILIES = ("gaussian", "gaussian", "gaussian", "near-singular", "repeated", "few", "zeros")
-TASKS_PER_NETWORK, CALIBRATION, TOLERANCE = 25, 64, 1e-6
+TASKS_PER_NETWORK, CALIBRATION = 50, 64
+ROWS = (("answer", "numpy"), ("mechanism", "numpy"), ("residual", "numpy"), ("residual", "jax"), ("residual", "hf"),
+        ("residual", "tl"))  # (certificate, backend); "answer": the smaller bound, as predict returns it
+PERCENTILES = (1, 10, 25, 50, 75, 90, 99)
 
 
 def _draw(family: str, d: int, n: int, s: float, rng: np.random.Generator):
@@ -83,56 +107,136 @@ def _configs(count: int, rng: np.random.Generator):
     return configs
 
 
-def run_config(program, family: str, s: float, tasks: int, rng: np.random.Generator) -> dict:
+def runtimes() -> dict:
+    """The runtime backends installed: name -> (model of a GPT-2 network, predict(model, net, X, y, q) -> (answers,
+    bounds)). Empty without the extra ``runtimes``."""
+    try:
+        import torch
+
+        from ..runtimes import hf, tl
+    except ImportError:
+        return {}
+    torch.set_num_threads(1)  # passes of a few dozen tokens: a pool's threads spin idle longer than they compute
+
+    def tl_model(net):
+        with warnings.catch_warnings():  # TransformerLens 3 announces that 4.0 removes HookedTransformer
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return tl.to_transformer_lens(net)
+
+    def hf_predict(model, net, *task):
+        return hf.predict(model, *task, tolerance=None, return_bound=True)
+
+    def tl_predict(model, net, *task):
+        return tl.predict(model, net, *task, tolerance=None, return_bound=True)
+
+    return {"hf": (hf.from_network, hf_predict), "tl": (tl_model, tl_predict)}
+
+
+def _empty_row() -> dict:
+    return {"answers": 0, "covered": 0, "violations": 0, "worst": 0.0, "ratios": []}
+
+
+def _record(row: dict, errors: np.ndarray, bounds: np.ndarray) -> None:
+    """Add one task's answers (errors and bounds, NaN where nothing is predicted) to a (certificate, backend) row."""
+    seen = ~np.isnan(errors)
+    e, b = errors[seen], bounds[seen]
+    covered = np.isfinite(b)
+    row["answers"] += int(seen.sum())
+    row["covered"] += int(covered.sum())
+    row["violations"] += int((e > b).sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        row["worst"] = max(row["worst"], float(np.max(np.where(b > 0, e / b, np.where(e > 0, np.inf, 0.0)),
+                                                      initial=0.0)))
+    measured = (e > 0) & covered
+    row["ratios"] += (b[measured] / e[measured]).tolist()
+
+
+def run_config(program, family: str, s: float, tasks: int, rng: np.random.Generator, backends: dict) -> dict:
+    """One network (and its GPT-2 twin for the runtimes) on ``tasks`` tasks of its family, every backend."""
     d, n = program.d, program.n
     calibration = [_draw(family, d, n, s, rng) for _ in range(CALIBRATION)]
-    net = compile(program, Bounds.calibrate(program, calibration))
+    bounds = Bounds.calibrate(program, calibration)
+    net = compile(program, bounds)
+    twin = compile(program, bounds, architecture="gpt2") if backends else None
+    models = {name: make(twin) for name, (make, _) in backends.items()}
     rows = {"program": program.name, "d": d, "n": n, "params": {k: np.asarray(v).tolist() for k, v in
                                                                  program.params.items()},
-            "family": family, "scale": s, "tasks": 0, "refused": 0, "answers": 0, "violations": 0,
-            "above_tolerance": 0, "unbounded": 0, "ratios": [], "worst_excess": 0.0}
+            "family": family, "scale": s, "tasks": 0, "refused": 0, "above_tolerance": 0,
+            "certificates": {f"{c} {b}": _empty_row() for c, b in ROWS if b in ("numpy", "jax") or b in backends}}
+    table = rows["certificates"]
     for _ in range(tasks):
         task = _draw(family, d, n, s, rng)
         rows["tasks"] += 1
         try:
-            preds, bounds = net.predict(*task, tolerance=None, return_bound=True)
+            cert = net.certify(*task)
+            jax = net.certify(*task, backend="jax")
         except DomainError:
             rows["refused"] += 1
             continue
-        errors = exact.errors(program, *task, preds)
+        want = exact.predictions(program, *task)
+        errors = exact.distances(want, cert.predictions)
+        _record(table["answer numpy"], errors, cert.bounds)
+        for source in ("mechanism", "residual"):
+            _record(table[f"{source} numpy"], errors, cert.by_source.get(source, np.full(len(errors), np.inf)))
+        _record(table["residual jax"], exact.distances(want, jax.predictions),
+                jax.by_source.get("residual", np.full(len(errors), np.inf)))
+        for name, (_, predict) in backends.items():
+            answers, bound = predict(models[name], twin, *task)
+            _record(table[f"residual {name}"], exact.distances(want, answers), bound)
         seen = ~np.isnan(errors)
-        e, b = errors[seen], bounds[seen]
-        rows["answers"] += int(seen.sum())
-        rows["violations"] += int((e > b).sum())
-        rows["worst_excess"] = max(rows["worst_excess"], float(np.max(e / np.where(b > 0, b, np.inf))))
-        rows["above_tolerance"] += int((b > TOLERANCE * (1 + np.abs(preds[seen]))).sum())
-        rows["unbounded"] += int((~np.isfinite(b)).sum())
-        measured = (e > 0) & np.isfinite(b)
-        rows["ratios"] += (b[measured] / e[measured]).tolist()
+        scale = net.scale(task[1], cert.predictions)
+        rows["above_tolerance"] += int((cert.bounds[seen] > DEFAULT_TOLERANCE * scale[seen]).sum())
     return rows
 
 
+def _distribution(ratios: list, worst: float) -> dict:
+    values = np.asarray(ratios)
+    return {"worst_error_over_bound": worst,
+            **({f"p{q}": float(np.percentile(values, q)) for q in PERCENTILES} if values.size else {})}
+
+
 def summarise(configs: list[dict]) -> dict:
-    ratios = np.array([r for c in configs for r in c["ratios"]])
-    pct = {f"p{q}": float(np.percentile(ratios, q)) for q in (1, 10, 25, 50, 75, 90, 99)} if ratios.size else {}
+    names = list(dict.fromkeys(name for c in configs for name in c["certificates"]))
+    certificates = {}
+    for name in names:
+        rows = [c["certificates"][name] for c in configs if name in c["certificates"]]
+        ratios = [r for row in rows for r in row["ratios"]]
+        certificates[name] = {"answers": sum(row["answers"] for row in rows),
+                              "covered": sum(row["covered"] for row in rows),
+                              "violations": sum(row["violations"] for row in rows),
+                              **_distribution(ratios, max(row["worst"] for row in rows))}
+    answer = certificates.get("answer numpy", {})
     by = {}
     for key in ("program", "family"):
         for c in configs:
             entry = by.setdefault(key, {}).setdefault(c[key], {"answers": 0, "ratios": []})
-            entry["answers"] += c["answers"]
-            entry["ratios"] += c["ratios"]
+            entry["answers"] += c["certificates"]["answer numpy"]["answers"]
+            entry["ratios"] += c["certificates"]["answer numpy"]["ratios"]
     groups = {key: {name: {"answers": v["answers"],
                            "median_ratio": float(np.median(v["ratios"])) if v["ratios"] else None}
                     for name, v in table.items()} for key, table in by.items()}
     return {
-        "tasks": sum(c["tasks"] for c in configs), "answers": sum(c["answers"] for c in configs),
-        "violations": sum(c["violations"] for c in configs),
-        "worst_error_over_bound": max(c["worst_excess"] for c in configs),
+        "tasks": sum(c["tasks"] for c in configs), "answers": answer.get("answers", 0),
+        "backend_answers": sum(row["answers"] for name, row in certificates.items() if not name.startswith("answer")
+                               and not name.startswith("mechanism")),
+        "violations": sum(row["violations"] for row in certificates.values()),
+        "worst_error_over_bound": max((row["worst_error_over_bound"] for row in certificates.values()), default=0.0),
         "refused_outside_domain": sum(c["refused"] for c in configs),
         "above_default_tolerance": sum(c["above_tolerance"] for c in configs),
-        "unbounded_answers": sum(c["unbounded"] for c in configs),
-        "ratio_percentiles": pct, "by": groups,
+        "unbounded_answers": answer.get("answers", 0) - answer.get("covered", 0),
+        "ratio_percentiles": {k: v for k, v in answer.items() if k.startswith("p")},
+        "certificates": certificates, "by": groups,
     }
+
+
+def _result(args, configs: list[dict], backends: dict, start: float, complete: bool) -> dict:
+    return {"command": f"python -m construct.cli.certify --tasks {args.tasks} --seed {args.seed}",
+            "complete": complete, "backends": ["numpy", "jax", *backends],
+            "summary": summarise(configs), "seconds": round(time.perf_counter() - start, 1),
+            "configs": [{k: v for k, v in c.items() if k != "certificates"} |
+                        {"certificates": {name: {k: v for k, v in row.items() if k != "ratios"}
+                                          | {"median_ratio": float(np.median(row["ratios"])) if row["ratios"] else None}
+                                          for name, row in c["certificates"].items()}} for c in configs]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,25 +244,25 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=10_000, help="tasks in all (default 10000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every draw (default 0)")
-    parser.add_argument("--out", type=Path, help="write every number to this JSON file")
+    parser.add_argument("--out", type=Path, help="write every number to this JSON file (after every network)")
+    parser.add_argument("--no-runtimes", action="store_true", help="numpy and JAX only (the runtimes are the slowest)")
     args = parser.parse_args(argv)
+    if args.tasks < 1:
+        parser.error(f"--tasks must be at least 1, got {args.tasks}")
     rng = np.random.default_rng(args.seed)
+    backends = {} if args.no_runtimes else runtimes()
     start = time.perf_counter()
     configs = []
     plan = _configs(args.tasks, rng)
     for k, (program, family, s) in enumerate(plan, 1):
         print(f"[{k}/{len(plan)}] {program.name} d={program.d} n={program.n} {family} s={s:g}", file=sys.stderr,
               flush=True)
-        configs.append(run_config(program, family, s, TASKS_PER_NETWORK, rng))
+        configs.append(run_config(program, family, s, TASKS_PER_NETWORK, rng, backends))
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(_result(args, configs, backends, start, k == len(plan)), indent=1) + "\n")
     summary = summarise(configs)
-    result = {"command": f"python -m construct.cli.certify --tasks {args.tasks} --seed {args.seed}",
-              "summary": summary, "seconds": round(time.perf_counter() - start, 1),
-              "configs": [{k: v for k, v in c.items() if k != "ratios"} |
-                          {"median_ratio": float(np.median(c["ratios"])) if c["ratios"] else None} for c in configs]}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(summary, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k != "by"}, indent=1))
     return 1 if summary["violations"] else 0
 
 

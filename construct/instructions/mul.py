@@ -319,6 +319,11 @@ class ProductMechanism:
         Richardson truncation at the scaled operands' actual size (``truncation``), the operands' attention errors
         propagated as a product propagates them, and the weights' and layer norm's roundings carried through the
         units signed (``signed_terms``)."""
+        return sum(self.local_terms(ctx).values())
+
+    def local_terms(self, ctx) -> dict[str, np.ndarray]:
+        """The terms of ``local_error`` by name, each (T, outputs); ``docs/CERTIFICATE_TERMS.md`` lists what each
+        bounds and the test that shows it is needed."""
         parts = ctx.parts
         u = rounding.unit_roundoff(parts.X.dtype)
         pairs = np.array(self.pairs)  # (outputs, q, 2)
@@ -328,11 +333,15 @@ class ProductMechanism:
         k2 = k * k
         scale_gap = np.abs(k2 - 1) + 3.1 * u * k2  # |kappa^2 - 1|, kappa = ln_scale / sigma (one division)
         size = k * (1 + 4 * u) * (np.abs(a) / self.S_a + np.abs(b) / self.S_b)
-        products = scale_gap * np.abs(a * b) + self.S_a * self.S_b * truncation(size, self.P) + \
-            (da * np.abs(b) + (np.abs(a) + da) * db) * (1 + 8 * u)
         out = list(self.out)
-        return ctx.mlp.given_rounding[:, out] + (np.abs(parts.X[:, out]) + products.sum(axis=2)
-                                                 + self.signed_terms(ctx))
+        return {
+            "mlp rounding": ctx.mlp.given_rounding[:, out],
+            "output row before the MLP": np.abs(parts.X[:, out]),
+            "layer norm scale gap": (scale_gap * np.abs(a * b)).sum(axis=2),
+            "richardson truncation": (self.S_a * self.S_b * truncation(size, self.P)).sum(axis=2),
+            "operands' attention error": ((da * np.abs(b) + (np.abs(a) + da) * db) * (1 + 8 * u)).sum(axis=2),
+            "signed weight and layer norm roundings": self.signed_terms(ctx),
+        }
 
     def signed_terms(self, ctx) -> np.ndarray:
         """The product's MLP in exact arithmetic, with the actual weights on the pass's ``normed``, against the

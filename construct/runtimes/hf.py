@@ -256,14 +256,30 @@ def from_pretrained(directory, attn_implementation: str = "eager", dtype=None,
             for k, a in want.items()):
         raise WeightsFileError(f"{directory / WEIGHTS}: GPT2Model.from_pretrained loaded other weights than the "
                                f"verified file holds (loading info {info}); was the directory changed while loading?")
+    return ICLModel(backbone, *_read_layers(net, dtype), manifest, net).eval()
+
+
+def from_network(net: CompiledNetwork, attn_implementation: str = "eager") -> ICLModel:
+    """The ``ICLModel`` of ``net`` (compiled with ``architecture="gpt2"``) built in memory, without files: what
+    ``from_pretrained`` returns for ``save_pretrained(net, directory)``, in the network's dtype."""
+    _require_gpt2(net)
+    dtype = {"float64": torch.float64, "float32": torch.float32}[str(net.gpt2.dtype)]
+    config = transformers.GPT2Config(**config_dict(net), attn_implementation=attn_implementation)
+    backbone = transformers.GPT2Model(config).to(dtype)
+    backbone.load_state_dict({k: torch.tensor(a) for k, a in state_dict(net).items()}, strict=True)
+    return ICLModel(backbone.eval(), *_read_layers(net, dtype), _manifest(net), net).eval()
+
+
+def _read_layers(net: CompiledNetwork, dtype) -> tuple[torch.nn.Linear, torch.nn.Linear]:
+    """The read-in and read-out ``Linear`` layers, bit for bit ``read_in_out(net)``."""
     D, d1 = net.gpt2.read_in.T.shape
     read_in, read_out = torch.nn.Linear(d1, D, dtype=dtype), torch.nn.Linear(D, 1, dtype=dtype)
-    io = read_in_out(net)  # bit for bit the file's
+    io = read_in_out(net)
     with torch.no_grad():
         for layer, prefix in ((read_in, "read_in"), (read_out, "read_out")):
             layer.weight.copy_(torch.tensor(io[f"{prefix}.weight"], dtype=dtype))
             layer.bias.copy_(torch.tensor(io[f"{prefix}.bias"], dtype=dtype))
-    return ICLModel(backbone, read_in, read_out, manifest, net).eval()
+    return read_in, read_out
 
 
 # -- verifying -----------------------------------------------------------------------------------------

@@ -179,10 +179,8 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)[:, live]
     absWo = np.abs(Wo[live])
     dY = gamma(nonzeros(Wo), u) * (heads @ absWo) + dB @ absWo
-    # X = (H + Y) + bo: a rounding wherever something nonzero is added
-    first = np.where(parts.Y != 0, u * (absH + np.abs(parts.Y)) * (1 + u), 0.0)
-    second = np.where(w.bo[l] != 0, u * np.abs(parts.X), 0.0)
-    rounding = (dY + first + second + tiny * (np.abs(Wo).sum(axis=0) > 0)) * SAFETY[H.dtype]
+    added = addition_rounding(H, parts.Y, w.bo[l], parts.X)  # X = (H + Y) + bo
+    rounding = (dY + added + tiny * (np.abs(Wo).sum(axis=0) > 0)) * SAFETY[H.dtype]
     return AttentionBound(rounding, values.reshape(T, m, dh).transpose(1, 0, 2))
 
 
@@ -262,6 +260,24 @@ class MLPBound:
     given_hidden: np.ndarray
 
 
+def addition_rounding(H: np.ndarray, Y: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Bound the rounding of the residual addition ``out = (H + Y) + bias`` (T, D): a rounding wherever something
+    nonzero is added, ``u |H + Y| <= u (|H| + |Y|)``, within ``1 + u`` of the computed magnitudes, and one more
+    (``u |out|``) where the bias is nonzero; adding zero is exact."""
+    u = unit_roundoff(H.dtype)
+    return np.where(Y != 0, u * (np.abs(H) + np.abs(Y)) * (1 + u), 0.0) + np.where(bias != 0, u * np.abs(out), 0.0)
+
+
+def layer_norm_rounding(parts: LayerParts, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Bound ``|normed - ((gain (X - mean)) / sigma + bias)|`` (T, D), the pass's mean and sigma given: the
+    subtraction and the division round (``gamma_2``), the gain unless it is 1 (``gamma_3``), the bias unless it is 0
+    (``u |normed|``), and ``tiny`` for underflow."""
+    u, tiny = unit_roundoff(parts.X.dtype), float(np.finfo(parts.X.dtype).tiny)
+    steps = 2 + (gain != 1)
+    return gamma(steps, u) * (1 + u) * np.abs(gain) * np.abs(parts.centred) / parts.sigma + \
+        np.where(bias != 0, u * np.abs(parts.normed), 0.0) + tiny
+
+
 def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     """``(eta, slack)`` (T, D): ``normed - (X - mean) / sigma`` for a layer norm without gain or bias, signed, and
     a bound on how far ``eta`` is from that difference.
@@ -312,12 +328,8 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     T, U = parts.pre.shape
     gain, bias, b2 = w.ln_gain[l], w.ln_bias[l], w.b2[l]
     W1, b1, W2 = w.W1[l][np.ix_(rows, units)], w.b1[l][units], w.W2[l][np.ix_(units, written)]
-    # normed = (gain * (X - mean)) / sigma + bias: the subtraction and the division round, the gain unless it is 1,
-    # the bias unless it is 0
-    steps = 2 + (gain[rows] != 1)
     normed = parts.normed[:, rows]
-    dnormed = gamma(steps, u) * (1 + u) * np.abs(gain[rows]) * np.abs(parts.centred[:, rows]) / parts.sigma + \
-        np.where(bias[rows] != 0, u * np.abs(normed), 0.0) + tiny
+    dnormed = layer_norm_rounding(parts, gain, bias)[:, rows]
     # pre = normed W1 + b1
     absW1 = np.abs(W1)
     pre, hidden = parts.pre[:, units], parts.hidden[:, units]
@@ -336,9 +348,7 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     given_dhidden = gelu_slope(p + given_dpre) * given_dpre + evaluation
     # mlp = hidden W2; out = (X + mlp) + b2
     absW2 = np.abs(W2)
-    first = np.where(parts.mlp != 0, u * (np.abs(parts.X) + np.abs(parts.mlp)) * (1 + u), 0.0)
-    second = np.where(b2 != 0, u * np.abs(parts.out), 0.0)
-    rest = first + second
+    rest = addition_rounding(parts.X, parts.mlp, b2, parts.out)  # out = (X + mlp) + b2
     rest[:, written] += product_rounding(hidden, W2, None, parts.mlp[:, written]) + tiny
     k = SAFETY[dtype]
 
