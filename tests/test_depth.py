@@ -40,3 +40,10 @@ def test_the_depth_page_shows_the_results_file():
     assert newton["max_error"] <= 1e-9 and newton["bound_at_least_error"]
     for n in (32, 128, 1024):
         assert row["ridge_newton", n]["bound_at_least_error"] and row["gd", n]["max_error"] < 1e-9
+    # the page's reading: ridge_newton the faster pass from n = 128, RLS the smaller and more accurate at n = 32,
+    # SGD's bound useless at n = 128
+    assert row["ridge_newton", 128]["forward_s"] < row["ridge", 128]["forward_s"]
+    short, newton32 = row["ridge", 32], row["ridge_newton", 32]
+    assert short["parameters"] < 0.15 * newton32["parameters"]
+    assert short["max_error"] < 1e-11 and 1e-11 < newton32["max_error"] < 1e-9
+    assert row["sgd", 128]["max_bound"] > 1 and "RLS needs" in flat and "from n = 128 on it is also the faster" in flat
