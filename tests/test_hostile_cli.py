@@ -255,7 +255,7 @@ NUMERIC_OPTIONS = {
     "--w0 for ridge": (EXPORT + ["ridge", "--w0", "1", "2", "3"], 2, r"--algo ridge takes --lam, not --w0: --w0 is "
                        r"for --algo sgd or sgd_step$"),
     "--alpha for ridge": (EXPORT + ["ridge", "--alpha", "0.1"], 2, r"--algo ridge takes --lam, not --alpha: --alpha is "
-                          r"for --algo sgd or sgd_step$"),
+                          r"for --algo gd or sgd or sgd_step$"),
     "one-example chain, n = 6": (EXPORT + ["sgd_step"], 2, r"--algo sgd_step .* needs n = 1, got 6"),
     "one-example chain, 3 examples in the data": (PREDICT[:2] + ["sherman_morrison_step", "--data", "{tmp}/good.csv"],
                                                   2, r"--algo sherman_morrison_step .* needs n = 1, got 3"),
