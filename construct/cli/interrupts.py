@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from contextlib import contextmanager
 
 _received = False  # a SIGINT arrived while ``recorded`` was installed
 
 
 def exit_at_once(signum, frame) -> None:
-    sys.stderr.write("icl-construct: interrupted\n")
-    sys.stderr.flush()
+    # os.write, not sys.stderr: the signal may arrive while the main thread is inside sys.stderr's own write, and
+    # a buffered writer re-entered from a handler raises RuntimeError instead of writing
+    os.write(2, b"icl-construct: interrupted\n")
     os._exit(130)
 
 
