@@ -237,6 +237,11 @@ class Averaging:
         ]
 
 
+def double(P: sp.Matrix, R: sp.Matrix) -> tuple[sp.Matrix, sp.Matrix]:
+    """One layer of the loop, as ``programs.ridge_newton``'s MLP computes it: ``P <- P (I + R)``, ``R <- R R``."""
+    return P * (sp.eye(R.rows) + R), R * R
+
+
 def _newton_schulz_example() -> dict:
     """The 2 x 2 example in exact rationals: A', b', R_0 = I - c A', P_m for m = 2^t, t = 0..NS_STEPS."""
     lam, x, y = NS_LAM, NS_X, NS_Y
@@ -260,7 +265,7 @@ def _newton_schulz_example() -> dict:
         rows.append({"t": t, "m": m, "X": c * P, "w": w,
                      "residual": max(abs(e) for e in (R0**m).eigenvals()),
                      "error": sp.sqrt(((w - w_star).T * (w - w_star))[0] / (w_star.T * w_star)[0])})
-        P, R = P * (I + R), R * R  # one layer: P <- P (I + R), R <- R R
+        P, R = double(P, R)
     eigen = sorted(A.eigenvals())
     _require(A * b == eigen[-1] * b, "b' is not an eigenvector of A' for its larger eigenvalue")
     last = rows[-1]
