@@ -218,6 +218,9 @@ def newton_schulz_convergence():
     gap = sp.together(lam + Rn**2 / 2 - (lam + k * Rn**2) / (2 * k + s))
     zero(sp.simplify(gap - (2 * lam * (2 * k + s - 1) + Rn**2 * s) / (2 * (2 * k + s))),
          "lam + R^2/2 - (lam + k R^2)/(i + 1) = (2 lam i + R^2 s) / (2 (i + 1)), >= 0 for i >= 0, s >= 0")
+    i_ = sp.Symbol("i", nonnegative=True)
+    require(bool((2 * lam * i_ + Rn**2 * s).is_nonnegative) and bool((2 * (i_ + 1)).is_positive),
+            "(2 lam i + R^2 s) / (2 (i + 1)) >= 0 for i, s >= 0")
 
 
 @proof("sgd_program", "sgd(d=2, n) predicts with one-pass SGD at every prefix", "n = 2, 3; all inputs symbolic")

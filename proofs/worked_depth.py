@@ -47,8 +47,8 @@ WRITTEN = {  # what each row the averaging head writes holds, in this layer's co
     "scratch[0]": "`R_0 = I - c A'` (the output bias adds the 1): a copy of the operand the MLP squares in place "
                   "(`mul R <- R R`)",
     "scratch[1]": "the same copy, the product's second operand",
-    "mean_pad": "minus the sum of what the head adds to the other rows, so that the column's sum stays 0 for "
-                "layer norm (section 7)",
+    "mean_pad": "minus the sum of what the attention (this head and the output bias) adds to the other rows, so "
+                "that the column's sum stays 0 for layer norm (section 7)",
 }
 SHOWN = ("z", "A", "b")  # the registers whose values the column table prints
 
