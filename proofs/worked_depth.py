@@ -21,13 +21,13 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from construct import compile, exact, programs
+from construct import compile, programs
 from construct.compiler import schedule
 from construct.mechanisms.plan import UNIFORM
 from construct.raw.prompt import tokens
 from construct.transformer import forward, forward_exact, rounding
 
-from .status import ALL, MEASURED, SIZES, STATUS
+from .status import MEASURED, STATUS
 
 ridge_newton = importlib.import_module("construct.programs.ridge_newton")  # the package exports the function
 
