@@ -27,6 +27,7 @@ from construct.mechanisms.plan import UNIFORM
 from construct.raw.prompt import tokens
 from construct.transformer import forward, forward_exact, rounding
 
+from .registry import PROOFS
 from .status import MEASURED, STATUS
 
 ridge_newton = importlib.import_module("construct.programs.ridge_newton")  # the package exports the function
@@ -60,6 +61,11 @@ NS_STEPS = 4
 def _q(value: float) -> str:
     """A float (a binary fraction) as its exact rational."""
     return f"`{sp.Rational(value)}`"
+
+
+def _hypotheses(name: str) -> str:
+    """The sizes and cases a proof checks, as it states them."""
+    return next(p for p in PROOFS if p.name == name).hypotheses
 
 
 def _require(ok: bool, what: str) -> None:
@@ -229,8 +235,8 @@ class Averaging:
             f"from the exact values by up to {machine:.1e}, what layer 1 (its movs' leak and its GeLU products, "
             "section 4) left in `z` and `xy`, averaged. A float64 run adds the rounding above.", "",
             f"Status: `uniform_attention` ({STATUS['uniform_attention']}) for the weights and the rounding; "
-            f"`layer_avg` ({STATUS['layer_avg']}: d = 1, 2, 3, n = 3, alone and composed with affs) checks the "
-            "compiled averaging layer in real arithmetic on the networks it builds, not this one. "
+            f"`layer_avg` ({STATUS['layer_avg']}: {_hypotheses('layer_avg')}) checks the compiled averaging "
+            "layer in real arithmetic on the networks it builds, not this one. "
             f"{MEASURED.capitalize()}: `python -m pytest tests/test_avg.py` (every compiled layer within its declared error, "
             "every answer within its certified bound, the certificate's weight gap against the computed weights).",
             "",
