@@ -150,9 +150,12 @@ def rls_identity():
 
 @proof("newton_schulz_product",
        "P_m = sum_{j<m} R^j has P_m (I - R) = I - R^m and P_{2m} = P_m (I + R^m); with R = I - c A: c P_m A = "
-       "I - R^m, so c P_m b = (I - R^m) A^-1 b",
+       "I - R^m, so c P_m b = (I - R^m) A^-1 b; X = c P_m is the Newton-Schulz iterate (X (2I - A X) = c P_{2m}); "
+       "the refinement w = 2 w1 - c P_m A w1 of w1 = c P_m b is (I - R^{2m}) A^-1 b, and (I - F^2) A^-1 b when "
+       "the computed c P_m A is I - F",
        "R a square matrix of any size and m >= 0 (every matrix here is a polynomial in R, and polynomials in one "
-       "matrix commute: the identities of polynomials in one commuting r); I - R = c A invertible for the last")
+       "matrix commute: the identities of polynomials in one commuting r; with F, polynomials in F); I - R = c A "
+       "invertible for the last four")
 def newton_schulz_product():
     """The loop of ``programs.ridge_newton``: one step ``R <- R R``, ``P <- P (I + R)`` doubles the sum's length.
 
@@ -177,6 +180,13 @@ def newton_schulz_product():
         zero(sp.expand(Pm * (1 - r) - (1 - r**count)), f"P_{count} (1 - r) = 1 - r^{count}")
     zero(sp.expand((1 - (1 - c * a)**4) - c * a * sum(((1 - c * a)**k for k in range(4)), sp.Integer(0))),
          "r = 1 - c a, m = 4: c P_m a = 1 - r^m")
+    # with c a = 1 - r and c P_m a = 1 - r^m, every m: the iterate and the refinement, as functions of r^m
+    rm, f = sp.symbols("r_m f")
+    X = (1 - rm) / a  # c P_m, from c P_m a = 1 - r^m
+    zero(sp.simplify(X * (2 - a * X) - (1 - rm**2) / a), "X (2 - a X) = c P_2m: (1 - r^2m)/a")
+    w1 = (1 - rm)  # w1 = c P_m b = (1 - r^m) w*, in units of w* = b/a
+    zero(sp.expand(2 * w1 - (1 - rm) * w1 - (1 - rm**2)), "2 w1 - c P_m a w1 = (1 - r^2m) w*")
+    zero(sp.expand(2 * (1 - f) - (1 - f) ** 2 - (1 - f**2)), "with c P a = 1 - f: 2 w1 - (1 - f) w1 = (1 - f^2) w*")
 
 
 @proof("newton_schulz_convergence",
@@ -208,6 +218,9 @@ def newton_schulz_convergence():
     gap = sp.together(lam + Rn**2 / 2 - (lam + k * Rn**2) / (2 * k + s))
     zero(sp.simplify(gap - (2 * lam * (2 * k + s - 1) + Rn**2 * s) / (2 * (2 * k + s))),
          "lam + R^2/2 - (lam + k R^2)/(i + 1) = (2 lam i + R^2 s) / (2 (i + 1)), >= 0 for i >= 0, s >= 0")
+    i_ = sp.Symbol("i", nonnegative=True)
+    require(bool((2 * lam * i_ + Rn**2 * s).is_nonnegative) and bool((2 * (i_ + 1)).is_positive),
+            "(2 lam i + R^2 s) / (2 (i + 1)) >= 0 for i, s >= 0")
 
 
 @proof("sgd_program", "sgd(d=2, n) predicts with one-pass SGD at every prefix", "n = 2, 3; all inputs symbolic")

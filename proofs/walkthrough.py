@@ -7,7 +7,8 @@ Everything in the file is computed here from the library: the layouts, the
 instructions in both notations, the symbolic hidden states (the exact
 machine run on sympy symbols), the compiled weights and one run of them
 (``worked.py``), the constants the compiler chooses and the lemmas' bounds
-at those constants. Each claim carries its status (``status.py``). The
+at those constants, and the averaging head and the Newton-Schulz product
+(``worked_depth.py``). Each claim carries its status (``status.py``). The
 construction itself is stated in docs/CONSTRUCTION.md.
 """
 
@@ -35,6 +36,7 @@ from . import PROOFS, kappa, layers, lemmas, paper_layout, theorems
 from .status import ALL, LIMIT, MEASURED, SIZES, STATUS
 from .theorems import alpha, examples, lam, vector
 from .worked import Worked
+from .worked_depth import Averaging, newton_schulz_section
 
 PATH = Path(__file__).resolve().parent / "WALKTHROUGH.md"
 
@@ -111,7 +113,7 @@ def _theorem1_section(d: int) -> list[str]:
         "`w1^T x_q` (docs/CONSTRUCTION.md section 6). The paper's chain, each erratum beside the step it fixes. "
         "Column 0 also takes a step, on (x_1, 0); only column 2's prediction is the theorem's. "
         f"`theorem1_sgd_step` ({STATUS['theorem1_sgd_step']}: every d, the chain run on registers of any size; "
-        "section 10) checks the prediction below against the formula.", "",
+        "section 11) checks the prediction below against the formula.", "",
         *_layout_table(program), "",
         f"Depth {program.depth}. Each step: the register it writes, before and "
         "after, in every column (every other row is unchanged). The cells are the exact machine run on symbols.",
@@ -328,10 +330,12 @@ def _intro() -> list[str]:
         f"* **{SIZES}**: checked exactly, symbolically or in rational arithmetic, at the dimensions and example "
         "counts the proof lists, and not beyond (`python -m proofs NAME`);",
         f"* **{LIMIT}**: an expansion as a scale goes to infinity (`python -m proofs NAME`);",
-        f"* **{MEASURED}**: what a float64 run does, checked by tests on sample tasks (section 10 gives the "
+        f"* **{MEASURED}**: what a float64 run does, checked by tests on sample tasks (section 11 gives the "
         "commands); not proved. No number here comes from a float64 run: its last bits depend on the machine, "
-        "so the network's values are printed as it computes them in real arithmetic.", "",
-        "Section 10 lists every proof with its status. `python -m proofs` runs them all.", "",
+        "so the network's values are printed as it computes them in real arithmetic. (The one exception, the "
+        "averaging head's softmax weights in section 10a, are each one rounded division of integers, the same "
+        "on every machine.)", "",
+        "Section 11 lists every proof with its status. `python -m proofs` runs them all.", "",
         "## 0. Indices", "",
         "Rows and columns are 0-based and a row range is half-open, `[start, stop)`: a register of k rows "
         "starting at row s is `[s, s + k)`. The paper names a row range by its two ends (its `mov(s, t, i, j, "
@@ -456,6 +460,17 @@ def _fusion_section() -> list[str]:
     ]
 
 
+def _depth_section() -> list[str]:
+    return [
+        "## 10. Depth independent of n: the averaging head and Newton-Schulz", "",
+        "The networks above apply one block of layers per example, so their depth grows with n. "
+        "[docs/DEPTH.md](../docs/DEPTH.md) builds two whose depth does not (`ridge_newton`, `gd`), from prefix "
+        "averages; it derives them and gives each claim its status. Here are its two mechanisms on numbers: the "
+        "`avg` instruction in a compiled network, and the Newton-Schulz product on a 2 x 2 example.", "",
+        *Averaging().section(), *newton_schulz_section(),
+    ]
+
+
 MEASURED_CLAIMS = [
     ("each compiled layer's error on a run is within the error the compiler declares for it (the rounding model, "
      f"KAPPA = {scales.KAPPA:g})", 'python -m pytest tests/test_compiler.py -k "every_layer or chain_layers"'),
@@ -476,9 +491,9 @@ MEASURED_CLAIMS = [
 ]
 
 
-GROUPS = {  # proofs/<group>.py -> its heading in section 10
-    "lemmas": "The lemmas (section 5)", "layers": "The compiled layers (sections 6 and 8)",
-    "theorems": "The programs (sections 2, 3 and 7)", "domains": "The domain (section 9)",
+GROUPS = {  # proofs/<group>.py -> its heading in section 11
+    "lemmas": "The lemmas (section 5)", "layers": "The compiled layers (sections 6, 8 and 10a)",
+    "theorems": "The programs (sections 2, 3, 7 and 10b)", "domains": "The domain (section 9)",
     "errata": "The printed chains (the errata of sections 2 and 3)",
     "certificate": "The certificate group: the inequalities each answer's certified bound uses",
 }
@@ -496,7 +511,7 @@ def _status_section() -> list[str]:
         raise ValueError(f"no heading for the proofs of {sorted(missing)}")
     measured_claims = [f"* {claim}: `{command}`" for claim, command in MEASURED_CLAIMS]
     return [
-        "## 10. Every claim and its status", "",
+        "## 11. Every claim and its status", "",
         "The proofs (`python -m proofs NAME` runs one; `python -m proofs` prints each one's status):", "", *proved,
         f"{MEASURED.capitalize()}, not proved (tests on sample tasks):", "", *measured_claims, "",
     ]
@@ -506,7 +521,7 @@ def render() -> str:
     parts = [
         *_intro(), *_prompt_section(2), *_theorem1_section(2), *_theorem2_section(2), *Worked().section(),
         *_lemmas_section(), *_layers_section(), *_n_examples_section(), *_fusion_section(), *_domain_section(),
-        *_status_section(),
+        *_depth_section(), *_status_section(),
     ]
     return "\n".join(parts).rstrip() + "\n"
 

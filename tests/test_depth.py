@@ -47,3 +47,22 @@ def test_the_depth_page_shows_the_results_file():
     assert short["parameters"] < 0.15 * newton32["parameters"]
     assert short["max_error"] < 1e-11 and 1e-11 < newton32["max_error"] < 1e-9
     assert row["sgd", 128]["max_bound"] > 1 and "RLS needs" in flat and "from n = 128 on it is also the faster" in flat
+
+
+def test_the_readme_says_which_network_when_from_the_results_file():
+    """README.md's sentence on which network to use when quotes construct/results/depth.json and reads it as
+    docs/DEPTH.md does."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    rows = {(r["algo"], r["n"]): r for r in json.loads((root / "construct" / "results" / "depth.json").read_text())["rows"]}
+    readme = " ".join((root / "README.md").read_text().split())
+    newton, rls = rows["ridge_newton", 1024], rows["ridge", 1024]
+    assert f"`ridge_newton` for long ones, {newton['layers']} layers at n = 1024 where `ridge` needs {rls['layers']:,} " \
+           "and does not fit in memory" in readme
+    assert not rls["run"] and "GiB" in rls["why_not"]
+    short, newton32 = rows["ridge", 32], rows["ridge_newton", 32]
+    assert "the smaller and more accurate network at n = 32" in readme
+    assert short["parameters"] < newton32["parameters"] and short["max_error"] < newton32["max_error"]
+    assert "its certified bound is useless from n = 128 on" in readme and rows["sgd", 128]["max_bound"] > 1

@@ -170,3 +170,53 @@ def test_the_page_checks_find_what_they_guard():
     assert links("[a](docs/GUIDE.md#x), [b](https://b.org), [c](#c), `[d](CLI.md)`") == ["docs/GUIDE.md#x", "#c"]
     assert anchors("# A page\n## 10. What `construct.load` checks\n```\n# a comment\n```") == {
         "a-page", "10-what-constructload-checks"}
+
+
+def status_sentences(text: str) -> list[str]:
+    """The sentences and table cells of a page, each on one line, that give a status."""
+    from proofs.status import ALL, LIMIT, MEASURED, SIZES
+
+    flat = " ".join(text.split())
+    return [s for s in re.split(r"(?<=\.)\s|\|", flat)
+            if any(label in s for label in (ALL, SIZES, LIMIT)) or f"**{MEASURED}**" in s]
+
+
+def unsupported_labels(text: str) -> list[str]:
+    """The status sentences of a page that name no proof ``python -m proofs`` runs with that status ("proved ..."),
+    or no test file of the repository or ``python -m`` command ("**measured**"); the page's legend is exempt."""
+    from proofs.status import ALL, LIMIT, MEASURED, SIZES, STATUS
+
+    registered = {p.name for p in proofs.PROOFS}
+    tests = {path.name for path in (ROOT / "tests").rglob("test_*.py")}
+    bad = []
+    for sentence in status_sentences(text):
+        if sentence.startswith("Each claim below carries its status"):
+            continue
+        named = set(re.findall(r"`([a-z0-9_]+)`", sentence)) & registered
+        for label in (ALL, SIZES, LIMIT):
+            if label in sentence and not any(STATUS[name] == label for name in named):
+                bad.append(sentence)
+        if f"**{MEASURED}**" in sentence:
+            files = re.findall(r"tests/(?:\w+/)*(test_\w+\.py)", sentence)
+            if not (files and set(files) <= tests) and "python -m " not in sentence:
+                bad.append(sentence)
+    return bad
+
+
+def test_every_status_on_the_depth_page_names_its_proof_or_test():
+    """docs/DEPTH.md: a claim called proved names, in its sentence, a registered proof with that status; a claim
+    called measured names the test file or the command that measures it."""
+    page = (ROOT / "docs" / "DEPTH.md").read_text()
+    assert len(status_sentences(page)) >= 12
+    assert not unsupported_labels(page), "\n".join(unsupported_labels(page))
+
+
+def test_a_label_without_its_proof_or_test_is_found():
+    assert unsupported_labels("The limit is exact (proved for all values). It holds (`newton_schulz_product`, "
+                              "proved at the sizes named). It is fast (**measured**). It is slow (**measured** by "
+                              "`tests/test_no_such_file.py`).") == [
+        "The limit is exact (proved for all values).",
+        "It holds (`newton_schulz_product`, proved at the sizes named).", "It is fast (**measured**).",
+        "It is slow (**measured** by `tests/test_no_such_file.py`)."]
+    assert not unsupported_labels("It holds (`newton_schulz_product`, proved for all values). It is fast "
+                                  "(**measured** by `tests/test_gd.py`).")

@@ -49,10 +49,13 @@ def test_the_exact_weights_are_the_closed_forms():
 
 @pytest.mark.parametrize("n", [1, 8, 1024])
 def test_depth_is_t_plus_one_whatever_n(n):
-    for steps in (2, 10, 40):
+    """max(T + 1, 3) layers; four distinct (stored) ones from T = 3 on, three below (docs/DEPTH.md section 3)."""
+    for steps in (1, 2, 3, 10, 40):
         program = programs.gd(8, n, 0.02, 0.1, steps)
-        assert len(schedule.fused(program)) == steps + 1
-    assert len(schedule.fused(programs.gd(8, n, 0.02, 0.1, 1))) == 3
+        fused = schedule.fused(program)
+        assert len(fused) == max(steps + 1, 3)
+        stored = {tuple(program.instructions[k] for k in step.instructions) for step in fused}
+        assert len(stored) == (4 if steps >= 3 else 3)
 
 
 def test_a_box_where_a_step_can_diverge_is_refused_with_the_largest_alpha():

@@ -267,3 +267,23 @@ def test_kappa_sees_a_pass_that_rounds_worse(monkeypatch):
     gelu = forward.gelu
     monkeypatch.setattr(forward, "gelu", lambda u: gelu(u) * (1 + 1e-13))
     assert kappa.measure(net, task)["kappa"] > 100
+
+
+def test_the_walkthrough_refuses_a_newton_schulz_loop_that_does_not_double(monkeypatch):
+    """Section 10b's rows are checked as they are computed: a loop step that adds R instead of multiplying by
+    I + R leaves P short of sum_{j < 2m} R_0^j, and the walkthrough is not written."""
+    from proofs import worked_depth
+
+    assert worked_depth.newton_schulz_section()  # the loop as the program runs it passes its checks
+    monkeypatch.setattr(worked_depth, "double", lambda P, R: (P + R, R * R))
+    with pytest.raises(ValueError, match=r"t = 2: the loop's P is not sum_\(j < 4\) R_0\^j"):
+        worked_depth.newton_schulz_section()
+
+
+def test_the_walkthrough_explains_every_row_the_averaging_head_writes(monkeypatch):
+    from proofs import worked_depth
+
+    written = {k: v for k, v in worked_depth.WRITTEN.items() if k != "IR"}
+    monkeypatch.setattr(worked_depth, "WRITTEN", written)
+    with pytest.raises(ValueError, match="the averaging head writes .*'IR'"):
+        worked_depth.Averaging().section()
