@@ -207,8 +207,12 @@ def newton_schulz_convergence():
     zero(sp.simplify(sp.exp(-(kappa * sp.log(1 / eps)) / kappa) - eps), "m = kappa ln(1/eps) gives exactly eps")
     # P_m's eigenvalue sum_{j<m} rho^j, rho in [0, 1 - 1/kappa]: each term <= 1 (so <= m) and (1 - rho^m)/(1 - rho)
     # <= 1/(1 - rho) <= kappa
-    zero(sp.expand(sum((rho**k for k in range(5)), sp.Integer(0)) * (1 - rho) - (1 - rho**5)),
-         "the geometric sum's closed form (m = 5)")
+    # sum_{j<m} rho^j (1 - rho) = 1 - rho^m for every m >= 1, by induction: true at m = 1, and
+    # S_{m+1} (1 - rho) = S_m (1 - rho) + rho^m (1 - rho), with S_m (1 - rho) = 1 - rho^m
+    zero(sp.expand(1 * (1 - rho) - (1 - rho)), "the geometric sum's closed form at m = 1")
+    m_ = sp.Symbol("m", integer=True, positive=True)
+    zero(sp.expand((1 - rho**m_) + rho**m_ * (1 - rho) - (1 - rho**(m_ + 1))),
+         "the closed form at m gives it at m + 1")
     require(sp.simplify(1 / (1 - (1 - 1 / kappa)) - kappa) == 0, "1/(1 - rho) at rho = 1 - 1/kappa is kappa")
     # the spectrum: R = I - A/Lam has eigenvalue 1 - lambda/Lam in [0, 1 - mu/Lam] for lambda in [mu, Lam]
     lam_, mu, Lam = sp.symbols("lambda mu Lam", positive=True)
