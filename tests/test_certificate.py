@@ -159,7 +159,7 @@ def test_the_soundness_run_finds_no_violation(tmp_path):
 
     from construct.cli import certify
 
-    assert certify.main(["--tasks", "50", "--seed", "6", "--out", str(tmp_path / "c.json")]) == 0
+    assert certify.main(["--tasks", "50", "--seed", "18", "--out", str(tmp_path / "c.json")]) == 0
     result = json.loads((tmp_path / "c.json").read_text())
     summary = result["summary"]
     assert result["complete"] and summary["violations"] == 0 and summary["answers"] > 50
@@ -169,6 +169,28 @@ def test_the_soundness_run_finds_no_violation(tmp_path):
     for name, row in rows.items():
         assert row["violations"] == 0 and row["answers"] == summary["answers"], name
         assert row["worst_error_over_bound"] <= 1 <= row.get("p1", 1), name
+
+
+def test_the_soundness_run_draws_the_depth_independent_networks():
+    """ridge_newton and gd are among the run's networks, built for the box their calibration gives (x_norm
+    covers it), and a small network of each answers with no violation; ridge_newton's answers carry the
+    residual certificate too."""
+    from construct.cli import certify
+
+    names = {program.name for program, _, _ in certify._configs(10_000, np.random.default_rng(0))}
+    assert {"ridge_newton", "gd", "ridge", "sgd"} <= names
+    rng = np.random.default_rng(3)
+    for family, s in (("near-singular", 1e3), ("gaussian", 1e-3)):
+        x_norm = certify.MARGIN * certify._x_bound(family, 3, s)
+        lam = 0.1 * s * s
+        for program in (programs.ridge_newton(3, 4, lam, x_norm=x_norm),
+                        programs.gd(3, 4, 0.5 / (2 * lam + x_norm**2), lam, 3)):
+            rows = certify.run_config(program, family, s, 4, rng, {})
+            assert rows["refused"] == 0, (program.name, family)
+            for name, row in rows["certificates"].items():
+                assert row["violations"] == 0 and row["answers"] == 20, (program.name, family, name)
+            covered = rows["certificates"]["residual numpy"]["covered"]
+            assert covered == (20 if program.name == "ridge_newton" else 0), (program.name, family)
 
 
 def test_the_soundness_run_counts_an_error_above_its_bound(monkeypatch, tmp_path):
@@ -188,7 +210,7 @@ def test_the_soundness_run_counts_an_error_above_its_bound(monkeypatch, tmp_path
         return cert
 
     monkeypatch.setattr(compiled.CompiledNetwork, "_combined", shrunk)
-    assert certify.main(["--tasks", "50", "--seed", "6", "--no-runtimes", "--out", str(tmp_path / "c.json")]) == 1
+    assert certify.main(["--tasks", "50", "--seed", "18", "--no-runtimes", "--out", str(tmp_path / "c.json")]) == 1
     rows = json.loads((tmp_path / "c.json").read_text())["summary"]["certificates"]
     assert rows["residual numpy"]["violations"] > 0 and rows["residual jax"]["violations"] > 0
     assert rows["mechanism numpy"]["violations"] == 0

@@ -11,7 +11,10 @@ bound / error for answers with a nonzero error. Tasks come in families:
 
 * ``gaussian``: x ~ N(0, s^2 I), w ~ N(0, I), y = w^T x, with the scale s
   from 1e-3 to 1e3 and ridge's lam from 1e-6 to 10; SGD's step is
-  ``0.5 / (d s^2)`` so that it stays stable at every scale;
+  ``0.5 / (d s^2)`` so that it stays stable at every scale; ``ridge_newton``
+  and ``gd`` (whose depth does not grow with n) take lam from 1e-3 s^2 to
+  s^2, ``x_norm`` the calibrated box's bound on |x|, and gd the step
+  ``0.5 / (2 lam + x_norm^2)`` (stable on that box) and 1, 3 or 8 steps;
 * ``near-singular`` (rows nearly collinear), ``repeated`` (one row n
   times), ``few`` (n < d), ``zeros`` (some rows and the query 0);
 * the paper's one-example chains.
@@ -24,7 +27,7 @@ network answers is run on every backend, with the same network:
 * ``numpy``: the reference pass, with both certificates, the mechanism
   certificate (a priori, the pass's own rounding followed layer by layer)
   and the residual certificate (a posteriori, from the answers and the last
-  state; ridge and the Sherman-Morrison chain have one);
+  state; ridge, ridge_newton and the Sherman-Morrison chain have one);
 * ``jax``: the JAX pass of the same weights, residual certificate;
 * ``hf`` and ``tl``: the same program and domain compiled for GPT-2 blocks
   (``architecture="gpt2"``), run by Hugging Face's ``GPT2Model`` and by
@@ -61,7 +64,8 @@ from ..compiler.compiled import DEFAULT_TOLERANCE
 DIMENSIONS, EXAMPLES = (1, 2, 3, 4, 6, 8), (1, 2, 4, 8, 16)
 SCALES, LAMS = (1e-3, 1e-1, 1.0, 10.0, 1e3), (1e-6, 1e-3, 0.1, 1.0, 10.0)
 FAMILIES = ("gaussian", "gaussian", "gaussian", "near-singular", "repeated", "few", "zeros")
-TASKS_PER_NETWORK, CALIBRATION = 50, 64
+TASKS_PER_NETWORK, CALIBRATION, MARGIN = 50, 64, 4.0
+NEWTON_LAMS, GD_STEPS = (1e-3, 0.1, 1.0), (1, 3, 8)  # lam in units of s^2: the same conditioning at every scale
 ROWS = (("answer", "numpy"), ("mechanism", "numpy"), ("residual", "numpy"), ("residual", "jax"), ("residual", "hf"),
         ("residual", "tl"))  # (certificate, backend); "answer": the smaller bound, as predict returns it
 PERCENTILES = (1, 10, 25, 50, 75, 90, 99)
@@ -82,6 +86,12 @@ def _draw(family: str, d: int, n: int, s: float, rng: np.random.Generator):
     return X, X @ w, q
 
 
+def _x_bound(family: str, d: int, s: float) -> float:
+    """A bound on |x| of every row ``_draw`` gives (6 standard deviations of each normal factor)."""
+    row = s * (d**0.5 + 6)
+    return 7 * row if family == "near-singular" else row
+
+
 def _configs(count: int, rng: np.random.Generator):
     """Network configurations (program, family, scale), small sizes more often (they are cheaper)."""
     configs = []
@@ -94,8 +104,14 @@ def _configs(count: int, rng: np.random.Generator):
         else:
             n = int(rng.choice(EXAMPLES, p=[0.2, 0.25, 0.25, 0.2, 0.1]))
         s = float(rng.choice(SCALES))
-        kind = rng.choice(["sgd", "ridge", "ridge", "chain"])
-        if kind == "sgd":
+        kind = rng.choice(["sgd", "ridge", "ridge", "chain", "ridge_newton", "gd"])
+        x_norm = MARGIN * _x_bound(family, d, s)  # covers the calibrated box's |x|, which has the same margin
+        if kind == "ridge_newton":
+            program = programs.ridge_newton(d, n, float(rng.choice(NEWTON_LAMS)) * s * s, x_norm=x_norm)
+        elif kind == "gd":
+            lam = float(rng.choice(NEWTON_LAMS)) * s * s
+            program = programs.gd(d, n, 0.5 / (2 * lam + x_norm**2), lam, int(rng.choice(GD_STEPS)))
+        elif kind == "sgd":
             program = programs.sgd(d, n, 0.5 / (d * s * s), float(rng.choice([0.0, 0.1])), rng.normal(size=d))
         elif kind == "ridge":
             program = programs.ridge(d, n, float(rng.choice(LAMS)))
@@ -155,7 +171,7 @@ def run_config(program, family: str, s: float, tasks: int, rng: np.random.Genera
     """One network (and its GPT-2 twin for the runtimes) on ``tasks`` tasks of its family, every backend."""
     d, n = program.d, program.n
     calibration = [_draw(family, d, n, s, rng) for _ in range(CALIBRATION)]
-    bounds = Bounds.calibrate(program, calibration)
+    bounds = Bounds.calibrate(program, calibration, MARGIN)
     net = compile(program, bounds)
     twin = compile(program, bounds, architecture="gpt2") if backends else None
     models = {name: make(twin) for name, (make, _) in backends.items()}
