@@ -8,7 +8,8 @@ from pathlib import Path
 
 import proofs
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 CONSTRUCTION = ROOT / "docs" / "CONSTRUCTION.md"
 
 

@@ -10,7 +10,6 @@ import inspect
 import json
 import re
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,8 @@ from construct.export import manifest, spec
 from construct.instructions import KINDS, Avg, to_data
 from construct.tasks import gaussian_tasks
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 TEXT = (ROOT / "docs" / "EXPORT.md").read_text()
 FLAT = " ".join(TEXT.split())  # for phrases that a line break may split
 

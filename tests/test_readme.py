@@ -3,11 +3,11 @@ are the results files'."""
 
 import doctest
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ISSUE_CASE, ROOT
+
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 # the pages whose python blocks are doctests (docs/TESTING.md's blocks are scripts: tests/test_testing.py runs them)
@@ -209,7 +209,6 @@ def test_readme_box_too_wide_for_its_lam_is_the_networks():
     computes (tests/test_domain.py holds the refusal itself)."""
     import numpy as np
     import pytest
-    from test_domain import ISSUE_CASE
 
     import construct
     from construct import programs
