@@ -70,7 +70,7 @@ def random_weights(seed, L=3, m=2, D=10, dh=4, U=12, d=3, T=9, dtype=np.float64)
 
 # -- the issue's task: inside its box, too wide for its lam ------------------------------------------------------
 
-# ridge d = 1, |x| <= 7000, lam = 1e-3: R^2/lam = 4.9e10 (test_domain.py holds the refusal)
+# ridge d = 1, |x| <= 7000, lam = 1e-3: R^2/lam = 4.9e10 (tests/raw/test_domain.py holds the refusal)
 ISSUE_CASE = (np.array([[7000.0], [5000.0], [-6000.0], [3000.0], [6500.0], [-4000.0]]),
               0.5 * np.array([7000.0, 5000.0, -6000.0, 3000.0, 6500.0, -4000.0]) + np.array([1, -2, 3, 0.5, -1, 2]),
               np.array([2000.0]))

@@ -2,7 +2,7 @@
 
 Its tables are held to the writer's arrays, manifest keys and Hugging Face
 tensors; its numbers to the constants they come from, or to the behaviour
-they describe. ``tests/test_export_reader.py`` runs a reader written from
+they describe. ``tests/export/test_export_reader.py`` runs a reader written from
 it; docs/WEIGHTS.md points to it.
 """
 
