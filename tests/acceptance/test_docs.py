@@ -1,7 +1,9 @@
 """The construction document is the project's own: it names the proofs behind its lemmas and errata, the paper's
 definition, lemmas and theorems, and the paper's rows beside ours; every document gives each claim the status
-proofs/status.py gives it; and nothing cites a document the repository does not hold."""
+proofs/status.py gives it; nothing cites a document or a path under tests/ the repository does not hold; and no test
+module imports another."""
 
+import ast
 import re
 import subprocess
 from pathlib import Path
@@ -164,7 +166,46 @@ def test_every_relative_link_points_at_a_file_of_the_repository():
     assert not broken, f"links to nothing: {broken}"
 
 
+# -- the test suite's layout (docs/TESTING.md) -------------------------------------------------------------------
+
+def cited_test_paths(text: str) -> set[str]:
+    """The paths under tests/ that ``text`` names (``tests/compiler/test_compiler.py``, ``tests/export/data``)."""
+    return set(re.findall(r"(?<![\w/.])tests/[\w./]*\w", text))
+
+
+def test_every_path_under_tests_that_a_file_names_is_in_the_repository():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    missing = sorted((name, path) for name in tracked if name.endswith((".py", ".md", ".toml", ".ipynb"))
+                     for path in cited_test_paths((ROOT / name).read_text(errors="replace"))
+                     if not (ROOT / path).exists())
+    assert not missing, f"named but not in the repository (the tests are grouped in folders): {missing}"
+
+
+def imported_test_modules(source: str) -> set[str]:
+    """The test modules (``test_*``) that a module's ``source`` imports."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return {name for name in names if any(part.startswith("test_") for part in name.split("."))}
+
+
+def test_no_test_module_imports_another():
+    """What more than one test module uses is in tests/support.py."""
+    found = {str(path.relative_to(ROOT)): sorted(imported)
+             for path in sorted((ROOT / "tests").rglob("*.py"))
+             for imported in [imported_test_modules(path.read_text())] if imported}
+    assert not found, f"test modules importing test modules (move what they share to tests/support.py): {found}"
+
+
 def test_the_page_checks_find_what_they_guard():
+    t = "tests"  # spelled apart, so that this file names no path under tests/ that is not there
+    assert cited_test_paths(f"`{t}/test_x.py`, {t}/raw/test_y.py's, construct/{t}/z.py, `{t}/`, {t}/data.") \
+        == {f"{t}/test_x.py", f"{t}/raw/test_y.py", f"{t}/data"}
+    assert imported_test_modules("import test_a\nfrom test_b import c\nfrom support import d\nimport os\n"
+                                 "def f():\n    from test_e import g\n") == {"test_a", "test_b", "test_e"}
     assert BUILDING.search("as round 1 ran it") and BUILDING.search("measured on this 2-core machine")
     assert BUILDING.search("not tried in this session") and BUILDING.search("What is here so far")
     assert not BUILDING.search(prose("on a 2-core machine; `round(x, 2)`; rounding; round-to-nearest"))
