@@ -4,6 +4,7 @@ proofs/status.py gives it; nothing cites a document or a path under tests/ the r
 module imports another."""
 
 import ast
+import json
 import re
 import subprocess
 from pathlib import Path
@@ -200,7 +201,28 @@ def test_no_test_module_imports_another():
     assert not found, f"test modules importing test modules (move what they share to tests/support.py): {found}"
 
 
+def duration(seconds: float) -> str:
+    """A folder's time as docs/TESTING.md's table states it: seconds below 90 s, minutes above."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def test_the_testing_page_lists_every_folder_with_the_times_files_counts_and_times():
+    times = json.loads((ROOT / "tests" / "times.json").read_text())
+    assert times["command"] == "python -m pytest -n 1 --folder-times tests/times.json" and times["exit_status"] == 0
+    folders = {path.parent.name for path in (ROOT / "tests").glob("*/test_*.py")}
+    assert set(times["folders"]) == folders, "a folder of tests/ is not in tests/times.json: rerun its command"
+    page = (ROOT / "docs" / "TESTING.md").read_text()
+    rows = re.findall(r"^\| `tests/(\w+)/` \| [^|]+ \| ([\d,]+) \| ([^|]+) \|$", page, flags=re.M)
+    assert sorted(folder for folder, _, _ in rows) == sorted(folders)
+    for folder, tests, time in rows:
+        measured = times["folders"][folder]
+        assert (tests, time.strip()) == (f"{measured['tests']:,}", duration(measured["seconds"])), folder
+    cores = times["machine"].split(", ")[1].split()[0]  # "x86_64, 2 cores, Python ..."
+    assert f"of a {cores}-core machine" in " ".join(page.split()), "the page names another machine than the file's"
+
+
 def test_the_page_checks_find_what_they_guard():
+    assert (duration(59.9), duration(89.4), duration(103.9), duration(293.4)) == ("60 s", "89 s", "1.7 min", "4.9 min")
     t = "tests"  # spelled apart, so that this file names no path under tests/ that is not there
     assert cited_test_paths(f"`{t}/test_x.py`, {t}/raw/test_y.py's, construct/{t}/z.py, `{t}/`, {t}/data.") \
         == {f"{t}/test_x.py", f"{t}/raw/test_y.py", f"{t}/data"}
