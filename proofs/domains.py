@@ -8,7 +8,7 @@ examples cover every ``A = lam I + B`` at d = 2). The steps that are
 standard facts are stated, not re-proved: a symmetric matrix's norm is its
 largest |eigenvalue|; a 2 x 2 symmetric matrix with nonnegative diagonal
 and determinant is positive semidefinite; an entry of a PSD matrix is at
-most the largest diagonal entry. ``tests/test_domain.py`` runs the
+most the largest diagonal entry. ``tests/raw/test_domain.py`` runs the
 programs on tasks at the corners of the box against the same bounds.
 """
 

@@ -14,11 +14,11 @@ gelu of the pre-activation computed at 30 digits from the same state after
 attention, in units of ``eps s``. The worst over the cases below is the
 smallest KAPPA the model could have taken on them.
 
-The cases: the programs ``tests/test_compiler.py`` checks layer by layer,
+The cases: the programs ``tests/compiler/test_compiler.py`` checks layer by layer,
 over the range of sizes it draws from, built as it builds them (domain
 calibrated on 64 Gaussian tasks, fused): the two chains at d = 4, and sgd
 and ridge with the registry's parameters for d in {1, 2, 4, 8} and n in
-{1, 4, 16}, each run on two Gaussian tasks. (``tests/test_proofs.py``
+{1, 4, 16}, each run on two Gaussian tasks. (``tests/proof/test_proofs.py``
 measures the same on the very networks and tasks of test_compiler's
 deterministic cases, and reports it.) The value depends on the machine's
 rounding (the order BLAS adds in), so the file names the machine.
@@ -54,7 +54,7 @@ DIGITS = 30
 
 
 def network(name: str, d: int, n: int):
-    """The case's network, built as tests/test_compiler.py builds one."""
+    """The case's network, built as the compiler tests build one (``build`` in tests/support.py)."""
     program = programs.get(name).program(d, n)
     return compile(program, Bounds.calibrate(program, gaussian_tasks(d, n, CALIBRATION, 0)))
 
@@ -141,8 +141,8 @@ def quoted(path: Path = PATH) -> str:
     """The measured value as the documents quote it."""
     result = recorded(path)
     sizes = result["cases"]
-    return (f"KAPPA = {result['KAPPA']:g}; measured on float64 runs of the programs tests/test_compiler.py checks "
-            f"({len(sizes)} networks, d up to {max(d for _, d, _ in sizes)} and n up to "
+    return (f"KAPPA = {result['KAPPA']:g}; measured on float64 runs of the programs "
+            f"tests/compiler/test_compiler.py checks ({len(sizes)} networks, d up to {max(d for _, d, _ in sizes)} and n up to "
             f"{max(n for _, _, n in sizes)}: `python -m proofs.kappa`, which writes `proofs/kappa.json`; on "
             f"{result['machine']}), the worst unit needs {result['measured']:.2f}")
 

@@ -8,7 +8,7 @@ check -- the triangle inequality, a falling function staying above its
 limit, the mean value theorem, bounding an integral by its integrand -- are
 said to be arguments where they are used. The bound expressions at the
 bottom of each section are the ones ``construct/mechanisms/scales.py``
-computes; ``tests/test_proofs.py`` checks that they agree.
+computes; ``tests/proof/test_proofs.py`` checks that they agree.
 """
 
 from __future__ import annotations

@@ -455,7 +455,7 @@ def _fusion_section() -> list[str]:
         f"Status: {SIZES}: `layer_programs_fused` checks every fused layer of the four programs at the sizes it "
         "names as section 6 checks an unfused one, its attention against the movs and affs composed in order and "
         "its MLP against the products or divisions that read them, each instruction within its own declared "
-        f"error. On sample tasks ({MEASURED}: `python -m pytest tests/test_schedule.py`) every fused layer "
+        f"error. On sample tasks ({MEASURED}: `python -m pytest tests/compiler/test_schedule.py`) every fused layer "
         "equals the machine run on its instructions.", "",
     ]
 
@@ -473,21 +473,21 @@ def _depth_section() -> list[str]:
 
 MEASURED_CLAIMS = [
     ("each compiled layer's error on a run is within the error the compiler declares for it (the rounding model, "
-     f"KAPPA = {scales.KAPPA:g})", 'python -m pytest tests/test_compiler.py -k "every_layer or chain_layers"'),
+     f"KAPPA = {scales.KAPPA:g})", 'python -m pytest tests/compiler/test_compiler.py -k "every_layer or chain_layers"'),
     ("the rounding model's constant: a GeLU unit of a float64 run is within KAPPA eps s of gelu at its exact "
-     "pre-activation (the worst unit over the networks of tests/test_compiler.py; the test reports its value "
-     "beside KAPPA)", "python -m proofs.kappa; python -m pytest tests/test_proofs.py -k kappa -rP"),
-    ("layer norm's rho on a run is the documented one", "python -m pytest tests/test_compiler.py -k rho"),
+     "pre-activation (the worst unit over the networks of tests/compiler/test_compiler.py; the test reports its value "
+     "beside KAPPA)", "python -m proofs.kappa; python -m pytest tests/proof/test_proofs.py -k kappa -rP"),
+    ("layer norm's rho on a run is the documented one", "python -m pytest tests/compiler/test_compiler.py -k rho"),
     ("the compiled networks agree with the closed-form solvers",
-     "python -m pytest tests/test_compiler.py -k closed_forms"),
+     "python -m pytest tests/compiler/test_compiler.py -k closed_forms"),
     ("float32 networks stay within their documented, much larger, bound",
-     "python -m pytest tests/test_compiler.py -k float32"),
+     "python -m pytest tests/compiler/test_compiler.py -k float32"),
     ("erf is as accurate as the floating-point model of the certificate assumes",
-     "python -m pytest tests/test_rounding.py -k erf"),
+     "python -m pytest tests/transformer/test_rounding.py -k erf"),
     ("each answer's certified bound holds against the exact answer (the bound is computed from a stated "
      "floating-point model; the inequalities it uses are the proofs of the certificate group above)",
-     "python -m pytest tests/test_certificate.py"),
-    ("a fused layer is its instructions", "python -m pytest tests/test_schedule.py"),
+     "python -m pytest tests/certificate/test_certificate.py"),
+    ("a fused layer is its instructions", "python -m pytest tests/compiler/test_schedule.py"),
 ]
 
 

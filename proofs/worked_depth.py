@@ -237,7 +237,7 @@ class Averaging:
             f"Status: `uniform_attention` ({STATUS['uniform_attention']}) for the weights and the rounding; "
             f"`layer_avg` ({STATUS['layer_avg']}: {_hypotheses('layer_avg')}) checks the compiled averaging "
             "layer in real arithmetic on the networks it builds, not this one. "
-            f"{MEASURED.capitalize()}: `python -m pytest tests/test_avg.py` (every compiled layer within its declared error, "
+            f"{MEASURED.capitalize()}: `python -m pytest tests/raw/test_avg.py` (every compiled layer within its declared error, "
             "every answer within its certified bound, the certificate's weight gap against the computed weights).",
             "",
         ]

@@ -46,7 +46,7 @@ from . import size
 # guard compares *computed* values with the bounds, and a computed value differs from the exact one by the
 # network's own error. A theory bound can be attained exactly (Ainv = I/lam and den1 = 1 at column 0 of
 # every task; den = R^2/lam at a corner of the box), so without slack rounding alone would refuse tasks
-# inside the box. Measured at the corners (tests/test_domain.py's tasks, ridge and SGD up to d = 8, n = 16,
+# inside the box. Measured at the corners (tests/raw/test_domain.py's tasks, ridge and SGD up to d = 8, n = 16,
 # lam down to 0.01): a computed value passes its exact bound by at most 1e-12 of it in float64 and 2.3e-5
 # in float32 (den at the box's corner), a divisor its floor by 2e-16 and 2e-5.
 SLACK = {np.dtype(np.float64): 2.0**-20, np.dtype(np.float32): 2.0**-7}
@@ -154,7 +154,7 @@ class Bounds:
         its operands' bounds, and after one example of norm near ``R`` the
         exact ``A^-1`` is near ``1/R^2``, so ``x^T A^-1 x`` at the next example
         carries an error near ``R^2/lam`` times that fraction into the
-        divisor ``1 + x^T A^-1 x >= 1`` (tests/test_domain.py: ``R^2/lam =
+        divisor ``1 + x^T A^-1 x >= 1`` (tests/raw/test_domain.py: ``R^2/lam =
         4.9e10``, the divisor computed 0.109).
         """
         if not isinstance(program, Program):

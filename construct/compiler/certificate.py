@@ -46,7 +46,7 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   unchanged, where intervals in absolute values would multiply them.
 * Every local-error term, what it bounds and the test that shows it is
   needed (or why it is kept without one): ``docs/CERTIFICATE_TERMS.md``
-  (``tests/test_certificate_terms.py``); a mechanism's terms are its
+  (``tests/certificate/test_certificate_terms.py``); a mechanism's terms are its
   ``local_terms``.
 * Everything is computed in the network's dtype and inflated by
   ``rounding.SAFETY`` per layer for the rounding of the bound itself.

@@ -29,7 +29,7 @@ earliest phase that keeps the program's meaning:
   a mean moved to another column.
 
 So every schedule computes what the program computes, instruction by
-instruction (``tests/test_schedule.py`` checks the fused networks layer by
+instruction (``tests/compiler/test_schedule.py`` checks the fused networks layer by
 layer against the machine run on each layer's instructions in order).
 Unfused, each instruction is a layer of its own, as the paper draws it.
 """

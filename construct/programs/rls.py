@@ -55,7 +55,7 @@ always) and ``e = |S W_k|``
 Each entry's error is at most these norms: they cap the certificate's
 intervals for ``Ainv`` and ``w`` after every block. The identities are
 proved in the free algebra by ``python -m proofs`` (``rls_backward_error``);
-``tests/test_rls.py`` checks the bounds in exact rational arithmetic.
+``tests/programs/test_rls.py`` checks the bounds in exact rational arithmetic.
 
 Everything is evaluated in float64 and rounded up: norms of nonnegative
 bounds by ``(1 + 2^-40)``, which covers the few roundings of each (at most

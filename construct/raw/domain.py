@@ -13,7 +13,7 @@ the value of a previous block, so a bound on what an instruction writes
 covers every state. Each bound's one-line proof sits next to the line that
 computes it, in the algorithm's module; ``proofs/domains.py`` checks the
 lemmas with sympy and that those functions compute them;
-``tests/test_domain.py`` runs tasks at the corners of the box.
+``tests/raw/test_domain.py`` runs tasks at the corners of the box.
 
 Notation: ``X = x_max`` (entries), ``R = x_norm`` (norms), ``Y = y_max``,
 and ``K = 1/(2 sqrt(lam)) = max_{s >= 0} s / (s^2 + lam)`` (AM-GM:

@@ -25,7 +25,7 @@ The floating-point model, for float64 and float32 with unit roundoff
 * (M3) ``scipy.special.erf`` is within ``ERF_ULPS * u * |erf(t)| + tiny`` of
   erf: Cephes documents a peak relative error of 3.7e-16 (3.3u) in float64,
   and float32 inputs are evaluated in float64 and rounded once
-  (``tests/test_rounding.py`` checks both against mpmath on 12,000 points).
+  (``tests/transformer/test_rounding.py`` checks both against mpmath on 12,000 points).
 
 Every bound below is a sum of such terms over the operations the pass
 performs, in the order ``forward.layer_parts`` performs them, except for

@@ -8,6 +8,8 @@ from construct import exact, programs
 from construct.raw.domain import UnboundedDomain
 from construct.tasks import gaussian_tasks
 
+from support import ISSUE_CASE
+
 SCALES = [(0, 0), (3, -2), (-4, 5), (10, 10), (-30, 7)]  # powers of two for x and y
 
 
@@ -73,9 +75,7 @@ def test_bad_arguments(kwargs, message):
 
 
 def test_a_prompt_its_own_box_is_too_wide_for_is_refused_as_the_networks_own_error():
-    """tests/test_domain.py's case through predict: the box in canonical units has the same R^2/lam = 4.9e10."""
-    from test_domain import ISSUE_CASE
-
+    """tests/raw/test_domain.py's case through predict: the box in canonical units has the same R^2/lam = 4.9e10."""
     with pytest.raises(construct.DomainError, match=r"divisor 'den1' fell to .*; the task is inside the box .* the "
                                                     r"box is too wide for this network's precision \([^;]*\)$"):
         construct.predict(programs.ridge(1, 6, 1e-3), *ISSUE_CASE)

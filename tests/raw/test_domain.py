@@ -22,6 +22,8 @@ from construct.instructions import Div
 from construct.tasks import gaussian_tasks
 from construct.testing import assert_agree, compiled_tasks
 
+from support import ISSUE_CASE
+
 ROWS = ("plus", "minus", "signs", "alternating", "repeated", "collinear", "zeros", "orthogonal")
 LABELS = ("plus", "alternating", "signs", "zero", "aligned")
 
@@ -316,11 +318,6 @@ def test_what_a_domain_needs():
     symbolic = programs.ridge(2, 2, sympy.Symbol("lam", positive=True))
     with pytest.raises(ValueError, match=r"ridge has symbolic parameters .*; a domain needs numbers"):
         Bounds.for_inputs(symbolic, 1.0, 1.0)
-
-
-ISSUE_CASE = (np.array([[7000.0], [5000.0], [-6000.0], [3000.0], [6500.0], [-4000.0]]),
-              0.5 * np.array([7000.0, 5000.0, -6000.0, 3000.0, 6500.0, -4000.0]) + np.array([1, -2, 3, 0.5, -1, 2]),
-              np.array([2000.0]))
 
 
 def test_a_task_inside_a_box_too_wide_for_its_lam_is_refused_as_the_networks_own_error():

@@ -19,6 +19,8 @@ from construct.raw.prompt import encode, input_registers, x_columns
 from construct.raw.registers import Layout, Register
 from construct.tasks import gaussian_tasks
 
+from support import ROOT, read_members, write_members
+
 LAYOUT = Layout([Register("src", (2,)), Register("dst", (2,)), Register("other", (3,))])
 
 
@@ -334,37 +336,33 @@ def test_averaging_head_values_that_differ_from_the_instruction_enter_the_bound(
 
 
 def test_export_round_trip_in_version_3(paper_net, tasks, tmp_path):
-    from test_export import _members, _write
-
     from construct import load, save
 
     net = paper_net  # the npz format holds the paper's layer
     path = save(net, tmp_path / "avg.npz")
-    manifest, arrays = _members(path)
+    manifest, arrays = read_members(path)
     assert manifest["version"] == 3 and {"kind": "avg", "src": "t", "dst": "mx"} in manifest["program"]["instructions"]
     got = load(path)
     for name, a in net.weights.arrays().items():
         assert np.array_equal(getattr(got.weights, name), a), name
     assert np.array_equal(got.predict(*tasks[0], tolerance=None), net.predict(*tasks[0], tolerance=None))
     manifest["version"] = 2  # version 2 has no averaging head
-    _write(path, manifest, arrays)
+    write_members(path, manifest, arrays)
     with pytest.raises(WeightsFileError, match="has avg instructions, which format version 2 does not hold"):
         load(path)
 
 
 def test_a_program_without_avg_is_still_written_and_read_as_version_2(tmp_path):
-    from test_export import _members, _write
-
     from construct import load, programs, save
 
     program = programs.sgd(2, 2, 0.1, 0.5)
     net = compile(program, x_max=1.0, y_max=1.0)
     path = save(net, tmp_path / "sgd.npz")
-    manifest, arrays = _members(path)
+    manifest, arrays = read_members(path)
     assert manifest["version"] == 2
     load(path)
     manifest["version"] = 3  # the writer's choice is the lowest version that holds the program
-    _write(path, manifest, arrays)
+    write_members(path, manifest, arrays)
     with pytest.raises(WeightsFileError, match="version is 3; the network its program and domain describe has 2"):
         load(path)
 
@@ -397,11 +395,9 @@ def test_hugging_face_and_transformer_lens_run_the_averaging_head(compiled, task
 
 def test_the_construction_document_quotes_the_averaging_measurement():
     import json
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    result = json.loads((root / "construct" / "results" / "averaging.json").read_text())
-    text = " ".join((root / "docs" / "CONSTRUCTION.md").read_text().split())
+    result = json.loads((ROOT / "construct" / "results" / "averaging.json").read_text())
+    text = " ".join((ROOT / "docs" / "CONSTRUCTION.md").read_text().split())
     assert result["command"] == "python -m construct.cli.averaging --out construct/results/averaging.json"
     head, net = result["head"], result["network"]
     quoted = (f"{result['tokens']:,} columns (`python -m construct.cli.averaging`, "

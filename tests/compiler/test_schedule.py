@@ -7,7 +7,6 @@ every fused layer equals its instructions run in order by the machine on
 the layer's own input; and the fused networks meet the closed forms.
 """
 
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,7 +19,7 @@ from construct.raw.prompt import input_registers
 from construct.raw.registers import Layout, Register
 from construct.tasks import gaussian_tasks
 from construct.testing import assert_agree
-from test_compiler import check_layers
+from support import ROOT, check_layers
 
 
 def scheduled_order(program):
@@ -218,7 +217,7 @@ def test_repeated_blocks_are_stored_once():
     assert sizes[0][1] < sizes[1][1] < sizes[2][1]
 
 
-COMPILER_PAGE = Path(__file__).resolve().parent.parent / "docs" / "COMPILER.md"
+COMPILER_PAGE = ROOT / "docs" / "COMPILER.md"
 
 
 def depth_table() -> dict[str, list[str]]:

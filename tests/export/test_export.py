@@ -18,6 +18,8 @@ from construct.export import WeightsFileError, load, save
 from construct.export.spec import EQUATIONS, MANIFEST
 from construct.tasks import gaussian_tasks
 
+from support import read_members, write_members
+
 
 def compiled(program, dtype=np.float64):
     tasks = gaussian_tasks(program.d, program.n, 32, seed=1)
@@ -125,11 +127,11 @@ def test_a_norm_bound_on_the_inputs_is_kept(tmp_path):
         with pytest.raises(construct.DomainError, match=r"\|X\[1\]\| = 1.27279 is outside the declared input bound "
                                                         r"\|x\| <= 1 "):
             network_.predict(X, y, x_query)
-    manifest, arrays = _members(path)
+    manifest, arrays = read_members(path)
     for value, match in (("1.0", r"bounds.x_norm is '1.0', not a number"), (True, "bounds.x_norm is True"),
                          (-1.0, "x_norm must be a positive number")):
         manifest["bounds"]["x_norm"] = value
-        _write(path, manifest, arrays)
+        write_members(path, manifest, arrays)
         with pytest.raises(WeightsFileError, match=match):
             load(path)
 
@@ -144,14 +146,14 @@ def test_a_file_with_the_earlier_wording_of_the_array_meanings_loads(saved, smal
                "W2": "(L, U, D)", "b2": "(L, D)",
                "order": "(depth,) int64: the stored layer (0..L-1) applied at each depth; a tied layer appears "
                         "several times"}
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     assert manifest["arrays"]["Wq"]["meaning"] == "(S, m, D, dh)"
     for name, entry in manifest["arrays"].items():
         entry["meaning"] = earlier[name]
-    _write(saved, manifest, arrays)
+    write_members(saved, manifest, arrays)
     assert np.array_equal(load(saved).weights.W1, small.weights.W1)
     manifest["arrays"]["W1"]["meaning"] = "(S, D, U)"  # one in each wording is neither
-    _write(saved, manifest, arrays)
+    write_members(saved, manifest, arrays)
     with pytest.raises(WeightsFileError, match=r"arrays.Wq.meaning is '\(L, m, D, dh\)'; the network .* has "
                                               r"'\(S, m, D, dh\)'"):
         load(saved)
@@ -193,21 +195,6 @@ def test_missing_file(tmp_path):
 @pytest.fixture()
 def saved(small, tmp_path):
     return save(small, tmp_path / "sgd.npz")
-
-
-def _members(path):
-    with zipfile.ZipFile(path) as z:
-        manifest = json.loads(z.read(MANIFEST))
-        arrays = {name[:-4]: np.lib.format.read_array(z.open(name)) for name in z.namelist() if name != MANIFEST}
-    return manifest, arrays
-
-
-def _write(path, manifest, arrays, compression=zipfile.ZIP_DEFLATED):
-    with zipfile.ZipFile(path, "w", compression) as z:
-        z.writestr(MANIFEST, manifest if isinstance(manifest, (str, bytes)) else json.dumps(manifest))
-        for name, a in arrays.items():
-            with z.open(f"{name}.npy", "w") as f:
-                np.lib.format.write_array(f, a)
 
 
 def _sha(a):
@@ -304,7 +291,7 @@ def _npy_header(shape, dtype="<f8"):
 
 
 def test_a_small_file_declaring_a_huge_array_is_refused_before_allocation(saved):
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     with zipfile.ZipFile(saved, "w", zipfile.ZIP_DEFLATED) as z:  # a 9 kB file whose W1 header says (1e6, 1e6)
         z.writestr(MANIFEST, json.dumps(manifest))
         for name, a in arrays.items():
@@ -316,7 +303,7 @@ def test_a_small_file_declaring_a_huge_array_is_refused_before_allocation(saved)
     with pytest.raises(WeightsFileError, match=r"member W1.npy declares \d+ bytes; an array of shape"):
         load(saved)
     manifest["arrays"]["W1"]["shape"] = [10**6, 10**6, 10**6]
-    _write(saved, manifest, arrays)
+    write_members(saved, manifest, arrays)
     with pytest.raises(WeightsFileError, match=r"member W1.npy declares"):
         load(saved)
 
@@ -339,12 +326,12 @@ def test_a_zip_entry_declaring_more_than_it_can_hold_is_refused(saved):
 
 @pytest.mark.parametrize("case", ["encrypted", "bzip2", "duplicate", "extra", "missing"])
 def test_archives_the_format_does_not_allow(saved, case):
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     if case == "bzip2":
-        _write(saved, manifest, arrays, zipfile.ZIP_BZIP2)
+        write_members(saved, manifest, arrays, zipfile.ZIP_BZIP2)
         match = "compression method 12; the format uses only stored"
     elif case == "encrypted":
-        _write(saved, manifest, arrays)
+        write_members(saved, manifest, arrays)
         data = bytearray(saved.read_bytes())
         data[6] |= 1  # the first local header's flag bits
         for offset in range(len(data) - 4):  # and every central directory entry's
@@ -353,7 +340,7 @@ def test_archives_the_format_does_not_allow(saved, case):
         saved.write_bytes(bytes(data))
         match = "is encrypted"
     else:
-        _write(saved, manifest, arrays)
+        write_members(saved, manifest, arrays)
         with zipfile.ZipFile(saved, "a") as z:
             if case == "duplicate":
                 with pytest.warns(UserWarning, match="Duplicate name"):
@@ -361,7 +348,7 @@ def test_archives_the_format_does_not_allow(saved, case):
             elif case == "extra":
                 z.writestr("notes.txt", b"x")
         if case == "missing":
-            _write(saved, manifest, {k: v for k, v in arrays.items() if k != "W2"})
+            write_members(saved, manifest, {k: v for k, v in arrays.items() if k != "W2"})
         match = {"duplicate": r"duplicated \['W1.npy'\]", "extra": r"unknown \['notes.txt'\]",
                  "missing": r"missing \['W2.npy'\]"}[case]
     with pytest.raises(WeightsFileError, match=match):
@@ -377,8 +364,8 @@ def test_archives_the_format_does_not_allow(saved, case):
     ("\udcff", "cannot read manifest.json"),
 ])
 def test_malformed_manifest_text(saved, text, match):
-    _, arrays = _members(saved)
-    _write(saved, text.encode("utf-8", "surrogateescape"), arrays)
+    _, arrays = read_members(saved)
+    write_members(saved, text.encode("utf-8", "surrogateescape"), arrays)
     with pytest.raises(WeightsFileError, match=match):
         load(saved)
 
@@ -386,8 +373,8 @@ def test_malformed_manifest_text(saved, text, match):
 def test_a_manifest_above_its_size_cap(saved):
     from construct.export.spec import MAX_MANIFEST_BYTES
 
-    _, arrays = _members(saved)
-    _write(saved, " " * (MAX_MANIFEST_BYTES + 1), arrays)
+    _, arrays = read_members(saved)
+    write_members(saved, " " * (MAX_MANIFEST_BYTES + 1), arrays)
     with pytest.raises(WeightsFileError, match=r"member manifest.json declares 16,777,217 bytes, more than the"):
         load(saved)
 
@@ -399,7 +386,7 @@ def test_a_manifest_above_its_size_cap(saved):
     (lambda: _npy_header((3, 2, 10)).replace(b"False", b"True "), "Fortran order"),
 ])
 def test_bad_npy_headers(saved, header, match):
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     with zipfile.ZipFile(saved, "w") as z:
         z.writestr(MANIFEST, json.dumps(manifest))
         for name, a in arrays.items():
@@ -464,7 +451,7 @@ def test_no_edit_of_any_manifest_field_loads(saved, request):
 
     from construct.compiler.constants import CHOSEN
 
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     paths = list(_leaves(manifest))
     def sampled(path):
         return all(not isinstance(k, int) or k in (0, 1, 7) for k in path)
@@ -477,7 +464,7 @@ def test_no_edit_of_any_manifest_field_loads(saved, request):
         for value in _changed(target):
             edited = copy.deepcopy(manifest)
             _set(edited, path, value)
-            _write(saved, edited, arrays)
+            write_members(saved, edited, arrays)
             if path[0] == "constants" and path[-1] in CHOSEN and isinstance(value, float) and \
                     abs(value / target - 1) < 1e-9:
                 try:
@@ -492,14 +479,14 @@ def test_no_edit_of_any_manifest_field_loads(saved, request):
 
 
 def test_added_and_removed_fields_are_refused(saved):
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     for edit, match in ((lambda m: m.update(extra=1), r"keys \['extra'\]"),
                         (lambda m: m["program"].pop("params"), "missing key 'params'"),
                         (lambda m: m["bounds"]["values"].update(ghost=1.0), r"registers the program does not have"),
                         (lambda m: m["bounds"]["values"].pop("w"), r"no bound for registers \['w'\]")):
         edited = json.loads(json.dumps(manifest))
         edit(edited)
-        _write(saved, edited, arrays)
+        write_members(saved, edited, arrays)
         with pytest.raises(WeightsFileError, match=match):
             load(saved)
 
@@ -523,12 +510,12 @@ def test_added_and_removed_fields_are_refused(saved):
 def test_edits_that_would_change_behaviour_name_the_field(saved, path, value, match):
     """The issue's examples: widened bounds answered 2.4x off; an edited lam or ln_eps loaded and predicted
     something else; truthy strings passed type checks."""
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     target = manifest
     for key in path:
         target = target[key]
     _set(manifest, path, value(target))
-    _write(saved, manifest, arrays)
+    write_members(saved, manifest, arrays)
     with pytest.raises(WeightsFileError, match=match):
         load(saved)
 
@@ -548,9 +535,9 @@ def test_version_2_files_of_an_older_compiler_are_refused_with_how_to_reexport(s
     and vouched for."""
     from construct.compiler.build import REVISION
 
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     manifest["compiler"]["revision"] = REVISION - 1
-    _write(saved, manifest, arrays)
+    write_members(saved, manifest, arrays)
     with pytest.raises(WeightsFileError, match=rf"written by compiler revision {REVISION - 1}; this library compiles "
                                               rf"revision {REVISION} .*Re-export it .*construct.save\(construct."
                                               r"compile\(program, bounds\)"):
@@ -564,7 +551,7 @@ def test_a_version_1_file_loads_as_the_unfused_network_and_saves_as_version_2(tm
 
     written = Path(__file__).parent / "data" / "sgd_version1.npz"
     got = load(written)
-    manifest, arrays = _members(written)
+    manifest, arrays = read_members(written)
     assert manifest["version"] == 1 and manifest["compiler"]["revision"] == 2 and "order" not in arrays
     assert len(got.weights.order) == arrays["W1"].shape[0] == got.program.depth > got.weights.stored
     for name, a in arrays.items():
@@ -595,7 +582,7 @@ def test_real_version_1_chain_files_load_or_are_refused_with_how_to_reexport():
 def _as_version_1(net, path, revision=3):
     """``net`` (compiled with fuse=False) written as format version 1 wrote it: every layer stored, no order."""
     save(net, path)
-    manifest, arrays = _members(path)
+    manifest, arrays = read_members(path)
     untied = net.weights.untied().arrays()
     arrays = {name: untied[name] for name in arrays if name != "order"}
     manifest["version"], manifest["compiler"] = 1, {"revision": revision}
@@ -611,18 +598,18 @@ def test_version_1_files_that_do_not_rebuild_are_refused_with_how_to_reexport(tm
     net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(2, 2, 16)), fuse=False)
     path = tmp_path / "ridge.npz"
     manifest, arrays = _as_version_1(net, path)
-    _write(path, manifest, arrays)
+    write_members(path, manifest, arrays)
     assert np.array_equal(load(path).weights.W1, net.weights.W1)  # the same arrays load
     arrays["W2"] = arrays["W2"].copy()
     arrays["W2"][0, 0, 0] += 1.0
     manifest["arrays"]["W2"]["sha256"] = _sha(arrays["W2"])
-    _write(path, manifest, arrays)
+    write_members(path, manifest, arrays)
     with pytest.raises(WeightsFileError, match=r"format-version-1 file written by compiler revision 3, whose array "
                                               r"'W2' is not what this library compiles .*\(revision 3 changed ridge "
                                               r"to the recursive-least-squares form\).*Re-export it"):
         load(path)
     manifest["compiler"] = {"revision": 4}
-    _write(path, manifest, arrays)
+    write_members(path, manifest, arrays)
     with pytest.raises(WeightsFileError, match=r"format version 1 was written by compiler revisions \[1, 2, 3\], "
                                               r"not 4"):
         load(path)
@@ -641,12 +628,12 @@ def test_a_file_rebuilds_with_its_own_scale_constants(saved, small, monkeypatch)
 
 def test_the_unedited_rewrite_loads(saved, small):
     """The helper that damages files writes a loadable file when it damages nothing."""
-    _write(saved, *_members(saved))
+    write_members(saved, *read_members(saved))
     assert np.array_equal(load(saved).weights.W1, small.weights.W1)
 
 
 def test_bad_arrays_are_refused(saved):
-    manifest, arrays = _members(saved)
+    manifest, arrays = read_members(saved)
     halved = f"{arrays['W1'].nbytes // 2 + 128:,}"  # float32 data plus the 128-byte .npy header
     cases = [({**arrays, "W1": arrays["W1"].astype(np.float32)}, manifest, f"member W1.npy declares {halved} bytes")]
     changed = arrays["b2"].copy()
@@ -659,7 +646,7 @@ def test_bad_arrays_are_refused(saved):
     nan[0, 0, 0] = np.nan
     cases.append(({**arrays, "W1": nan}, manifest, "array 'W1' has non-finite entries"))
     for arrays_, manifest_, match in cases:
-        _write(saved, manifest_, arrays_)
+        write_members(saved, manifest_, arrays_)
         with pytest.raises(WeightsFileError, match=match):
             load(saved)
 

@@ -2,6 +2,8 @@
 
 from construct.cli import depth
 
+from support import ROOT
+
 
 def test_a_row_is_measured_with_its_certificate():
     row = depth.measure("gd", 2, d=2)
@@ -26,11 +28,9 @@ def test_the_depth_page_shows_the_results_file():
     """docs/DEPTH.md's tables are the file python -m construct.cli.depth wrote, and its reading of them (which
     network when) quotes that file's numbers."""
     import json
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    results = json.loads((root / "construct" / "results" / "depth.json").read_text())
-    page = (root / "docs" / "DEPTH.md").read_text()
+    results = json.loads((ROOT / "construct" / "results" / "depth.json").read_text())
+    page = (ROOT / "docs" / "DEPTH.md").read_text()
     assert depth.markdown(results["rows"], results["box"]) in page
     row = {(r["algo"], r["n"]): r for r in results["rows"]}
     newton, rls = row["ridge_newton", 1024], row["ridge", 1024]
@@ -53,9 +53,8 @@ def test_the_readme_says_which_network_when_from_the_results_file():
     """README.md's sentence on which network to use when quotes construct/results/depth.json and reads it as
     docs/DEPTH.md does."""
     import json
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     rows = {(r["algo"], r["n"]): r for r in json.loads((root / "construct" / "results" / "depth.json").read_text())["rows"]}
     readme = " ".join((root / "README.md").read_text().split())
     newton, rls = rows["ridge_newton", 1024], rows["ridge", 1024]

@@ -30,6 +30,8 @@ from construct.instructions.mul import ProductMechanism
 from construct.tasks import gaussian_tasks
 from construct.transformer import rounding
 
+from support import ROOT
+
 CHOSEN = chosen_constants(np.float64)
 
 
@@ -145,9 +147,8 @@ def test_each_term_is_needed(term, monkeypatch):
 def test_the_list_beside_the_certificate_has_every_term_and_its_test(monkeypatch):
     """``docs/CERTIFICATE_TERMS.md`` names each tested term's test, and every term a product or division layer's
     ``local_terms`` gives (on ridge, which has both) is either tested here or kept there with its reason."""
-    from pathlib import Path
 
-    text = (Path(__file__).parent.parent / "docs" / "CERTIFICATE_TERMS.md").read_text()
+    text = (ROOT / "docs" / "CERTIFICATE_TERMS.md").read_text()
     tested, kept = text.split("## Terms kept without such a test")
     rows = [line for line in tested.splitlines() if line.startswith("| ") and not line.startswith(("| term", "| ---"))]
     assert len(rows) == len(TERMS) and all(f"| `{term}`, " in tested for term in TERMS)

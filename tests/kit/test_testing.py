@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,7 +33,8 @@ from construct.testing import (
     zero_row_tasks,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 FEW = settings(max_examples=6)  # the current profile's other settings ("ci": derandomized)
 UNSHRUNK = settings(FEW, phases=[Phase.explicit, Phase.generate])  # a failure as found: shrinking takes seconds
 

@@ -232,11 +232,11 @@ def test_a_reading_that_misses_the_papers_numbers_is_refused(monkeypatch):
 
 
 def test_kappa_measured_beside_its_bound(record_property):
-    """The worst GeLU unit over the networks tests/test_compiler.py checks with its deterministic cases (the two
-    chains on the catalogue's n = 1 task, as test_chain_layers builds them; sgd and ridge on every catalogue case,
+    """The worst GeLU unit over the networks tests/compiler/test_compiler.py checks with its deterministic cases (the
+    two chains on the catalogue's n = 1 task, as test_chain_layers builds them; sgd and ridge on every catalogue case,
     as test_catalogue builds them), in units of the model's ``eps s`` (``proofs/kappa.py``): the value the model's
     KAPPA has to cover. Shown with ``-rP``; the file proofs/kappa.json holds the command's wider measurement."""
-    from test_compiler import build, sgd_and_ridge
+    from support import build, sgd_and_ridge
 
     from construct.testing import EDGE_CASES as CASES
 

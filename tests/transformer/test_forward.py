@@ -12,23 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from construct.transformer import forward, forward_exact, forward_jax
-from construct.transformer import Weights
 
-PACKAGE = Path(__file__).resolve().parent.parent / "construct"
+from support import ROOT, random_weights
 
-
-def random_weights(seed, L=3, m=2, D=10, dh=4, U=12, d=3, T=9, dtype=np.float64):
-    rng = np.random.default_rng(seed)
-    s = 0.4
-    arrays = dict(
-        embed=rng.normal(size=(d + 1, D)), positions=rng.normal(size=(T, D)), readout=rng.normal(size=D),
-        Wq=s * rng.normal(size=(L, m, D, dh)), Wk=s * rng.normal(size=(L, m, D, dh)),
-        Wv=s * rng.normal(size=(L, m, D, dh)), Wo=s * rng.normal(size=(L, m * dh, D)), bo=s * rng.normal(size=(L, D)),
-        ln_gain=1 + s * rng.normal(size=(L, D)), ln_bias=s * rng.normal(size=(L, D)),
-        W1=s * rng.normal(size=(L, D, U)), b1=s * rng.normal(size=(L, U)), W2=s * rng.normal(size=(L, U, D)),
-        b2=s * rng.normal(size=(L, D)),
-    )
-    return Weights(**{k: v.astype(dtype) for k, v in arrays.items()})
+PACKAGE = ROOT / "construct"
 
 
 @settings(max_examples=15)

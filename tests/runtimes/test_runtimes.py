@@ -11,7 +11,6 @@ import json
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,7 +21,8 @@ from construct.compiler.certificate import CertificateError
 from construct.raw.prompt import tokens, x_columns
 from construct.tasks import gaussian_tasks
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 LAM, ALPHA = 0.5, 0.05
 BOX = {"x_max": 1.0, "y_max": 2.0}
 CASES = {  # name: (program, closed form)

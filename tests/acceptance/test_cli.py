@@ -19,6 +19,8 @@ from construct import cli, programs, reference
 from construct.cli import budget, commands
 from construct.tasks import gaussian_tasks
 
+from support import ROOT
+
 COMMANDS = ("demo", "predict", "export", "trace", "bench", "proofs")
 
 
@@ -140,7 +142,7 @@ def test_demo_json_matches_the_closed_forms(capsys):
 
 def test_python_m_construct_runs_the_demo():
     done = subprocess.run([sys.executable, "-m", "construct"], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert "sgd_step: 9 layers" in done.stdout
     assert "paper: 9 layers, 11 rows counted from row 0 (y and x in)" in done.stdout
@@ -364,7 +366,7 @@ def test_proofs_refuse_an_unknown_name_or_option(capsys, monkeypatch):
 def test_proofs_offer_the_options_of_python_m_proofs():
     """python -m proofs's own parser is built inside its main: read its options from its help."""
     done = subprocess.run([sys.executable, "-m", "proofs", "--help"], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent)
+                          cwd=ROOT)
     theirs = set(re.findall(r"^  (-[-\w]+|\w+)", done.stdout, flags=re.M)) - {"-h"}
     ours = commands_parser_of("proofs")
     mine = {s for a in ours._actions for s in (a.option_strings or [a.dest]) if s not in ("-h", "--help", "--debug")}

@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import ROOT
+
 RESULTS = ROOT / "construct" / "trained" / "results"
 CHECKPOINTS = ROOT / "construct" / "trained" / "checkpoints"
 CONFIGS = ROOT / "construct" / "trained" / "configs"

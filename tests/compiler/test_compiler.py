@@ -10,36 +10,10 @@ from construct.compiler import compile
 from construct.tasks import gaussian_tasks
 from construct.testing import EDGE_CASES, assert_agree, compiled_tasks
 
-
-def build(program, seed=0, extra=(), fuse=True):
-    """Calibrate on 64 standard tasks (and any extra ones), margin 4, and compile."""
-    tasks = gaussian_tasks(program.d, program.n, 64, seed) + list(extra)
-    return compile(program, Bounds.calibrate(program, tasks), fuse=fuse)
-
-
-def sgd_and_ridge(t):
-    return [
-        (programs.sgd(t.d, t.n, t.alpha, t.lam, t.w0), reference.sgd_one_pass(*t.data, t.alpha, t.lam, t.w0)),
-        (programs.ridge(t.d, t.n, t.lam), reference.ridge(*t.data, t.lam)),
-    ]
+from support import build, check_layers, sgd_and_ridge
 
 
 # -- each layer is its instruction ---------------------------------------------------
-
-LAYER_TOLERANCE = {"mov": 1e-10, "aff": 1e-10, "mul": 1e-9, "div": 1e-9}
-
-
-def check_layers(net, task):
-    """Run the network; at every layer apply its instructions with the exact machine to the
-    network's own input state and compare. Returns the worst errors by kind."""
-    worst = {}
-    for c in net.check_layers(*task):
-        where = f"layer {c.layer} ({c.instruction}), register {c.register}"
-        assert c.relative <= LAYER_TOLERANCE[c.instruction.kind], f"{where}: relative error {c.relative:.3g}"
-        assert c.error <= c.predicted, f"{where}: error {c.error:.3g} above the predicted bound {c.predicted:.3g}"
-        worst[c.instruction.kind] = max(worst.get(c.instruction.kind, 0.0), c.relative)
-    return worst
-
 
 @settings(max_examples=20)
 @given(compiled_tasks())

@@ -2,7 +2,7 @@
 
 Its tables are held to the writer's arrays, manifest keys and Hugging Face
 tensors; its numbers to the constants they come from, or to the behaviour
-they describe. ``tests/test_export_reader.py`` runs a reader written from
+they describe. ``tests/export/test_export_reader.py`` runs a reader written from
 it; docs/WEIGHTS.md points to it.
 """
 
@@ -10,7 +10,6 @@ import inspect
 import json
 import re
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +24,8 @@ from construct.export import manifest, spec
 from construct.instructions import KINDS, Avg, to_data
 from construct.tasks import gaussian_tasks
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 TEXT = (ROOT / "docs" / "EXPORT.md").read_text()
 FLAT = " ".join(TEXT.split())  # for phrases that a line break may split
 

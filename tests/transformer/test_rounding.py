@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scipy.special import erf
 
 from construct.transformer import forward, rounding
-from test_forward import random_weights
+from support import random_weights
 
 mpmath.mp.dps = 50
 

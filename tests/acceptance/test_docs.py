@@ -1,14 +1,18 @@
 """The construction document is the project's own: it names the proofs behind its lemmas and errata, the paper's
 definition, lemmas and theorems, and the paper's rows beside ours; every document gives each claim the status
-proofs/status.py gives it; and nothing cites a document the repository does not hold."""
+proofs/status.py gives it; nothing cites a document or a path under tests/ the repository does not hold; and no test
+module imports another."""
 
+import ast
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import proofs
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 CONSTRUCTION = ROOT / "docs" / "CONSTRUCTION.md"
 
 
@@ -163,7 +167,67 @@ def test_every_relative_link_points_at_a_file_of_the_repository():
     assert not broken, f"links to nothing: {broken}"
 
 
+# -- the test suite's layout (docs/TESTING.md) -------------------------------------------------------------------
+
+def cited_test_paths(text: str) -> set[str]:
+    """The paths under tests/ that ``text`` names (``tests/compiler/test_compiler.py``, ``tests/export/data``)."""
+    return set(re.findall(r"(?<![\w/.])tests/[\w./]*\w", text))
+
+
+def test_every_path_under_tests_that_a_file_names_is_in_the_repository():
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    missing = sorted((name, path) for name in tracked if name.endswith((".py", ".md", ".toml", ".ipynb"))
+                     for path in cited_test_paths((ROOT / name).read_text(errors="replace"))
+                     if not (ROOT / path).exists())
+    assert not missing, f"named but not in the repository (the tests are grouped in folders): {missing}"
+
+
+def imported_test_modules(source: str) -> set[str]:
+    """The test modules (``test_*``) that a module's ``source`` imports."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return {name for name in names if any(part.startswith("test_") for part in name.split("."))}
+
+
+def test_no_test_module_imports_another():
+    """What more than one test module uses is in tests/support.py."""
+    found = {str(path.relative_to(ROOT)): sorted(imported)
+             for path in sorted((ROOT / "tests").rglob("*.py"))
+             for imported in [imported_test_modules(path.read_text())] if imported}
+    assert not found, f"test modules importing test modules (move what they share to tests/support.py): {found}"
+
+
+def duration(seconds: float) -> str:
+    """A folder's time as docs/TESTING.md's table states it: seconds below 90 s, minutes above."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def test_the_testing_page_lists_every_folder_with_the_times_files_counts_and_times():
+    times = json.loads((ROOT / "tests" / "times.json").read_text())
+    assert times["command"] == "python -m pytest -n 1 --folder-times tests/times.json" and times["exit_status"] == 0
+    folders = {path.parent.name for path in (ROOT / "tests").glob("*/test_*.py")}
+    assert set(times["folders"]) == folders, "a folder of tests/ is not in tests/times.json: rerun its command"
+    page = (ROOT / "docs" / "TESTING.md").read_text()
+    rows = re.findall(r"^\| `tests/(\w+)/` \| [^|]+ \| ([\d,]+) \| ([^|]+) \|$", page, flags=re.M)
+    assert sorted(folder for folder, _, _ in rows) == sorted(folders)
+    for folder, tests, time in rows:
+        measured = times["folders"][folder]
+        assert (tests, time.strip()) == (f"{measured['tests']:,}", duration(measured["seconds"])), folder
+    cores = times["machine"].split(", ")[1].split()[0]  # "x86_64, 2 cores, Python ..."
+    assert f"of a {cores}-core machine" in " ".join(page.split()), "the page names another machine than the file's"
+
+
 def test_the_page_checks_find_what_they_guard():
+    assert (duration(59.9), duration(89.4), duration(103.9), duration(293.4)) == ("60 s", "89 s", "1.7 min", "4.9 min")
+    t = "tests"  # spelled apart, so that this file names no path under tests/ that is not there
+    assert cited_test_paths(f"`{t}/test_x.py`, {t}/raw/test_y.py's, construct/{t}/z.py, `{t}/`, {t}/data.") \
+        == {f"{t}/test_x.py", f"{t}/raw/test_y.py", f"{t}/data"}
+    assert imported_test_modules("import test_a\nfrom test_b import c\nfrom support import d\nimport os\n"
+                                 "def f():\n    from test_e import g\n") == {"test_a", "test_b", "test_e"}
     assert BUILDING.search("as round 1 ran it") and BUILDING.search("measured on this 2-core machine")
     assert BUILDING.search("not tried in this session") and BUILDING.search("What is here so far")
     assert not BUILDING.search(prose("on a 2-core machine; `round(x, 2)`; rounding; round-to-nearest"))
@@ -214,9 +278,9 @@ def test_every_status_on_the_depth_page_names_its_proof_or_test():
 def test_a_label_without_its_proof_or_test_is_found():
     assert unsupported_labels("The limit is exact (proved for all values). It holds (`newton_schulz_product`, "
                               "proved at the sizes named). It is fast (**measured**). It is slow (**measured** by "
-                              "`tests/test_no_such_file.py`).") == [
+                              "`tests/" "test_no_such_file.py`).") == [  # split: the path test reads this file
         "The limit is exact (proved for all values).",
         "It holds (`newton_schulz_product`, proved at the sizes named).", "It is fast (**measured**).",
-        "It is slow (**measured** by `tests/test_no_such_file.py`)."]
+        "It is slow (**measured** by `tests/" "test_no_such_file.py`)."]
     assert not unsupported_labels("It holds (`newton_schulz_product`, proved for all values). It is fast "
-                                  "(**measured** by `tests/test_gd.py`).")
+                                  "(**measured** by `tests/programs/test_gd.py`).")

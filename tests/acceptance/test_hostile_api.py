@@ -34,6 +34,8 @@ from construct.raw.prompt import input_registers
 from construct.raw.registers import Layout, Register
 from construct.tasks import TaskDistribution, gaussian_tasks
 
+from support import bad_input_counts
+
 GOOD = dict(X=np.ones((2, 3)), y=np.ones(2), x_query=np.ones(3))
 RIDGE = programs.ridge(3, 2, 1.0)
 
@@ -317,3 +319,13 @@ def test_the_largest_parameters_are_accepted():
     assert programs.sgd(3, 2, 1e150, 1e150).params["alpha"] == 1e150
     assert programs.ridge(3, 2, 1e-150).params["lam"] == 1e-150
     assert programs.ridge(3, 2, 2**64).params["lam"] == 2.0**64  # beyond int64: numpy.isfinite raised TypeError
+
+
+def test_the_bad_input_page_counts_every_library_category():
+    """docs/BAD_INPUT.md's rows for the library (test_hostile_cli.py counts the command line's)."""
+    counts = bad_input_counts()
+    assert {row: n for row, n in counts.items() if row.startswith("library")} == {
+        "library API inputs": len(CASES),
+        "library: numbers beyond float64": len(EXTREME) + 1,  # and tolerance=0
+        "library: sizes and time": len(SIZES),
+    }

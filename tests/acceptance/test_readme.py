@@ -3,14 +3,14 @@ are the results files'."""
 
 import doctest
 import re
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ISSUE_CASE, ROOT
+
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-# the pages whose python blocks are doctests (docs/TESTING.md's blocks are scripts: tests/test_testing.py runs them)
+# the pages whose python blocks are doctests (docs/TESTING.md's blocks are scripts: tests/kit/test_testing.py runs them)
 DOCTESTED = [README, *(DOCS / f"{name}.md" for name in ("GUIDE", "COMPILER", "CERTIFICATE", "WEIGHTS", "RUNTIMES"))]
 
 
@@ -206,10 +206,9 @@ def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
 
 def test_readme_box_too_wide_for_its_lam_is_the_networks():
     """COMPILER.md's case of a task inside a box too wide for its lam: R^2/lam and the divisor the network
-    computes (tests/test_domain.py holds the refusal itself)."""
+    computes (tests/raw/test_domain.py holds the refusal itself)."""
     import numpy as np
     import pytest
-    from test_domain import ISSUE_CASE
 
     import construct
     from construct import programs

@@ -7,13 +7,13 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from proofs import notebook
 
-ROOT = Path(__file__).resolve().parent.parent
+from support import ROOT
+
 NOTEBOOK = ROOT / "examples" / "theorem1.ipynb"
 
 
