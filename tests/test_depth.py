@@ -47,3 +47,30 @@ def test_the_depth_page_shows_the_results_file():
     assert short["parameters"] < 0.15 * newton32["parameters"]
     assert short["max_error"] < 1e-11 and 1e-11 < newton32["max_error"] < 1e-9
     assert row["sgd", 128]["max_bound"] > 1 and "RLS needs" in flat and "from n = 128 on it is also the faster" in flat
+
+
+def test_the_float32_error_is_taken_apart_by_register():
+    """float32_alone with every register the network's is the float32 pass itself, bit for bit; with none, every
+    register is the exact machine's (rounded to float32), so the answers are the closed form's to float32's
+    rounding; the row carries the float32 column and, for ridge_newton, the error of each group alone."""
+    import numpy as np
+
+    from construct import Bounds, compile, programs, reference
+    from construct.raw.prompt import tokens
+    from construct.tasks import gaussian_tasks
+    from construct.transformer import forward
+
+    program = programs.ridge_newton(2, 3, 0.1)
+    tasks = gaussian_tasks(2, 3, 2, seed=1)
+    net = compile(program, Bounds.calibrate(program, tasks), dtype=np.float32)
+    X, y, q = tasks[0]
+    prompt = tokens(X, y, q)
+    every = program.layout.names
+    assert set().union(*depth.FLOAT32_ALONE.values()) == set(every) - {"y_in", "x_in", "pos"}  # each register once
+    assert np.array_equal(depth.float32_alone(net, prompt, every), forward.forward(net.weights, prompt)[0::2])
+    exact = reference.ridge_newton(X, y, q, **program.params)
+    network = np.abs(forward.forward(net.weights, prompt)[0::2] - exact).max()
+    assert np.abs(depth.float32_alone(net, prompt, ()) - exact).max() < min(1e-5, network / 10)
+    row = depth.measure("ridge_newton", 2, d=2)
+    assert set(row["float32_alone"]) == set(depth.FLOAT32_ALONE) and row["max_error_float32"] > 1e3 * row["max_error"]
+    assert f"| {row['max_error_float32']:.1e} |" in depth.markdown([row], [])
