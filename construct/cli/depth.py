@@ -29,7 +29,9 @@ float32's eps) and run by the float32 numpy pass. For ridge_newton up to n =
 ``ALONE_N`` the float32 error is also taken apart by register
 (``float32_alone``): the numpy pass run again with only one group of
 registers as the float32 network computes them, every other register the
-exact machine's value on its layer's input. A network whose
+exact machine's value on its layer's input. Each row also gives the dense
+format's widths (residual rows, heads and their size, GeLU units) and the
+GeLU units each stored layer uses, from which its dense count follows. A network whose
 numpy states would not fit ``MAX_BYTES``, or that applies more than
 ``RUN_LAYERS`` layers, is sized only (``compiler.build.estimate_repeated``:
 its layers and parameters) and marked not run.
@@ -137,6 +139,8 @@ def measure(algo: str, n: int, d: int = D) -> dict:
     return {
         **row, "run": True, "layers": size["layers"], "stored": size["stored_layers"],
         "parameters": size["parameters"], "nonzero_parameters": int(sum(np.count_nonzero(a) for a in stored)),
+        **{key: size[key] for key in ("residual_width", "heads", "head_size", "mlp_width")},
+        "live_units": [int(np.any(layer != 0, axis=1).sum()) for layer in weights.W2],
         "compile_s": compile_s, "forward_s": forward_s, **certified,
         "max_error": float(errors.max()),
         "error_at_prefix": {str(k): float(errors[k]) for k in sorted({1, min(8, n), n // 2, n})},
