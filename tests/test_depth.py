@@ -74,3 +74,7 @@ def test_the_float32_error_is_taken_apart_by_register():
     row = depth.measure("ridge_newton", 2, d=2)
     assert set(row["float32_alone"]) == set(depth.FLOAT32_ALONE) and row["max_error_float32"] > 1e3 * row["max_error"]
     assert f"| {row['max_error_float32']:.1e} |" in depth.markdown([row], [])
+    table = depth.float32_markdown([row])
+    residual = row["float32_alone"]["A' w1"]
+    assert f"| A' w1 | {residual:.1e} |" in table
+    assert f"| all of them (the float32 network) | {row['max_error_float32']:.1e} |" in table

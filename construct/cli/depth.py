@@ -250,14 +250,6 @@ def markdown(rows: list[dict], box: list[dict]) -> str:
         lines.append(f"| {r['algo']} | {r['n']} | {r['layers']} | {r['stored']} | {r['parameters']:,} | "
                      f"{r['nonzero_parameters']:,} | {r['compile_s']:.1f} | {r['forward_s']:.2f} | {cert} | "
                      f"{r['peak_mb']:.0f} | {r['max_error']:.1e} | {bound} | {held} | {r['max_error_float32']:.1e} |")
-    alone = [r for r in rows if r.get("float32_alone")]
-    if alone:
-        lines += ["", "| ridge_newton in float32, the error of one group of registers alone | "
-                  + " | ".join(f"n = {r['n']}" for r in alone) + " |", "|---|" + "---|" * len(alone)]
-        lines += [f"| {group} | " + " | ".join(f"{r['float32_alone'][group]:.1e}" for r in alone) + " |"
-                  for group in alone[0]["float32_alone"]]
-        lines.append("| all of them (the float32 network) | "
-                     + " | ".join(f"{r['max_error_float32']:.1e}" for r in alone) + " |")
     if box:
         lines += ["", "| ridge_newton, box domain | n | layers | compile and one certified answer, CPU s | peak MB | "
                   "error | bound | bound >= error at every prefix |", "|---|---|---|---|---|---|---|---|"]
@@ -266,6 +258,18 @@ def markdown(rows: list[dict], box: list[dict]) -> str:
             held = "yes" if b["bound_at_least_error"] else "no"
             lines.append(f"| kappa {kappa} | {b['n']} | {b['layers']} | {b['cpu_s']:.1f} | {b['peak_mb']:.0f} | "
                          f"{b['max_error']:.1e} | {b['max_bound']:.1e} | {held} |")
+    return "\n".join(lines)
+
+
+def float32_markdown(rows: list[dict]) -> str:
+    """ridge_newton's float32 error taken apart by register (the rows that have it), as docs/DEPTH.md shows it."""
+    alone = [r for r in rows if r.get("float32_alone")]
+    lines = ["| ridge_newton in float32, the error of one group of registers alone | "
+             + " | ".join(f"n = {r['n']}" for r in alone) + " |", "|---|" + "---|" * len(alone)]
+    lines += [f"| {group} | " + " | ".join(f"{r['float32_alone'][group]:.1e}" for r in alone) + " |"
+              for group in FLOAT32_ALONE]
+    lines.append("| all of them (the float32 network) | "
+                 + " | ".join(f"{r['max_error_float32']:.1e}" for r in alone) + " |")
     return "\n".join(lines)
 
 
