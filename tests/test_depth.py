@@ -78,3 +78,33 @@ def test_the_float32_error_is_taken_apart_by_register():
     residual = row["float32_alone"]["A' w1"]
     assert f"| A' w1 | {residual:.1e} |" in table
     assert f"| all of them (the float32 network) | {row['max_error_float32']:.1e} |" in table
+
+
+def test_the_depth_page_reads_float32_and_the_dense_widths_from_the_results_file():
+    """docs/DEPTH.md's float32 section (its table, the target not met where the other networks meet it, the
+    groups of registers that carry more than 1e-3 alone) and its count of ridge_newton's dense parameters are
+    the results file's."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = json.loads((root / "construct" / "results" / "depth.json").read_text())
+    flat = " ".join((root / "docs" / "DEPTH.md").read_text().split())
+    row = {(r["algo"], r["n"]): r for r in results["rows"]}
+    assert " ".join(depth.float32_markdown(results["rows"]).split()) in flat
+    for n in (32, 128, 1024):  # the issue's target, 1e-3 at every prefix, not met; float64 still within 1e-9
+        assert 1e-2 < row["ridge_newton", n]["max_error_float32"] < 1e-1 and row["ridge_newton", n]["max_error"] < 1e-9
+    assert all(r["max_error_float32"] < 1e-3 for r in results["rows"] if r["run"] and r["algo"] != "ridge_newton")
+    alone = row["ridge_newton", 128]["float32_alone"]
+    above = {"the averages A', b' and g = c b'", "the loop's P", "w1 = P g", "A' w1", "P A' w1"}
+    assert {group for group, error in alone.items() if error > 1e-3} == above
+    newton = row["ridge_newton", 32]
+    d, S, D, m, dh, U = 8, newton["stored"], newton["residual_width"], newton["heads"], newton["head_size"], \
+        newton["mlp_width"]
+    dense = S * (4 * m * D * dh + 2 * D * U)
+    assert U == 3 * (2 * d**3 + 4 * d**2) and dense <= newton["parameters"] < 1.01 * dense
+    others = sorted(newton["live_units"])[:-2]
+    assert sorted(newton["live_units"])[-2:] == [U, U] and len(others) == S - 2
+    assert (f"{S} stored layers of D = {D} residual rows, {m} heads of {dh} and U = {U:,} GeLU units" in flat
+            and f"= {dense:,} of the {newton['parameters']:,} at n = 32" in flat
+            and f"the other {S - 2} at most {max(others)}" in flat)
