@@ -23,7 +23,15 @@ truncation counts as error; for gd its closed-form T steps), numpy pass;
 error" whether each of that task's certified answers is within its bound of
 the closed form (an absolute error, of the pass the certificate read; the
 error column is relative and of the numpy pass, so the two columns do not
-compare). A network whose
+compare). "error float32" is the same error of the network compiled from the
+same bounds for float32 (``dtype=np.float32``: its scale constants chosen for
+float32's eps) and run by the float32 numpy pass. For ridge_newton up to n =
+``ALONE_N`` the float32 error is also taken apart by register
+(``float32_alone``): the numpy pass run again with only one group of
+registers as the float32 network computes them, every other register the
+exact machine's value on its layer's input. Each row also gives the dense
+format's widths (residual rows, heads and their size, GeLU units) and the
+GeLU units each stored layer uses, from which its dense count follows. A network whose
 numpy states would not fit ``MAX_BYTES``, or that applies more than
 ``RUN_LAYERS`` layers, is sized only (``compiler.build.estimate_repeated``:
 its layers and parameters) and marked not run.
@@ -50,6 +58,16 @@ MAX_BYTES = 4 * 2**30
 RUN_LAYERS = 1000  # longer networks are sized, not run: SGD at n = 1024 (2049 layers) takes minutes a pass
 CERTIFIED_N = 128  # gd's mechanism certificate at n = 1024 was killed (exit -9) on a 2-core machine under load
 OUT = Path(__file__).resolve().parent.parent / "results" / "depth.json"
+ALONE_N = 128  # the float32 error by register, one numpy pass per group and task: up to this n
+FLOAT32_ALONE = {  # ridge_newton's registers in the groups float32_alone takes apart, in program order
+    "the averages A', b' and g = c b'": ("x_prev", "x", "pos_prev", "bos", "z", "xy", "A", "Abos", "b", "g"),
+    "the loop's R and I + R": ("R", "IR"),
+    "the loop's P": ("P",),
+    "w1 = P g": ("w1",),
+    "A' w1": ("Aw",),
+    "P A' w1": ("PAw",),
+    "w and the prediction": ("w", "pred"),
+}
 
 
 def measure(algo: str, n: int, d: int = D) -> dict:
@@ -108,21 +126,58 @@ def measure(algo: str, n: int, d: int = D) -> dict:
         except Exception as err:  # noqa: BLE001  a certificate that fails is reported, not hidden
             certified = {"certified_s": None, "max_bound": None,
                          "certificate": f"failed: {type(err).__name__}: {err}"}
-    errors = []
-    for X, y, q in tasks:
-        got = forward.forward(weights, tokens(X, y, q))[0::2]
-        exact = want(X, y, q)
-        errors.append(np.abs(got - exact) / (1 + np.abs(exact)))
-    errors = np.max(errors, axis=0)
+    errors = relative_errors(lambda X, y, q: forward.forward(weights, tokens(X, y, q))[0::2], tasks, want)
     size = net.size()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # of the float64 network, as in every row
+    net32 = compile(program, bounds, dtype=np.float32, max_bytes=MAX_BYTES, max_seconds=None)
+    errors32 = relative_errors(lambda X, y, q: forward.forward(net32.weights, tokens(X, y, q))[0::2], tasks, want)
+    alone = None
+    if algo == "ridge_newton" and n <= ALONE_N:
+        alone = {group: float(relative_errors(lambda X, y, q, names=names: float32_alone(net32, tokens(X, y, q), names),
+                                              tasks, want).max())
+                 for group, names in FLOAT32_ALONE.items()}
     return {
         **row, "run": True, "layers": size["layers"], "stored": size["stored_layers"],
         "parameters": size["parameters"], "nonzero_parameters": int(sum(np.count_nonzero(a) for a in stored)),
+        **{key: size[key] for key in ("residual_width", "heads", "head_size", "mlp_width")},
+        "live_units": [int(np.any(layer != 0, axis=1).sum()) for layer in weights.W2],
         "compile_s": compile_s, "forward_s": forward_s, **certified,
         "max_error": float(errors.max()),
         "error_at_prefix": {str(k): float(errors[k]) for k in sorted({1, min(8, n), n // 2, n})},
-        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "max_error_float32": float(errors32.max()),
+        "error_float32_at_prefix": {str(k): float(errors32[k]) for k in sorted({1, min(8, n), n // 2, n})},
+        **({"float32_alone": alone} if alone is not None else {}),
+        "peak_mb": peak_mb,
     }
+
+
+def relative_errors(answers, tasks, want) -> np.ndarray:
+    """``|yhat - yhat*| / (1 + |yhat*|)`` at every prefix, the largest over the tasks."""
+    errors = []
+    for X, y, q in tasks:
+        exact = want(X, y, q)
+        errors.append(np.abs(answers(X, y, q) - exact) / (1 + np.abs(exact)))
+    return np.max(errors, axis=0)
+
+
+def float32_alone(net, prompt: np.ndarray, noisy) -> np.ndarray:
+    """The numpy pass of ``net`` on one prompt with only the registers ``noisy`` as the network computes them:
+    after each layer every other register it writes is set to the exact machine's value on that layer's input
+    (its instructions, in order, in float64), so the answers err only by what ``noisy``'s registers carry."""
+    from ..transformer import forward
+
+    weights, layout = net.weights, net.program.layout
+    H = forward.embed(weights, prompt)
+    for l, stored in enumerate(weights.order, 1):
+        exact = H.T[: layout.width].astype(np.float64)
+        H = forward.layer(weights, stored, H)
+        written = set()
+        for ins in net.layer_instructions(l):
+            exact = ins.apply(exact, layout)
+            written.add(ins.writes)
+        for name in written - set(noisy):
+            H[:, layout.rows(name)] = exact[layout.rows(name)].T
+    return (H @ weights.readout)[0::2]
 
 
 BOX_KAPPAS = (None, 1e4)  # the box's own conditioning bound, and one declared
@@ -182,18 +237,19 @@ def table(rows: list[dict]) -> str:
 def markdown(rows: list[dict], box: list[dict]) -> str:
     """The rows, and the box study's, as the Markdown tables docs/DEPTH.md shows."""
     lines = ["| algorithm | n | layers applied | stored | parameters (dense) | nonzero | compile s | forward s | "
-             "certified s | peak MB | error | bound | bound >= error |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "certified s | peak MB | error | bound | bound >= error | error float32 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if not r["run"]:
             lines.append(f"| {r['algo']} | {r['n']} | {r['layers']:,} | {r['stored']} | {r['parameters']:,} | "
-                         f"not run: {r['why_not'].split(':')[-1].strip()} | | | | | | | |")
+                         f"not run: {r['why_not'].split(':')[-1].strip()} | | | | | | | | |")
             continue
         cert = r["certificate"] if r["certified_s"] is None else f"{r['certified_s']:.1f}"
         bound = "-" if r["max_bound"] is None else f"{r['max_bound']:.1e}"
         held = {None: "-", True: "yes", False: "no"}[r.get("bound_at_least_error")]
         lines.append(f"| {r['algo']} | {r['n']} | {r['layers']} | {r['stored']} | {r['parameters']:,} | "
                      f"{r['nonzero_parameters']:,} | {r['compile_s']:.1f} | {r['forward_s']:.2f} | {cert} | "
-                     f"{r['peak_mb']:.0f} | {r['max_error']:.1e} | {bound} | {held} |")
+                     f"{r['peak_mb']:.0f} | {r['max_error']:.1e} | {bound} | {held} | {r['max_error_float32']:.1e} |")
     if box:
         lines += ["", "| ridge_newton, box domain | n | layers | compile and one certified answer, CPU s | peak MB | "
                   "error | bound | bound >= error at every prefix |", "|---|---|---|---|---|---|---|---|"]
@@ -202,6 +258,18 @@ def markdown(rows: list[dict], box: list[dict]) -> str:
             held = "yes" if b["bound_at_least_error"] else "no"
             lines.append(f"| kappa {kappa} | {b['n']} | {b['layers']} | {b['cpu_s']:.1f} | {b['peak_mb']:.0f} | "
                          f"{b['max_error']:.1e} | {b['max_bound']:.1e} | {held} |")
+    return "\n".join(lines)
+
+
+def float32_markdown(rows: list[dict]) -> str:
+    """ridge_newton's float32 error taken apart by register (the rows that have it), as docs/DEPTH.md shows it."""
+    alone = [r for r in rows if r.get("float32_alone")]
+    lines = ["| ridge_newton in float32, the error of one group of registers alone | "
+             + " | ".join(f"n = {r['n']}" for r in alone) + " |", "|---|" + "---|" * len(alone)]
+    lines += [f"| {group} | " + " | ".join(f"{r['float32_alone'][group]:.1e}" for r in alone) + " |"
+              for group in FLOAT32_ALONE]
+    lines.append("| all of them (the float32 network) | "
+                 + " | ".join(f"{r['max_error_float32']:.1e}" for r in alone) + " |")
     return "\n".join(lines)
 
 

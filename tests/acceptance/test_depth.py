@@ -54,9 +54,8 @@ def test_the_readme_says_which_network_when_from_the_results_file():
     docs/DEPTH.md does."""
     import json
 
-    root = ROOT
-    rows = {(r["algo"], r["n"]): r for r in json.loads((root / "construct" / "results" / "depth.json").read_text())["rows"]}
-    readme = " ".join((root / "README.md").read_text().split())
+    rows = {(r["algo"], r["n"]): r for r in json.loads((ROOT / "construct" / "results" / "depth.json").read_text())["rows"]}
+    readme = " ".join((ROOT / "README.md").read_text().split())
     newton, rls = rows["ridge_newton", 1024], rows["ridge", 1024]
     assert f"`ridge_newton` for long ones, {newton['layers']} layers at n = 1024 where `ridge` needs {rls['layers']:,} " \
            "and does not fit in memory" in readme
@@ -65,3 +64,62 @@ def test_the_readme_says_which_network_when_from_the_results_file():
     assert "the smaller and more accurate network at n = 32" in readme
     assert short["parameters"] < newton32["parameters"] and short["max_error"] < newton32["max_error"]
     assert "its certified bound is useless from n = 128 on" in readme and rows["sgd", 128]["max_bound"] > 1
+
+
+def test_the_float32_error_is_taken_apart_by_register():
+    """float32_alone with every register the network's is the float32 pass itself, bit for bit; with none, every
+    register is the exact machine's (rounded to float32), so the answers are the closed form's to float32's
+    rounding; the row carries the float32 column and, for ridge_newton, the error of each group alone."""
+    import numpy as np
+
+    from construct import Bounds, compile, programs, reference
+    from construct.raw.prompt import tokens
+    from construct.tasks import gaussian_tasks
+    from construct.transformer import forward
+
+    program = programs.ridge_newton(2, 3, 0.1)
+    tasks = gaussian_tasks(2, 3, 2, seed=1)
+    net = compile(program, Bounds.calibrate(program, tasks), dtype=np.float32)
+    X, y, q = tasks[0]
+    prompt = tokens(X, y, q)
+    every = program.layout.names
+    assert set().union(*depth.FLOAT32_ALONE.values()) == set(every) - {"y_in", "x_in", "pos"}  # each register once
+    assert np.array_equal(depth.float32_alone(net, prompt, every), forward.forward(net.weights, prompt)[0::2])
+    exact = reference.ridge_newton(X, y, q, **program.params)
+    network = np.abs(forward.forward(net.weights, prompt)[0::2] - exact).max()
+    assert np.abs(depth.float32_alone(net, prompt, ()) - exact).max() < min(1e-5, network / 10)
+    row = depth.measure("ridge_newton", 2, d=2)
+    assert set(row["float32_alone"]) == set(depth.FLOAT32_ALONE) and row["max_error_float32"] > 1e3 * row["max_error"]
+    assert f"| {row['max_error_float32']:.1e} |" in depth.markdown([row], [])
+    table = depth.float32_markdown([row])
+    residual = row["float32_alone"]["A' w1"]
+    assert f"| A' w1 | {residual:.1e} |" in table
+    assert f"| all of them (the float32 network) | {row['max_error_float32']:.1e} |" in table
+
+
+def test_the_depth_page_reads_float32_and_the_dense_widths_from_the_results_file():
+    """docs/DEPTH.md's float32 section (its table, the target not met where the other networks meet it, the
+    groups of registers that carry more than 1e-3 alone) and its count of ridge_newton's dense parameters are
+    the results file's."""
+    import json
+
+    results = json.loads((ROOT / "construct" / "results" / "depth.json").read_text())
+    flat = " ".join((ROOT / "docs" / "DEPTH.md").read_text().split())
+    row = {(r["algo"], r["n"]): r for r in results["rows"]}
+    assert " ".join(depth.float32_markdown(results["rows"]).split()) in flat
+    for n in (32, 128, 1024):  # the issue's target, 1e-3 at every prefix, not met; float64 still within 1e-9
+        assert 1e-2 < row["ridge_newton", n]["max_error_float32"] < 1e-1 and row["ridge_newton", n]["max_error"] < 1e-9
+    assert all(r["max_error_float32"] < 1e-3 for r in results["rows"] if r["run"] and r["algo"] != "ridge_newton")
+    alone = row["ridge_newton", 128]["float32_alone"]
+    above = {"the averages A', b' and g = c b'", "the loop's P", "w1 = P g", "A' w1", "P A' w1"}
+    assert {group for group, error in alone.items() if error > 1e-3} == above
+    newton = row["ridge_newton", 32]
+    d, S, D, m, dh, U = 8, newton["stored"], newton["residual_width"], newton["heads"], newton["head_size"], \
+        newton["mlp_width"]
+    dense = S * (4 * m * D * dh + 2 * D * U)
+    assert U == 3 * (2 * d**3 + 4 * d**2) and dense <= newton["parameters"] < 1.01 * dense
+    others = sorted(newton["live_units"])[:-2]
+    assert sorted(newton["live_units"])[-2:] == [U, U] and len(others) == S - 2
+    assert (f"{S} stored layers of D = {D} residual rows, {m} heads of {dh} and U = {U:,} GeLU units" in flat
+            and f"= {dense:,} of the {newton['parameters']:,} at n = 32" in flat
+            and f"the other {S - 2} at most {max(others)}" in flat)

@@ -72,3 +72,27 @@ def test_a_version_2_directory_verifies_as_version_2_wrote_it(saved, net):
     edited(saved, lambda m: m.update(version=4))
     with pytest.raises(WeightsFileError, match=r"format version 4 is not 2 or 3"):
         hf.load(saved)
+
+
+def test_a_directory_with_averaging_heads_is_version_3_and_answers_with_bounds(tmp_path):
+    """No new version for Avg: its head is ordinary GPT-2 weights (zero query and key columns, so every score is 0
+    and the causal softmax averages), and a reader's domain check acts on the instructions of kind div only
+    (docs/RUNTIMES.md). So ridge_newton's directory is version 3 like ridge's, loads verified, and rebuilds the
+    network it was written from, and GPT2Model's answers lie within the a-posteriori bounds they come with."""
+    from construct import exact
+
+    net = construct.compile(programs.ridge_newton(2, 4, 0.1), x_max=2.0, y_max=3.0, x_norm=2 * 2**0.5,
+                            architecture="gpt2")
+    saved = hf.save_pretrained(net, tmp_path / "ridge_newton")
+    manifest = json.loads((saved / "icl_construct.json").read_text())
+    averages = [k for layer in manifest["layers"] for k in layer["instructions"][0]
+                if net.program.instructions[k].kind == "avg"]
+    assert manifest["version"] == 3 and len(averages) == 3
+    model = hf.from_pretrained(saved)
+    X = np.array([[1.0, -0.5], [0.3, 1.2], [-1.1, 0.4], [0.2, 0.2]])
+    y, x_query = np.array([1.0, -2.0, 0.5, 2.5]), np.array([0.7, -1.3])
+    predictions, bounds = hf.predict(model, X, y, x_query, tolerance=None, return_bound=True)
+    assert np.array_equal(model.network.predict(X, y, x_query, tolerance=None),
+                          net.predict(X, y, x_query, tolerance=None))
+    errors = exact.errors(net.program, X, y, x_query, predictions)
+    assert np.all(np.isfinite(bounds)) and np.all(bounds >= errors) and bounds.max() < 1e-6

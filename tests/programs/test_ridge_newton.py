@@ -126,3 +126,24 @@ def test_a_saved_network_loads_and_answers_bit_for_bit(tmp_path):
         np.array([0.7, -1.3])
     assert np.array_equal(load(tmp_path / "net.npz").predict(X, y, q, tolerance=None),
                           net.predict(X, y, q, tolerance=None))
+
+
+def test_float32_answers_lie_within_bounds_derived_from_float32s_unit_roundoff():
+    """The same program compiled for float32 (its scale constants chosen for float32's eps) and run by the float32
+    numpy pass: every prefix's answer within the mechanism certificate's bound, which propagates each layer's
+    local error as its mechanism's lemma and float32's unit roundoff give it, and within the a-posteriori bound
+    (50-digit exact answers). The errors are float32's, not float64's: the pass is float32 through."""
+    from construct import compile, exact
+    from construct.tasks import gaussian_tasks
+
+    d, n = 3, 8
+    program = programs.ridge_newton(d, n, 0.1, x_norm=2 * math.sqrt(d))
+    net = compile(program, x_max=4.0, y_max=4 * math.sqrt(d), x_norm=2 * math.sqrt(d), dtype=np.float32)
+    assert net.weights.W1.dtype == np.float32
+    for X, y, q in gaussian_tasks(d, n, 3, seed=7):
+        cert = net.certify(X, y, q)
+        errors = exact.errors(program, X, y, q, cert.predictions)
+        mechanism, residual_bound = cert.by_source["mechanism"], cert.by_source["residual"]
+        assert np.all(np.isfinite(mechanism)) and np.all(np.isfinite(residual_bound))
+        assert np.all(errors <= mechanism) and np.all(errors <= residual_bound)
+        assert errors.max() > 1e3 * np.finfo(np.float64).eps
