@@ -63,6 +63,7 @@ class Cotangents:
                            and b <= layout.span(name)[1]] for name in layout.names}
         self.live = np.zeros((len(self.segments), K, T), dtype=bool)
         self.live[self._of_row(row), np.arange(K), columns] = True
+        self._pairs = {}  # segment -> its live pairs (answers, columns), until its mask changes
 
     def _of_row(self, row: int) -> int:
         return next(s for s, (a, b) in enumerate(self.segments) if a <= row < b)
@@ -83,7 +84,9 @@ class Cotangents:
             rows = np.flatnonzero(erring[a:b]) + a
             if rows.size == 0:
                 continue
-            ks, ts = np.nonzero(self.live[s])
+            if s not in self._pairs:
+                self._pairs[s] = np.nonzero(self.live[s])
+            ks, ts = self._pairs[s]
             if ks.size == 0:
                 continue
             index = (ks[:, None], rows[None, :], ts[:, None])
@@ -160,6 +163,8 @@ class Cotangents:
         read registers live where the pullback reached."""
         for s in self._of[ins.writes]:
             self.live[s] &= ~written
+            self._pairs.pop(s, None)
         for name in ins.reads:
             for s in self._of[name]:
                 self.live[s] |= read
+                self._pairs.pop(s, None)

@@ -145,6 +145,7 @@ class LocalContext:
     ln_scale: float
     attention_error: np.ndarray
     prepared: object = None
+    cache: dict | None = None  # what a mechanism derives from the stored weights alone, kept across layers and runs
 
     @cached_property
     def normed(self) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +165,7 @@ class Certifier:
         for u in range(w.stored):
             _require_zero_sums(w.W1[u], u)
         self._prepared = {}  # (stored layer, mechanism class) -> what its ``prepare`` found in the weights
+        self._weights_cache = {}  # for ``LocalContext.cache``
         zero = layout.span(ZERO)[0]
         for l, mech in enumerate(net.mechanisms):
             u = int(w.order[l])
@@ -258,7 +260,7 @@ class Certifier:
             return attention_error
         mlp = rounding.mlp(self.w, u, parts)
         local = attention_error + mlp.rounding
-        context = LocalContext(self.w, u, parts, mlp, mech.ln_scale, attention_error)
+        context = LocalContext(self.w, u, parts, mlp, mech.ln_scale, attention_error, cache=self._weights_cache)
         for m in mech.mlp:
             context.prepared = self._prepared[u, type(m)]
             local[:, list(m.out)] = m.local_error(context)
