@@ -88,11 +88,14 @@ class AttentionCheck:
         program row| + slack) |H[i - o, r]|``."""
         T = H.shape[0]
         absH = np.abs(H)
+        views = {}  # offset -> |H| as the head reading there sees it (every row: each row's view is its own)
         out = {}
         for row, gaps in self._read_gaps(reads):
             total = np.zeros(T)
             for o, nonzero, gap in gaps:
-                total += seen(absH[:, nonzero], o) @ gap
+                if o not in views:
+                    views[o] = seen(absH, o)
+                total += views[o][:, nonzero] @ gap
             out[row] = total
         return out
 
