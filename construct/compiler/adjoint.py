@@ -72,6 +72,17 @@ class Cotangents:
         """(answers, T): where ``name``'s cotangent or slack may be nonzero."""
         return np.any(self.live[self._of[name]], axis=0)
 
+    def _segment_pairs(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Segment ``s``'s live pairs (answers, columns), found once until its mask changes."""
+        if s not in self._pairs:
+            self._pairs[s] = np.nonzero(self.live[s])
+        return self._pairs[s]
+
+    def pairs_of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live pairs (answers, columns) of register ``name``."""
+        segments = self._of[name]
+        return self._segment_pairs(segments[0]) if len(segments) == 1 else np.nonzero(self.live_in(name))
+
     def weigh(self, error: np.ndarray) -> np.ndarray:
         """``sum_{p,t} (|lam| + slack)[k, p, t] error[p, t]`` for each answer k, over the live pairs; a weight of
         exactly 0 makes its term 0 even where the error is unbounded (an entry no answer depends on cannot move
@@ -84,9 +95,7 @@ class Cotangents:
             rows = np.flatnonzero(erring[a:b]) + a
             if rows.size == 0:
                 continue
-            if s not in self._pairs:
-                self._pairs[s] = np.nonzero(self.live[s])
-            ks, ts = self._pairs[s]
+            ks, ts = self._segment_pairs(s)
             if ks.size == 0:
                 continue
             index = (ks[:, None], rows[None, :], ts[:, None])
@@ -110,7 +119,7 @@ class Cotangents:
         for name in (ins.writes, *ins.reads):
             touched.setdefault(layout.span(name), name)
         for (a, b), name in touched.items():
-            ks, ts = np.nonzero(self.live_in(name))
+            ks, ts = self.pairs_of(name)
             if ks.size:
                 self.slack[ks, a:b, ts] += gamma * np.abs(self.lam[ks, a:b, ts])
         sources = ins.source_columns(T)
@@ -136,7 +145,7 @@ class Cotangents:
         read_rows = [r for a, b in reads for r in range(a, b)]
         bad = ~np.all(np.isfinite(mid[read_rows][:, sources]), axis=0)
         live = self.live_in(ins.writes) | bad[None, :]
-        ks, ts = np.nonzero(live)
+        ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
         if ks.size == 0:
             return
         src = sources[ts]
