@@ -70,7 +70,7 @@ from ..mechanisms.plan import UNIFORM, ZERO
 from ..programs import rls
 from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
-from . import verify
+from . import adjoint, verify
 from .bounds import DomainError
 
 
@@ -145,6 +145,7 @@ class LocalContext:
     ln_scale: float
     attention_error: np.ndarray
     prepared: object = None
+    cache: dict | None = None  # what a mechanism derives from the stored weights alone, kept across layers and runs
 
     @cached_property
     def normed(self) -> tuple[np.ndarray, np.ndarray]:
@@ -164,6 +165,7 @@ class Certifier:
         for u in range(w.stored):
             _require_zero_sums(w.W1[u], u)
         self._prepared = {}  # (stored layer, mechanism class) -> what its ``prepare`` found in the weights
+        self._weights_cache = {}  # for ``LocalContext.cache``
         zero = layout.span(ZERO)[0]
         for l, mech in enumerate(net.mechanisms):
             u = int(w.order[l])
@@ -258,7 +260,7 @@ class Certifier:
             return attention_error
         mlp = rounding.mlp(self.w, u, parts)
         local = attention_error + mlp.rounding
-        context = LocalContext(self.w, u, parts, mlp, mech.ln_scale, attention_error)
+        context = LocalContext(self.w, u, parts, mlp, mech.ln_scale, attention_error, cache=self._weights_cache)
         for m in mech.mlp:
             context.prepared = self._prepared[u, type(m)]
             local[:, list(m.out)] = m.local_error(context)
@@ -342,32 +344,20 @@ class Certifier:
         from the answer (``lambda <- J^T lambda``). The pullbacks are computed
         in floating point; ``slack`` bounds their rounding, propagated with
         ``|J|^T``. Unlike propagating ``|E|`` forward, this keeps the signs
-        that make a stable recurrence damp its errors.
+        that make a stable recurrence damp its errors. Each step runs on the
+        (answer, column) pairs where a cotangent is nonzero (``adjoint``).
         """
-        program, layout, P = self.net.program, self.net.layout, self.width
-        u = rounding.unit_roundoff(dtype)
-        lam = np.zeros((len(columns), P, T))
-        lam[np.arange(len(columns)), layout.span(program.readout)[0], columns] = 1.0
-        slack = np.zeros_like(lam)
+        program, layout = self.net.program, self.net.layout
+        cotangents = adjoint.Cotangents(layout, self.width, T, layout.span(program.readout)[0], columns, dtype)
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
         for l, ins, mid, error in reversed(path):
-            rows = np.flatnonzero(np.any(error != 0, axis=1))  # an entry without error adds nothing
-            if rows.size:
-                contribution = _weighted(np.abs(lam[:, rows]) + slack[:, rows], error[rows])
-                bounds += contribution
-                if components:
-                    shares[l] += contribution
-            if ins is None:
-                continue
-            # the pullback's rounding, gamma |J|^T |lam|, is |J|^T of gamma |lam| on the rows the instruction touches:
-            # it sums the written rows' cotangents into the read rows' (adding to what they hold); every other row it
-            # copies exactly
-            gamma = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, u)
-            for start, stop in {layout.span(name) for name in (ins.writes, *ins.reads)}:
-                slack[:, start:stop] += gamma * np.abs(lam[:, start:stop])
-            slack = ins.pullback(mid, slack, layout, absolute=True)
-            lam = ins.pullback(mid, lam, layout)
+            contribution = cotangents.weigh(error)
+            bounds += contribution
+            if components:
+                shares[l] += contribution
+            if ins is not None:
+                cotangents.pull(ins, mid)
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares
 
 
@@ -382,18 +372,6 @@ def _rls_rule(program):
     same = built.block == program.block and len(built.instructions) == len(program.instructions) and all(
         to_data(a) == to_data(b) for a, b in zip(built.instructions, program.instructions))
     return rule if same else None
-
-
-def _weighted(weights: np.ndarray, error: np.ndarray) -> np.ndarray:
-    """``sum_{p,t} weights[k, p, t] error[p, t]`` for each k, with a weight of exactly 0 making its term 0 even where
-    the error is unbounded: an entry no answer depends on (its cotangent is 0, and so is the slack of that
-    cotangent) cannot move the answer, however large its error."""
-    finite = np.isfinite(error)
-    total = np.einsum("kpt,pt->k", weights, np.where(finite, error, 0.0))
-    if not finite.all():
-        reached = np.any((weights != 0) & ~finite[None], axis=(1, 2))
-        total = np.where(reached, np.inf, total)
-    return _no_nan(total)
 
 
 def _no_nan(x: np.ndarray) -> np.ndarray:

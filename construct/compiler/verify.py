@@ -88,20 +88,38 @@ class AttentionCheck:
         program row| + slack) |H[i - o, r]|``."""
         T = H.shape[0]
         absH = np.abs(H)
+        views = {}  # offset -> |H| as the head reading there sees it (every row: each row's view is its own)
         out = {}
-        for row, meant in reads.items():
+        for row, gaps in self._read_gaps(reads):
             total = np.zeros(T)
-            for o in self.weights:
-                P = self.expected[o].shape[0]
-                want = np.zeros(self.weights[o].shape[0])
-                want[:P] = self.expected[o][:, meant]
-                gap = np.abs(self.weights[o][:, row] - want)
-                gap[:P] += self.slack[o][:, meant]
-                nonzero = np.flatnonzero(gap)
-                if nonzero.size:
-                    total += seen(absH[:, nonzero], o) @ gap[nonzero]
+            for o, nonzero, gap in gaps:
+                if o not in views:
+                    views[o] = seen(absH, o)
+                total += views[o][:, nonzero] @ gap
             out[row] = total
         return out
+
+    def _read_gaps(self, reads: dict[int, int]) -> list:
+        """Per row of ``reads``, per offset, the rows r with a nonzero gap ``|weights' map - the instructions' map|
+        + slack`` and those gaps: they depend on the weights alone, so each mapping's are found once."""
+        cache = self.__dict__.setdefault("_gaps", {})
+        key = tuple(reads.items())
+        if key not in cache:
+            rows = []
+            for row, meant in reads.items():
+                gaps = []
+                for o in self.weights:
+                    P = self.expected[o].shape[0]
+                    want = np.zeros(self.weights[o].shape[0])
+                    want[:P] = self.expected[o][:, meant]
+                    gap = np.abs(self.weights[o][:, row] - want)
+                    gap[:P] += self.slack[o][:, meant]
+                    nonzero = np.flatnonzero(gap)
+                    if nonzero.size:
+                        gaps.append((o, nonzero, gap[nonzero]))
+                rows.append((row, gaps))
+            cache[key] = rows
+        return cache[key]
 
 
 def seen(absH: np.ndarray, offset: int) -> np.ndarray:

@@ -145,6 +145,9 @@ class Avg(Instruction):
         """A suffix sum of up to ``tokens`` cotangents, each divided once, added once to what is there."""
         return tokens + 1
 
+    def source_columns(self, tokens: int) -> None:
+        return None  # a mean over columns 0..i
+
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
         """``J^T lam``: column j of the source gains ``sum_{i >= j} lam_dst(i) / (i+1)`` (the same for
         ``absolute``: every coefficient is positive)."""

@@ -34,7 +34,8 @@ instruction is:
   ``second_order``, ``machine_rounding``, ``pullback`` (which may overwrite
   the cotangents it is given, and returns the pulled-back ones) and
   ``pullback_terms`` (the terms a pullback entry sums, for a prompt of
-  ``tokens`` columns);
+  ``tokens`` columns), ``source_columns`` and ``in_place`` (which column each
+  column's result reads, and the instruction reading it there as its own);
 * **proof hook**: ``mechanism``, the lemma whose units its MLP implements
   (``proofs/layers.py`` reads it), ``None`` for attention kinds;
 * ``divisor``: the register it divides by, if any (the domain gives it a
@@ -142,6 +143,17 @@ class Instruction:
         """Bound on the remainder ``I(x) - I(x - d) - J(H) d`` for ``|d| <= E`` (program rows x tokens), x within
         ``slack`` of ``H``: zero for a linear instruction."""
         return np.zeros_like(E)
+
+    def source_columns(self, tokens: int) -> np.ndarray | None:
+        """Per column, the one column whose entries its result there reads (its own: the default), or None where a
+        result reads several columns (avg's prefix mean). The certificate's adjoint pulls a cotangent back on the
+        columns where it is nonzero only (``compiler.adjoint``)."""
+        return np.arange(tokens)
+
+    def in_place(self) -> "Instruction":
+        """The instruction reading, in each column, the entries its ``source_columns`` give, as if they were that
+        column's own: itself for a column-local instruction (the adjoint pulls gathered columns back with it)."""
+        return self
 
 
 def magnitudes(H: np.ndarray, slack: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

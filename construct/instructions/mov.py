@@ -18,7 +18,7 @@ same layer computed moves that instruction's form, shifted:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -109,6 +109,12 @@ class Mov(Instruction):
 
     def pullback_terms(self, tokens: int) -> int:
         return 2
+
+    def source_columns(self, tokens: int) -> np.ndarray:
+        return columns_before(tokens, self.offset)
+
+    def in_place(self) -> "Mov":
+        return replace(self, offset=0)
 
     def pullback(self, H: np.ndarray, lam: np.ndarray, layout: Layout, absolute: bool = False) -> np.ndarray:
         """``J^T lam``: each column's cotangent on the destination goes back to the column it copied from (in place:

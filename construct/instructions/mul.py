@@ -365,37 +365,77 @@ class ProductMechanism:
         The coefficients ``W*`` are exact to 40 digits (``prepare``), which
         ``1 + 4u`` covers.
         """
-        parts, mlp, w, l = ctx.parts, ctx.mlp, ctx.w, ctx.stored
+        parts, mlp = ctx.parts, ctx.mlp
         dtype = parts.X.dtype
         u = rounding.unit_roundoff(dtype)
         eta, zeta = ctx.normed
-        dW1, dW2 = ctx.prepared
-        out = list(self.out)
-        W2, dW2 = w.W2[l][:, out], dW2[:, out]
-        units = np.flatnonzero(np.any(W2 != 0, axis=1) | np.any(dW2 != 0, axis=1))  # a weight may underflow to 0
-        W1, dW1, b1, W2, dW2 = w.W1[l][:, units], dW1[:, units], w.b1[l][units], W2[units], dW2[units]
-        # the rows these units read (a row without weights adds exactly 0, unless its normed error is unbounded)
-        rows = np.flatnonzero(np.any(W1 != 0, axis=1) | np.any(dW1 != 0, axis=1) | ~np.all(np.isfinite(zeta), axis=0))
-        W1, dW1, eta, zeta = W1[rows], dW1[rows], eta[:, rows], zeta[:, rows]
+        unbounded = ~np.all(np.isfinite(zeta), axis=0)
+        key = ("signed terms", ctx.stored, self)
+        c = None if unbounded.any() or ctx.cache is None else ctx.cache.get(key)
+        if c is None:
+            c = _SignedWeights.of(self, ctx, unbounded)
+            if not unbounded.any() and ctx.cache is not None:  # the weights' alone: kept for the layers applying them
+                ctx.cache[key] = c
+        units, rows, W1, dW1, b1, W2, dW2 = c.units, c.rows, c.W1, c.dW1, c.b1, c.W2, c.dW2
+        eta, zeta = eta[:, rows], zeta[:, rows]
         n, p = parts.normed[:, rows], parts.pre[:, units]
         dpre, dhidden = mlp.given_pre[:, units], mlp.given_hidden[:, units]
         delta = n @ dW1 + eta @ W1 + b1
-        terms1 = rounding.nonzeros(W1) + 3
-        xi = (np.abs(eta) @ np.abs(dW1) + zeta @ (np.abs(W1) + np.abs(dW1)) + 2 * u * (np.abs(n) @ np.abs(dW1))
-              + rounding.gamma(terms1, u) * (np.abs(n) @ np.abs(dW1) + np.abs(eta) @ np.abs(W1) + np.abs(b1)))
+        xi = (np.abs(eta) @ c.absdW1 + zeta @ c.absW1_dW1 + 2 * u * (np.abs(n) @ c.absdW1)
+              + rounding.gamma(c.terms1, u) * (np.abs(n) @ c.absdW1 + np.abs(eta) @ c.absW1 + c.absb1))
         g = 0.5 + SQRT_2_OVER_PI * p
         reach = np.abs(p) + dpre
         gerr = (0.8 + 0.2 * reach**2) * reach**3 + 0.7979 * dpre + 3 * u * (np.abs(g) + SQRT_2_OVER_PI * np.abs(p))
         gd = g * delta
         hidden = parts.hidden[:, units]
         estimate = hidden @ dW2 + gd @ W2
-        terms2 = rounding.nonzeros((W2 != 0) | (dW2 != 0)) + 4  # the dot product, g delta, the sum, dW2 rounded
+        terms2 = c.terms2
         size = np.abs(delta) + xi
         bound = (np.abs(estimate)
-                 + rounding.gamma(terms2, u) * (np.abs(hidden) @ np.abs(dW2) + np.abs(gd) @ np.abs(W2))
-                 + dhidden @ np.abs(dW2) + (np.minimum(np.abs(g) + gerr, rounding.GELU_LIPSCHITZ) * size) @ np.abs(dW2)
-                 + (np.abs(g) * xi + gerr * size + 0.4 * size * size) @ (np.abs(W2) + np.abs(dW2)))
+                 + rounding.gamma(terms2, u) * (np.abs(hidden) @ c.absdW2 + np.abs(gd) @ c.absW2)
+                 + dhidden @ c.absdW2 + (np.minimum(np.abs(g) + gerr, rounding.GELU_LIPSCHITZ) * size) @ c.absdW2
+                 + (np.abs(g) * xi + gerr * size + 0.4 * size * size) @ c.absW2_dW2)
         return (bound * (1 + 4 * u) + terms2 * float(np.finfo(dtype).tiny)) * rounding.SAFETY[dtype]
+
+
+@dataclass(frozen=True, eq=False)
+class _SignedWeights:
+    """What ``ProductMechanism.signed_terms`` reads of a stored layer's weights: the units writing the product's
+    rows (``W2`` or ``dW2`` nonzero: a weight may underflow to 0), the rows they read (``W1`` or ``dW1`` nonzero,
+    or layer norm's error unbounded there: a row without weights adds exactly 0 otherwise), those weights, their
+    magnitudes and the dot products' term counts."""
+
+    units: np.ndarray
+    rows: np.ndarray
+    W1: np.ndarray
+    dW1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    dW2: np.ndarray
+    absW1: np.ndarray
+    absdW1: np.ndarray
+    absW1_dW1: np.ndarray
+    absb1: np.ndarray
+    absW2: np.ndarray
+    absdW2: np.ndarray
+    absW2_dW2: np.ndarray
+    terms1: np.ndarray
+    terms2: np.ndarray
+
+    @classmethod
+    def of(cls, mech: "ProductMechanism", ctx, unbounded: np.ndarray) -> "_SignedWeights":
+        w, l = ctx.w, ctx.stored
+        dW1, dW2 = ctx.prepared
+        out = list(mech.out)
+        W2, dW2 = w.W2[l][:, out], dW2[:, out]
+        units = np.flatnonzero(np.any(W2 != 0, axis=1) | np.any(dW2 != 0, axis=1))
+        W1, dW1, b1, W2, dW2 = w.W1[l][:, units], dW1[:, units], w.b1[l][units], W2[units], dW2[units]
+        rows = np.flatnonzero(np.any(W1 != 0, axis=1) | np.any(dW1 != 0, axis=1) | unbounded)
+        W1, dW1 = W1[rows], dW1[rows]
+        absW1, absdW1, absW2, absdW2 = np.abs(W1), np.abs(dW1), np.abs(W2), np.abs(dW2)
+        return cls(units, rows, W1, dW1, b1, W2, dW2, absW1, absdW1, absW1 + absdW1, np.abs(b1), absW2, absdW2,
+                   absW2 + absdW2, rounding.nonzeros(W1) + 3,
+                   rounding.nonzeros((W2 != 0) | (dW2 != 0)) + 4)  # the dot product, g delta, the sum, dW2 rounded
 
 
 def truncation(s: np.ndarray, P: float) -> np.ndarray:

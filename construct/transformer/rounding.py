@@ -97,6 +97,42 @@ def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, a2 * b2 - (((p - a1 * b1) - a2 * b1) - a1 * b2)
 
 
+@dataclass(frozen=True, eq=False)
+class _DotPlan:
+    """What Dot2 needs of one weight matrix, the bias as its last row, found once: ``|W|``, the number k of nonzero
+    terms of each output column, the columns with any, and their terms first in each column (``rows``,
+    ``weights``, (kmax, C), weight 0 past a column's k)."""
+
+    absW: np.ndarray
+    k: np.ndarray
+    columns: np.ndarray
+    rows: np.ndarray
+    weights: np.ndarray
+
+
+def _dot_plan(W: np.ndarray, bias: np.ndarray | None) -> _DotPlan:
+    """``_DotPlan`` of ``W`` and ``bias``, kept while both arrays live: the certificate passes the same slices of a
+    stored layer at every layer that applies it (weights are read-only)."""
+    key = (id(W), id(bias))
+    kept = _PLANS.get(key)
+    if kept is not None and kept[0]() is W and (bias is None or kept[1]() is bias):
+        return kept[2]
+    full = W if bias is None else np.concatenate([W, bias[None, :]], axis=0)
+    nonzero = full != 0
+    k = nonzero.sum(axis=0)
+    columns = np.flatnonzero(k)
+    kmax = int(k.max()) if columns.size else 0
+    rows = np.argsort(~nonzero[:, columns], axis=0, kind="stable")[:kmax]  # (kmax, C): each column's terms first
+    plan = _DotPlan(np.abs(full), k, columns, rows, full[rows, columns])
+    if len(_PLANS) >= 4096:  # entries of arrays no longer alive
+        _PLANS.clear()
+    _PLANS[key] = (weakref.ref(W), None if bias is None else weakref.ref(bias), plan)
+    return plan
+
+
+_PLANS: dict = {}  # (id(W), id(bias)) -> (weak references to both, their _DotPlan)
+
+
 def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, computed: np.ndarray) -> np.ndarray:
     """Bound ``|computed - (x W + bias)|`` (T, D) for ``computed``, the pass's value of ``x W + bias``, measured
     against Dot2 (module docstring): ``|computed - res| (1 + u) + u (|res| + g) / (1 - u) + g + k tiny`` with
@@ -105,30 +141,26 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
     Entries where Dot2 overflows fall back to (M2)."""
     dtype = computed.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
+    plan = _dot_plan(W, bias)
     if bias is not None:
         x = np.concatenate([x, np.ones((x.shape[0], 1), dtype=dtype)], axis=1)
-        W = np.concatenate([W, bias[None, :]], axis=0)
-    nonzero = W != 0
-    k = nonzero.sum(axis=0)
-    magnitude = np.abs(x) @ np.abs(W)
     out = np.zeros(computed.shape, dtype=dtype)
-    columns = np.flatnonzero(k)
+    columns = plan.columns
     if columns.size == 0:
         return out
-    kmax = int(k.max())
-    rows = np.argsort(~nonzero[:, columns], axis=0, kind="stable")[:kmax]  # (kmax, C): each column's terms first
-    terms, weights = x[:, rows], W[rows, columns]  # (T, kmax, C), (kmax, C); past a column's k, weight 0
+    magnitude = np.abs(x) @ plan.absW[:, columns]
+    terms = x[:, plan.rows]  # (T, kmax, C)
     with np.errstate(over="ignore", invalid="ignore"):
-        res, comp = _two_product(terms[:, 0], weights[0])
-        for j in range(1, kmax):
-            p, e = _two_product(terms[:, j], weights[j])
-            res, q = _two_sum(res, p)
-            comp = comp + (q + e)
+        products, errors = _two_product(terms, plan.weights)  # every term's TwoProduct at once
+        res, comp = products[:, 0], errors[:, 0]
+        for j in range(1, plan.rows.shape[0]):
+            res, q = _two_sum(res, products[:, j])
+            comp = comp + (q + errors[:, j])
         res = res + comp
-        kc = k[columns]
-        g = (gamma(kc, u) ** 2) * magnitude[:, columns] * (1 + gamma(kc, u))
+        kc = plan.k[columns]
+        g = (gamma(kc, u) ** 2) * magnitude * (1 + gamma(kc, u))
         bound = np.abs(computed[:, columns] - res) * (1 + u) + u * (np.abs(res) + g) / (1 - u) + g + kc * tiny
-        fallback = gamma(kc, u) * magnitude[:, columns] + tiny
+        fallback = gamma(kc, u) * magnitude + tiny
         out[:, columns] = np.where(np.isfinite(res) & np.isfinite(bound), bound, fallback)
     return out * SAFETY[dtype]
 
@@ -159,15 +191,13 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     T = H.shape[0]
     m, D, dh = w.Wv[l].shape
     absH = np.abs(H)
-    Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)  # the heads' value columns side by side, as Wo reads them
-    Wo = w.Wo[l]
     # a value column without weights is exactly 0, and one Wo does not read adds nothing to Y (both exactly, for a
     # finite H); the bounds are computed on the others, every other entry of ``values`` and of dY's terms being 0
-    live = _value_columns(w, l) if np.all(np.isfinite(H)) else np.arange(m * dh)
+    v = _value_columns(w, l) if np.all(np.isfinite(H)) else _ValueColumns.of(w, l, np.arange(m * dh))
+    live = v.live
     V = parts.V.transpose(1, 0, 2).reshape(T, m * dh)[:, live]
     # V = H Wv: (M2) per value column
-    count = nonzeros(Wv[:, live])
-    dV = gamma(count, u) * (absH @ np.abs(Wv[:, live])) + tiny * (count > 0)
+    dV = gamma(v.count, u) * (absH @ v.absWv) + tiny * (v.count > 0)
     values = np.zeros((T, m * dh), dtype=dV.dtype)
     values[:, live] = np.abs(V) + dV
     # B = A V: row i has at most i + 1 nonzero weights; plus A |V - V^|
@@ -177,21 +207,41 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
         mine = (live >= h * dh) & (live < (h + 1) * dh)
         dB[:, mine] = visible * (parts.A[h] @ np.abs(V[:, mine])) + parts.A[h] @ dV[:, mine]
     heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)[:, live]
-    absWo = np.abs(Wo[live])
-    dY = gamma(nonzeros(Wo), u) * (heads @ absWo) + dB @ absWo
+    dY = gamma(v.Wo_count, u) * (heads @ v.absWo) + dB @ v.absWo
     added = addition_rounding(H, parts.Y, w.bo[l], parts.X)  # X = (H + Y) + bo
-    rounding = (dY + added + tiny * (np.abs(Wo).sum(axis=0) > 0)) * SAFETY[H.dtype]
+    rounding = (dY + added + tiny * v.Wo_reads) * SAFETY[H.dtype]
     return AttentionBound(rounding, values.reshape(T, m, dh).transpose(1, 0, 2))
 
 
-def _value_columns(w: Weights, l: int) -> np.ndarray:
-    """Stored layer ``l``'s value columns (heads side by side) with a weight in ``Wv`` and a row of ``Wo`` that
-    reads them (found once per weights)."""
+@dataclass(frozen=True, eq=False)
+class _ValueColumns:
+    """A stored layer's value columns ``live`` (heads side by side, as Wo reads them) and what the attention's
+    rounding needs of their weights: ``|Wv|`` and its nonzero count per column, ``|Wo|`` on their rows, ``Wo``'s
+    nonzero count per output row and whether any weight writes it."""
+
+    live: np.ndarray
+    absWv: np.ndarray
+    count: np.ndarray
+    absWo: np.ndarray
+    Wo_count: np.ndarray
+    Wo_reads: np.ndarray
+
+    @classmethod
+    def of(cls, w: Weights, l: int, live: np.ndarray) -> "_ValueColumns":
+        m, D, dh = w.Wv[l].shape
+        Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)[:, live]
+        Wo = w.Wo[l]
+        return cls(live, np.abs(Wv), nonzeros(Wv), np.abs(Wo[live]), nonzeros(Wo), np.abs(Wo).sum(axis=0) > 0)
+
+
+def _value_columns(w: Weights, l: int) -> _ValueColumns:
+    """Stored layer ``l``'s value columns with a weight in ``Wv`` and a row of ``Wo`` that reads them (found once
+    per weights)."""
     cache = _VALUES.setdefault(w, {})
     if l not in cache:
         m, D, dh = w.Wv[l].shape
         Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)
-        cache[l] = np.flatnonzero(np.any(Wv != 0, axis=0) & np.any(w.Wo[l] != 0, axis=1))
+        cache[l] = _ValueColumns.of(w, l, np.flatnonzero(np.any(Wv != 0, axis=0) & np.any(w.Wo[l] != 0, axis=1)))
     return cache[l]
 
 
@@ -213,19 +263,26 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
     cancellation.
     """
     u = unit_roundoff(values.dtype)
-    m, T, _ = parts.A.shape
+    m, T, dh = values.shape
     uniform = np.zeros(m, bool) if uniform is None else np.asarray(uniform, bool)
     rows = np.arange(T)
-    off = parts.A.copy()
-    on = np.empty((m, T), dtype=off.dtype)
+    absWo = np.abs(Wo)
+    out = np.zeros((T, Wo.shape[1]), dtype=values.dtype)
     for h in range(m):
-        on[h] = off[h, rows, chosen[h]]
-        off[h, rows, chosen[h]] = 0.0
-    missing = (1 - on + u)[:, :, None] * values[np.arange(m)[:, None], chosen]  # (m, T, dh)
-    per_head = missing + off @ values
-    for h in np.flatnonzero(uniform):
-        per_head[h] = uniform_gap(parts.A[h]) @ values[h]
-    return (per_head.transpose(1, 0, 2).reshape(T, -1) @ np.abs(Wo)) * SAFETY[values.dtype]
+        live = np.flatnonzero(np.any(values[h] != 0, axis=0))  # a value column that is 0 adds 0 to every term
+        if live.size == 0:
+            continue
+        V = values[h][:, live]
+        if uniform[h]:
+            gap = uniform_gap(parts.A[h]) @ V
+        else:
+            off = parts.A[h].copy()
+            on = off[rows, chosen[h]]
+            off[rows, chosen[h]] = 0.0
+            gap = (1 - on + u)[:, None] * V[chosen[h]] + off @ V
+        out += gap @ absWo[h * dh + live]
+    out[~np.all(np.isfinite(parts.A), axis=(0, 2))] = np.nan  # as the dense products make of weights not finite
+    return out * SAFETY[values.dtype]
 
 
 def uniform_gap(A: np.ndarray) -> np.ndarray:
@@ -304,15 +361,31 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     return np.where(bad, 0.0, eta), np.where(bad, np.inf, slack) * SAFETY[dtype]
 
 
-def _units(w: Weights, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stored layer ``l``'s units with a nonzero input weight or bias, the rows of ``LN(X)`` they read, and the rows
-    of the state they write: every other unit has ``pre = 0`` and ``hidden = gelu(0) = 0`` exactly, and so no
-    rounding, and every other row of ``hidden W2`` is exactly 0 (found once per weights)."""
+@dataclass(frozen=True, eq=False)
+class _MLPUnits:
+    """Stored layer ``l``'s units with a nonzero input weight or bias, the rows of ``LN(X)`` they read, the rows of
+    the state they write, and the weights between them: every other unit has ``pre = 0`` and ``hidden = gelu(0) =
+    0`` exactly, and so no rounding, and every other row of ``hidden W2`` is exactly 0."""
+
+    units: np.ndarray
+    rows: np.ndarray
+    written: np.ndarray
+    W1: np.ndarray
+    b1: np.ndarray
+    W2: np.ndarray
+    absW1: np.ndarray
+    absW2: np.ndarray
+
+
+def _units(w: Weights, l: int) -> _MLPUnits:
+    """``_MLPUnits`` of stored layer ``l``, found once per weights."""
     cache = _UNITS.setdefault(w, {})
     if l not in cache:
         units = np.flatnonzero(np.any(w.W1[l] != 0, axis=0) | (w.b1[l] != 0))
-        cache[l] = (units, np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1)),
-                    np.flatnonzero(np.any(w.W2[l] != 0, axis=0)))
+        rows = np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1))
+        written = np.flatnonzero(np.any(w.W2[l] != 0, axis=0))
+        W1, W2 = w.W1[l][np.ix_(rows, units)], w.W2[l][np.ix_(units, written)]
+        cache[l] = _MLPUnits(units, rows, written, W1, w.b1[l][units], W2, np.abs(W1), np.abs(W2))
     return cache[l]
 
 
@@ -324,14 +397,15 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     can round, ``_units``; the others' bounds are 0)."""
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
-    units, rows, written = _units(w, l)
+    live = _units(w, l)
+    units, rows, written = live.units, live.rows, live.written
     T, U = parts.pre.shape
     gain, bias, b2 = w.ln_gain[l], w.ln_bias[l], w.b2[l]
-    W1, b1, W2 = w.W1[l][np.ix_(rows, units)], w.b1[l][units], w.W2[l][np.ix_(units, written)]
+    W1, b1, W2 = live.W1, live.b1, live.W2
     normed = parts.normed[:, rows]
     dnormed = layer_norm_rounding(parts, gain, bias)[:, rows]
     # pre = normed W1 + b1
-    absW1 = np.abs(W1)
+    absW1 = live.absW1
     pre, hidden = parts.pre[:, units], parts.hidden[:, units]
     given_dpre = product_rounding(normed, W1, b1, pre) + tiny
     dpre = given_dpre + dnormed @ absW1
@@ -347,7 +421,7 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     dhidden = gelu_slope(p + dpre) * dpre + evaluation
     given_dhidden = gelu_slope(p + given_dpre) * given_dpre + evaluation
     # mlp = hidden W2; out = (X + mlp) + b2
-    absW2 = np.abs(W2)
+    absW2 = live.absW2
     rest = addition_rounding(parts.X, parts.mlp, b2, parts.out)  # out = (X + mlp) + b2
     rest[:, written] += product_rounding(hidden, W2, None, parts.mlp[:, written]) + tiny
     k = SAFETY[dtype]

@@ -263,3 +263,56 @@ def test_a_divisor_at_zero_in_the_certified_run_is_a_domain_error_not_a_crash():
     with pytest.raises(construct.DomainError, match=r"div  q <- x_in / \|den\|: \|den\| is 0 in columns \[0, 1, 2\], "
                                                    r"below the floor"):
         net._certifier.run(tokens(np.array([[1.0]]), np.array([0.0]), np.array([1.0])))
+
+
+def _dense_adjoint(net, path, T, columns):
+    """Every answer's cotangent pulled back over every row and column by the instructions' own dense pullbacks:
+    the definition the adjoint's pullbacks on live (answer, column) pairs must equal."""
+    from construct.transformer import rounding
+
+    layout, P = net.layout, net.program.layout.width
+    u = rounding.unit_roundoff(np.float64)
+    lam = np.zeros((len(columns), P, T))
+    lam[np.arange(len(columns)), layout.span(net.program.readout)[0], columns] = 1.0
+    slack = np.zeros_like(lam)
+    bounds = np.zeros(len(columns))
+    for _, ins, mid, error in reversed(path):
+        finite = np.isfinite(error)
+        weights = np.abs(lam) + slack
+        terms = np.einsum("kpt,pt->k", weights, np.where(finite, error, 0.0))
+        bounds += np.where(np.any((weights != 0) & ~finite[None], axis=(1, 2)), np.inf, terms)
+        if ins is None:
+            continue
+        gamma = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, u)
+        for start, stop in {layout.span(name) for name in (ins.writes, *ins.reads)}:
+            slack[:, start:stop] += gamma * np.abs(lam[:, start:stop])
+        slack = ins.pullback(mid, slack, layout, absolute=True)
+        lam = ins.pullback(mid, lam, layout)
+    return bounds * rounding.SAFETY[np.dtype(np.float64)]
+
+
+@pytest.mark.parametrize("algo, params", [("ridge", {"lam": 0.1}), ("sgd", {"alpha": 0.05, "lam": 0.1}),
+                                          ("gd", {"alpha": 0.02, "lam": 0.1, "steps": 3}),
+                                          ("ridge_newton", {"lam": 0.1})])
+def test_the_adjoint_on_live_pairs_equals_the_dense_pullback(algo, params, monkeypatch):
+    """The adjoint pulls each cotangent back only on the (answer, column) pairs where it is nonzero
+    (``compiler.adjoint``): exact, so its bounds are the dense pullback's up to the order of the sums. Covers movs
+    from earlier columns (ridge, sgd), divisions (ridge) and prefix means (gd, ridge_newton)."""
+    from construct.compiler.certificate import Certifier
+    from construct.raw.prompt import tokens
+
+    program = programs.get(algo).program(3, 5, **params)
+    net = network(program)
+    seen = {}
+    adjoint = Certifier._adjoint
+
+    def spy(self, path, depth, T, dtype, columns, components):
+        seen.update(path=path, T=T, columns=columns, bounds=adjoint(self, path, depth, T, dtype, columns,
+                                                                     components)[0])
+        return adjoint(self, path, depth, T, dtype, columns, components)
+
+    monkeypatch.setattr(Certifier, "_adjoint", spy)
+    net._certifier.run(tokens(*gaussian_tasks(3, 5, 1, seed=7)[0]))
+    dense = _dense_adjoint(net, seen["path"], seen["T"], seen["columns"])
+    assert np.all(np.isfinite(dense)) and np.all(dense > 0)
+    np.testing.assert_allclose(seen["bounds"], dense, rtol=1e-13, atol=0)

@@ -1,0 +1,179 @@
+"""The mechanism certificate's adjoint: every answer's cotangent, pulled back only where it is not zero.
+
+``Certifier._adjoint`` (``certificate.py``) bounds answer k's error by
+``sum <|lambda_k| + slack_k, e>`` over the local errors and second-order
+remainders ``e`` of the run, with ``lambda_k`` pulled back from the answer
+through the instructions (``lambda <- J^T lambda``) and ``slack_k`` bounding
+that pullback's rounding. Stored densely, ``lambda`` is (answers, program
+rows, tokens), and pulling every instruction back over all of it costs
+answers x rows x tokens per instruction: O(n^3) for a program of O(n)
+instructions.
+
+Most of it is exactly zero. An entry of column t depends only on columns
+<= t (causal attention; an instruction reads its own column, a column
+before it, or a prefix mean), so answer k's cotangent is zero on every
+later column; and an instruction that writes a register at a column where
+its cotangent (and slack) is zero pulls back ``J^T 0 = 0``, adding exact
+zeros to the rows it reads (M1: adding zero is exact, and so is a product
+with 0 of a finite number). In recursive least squares, answer k's
+cotangent on the state sits on one column at a time (each block moves the
+state two columns on), so an instruction touches about one column per
+answer where the dense pullback touches all of them.
+
+``Cotangents`` therefore keeps, per row segment (the registers' rows), a
+mask of the (answer, column) pairs where ``lambda`` or ``slack`` may be
+nonzero, a superset of where they are, and computes every step on those
+pairs only, with the same floating-point operations entry by entry as the
+dense step (only the order of a sum over pairs in ``weigh`` differs):
+
+* a column-local instruction, or a mov (each column's result reads one
+  column, ``Instruction.source_columns``), is pulled back on the pairs where
+  its written register is live, gathered side by side, by the instruction
+  reading those source columns in place (``Instruction.in_place``); an
+  instruction reading several columns (avg's prefix mean) is pulled back
+  densely;
+* where a column's state is not finite on the rows an instruction reads,
+  ``J^T 0`` is NaN, not 0: those columns are pulled back for every answer,
+  as the dense step does;
+* the pullback's rounding ``gamma |lambda|`` is added on the written and
+  read registers wherever they are live, as the dense step adds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..transformer import rounding
+
+
+class Cotangents:
+    """Every answer's cotangent ``lam`` and its rounding bound ``slack``, (answers, P, T), with the masks of where
+    they may be nonzero; seeded with 1 at each answer's read-out entry (``row``, ``columns[k]``)."""
+
+    def __init__(self, layout, P: int, T: int, row: int, columns: np.ndarray, dtype) -> None:
+        K = len(columns)
+        self.layout, self.P, self.T = layout, P, T
+        self.u = rounding.unit_roundoff(dtype)
+        self.lam = np.zeros((K, P, T))
+        self.lam[np.arange(K), row, columns] = 1.0
+        self.slack = np.zeros_like(self.lam)
+        cuts = sorted({0, P, *(edge for name in layout.names for edge in layout.span(name) if edge <= P)})
+        self.segments = [(a, b) for a, b in zip(cuts, cuts[1:])]
+        self._of = {name: [s for s, (a, b) in enumerate(self.segments) if layout.span(name)[0] <= a
+                           and b <= layout.span(name)[1]] for name in layout.names}
+        self.live = np.zeros((len(self.segments), K, T), dtype=bool)
+        self.live[self._of_row(row), np.arange(K), columns] = True
+        self._pairs = {}  # segment -> its live pairs (answers, columns), until its mask changes
+
+    def _of_row(self, row: int) -> int:
+        return next(s for s, (a, b) in enumerate(self.segments) if a <= row < b)
+
+    def live_in(self, name: str) -> np.ndarray:
+        """(answers, T): where ``name``'s cotangent or slack may be nonzero."""
+        return np.any(self.live[self._of[name]], axis=0)
+
+    def _segment_pairs(self, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Segment ``s``'s live pairs (answers, columns), found once until its mask changes."""
+        if s not in self._pairs:
+            self._pairs[s] = np.nonzero(self.live[s])
+        return self._pairs[s]
+
+    def pairs_of(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """The live pairs (answers, columns) of register ``name``."""
+        segments = self._of[name]
+        return self._segment_pairs(segments[0]) if len(segments) == 1 else np.nonzero(self.live_in(name))
+
+    def weigh(self, error: np.ndarray) -> np.ndarray:
+        """``sum_{p,t} (|lam| + slack)[k, p, t] error[p, t]`` for each answer k, over the live pairs; a weight of
+        exactly 0 makes its term 0 even where the error is unbounded (an entry no answer depends on cannot move
+        it), as it is 0 off the live pairs."""
+        K = self.lam.shape[0]
+        total = np.zeros(K)
+        reached = np.zeros(K, dtype=bool)
+        erring = np.any(error[: self.P] != 0, axis=1)
+        for s, (a, b) in enumerate(self.segments):
+            rows = np.flatnonzero(erring[a:b]) + a
+            if rows.size == 0:
+                continue
+            ks, ts = self._segment_pairs(s)
+            if ks.size == 0:
+                continue
+            index = (ks[:, None], rows[None, :], ts[:, None])
+            weights = np.abs(self.lam[index]) + self.slack[index]  # (pairs, rows)
+            e = error[rows][:, ts].T
+            finite = np.isfinite(e)
+            total += np.bincount(ks, weights=(weights * np.where(finite, e, 0.0)).sum(axis=1), minlength=K)
+            if not finite.all():
+                reached[ks[np.any((weights != 0) & ~finite, axis=1)]] = True
+        total = np.where(reached, np.inf, total)
+        return np.where(np.isnan(total), np.inf, total)
+
+    def pull(self, ins, mid: np.ndarray) -> None:
+        """``lam <- J^T lam`` and ``slack <- |J|^T (slack + gamma |lam|)`` through instruction ``ins`` at the
+        state ``mid`` (program rows x T) it read."""
+        layout, T = self.layout, self.T
+        # the pullback's rounding: gamma |J|^T |lam| is |J|^T of gamma |lam| on the rows the instruction touches
+        # (it sums the written rows' cotangents into the read rows', adding to what they hold)
+        gamma = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, self.u)
+        touched = {}
+        for name in (ins.writes, *ins.reads):
+            touched.setdefault(layout.span(name), name)
+        for (a, b), name in touched.items():
+            ks, ts = self.pairs_of(name)
+            if ks.size:
+                self.slack[ks, a:b, ts] += gamma * np.abs(self.lam[ks, a:b, ts])
+        sources = ins.source_columns(T)
+        if sources is None:
+            self._pull_dense(ins, mid)
+        else:
+            self._pull_pairs(ins, mid, sources)
+
+    def _pull_dense(self, ins, mid: np.ndarray) -> None:
+        """An instruction whose entries read several columns (avg): every pair; the read registers become live at
+        every column up to the last one where the written register was live."""
+        live = self.live_in(ins.writes)
+        self.slack = ins.pullback(mid, self.slack, self.layout, absolute=True)
+        self.lam = ins.pullback(mid, self.lam, self.layout)
+        reach = np.flip(np.logical_or.accumulate(np.flip(live, axis=1), axis=1), axis=1)
+        self._moved(ins, live, reach)
+
+    def _pull_pairs(self, ins, mid: np.ndarray, sources: np.ndarray) -> None:
+        """An instruction whose entries read one column each (``sources``): the pairs where its written register is
+        live, and every answer at the columns whose read entries are not finite."""
+        layout = self.layout
+        reads = list(dict.fromkeys(layout.span(name) for name in ins.reads))
+        read_rows = [r for a, b in reads for r in range(a, b)]
+        bad = ~np.all(np.isfinite(mid[read_rows][:, sources]), axis=0)
+        live = self.live_in(ins.writes) | bad[None, :]
+        ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
+        if ks.size == 0:
+            return
+        src = sources[ts]
+        a, b = layout.span(ins.writes)
+        local = ins.in_place()
+        H = mid[:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
+        unique = np.unique(ks * self.T + src).size == ks.size
+        for arr, absolute in ((self.slack, True), (self.lam, False)):
+            sub = np.zeros((1, self.P, ks.size))
+            sub[0, a:b] = arr[ks, a:b, ts].T
+            sub = local.pullback(H, sub, layout, absolute=absolute)
+            arr[ks, a:b, ts] = 0.0
+            for ra, rb in reads:
+                if unique:
+                    arr[ks, ra:rb, src] += sub[0, ra:rb].T
+                else:  # several columns read one (mov's first columns): their sums add up
+                    np.add.at(arr, (ks, slice(ra, rb), src), sub[0, ra:rb].T)
+        moved = np.zeros_like(live)
+        moved[ks, src] = True
+        self._moved(ins, live, moved)
+
+    def _moved(self, ins, written: np.ndarray, read: np.ndarray) -> None:
+        """The masks after a pullback: the written register is zero where it was pulled back (unless read too), the
+        read registers live where the pullback reached."""
+        for s in self._of[ins.writes]:
+            self.live[s] &= ~written
+            self._pairs.pop(s, None)
+        for name in ins.reads:
+            for s in self._of[name]:
+                self.live[s] |= read
+                self._pairs.pop(s, None)
