@@ -60,6 +60,8 @@ def test_the_readme_says_which_network_when_from_the_results_file():
     assert f"`ridge_newton` for long ones, {newton['layers']} layers at n = 1024 where `ridge` needs {rls['layers']:,} " \
            "and does not fit in memory" in readme
     assert not rls["run"] and "GiB" in rls["why_not"]
+    assert "(in float64: in float32 its error is above 1e-2," in readme
+    assert min(rows["ridge_newton", n]["max_error_float32"] for n in (32, 128, 1024)) > 1e-2
     short, newton32 = rows["ridge", 32], rows["ridge_newton", 32]
     assert "the smaller and more accurate network at n = 32" in readme
     assert short["parameters"] < newton32["parameters"] and short["max_error"] < newton32["max_error"]
