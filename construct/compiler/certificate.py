@@ -148,9 +148,16 @@ class LocalContext:
     cache: dict | None = None  # what a mechanism derives from the stored weights alone, kept across layers and runs
 
     @cached_property
-    def normed(self) -> tuple[np.ndarray, np.ndarray]:
-        """Layer norm's rounding, signed (``rounding.normed_error``), computed once per layer."""
-        return rounding.normed_error(self.parts)
+    def normed_unbounded(self) -> np.ndarray:
+        """The rows (D,) where layer norm's rounding bound (``rounding.normed_error``'s slack) is infinite at some
+        token: none where ``rounding.normed_error_finite`` shows it, else found from the whole bound, once per layer."""
+        if rounding.normed_error_finite(self.parts):
+            return np.zeros(self.parts.normed.shape[1], dtype=bool)
+        return ~np.all(np.isfinite(rounding.normed_error(self.parts)[1]), axis=0)
+
+    def normed(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layer norm's rounding, signed (``rounding.normed_error``), on the rows ``rows``."""
+        return rounding.normed_error(self.parts, rows)
 
 
 class Certifier:

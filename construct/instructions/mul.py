@@ -368,8 +368,7 @@ class ProductMechanism:
         parts, mlp = ctx.parts, ctx.mlp
         dtype = parts.X.dtype
         u = rounding.unit_roundoff(dtype)
-        eta, zeta = ctx.normed
-        unbounded = ~np.all(np.isfinite(zeta), axis=0)
+        unbounded = ctx.normed_unbounded
         key = ("signed terms", ctx.stored, self)
         c = None if unbounded.any() or ctx.cache is None else ctx.cache.get(key)
         if c is None:
@@ -377,7 +376,7 @@ class ProductMechanism:
             if not unbounded.any() and ctx.cache is not None:  # the weights' alone: kept for the layers applying them
                 ctx.cache[key] = c
         units, rows, W1, dW1, b1, W2, dW2 = c.units, c.rows, c.W1, c.dW1, c.b1, c.W2, c.dW2
-        eta, zeta = eta[:, rows], zeta[:, rows]
+        eta, zeta = ctx.normed(rows)
         n, p = parts.normed[:, rows], parts.pre[:, units]
         dpre, dhidden = mlp.given_pre[:, units], mlp.given_hidden[:, units]
         delta = n @ dW1 + eta @ W1 + b1

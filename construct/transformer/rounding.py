@@ -335,9 +335,10 @@ def layer_norm_rounding(parts: LayerParts, gain: np.ndarray, bias: np.ndarray) -
         np.where(bias != 0, u * np.abs(parts.normed), 0.0) + tiny
 
 
-def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
+def normed_error(parts: LayerParts, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(eta, slack)`` (T, D): ``normed - (X - mean) / sigma`` for a layer norm without gain or bias, signed, and
-    a bound on how far ``eta`` is from that difference.
+    a bound on how far ``eta`` is from that difference; on the rows ``rows`` only (T, len(rows)) if given, entry
+    for entry the same numbers.
 
     ``centred = fl(X - mean)`` misses ``e1`` (TwoSum, exact); ``normed =
     fl(centred / sigma)`` misses ``r / sigma``, ``r = centred - normed sigma``,
@@ -351,14 +352,41 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     """
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
-    sigma = np.broadcast_to(parts.sigma, parts.normed.shape)
+    X, centred, normed = (parts.X, parts.centred, parts.normed) if rows is None else \
+        (parts.X[:, rows], parts.centred[:, rows], parts.normed[:, rows])
+    sigma = np.broadcast_to(parts.sigma, normed.shape)
     with np.errstate(over="ignore", invalid="ignore"):
-        _, e1 = _two_sum(parts.X, -parts.mean)
-        p, e = _two_product(parts.normed, sigma)
-        eta = -(((parts.centred - p) - e) + e1) / sigma
+        _, e1 = _two_sum(X, -parts.mean)
+        p, e = _two_product(normed, sigma)
+        eta = -(((centred - p) - e) + e1) / sigma
     slack = gamma(2, u) * np.abs(eta) / (1 - gamma(2, u)) + 2 * tiny / sigma + tiny
     bad = ~np.isfinite(eta)
     return np.where(bad, 0.0, eta), np.where(bad, np.inf, slack) * SAFETY[dtype]
+
+
+def normed_error_finite(parts: LayerParts) -> bool:
+    """True only if ``normed_error(parts)`` is finite on every entry, found from a few maxima instead of computing it.
+
+    With ``x``, ``m`` the largest ``|X|``, ``|mean|``, ``n`` the largest
+    ``|normed|`` and ``s``, ``s0`` the largest and smallest ``sigma > 0``:
+    TwoSum's operations are within ``4 (x + m)`` (``centred = fl(X - mean)``
+    too); the Veltkamp splits multiply by ``SPLIT`` (within ``2 SPLIT n``,
+    ``2 SPLIT s``); TwoProduct's terms are within ``4 n s``; so ``eta``'s
+    numerator is within ``c = 8 (x + m) + 8 n s`` and ``eta`` within ``c /
+    s0``, and ``slack`` within ``|eta| + 2 tiny / s0 + tiny`` (``tiny / s0`` is at
+    most ``2^52``). ``c``, ``c / s0`` and the splits' bounds at most a
+    sixteenth of the largest float (the check's own products rounded or
+    overflowing to inf, or a NaN, answer False) mean no operation overflows.
+    """
+    dtype = parts.X.dtype
+    top = float(np.finfo(dtype).max) / 16
+    with np.errstate(over="ignore", invalid="ignore"):
+        x, m, n = (float(np.max(np.abs(a))) for a in (parts.X, parts.mean, parts.normed))
+        s, s0 = float(np.max(parts.sigma)), float(np.min(parts.sigma))
+        if not s0 > 0:
+            return False
+        numerator = 8 * (x + m) + 8 * n * s
+        return all(bound <= top for bound in (numerator, numerator / s0, 2 * SPLIT[dtype] * max(n, s)))
 
 
 @dataclass(frozen=True, eq=False)

@@ -115,3 +115,38 @@ def test_layer_norms_signed_rounding_is_within_its_slack_of_exact_arithmetic(see
     truth = exact(normed) - (exact(X) - exact(mean)) / exact(sigma)
     off = np.abs(np.vectorize(float)(truth - exact(eta)))
     assert np.all(off <= slack), f"{off.max():.3g} above its slack"
+
+
+@settings(max_examples=40)
+@given(seed=st.integers(0, 10**6), D=st.integers(2, 12), T=st.integers(1, 5),
+       scale=st.sampled_from([1e-300, 1e-15, 1.0, 1e15, 1e150, 1e290, 1e306]),
+       eps=st.sampled_from([0.0, 1e-5]), dtype=st.sampled_from([np.float64, np.float32]))
+def test_layer_norms_signed_rounding_is_finite_where_its_check_says_so(seed, D, T, scale, eps, dtype):
+    """``normed_error_finite`` answers True only where every entry of ``normed_error`` is finite (from its maxima,
+    without computing it), and True on ordinary states; ``normed_error`` on some rows is the whole one's columns,
+    bit for bit."""
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        X = (rng.normal(size=(T, D)) * scale).astype(dtype)
+        X[:, rng.integers(D)] *= rng.choice([1.0, 0.0, 1e10])
+        parts = forward.LayerParts(*(None,) * 4, X, *forward.layer_norm(X, np.ones(D, dtype), np.zeros(D, dtype), eps),
+                                   *(None,) * 4)
+        eta, slack = rounding.normed_error(parts)
+    if rounding.normed_error_finite(parts):
+        assert np.all(np.isfinite(eta)) and np.all(np.isfinite(slack))
+    if dtype == np.float64 and 1e-15 <= scale <= 1e150 and eps > 0:
+        assert rounding.normed_error_finite(parts)
+    rows = np.sort(rng.choice(D, size=rng.integers(1, D + 1), replace=False))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        some = rounding.normed_error(parts, rows)
+    assert all(np.array_equal(a, b[:, rows]) for a, b in zip(some, (eta, slack)))
+
+
+def test_layer_norms_signed_rounding_check_refuses_what_could_overflow():
+    """A state whose layer norm overflows in ``normed_error``'s splits, or is not finite, is not called finite."""
+    for X in (np.array([[1e300, -1e300, 0.0]]), np.array([[np.inf, 0.0, 1.0]]), np.array([[np.nan, 0.0, 1.0]])):
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts = forward.LayerParts(*(None,) * 4, X, *forward.layer_norm(X, np.ones(3), np.zeros(3), 1e-5),
+                                       *(None,) * 4)
+            eta, slack = rounding.normed_error(parts)
+        assert not np.all(np.isfinite(slack)) and not rounding.normed_error_finite(parts)
