@@ -203,9 +203,11 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     # B = A V: row i has at most i + 1 nonzero weights; plus A |V - V^|
     visible = gamma(np.arange(1, T + 1), u)[:, None]
     dB = np.empty_like(dV)
-    for h in range(m):
-        mine = (live >= h * dh) & (live < (h + 1) * dh)
-        dB[:, mine] = visible * (parts.A[h] @ np.abs(V[:, mine])) + parts.A[h] @ dV[:, mine]
+    for h, (a, b) in enumerate(zip(v.starts[:-1], v.starts[1:])):  # head h's live columns are live[a:b]
+        if a == b:
+            continue
+        both = parts.A[h] @ np.concatenate([np.abs(V[:, a:b]), dV[:, a:b]], axis=1)  # one product for both terms
+        dB[:, a:b] = visible * both[:, : b - a] + both[:, b - a:]
     heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)[:, live]
     dY = gamma(v.Wo_count, u) * (heads @ v.absWo) + dB @ v.absWo
     added = addition_rounding(H, parts.Y, w.bo[l], parts.X)  # X = (H + Y) + bo
@@ -215,11 +217,12 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
 
 @dataclass(frozen=True, eq=False)
 class _ValueColumns:
-    """A stored layer's value columns ``live`` (heads side by side, as Wo reads them) and what the attention's
-    rounding needs of their weights: ``|Wv|`` and its nonzero count per column, ``|Wo|`` on their rows, ``Wo``'s
-    nonzero count per output row and whether any weight writes it."""
+    """A stored layer's value columns ``live`` (heads side by side, as Wo reads them; head h's are ``live[starts[h]:
+    starts[h + 1]]``) and what the attention's rounding needs of their weights: ``|Wv|`` and its nonzero count per
+    column, ``|Wo|`` on their rows, ``Wo``'s nonzero count per output row and whether any weight writes it."""
 
     live: np.ndarray
+    starts: np.ndarray
     absWv: np.ndarray
     count: np.ndarray
     absWo: np.ndarray
@@ -231,7 +234,9 @@ class _ValueColumns:
         m, D, dh = w.Wv[l].shape
         Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)[:, live]
         Wo = w.Wo[l]
-        return cls(live, np.abs(Wv), nonzeros(Wv), np.abs(Wo[live]), nonzeros(Wo), np.abs(Wo).sum(axis=0) > 0)
+        starts = np.searchsorted(live, np.arange(m + 1) * dh)  # live is increasing
+        return cls(live, starts, np.abs(Wv), nonzeros(Wv), np.abs(Wo[live]), nonzeros(Wo),
+                   np.abs(Wo).sum(axis=0) > 0)
 
 
 def _value_columns(w: Weights, l: int) -> _ValueColumns:
