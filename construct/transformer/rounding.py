@@ -101,13 +101,18 @@ def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _DotPlan:
     """What Dot2 needs of one weight matrix, the bias as its last row, found once: ``|W|``, the number k of nonzero
     terms of each output column, the columns with any, and their terms first in each column (``rows``,
-    ``weights``, (kmax, C), weight 0 past a column's k)."""
+    ``weights``, (kmax, C), weight 0 past a column's k); the distinct (row, weight) pairs among them
+    (``pair_rows``, ``pair_weights``) and each term's pair (``pair``, (kmax, C)): units reading a row with the
+    same weight share the term's TwoProduct."""
 
     absW: np.ndarray
     k: np.ndarray
     columns: np.ndarray
     rows: np.ndarray
     weights: np.ndarray
+    pair_rows: np.ndarray
+    pair_weights: np.ndarray
+    pair: np.ndarray
 
 
 def _dot_plan(W: np.ndarray, bias: np.ndarray | None) -> _DotPlan:
@@ -123,7 +128,11 @@ def _dot_plan(W: np.ndarray, bias: np.ndarray | None) -> _DotPlan:
     columns = np.flatnonzero(k)
     kmax = int(k.max()) if columns.size else 0
     rows = np.argsort(~nonzero[:, columns], axis=0, kind="stable")[:kmax]  # (kmax, C): each column's terms first
-    plan = _DotPlan(np.abs(full), k, columns, rows, full[rows, columns])
+    weights = full[rows, columns]
+    bits = weights.astype(np.float64).view(np.int64)  # the weight's bits: -0.0 and 0.0 stay apart
+    distinct, pair = np.unique(np.stack([rows.ravel(), bits.ravel()], axis=1), axis=0, return_inverse=True)
+    plan = _DotPlan(np.abs(full), k, columns, rows, weights, distinct[:, 0],
+                    distinct[:, 1].view(np.float64).astype(full.dtype), pair.reshape(rows.shape))
     if len(_PLANS) >= 4096:  # entries of arrays no longer alive
         _PLANS.clear()
     _PLANS[key] = (weakref.ref(W), None if bias is None else weakref.ref(bias), plan)
@@ -149,9 +158,9 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
     if columns.size == 0:
         return out
     magnitude = np.abs(x) @ plan.absW[:, columns]
-    terms = x[:, plan.rows]  # (T, kmax, C)
     with np.errstate(over="ignore", invalid="ignore"):
-        products, errors = _two_product(terms, plan.weights)  # every term's TwoProduct at once
+        products, errors = _two_product(x[:, plan.pair_rows], plan.pair_weights)  # each distinct term's TwoProduct
+        products, errors = products[:, plan.pair], errors[:, plan.pair]  # (T, kmax, C)
         res, comp = products[:, 0], errors[:, 0]
         for j in range(1, plan.rows.shape[0]):
             res, q = _two_sum(res, products[:, j])

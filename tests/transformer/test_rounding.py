@@ -150,3 +150,26 @@ def test_layer_norms_signed_rounding_check_refuses_what_could_overflow():
                                        *(None,) * 4)
             eta, slack = rounding.normed_error(parts)
         assert not np.all(np.isfinite(slack)) and not rounding.normed_error_finite(parts)
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 10**6), T=st.integers(1, 6), D=st.integers(1, 8), C=st.integers(1, 8),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_dot2_measures_a_products_rounding_with_shared_terms(seed, T, D, C, dtype):
+    """``product_rounding`` on weights whose columns share (row, weight) terms, as a product's units do (Dot2 finds
+    each distinct term's TwoProduct once): the pass's distance from the exact ``x W + b`` is within the bound, and the
+    bound within ``4u`` of ``|exact|`` and ``gamma_k^2`` of that distance (Dot2's result is near exact)."""
+    rng = np.random.default_rng(seed)
+    choices = rng.normal(size=3) * 10.0 ** rng.integers(-3, 4, size=3)
+    W = rng.choice(np.concatenate([choices, [0.0, -0.0]]), size=(D, C)).astype(dtype)
+    bias = rng.choice([0.0, choices[0]], size=C).astype(dtype)
+    x = (rng.normal(size=(T, D)) * 100).astype(dtype)
+    computed = x @ W + bias
+    bound = rounding.product_rounding(x, W, bias, computed)
+    truth = exact(x) @ exact(W) + exact(bias)
+    off = np.vectorize(float)(np.abs(exact(computed) - truth)).astype(np.float64)
+    u = rounding.unit_roundoff(dtype)
+    magnitude = np.abs(x).astype(np.float64) @ np.abs(W).astype(np.float64) + np.abs(bias)
+    assert np.all(off <= bound)
+    slack = 4 * u * np.abs(np.vectorize(float)(truth).astype(np.float64)) + 4 * (D + 1) ** 2 * u * u * magnitude
+    assert np.all(bound <= off * (1 + 4 * u) + slack + 1e-300), "Dot2's result is not the exact sum"
