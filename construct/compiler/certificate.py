@@ -299,7 +299,8 @@ class Certifier:
             mid, slack = H[:, :P].T, np.zeros((P, T))
             for k in step.instructions:
                 ins = program.instructions[k]
-                path.append((l, ins, mid, _no_nan(ins.second_order(mid, E + slack, layout, slack))))
+                remainder = _no_nan(ins.second_order(mid, E + slack, layout, slack)) if ins.nonlinear else None
+                path.append((l, ins, mid, remainder))  # None: a linear instruction's remainder, 0
                 E = _no_nan(ins.propagate(mid, E, layout, slack))
                 if tracker is not None:
                     E_block = _no_nan(ins.propagate(mid, E_block, layout, slack))
@@ -359,10 +360,11 @@ class Certifier:
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
         for l, ins, mid, error in reversed(path):
-            contribution = cotangents.weigh(error)
-            bounds += contribution
-            if components:
-                shares[l] += contribution
+            if error is not None:  # None: a remainder of 0, which weighs 0
+                contribution = cotangents.weigh(error)
+                bounds += contribution
+                if components:
+                    shares[l] += contribution
             if ins is not None:
                 cotangents.pull(ins, mid)
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares

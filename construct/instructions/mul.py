@@ -40,6 +40,7 @@ class Mul(Instruction):
     shape: tuple[int, int, int]
 
     kind = "mul"
+    nonlinear = True
     phase = MLP
     mechanism = "gelu_product_bound"
 
