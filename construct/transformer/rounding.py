@@ -161,11 +161,12 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
     with np.errstate(over="ignore", invalid="ignore"):
         products, errors = _two_product(x[:, plan.pair_rows], plan.pair_weights)  # each distinct term's TwoProduct
         products, errors = products[:, plan.pair], errors[:, plan.pair]  # (T, kmax, C)
-        res, comp = products[:, 0], errors[:, 0]
-        for j in range(1, plan.rows.shape[0]):
-            res, q = _two_sum(res, products[:, j])
-            comp = comp + (q + errors[:, j])
-        res = res + comp
+        # Dot2's cascade, res_j = fl(res_{j-1} + p_j) and comp_j = fl(comp_{j-1} + fl(q_j + e_j)) with q_j TwoSum's
+        # error: both running sums are left to right, as ``add.accumulate`` sums, and each q_j reads res_{j-1}, p_j
+        partial = np.add.accumulate(products, axis=1)
+        _, q = _two_sum(partial[:, :-1], products[:, 1:])
+        comp = np.add.accumulate(np.concatenate([errors[:, :1], q + errors[:, 1:]], axis=1), axis=1)[:, -1]
+        res = partial[:, -1] + comp
         kc = plan.k[columns]
         g = (gamma(kc, u) ** 2) * magnitude * (1 + gamma(kc, u))
         bound = np.abs(computed[:, columns] - res) * (1 + u) + u * (np.abs(res) + g) / (1 - u) + g + kc * tiny

@@ -173,3 +173,13 @@ def test_dot2_measures_a_products_rounding_with_shared_terms(seed, T, D, C, dtyp
     assert np.all(off <= bound)
     slack = 4 * u * np.abs(np.vectorize(float)(truth).astype(np.float64)) + 4 * (D + 1) ** 2 * u * u * magnitude
     assert np.all(bound <= off * (1 + 4 * u) + slack + 1e-300), "Dot2's result is not the exact sum"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dot2s_running_sums_add_left_to_right(dtype):
+    """``product_rounding`` runs Dot2's cascade with ``np.add.accumulate``, which must add left to right, each
+    partial sum rounded (pairwise summation would not): 1 plus terms of half an ulp each stays 1."""
+    half_ulp = np.finfo(dtype).eps / 2
+    terms = np.array([1.0] + [half_ulp] * 40, dtype=dtype)
+    stacked = np.broadcast_to(terms[None, :, None], (3, terms.size, 5)).copy()  # (T, terms, columns), as Dot2 sums
+    assert np.all(np.add.accumulate(stacked, axis=1) == 1)
