@@ -173,6 +173,7 @@ class Certifier:
             _require_zero_sums(w.W1[u], u)
         self._prepared = {}  # (stored layer, mechanism class) -> what its ``prepare`` found in the weights
         self._weights_cache = {}  # for ``LocalContext.cache``
+        self._selections = {}  # (T, offsets) -> ``_selected``
         zero = layout.span(ZERO)[0]
         for l, mech in enumerate(net.mechanisms):
             u = int(w.order[l])
@@ -254,9 +255,7 @@ class Certifier:
         value.
         """
         u = int(self.w.order[l])
-        T = H.shape[0]
-        uniform = np.array([offset == UNIFORM for offset in mech.offsets])  # the averaging heads: no one column
-        chosen = np.stack([np.maximum(np.arange(T) - max(offset, 0), 0) for offset in mech.offsets])
+        chosen, uniform = self._selected(H.shape[0], mech.offsets)
         attention_error = self.passes.attention_error(l, H, parts, mech, chosen, uniform)
         check, reads = self._checks[l]
         attention_error[:, : self.width] += check.error(H)  # weights that differ from the instructions
@@ -272,6 +271,17 @@ class Certifier:
             context.prepared = self._prepared[u, type(m)]
             local[:, list(m.out)] = m.local_error(context)
         return local
+
+    def _selected(self, T: int, offsets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Per head reading at ``offsets``, the token it is meant to read at each of ``T`` positions (m, T), and
+        which heads average (m,): no one column. Found once per prompt length and offsets (read-only)."""
+        key = (T, offsets)
+        if key not in self._selections:
+            uniform = np.array([offset == UNIFORM for offset in offsets])
+            chosen = np.stack([np.maximum(np.arange(T) - max(offset, 0), 0) for offset in offsets])
+            uniform.flags.writeable = chosen.flags.writeable = False
+            self._selections[key] = chosen, uniform
+        return self._selections[key]
 
     # -- the run --------------------------------------------------------------------------------
 

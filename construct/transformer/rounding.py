@@ -281,7 +281,6 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
     m, T, dh = values.shape
     uniform = np.zeros(m, bool) if uniform is None else np.asarray(uniform, bool)
     rows = np.arange(T)
-    absWo = np.abs(Wo)
     out = np.zeros((T, Wo.shape[1]), dtype=values.dtype)
     for h in range(m):
         live = np.flatnonzero(np.any(values[h] != 0, axis=0))  # a value column that is 0 adds 0 to every term
@@ -295,7 +294,7 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
             on = off[rows, chosen[h]]
             off[rows, chosen[h]] = 0.0
             gap = (1 - on + u)[:, None] * V[chosen[h]] + off @ V
-        out += gap @ absWo[h * dh + live]
+        out += gap @ np.abs(Wo[h * dh + live])
     out[~np.all(np.isfinite(parts.A), axis=(0, 2))] = np.nan  # as the dense products make of weights not finite
     return out * SAFETY[values.dtype]
 
