@@ -159,20 +159,32 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
         return out
     magnitude = np.abs(x) @ plan.absW[:, columns]
     with np.errstate(over="ignore", invalid="ignore"):
-        products, errors = _two_product(x[:, plan.pair_rows], plan.pair_weights)  # each distinct term's TwoProduct
-        products, errors = products[:, plan.pair], errors[:, plan.pair]  # (T, kmax, C)
-        # Dot2's cascade, res_j = fl(res_{j-1} + p_j) and comp_j = fl(comp_{j-1} + fl(q_j + e_j)) with q_j TwoSum's
-        # error: both running sums are left to right, as ``add.accumulate`` sums, and each q_j reads res_{j-1}, p_j
-        partial = np.add.accumulate(products, axis=1)
-        _, q = _two_sum(partial[:, :-1], products[:, 1:])
-        comp = np.add.accumulate(np.concatenate([errors[:, :1], q + errors[:, 1:]], axis=1), axis=1)[:, -1]
-        res = partial[:, -1] + comp
+        products, errors = _two_product(x.T[plan.pair_rows], plan.pair_weights[:, None])  # each distinct term's
+        products, errors = products[plan.pair], errors[plan.pair]  # (kmax, C, T): term j of every column, contiguous
+        res = _cascade(products, errors)
         kc = plan.k[columns]
         g = (gamma(kc, u) ** 2) * magnitude * (1 + gamma(kc, u))
         bound = np.abs(computed[:, columns] - res) * (1 + u) + u * (np.abs(res) + g) / (1 - u) + g + kc * tiny
         fallback = gamma(kc, u) * magnitude + tiny
         out[:, columns] = np.where(np.isfinite(res) & np.isfinite(bound), bound, fallback)
     return out * SAFETY[dtype]
+
+
+def _cascade(products: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Dot2's sum of TwoProducts ``products`` and ``errors`` (terms, C, T), as (T, C): ``res_j = fl(res_{j-1} + p_j)``
+    with TwoSum's error ``q_j``, and ``comp_j = fl(comp_{j-1} + fl(q_j + e_j))``; returns ``fl(res + comp)``.
+    Both running sums go left to right: term by term where each term is a large array, else by
+    ``np.add.accumulate`` (which adds in that order) and every ``q_j`` at once, to spare the many small steps."""
+    if products[0].size >= 1024:
+        res, comp = products[0], errors[0]
+        for j in range(1, len(products)):
+            res, q = _two_sum(res, products[j])
+            comp = comp + (q + errors[j])
+        return (res + comp).T
+    partial = np.add.accumulate(products, axis=0)
+    _, q = _two_sum(partial[:-1], products[1:])
+    comp = np.add.accumulate(np.concatenate([errors[:1], q + errors[1:]], axis=0), axis=0)[-1]
+    return (partial[-1] + comp).T
 
 
 def gelu_slope(reach: np.ndarray) -> np.ndarray:

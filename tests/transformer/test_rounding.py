@@ -183,3 +183,14 @@ def test_dot2s_running_sums_add_left_to_right(dtype):
     terms = np.array([1.0] + [half_ulp] * 40, dtype=dtype)
     stacked = np.broadcast_to(terms[None, :, None], (3, terms.size, 5)).copy()  # (T, terms, columns), as Dot2 sums
     assert np.all(np.add.accumulate(stacked, axis=1) == 1)
+
+
+def test_dot2s_cascade_is_the_same_term_by_term_and_accumulated():
+    """Dot2's cascade (``_cascade``) goes term by term on large arrays and by ``np.add.accumulate`` on small ones:
+    the same sums in the same order, so the same numbers bit for bit (a large array against its small slices)."""
+    rng = np.random.default_rng(3)
+    products = rng.normal(size=(40, 8, 300)) * 10.0 ** rng.integers(-8, 8, size=(40, 8, 1))
+    errors = rng.normal(size=products.shape) * 10.0 ** rng.integers(-8, 8, size=(40, 8, 1))  # any floats: the order shows
+    whole = rounding._cascade(products, errors)  # 8 x 300 entries per term: term by term
+    for c in range(8):
+        assert np.array_equal(whole[:, c], rounding._cascade(products[:, c:c + 1], errors[:, c:c + 1])[:, 0])
