@@ -307,14 +307,19 @@ class Certifier:
             # the layer's instructions in order, on the exact machine's intermediate states (computed in floating
             # point: ``slack`` bounds how far those are from exact, and widens the operands of second-order terms)
             mid, slack = H[:, :P].T, np.zeros((P, T))
+            # where a NaN can be: an instruction's rules change only the rows it writes, so there, except after a
+            # checkpoint, whose caps may put one anywhere on the state's rows
+            anywhere = False
             for k in step.instructions:
                 ins = program.instructions[k]
                 remainder = _no_nan(ins.second_order(mid, E + slack, layout, slack)) if ins.nonlinear else None
                 path.append((l, ins, mid, remainder))  # None: a linear instruction's remainder, 0
-                E = _no_nan(ins.propagate(mid, E, layout, slack))
+                rows = slice(None) if anywhere else layout.rows(ins.writes)
+                E = _no_nan_on(ins.propagate(mid, E, layout, slack), rows)
                 if tracker is not None:
-                    E_block = _no_nan(ins.propagate(mid, E_block, layout, slack))
-                slack = _no_nan(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout))
+                    E_block = _no_nan_on(ins.propagate(mid, E_block, layout, slack), rows)
+                slack = _no_nan_on(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout), rows)
+                anywhere = False
                 try:
                     mid = ins.apply(mid, program.layout)
                 except ZeroDivisionError as err:  # a divisor the domain bounds away from 0 is 0 here
@@ -322,6 +327,7 @@ class Certifier:
                                       "answer is refused") from None
                 if tracker is not None and k in self._checkpoints:
                     self._checkpoint(tracker, self._checkpoints[k], mid, slack, E, E_block)
+                    anywhere = True
             E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
             if tracker is not None:
                 E_block = _no_nan(E_block + local) * rounding.SAFETY[H.dtype]
@@ -396,3 +402,9 @@ def _rls_rule(program):
 def _no_nan(x: np.ndarray) -> np.ndarray:
     """Bounds are nonnegative; a NaN can only come from an infinite bound times 0, and stands for 'unbounded'."""
     return np.where(np.isnan(x), np.inf, x)
+
+
+def _no_nan_on(x: np.ndarray, rows) -> np.ndarray:
+    """``_no_nan`` on the rows ``rows`` of a new array ``x``, in place, where its other rows hold no NaN."""
+    x[rows] = _no_nan(x[rows])
+    return x

@@ -327,3 +327,28 @@ def test_only_the_nonlinear_kinds_have_a_second_order_remainder():
     assert {"mov", "aff", "avg", "mul", "div"} <= set(KINDS)
     for kind, cls in KINDS.items():
         assert cls.nonlinear == (cls.second_order is not Instruction.second_order), kind
+
+
+@pytest.mark.parametrize("algo, params", [("ridge", {"lam": 0.1}), ("gd", {"alpha": 0.02, "lam": 0.1, "steps": 3})])
+def test_an_instructions_error_rules_change_only_the_rows_it_writes(algo, params):
+    """The certified run clears NaNs (unbounded errors) only on the rows an instruction writes: each kind's
+    ``propagate`` must keep every other row as it was, and its ``machine_rounding`` be 0 there (mov, aff, mul, div
+    in ridge; avg in gd), also where the errors are unbounded."""
+    program = programs.get(algo).program(3, 5, **params)
+    layout = program.layout
+    rng = np.random.default_rng(2)
+    T = 11
+    H = rng.normal(size=(layout.width, T)) + 3.0
+    E = np.abs(rng.normal(size=H.shape)) * 1e-3
+    E[rng.random(size=E.shape) < 0.05] = np.inf
+    slack = np.abs(rng.normal(size=H.shape)) * 1e-9
+    kinds = set()
+    for ins in program.instructions:
+        kinds.add(ins.kind)
+        other = np.ones(layout.width, dtype=bool)
+        other[layout.rows(ins.writes)] = False
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            propagated, rounded = ins.propagate(H, E, layout, slack), ins.machine_rounding(H, layout)
+        assert np.array_equal(propagated[other], E[other]), ins
+        assert np.all(rounded[other] == 0), ins
+    assert kinds >= ({"mov", "aff", "mul", "div"} if algo == "ridge" else {"avg"})
