@@ -148,9 +148,16 @@ class LocalContext:
     cache: dict | None = None  # what a mechanism derives from the stored weights alone, kept across layers and runs
 
     @cached_property
-    def normed(self) -> tuple[np.ndarray, np.ndarray]:
-        """Layer norm's rounding, signed (``rounding.normed_error``), computed once per layer."""
-        return rounding.normed_error(self.parts)
+    def normed_unbounded(self) -> np.ndarray:
+        """The rows (D,) where layer norm's rounding bound (``rounding.normed_error``'s slack) is infinite at some
+        token: none where ``rounding.normed_error_finite`` shows it, else found from the whole bound, once per layer."""
+        if rounding.normed_error_finite(self.parts):
+            return np.zeros(self.parts.normed.shape[1], dtype=bool)
+        return ~np.all(np.isfinite(rounding.normed_error(self.parts)[1]), axis=0)
+
+    def normed(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Layer norm's rounding, signed (``rounding.normed_error``), on the rows ``rows``."""
+        return rounding.normed_error(self.parts, rows)
 
 
 class Certifier:
@@ -166,6 +173,7 @@ class Certifier:
             _require_zero_sums(w.W1[u], u)
         self._prepared = {}  # (stored layer, mechanism class) -> what its ``prepare`` found in the weights
         self._weights_cache = {}  # for ``LocalContext.cache``
+        self._selections = {}  # (T, offsets) -> ``_selected``
         zero = layout.span(ZERO)[0]
         for l, mech in enumerate(net.mechanisms):
             u = int(w.order[l])
@@ -247,9 +255,7 @@ class Certifier:
         value.
         """
         u = int(self.w.order[l])
-        T = H.shape[0]
-        uniform = np.array([offset == UNIFORM for offset in mech.offsets])  # the averaging heads: no one column
-        chosen = np.stack([np.maximum(np.arange(T) - max(offset, 0), 0) for offset in mech.offsets])
+        chosen, uniform = self._selected(H.shape[0], mech.offsets)
         attention_error = self.passes.attention_error(l, H, parts, mech, chosen, uniform)
         check, reads = self._checks[l]
         attention_error[:, : self.width] += check.error(H)  # weights that differ from the instructions
@@ -265,6 +271,17 @@ class Certifier:
             context.prepared = self._prepared[u, type(m)]
             local[:, list(m.out)] = m.local_error(context)
         return local
+
+    def _selected(self, T: int, offsets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Per head reading at ``offsets``, the token it is meant to read at each of ``T`` positions (m, T), and
+        which heads average (m,): no one column. Found once per prompt length and offsets (read-only)."""
+        key = (T, offsets)
+        if key not in self._selections:
+            uniform = np.array([offset == UNIFORM for offset in offsets])
+            chosen = np.stack([np.maximum(np.arange(T) - max(offset, 0), 0) for offset in offsets])
+            uniform.flags.writeable = chosen.flags.writeable = False
+            self._selections[key] = chosen, uniform
+        return self._selections[key]
 
     # -- the run --------------------------------------------------------------------------------
 
@@ -290,13 +307,19 @@ class Certifier:
             # the layer's instructions in order, on the exact machine's intermediate states (computed in floating
             # point: ``slack`` bounds how far those are from exact, and widens the operands of second-order terms)
             mid, slack = H[:, :P].T, np.zeros((P, T))
+            # where a NaN can be: an instruction's rules change only the rows it writes, so there, except after a
+            # checkpoint, whose caps may put one anywhere on the state's rows
+            anywhere = False
             for k in step.instructions:
                 ins = program.instructions[k]
-                path.append((l, ins, mid, _no_nan(ins.second_order(mid, E + slack, layout, slack))))
-                E = _no_nan(ins.propagate(mid, E, layout, slack))
+                remainder = _no_nan(ins.second_order(mid, E + slack, layout, slack)) if ins.nonlinear else None
+                path.append((l, ins, mid, remainder))  # None: a linear instruction's remainder, 0
+                rows = slice(None) if anywhere else layout.rows(ins.writes)
+                E = _no_nan_on(ins.propagate(mid, E, layout, slack), rows)
                 if tracker is not None:
-                    E_block = _no_nan(ins.propagate(mid, E_block, layout, slack))
-                slack = _no_nan(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout))
+                    E_block = _no_nan_on(ins.propagate(mid, E_block, layout, slack), rows)
+                slack = _no_nan_on(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout), rows)
+                anywhere = False
                 try:
                     mid = ins.apply(mid, program.layout)
                 except ZeroDivisionError as err:  # a divisor the domain bounds away from 0 is 0 here
@@ -304,6 +327,7 @@ class Certifier:
                                       "answer is refused") from None
                 if tracker is not None and k in self._checkpoints:
                     self._checkpoint(tracker, self._checkpoints[k], mid, slack, E, E_block)
+                    anywhere = True
             E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
             if tracker is not None:
                 E_block = _no_nan(E_block + local) * rounding.SAFETY[H.dtype]
@@ -352,10 +376,11 @@ class Certifier:
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
         for l, ins, mid, error in reversed(path):
-            contribution = cotangents.weigh(error)
-            bounds += contribution
-            if components:
-                shares[l] += contribution
+            if error is not None:  # None: a remainder of 0, which weighs 0
+                contribution = cotangents.weigh(error)
+                bounds += contribution
+                if components:
+                    shares[l] += contribution
             if ins is not None:
                 cotangents.pull(ins, mid)
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares
@@ -377,3 +402,9 @@ def _rls_rule(program):
 def _no_nan(x: np.ndarray) -> np.ndarray:
     """Bounds are nonnegative; a NaN can only come from an infinite bound times 0, and stands for 'unbounded'."""
     return np.where(np.isnan(x), np.inf, x)
+
+
+def _no_nan_on(x: np.ndarray, rows) -> np.ndarray:
+    """``_no_nan`` on the rows ``rows`` of a new array ``x``, in place, where its other rows hold no NaN."""
+    x[rows] = _no_nan(x[rows])
+    return x

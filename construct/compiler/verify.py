@@ -66,9 +66,8 @@ class AttentionCheck:
         (T x D) can suffer on program row w at column i from weights that differ from the instructions."""
         T = H.shape[0]
         out = np.broadcast_to(self.bias, (T, len(self.bias))).copy()
-        absH = np.abs(H)
         for o, (rows, cols, block) in self._sparse.items():
-            out[:, cols] += seen(absH[:, rows], o) @ block
+            out[:, cols] += seen(np.abs(H[:, rows]), o) @ block
         return out
 
     @cached_property

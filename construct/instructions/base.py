@@ -62,6 +62,7 @@ class Instruction:
     kind: ClassVar[str]
     phase: ClassVar[int]
     mechanism: ClassVar[str | None] = None
+    nonlinear: ClassVar[bool] = False  # whether ``second_order`` can be nonzero (a linear kind's is 0)
     offset: int = 0  # the column offset an attention instruction reads at (mov's is a field)
 
     def __init_subclass__(cls, **kwargs) -> None:
@@ -141,7 +142,7 @@ class Instruction:
 
     def second_order(self, H: np.ndarray, E: np.ndarray, layout: Layout, slack: np.ndarray | None = None) -> np.ndarray:
         """Bound on the remainder ``I(x) - I(x - d) - J(H) d`` for ``|d| <= E`` (program rows x tokens), x within
-        ``slack`` of ``H``: zero for a linear instruction."""
+        ``slack`` of ``H``: zero for a linear instruction (``nonlinear`` False: the certificate then skips it)."""
         return np.zeros_like(E)
 
     def source_columns(self, tokens: int) -> np.ndarray | None:

@@ -34,6 +34,7 @@ class Div(Instruction):
     out: str
 
     kind = "div"
+    nonlinear = True
     phase = MLP
     mechanism = "layer_norm_division"
 

@@ -40,6 +40,7 @@ class Mul(Instruction):
     shape: tuple[int, int, int]
 
     kind = "mul"
+    nonlinear = True
     phase = MLP
     mechanism = "gelu_product_bound"
 
@@ -368,8 +369,7 @@ class ProductMechanism:
         parts, mlp = ctx.parts, ctx.mlp
         dtype = parts.X.dtype
         u = rounding.unit_roundoff(dtype)
-        eta, zeta = ctx.normed
-        unbounded = ~np.all(np.isfinite(zeta), axis=0)
+        unbounded = ctx.normed_unbounded
         key = ("signed terms", ctx.stored, self)
         c = None if unbounded.any() or ctx.cache is None else ctx.cache.get(key)
         if c is None:
@@ -377,15 +377,18 @@ class ProductMechanism:
             if not unbounded.any() and ctx.cache is not None:  # the weights' alone: kept for the layers applying them
                 ctx.cache[key] = c
         units, rows, W1, dW1, b1, W2, dW2 = c.units, c.rows, c.W1, c.dW1, c.b1, c.W2, c.dW2
-        eta, zeta = eta[:, rows], zeta[:, rows]
+        eta, zeta = ctx.normed(rows)
         n, p = parts.normed[:, rows], parts.pre[:, units]
         dpre, dhidden = mlp.given_pre[:, units], mlp.given_hidden[:, units]
         delta = n @ dW1 + eta @ W1 + b1
-        xi = (np.abs(eta) @ c.absdW1 + zeta @ c.absW1_dW1 + 2 * u * (np.abs(n) @ c.absdW1)
-              + rounding.gamma(c.terms1, u) * (np.abs(n) @ c.absdW1 + np.abs(eta) @ c.absW1 + c.absb1))
+        abs_eta, n_dW1 = np.abs(eta), np.abs(n) @ c.absdW1
+        xi = (abs_eta @ c.absdW1 + zeta @ c.absW1_dW1 + 2 * u * n_dW1
+              + rounding.gamma(c.terms1, u) * (n_dW1 + abs_eta @ c.absW1 + c.absb1))
         g = 0.5 + SQRT_2_OVER_PI * p
+        abs_g = np.abs(g)
         reach = np.abs(p) + dpre
-        gerr = (0.8 + 0.2 * reach**2) * reach**3 + 0.7979 * dpre + 3 * u * (np.abs(g) + SQRT_2_OVER_PI * np.abs(p))
+        reach2 = reach * reach
+        gerr = (0.8 + 0.2 * reach2) * (reach2 * reach) + 0.7979 * dpre + 3 * u * (abs_g + SQRT_2_OVER_PI * np.abs(p))
         gd = g * delta
         hidden = parts.hidden[:, units]
         estimate = hidden @ dW2 + gd @ W2
@@ -393,8 +396,8 @@ class ProductMechanism:
         size = np.abs(delta) + xi
         bound = (np.abs(estimate)
                  + rounding.gamma(terms2, u) * (np.abs(hidden) @ c.absdW2 + np.abs(gd) @ c.absW2)
-                 + dhidden @ c.absdW2 + (np.minimum(np.abs(g) + gerr, rounding.GELU_LIPSCHITZ) * size) @ c.absdW2
-                 + (np.abs(g) * xi + gerr * size + 0.4 * size * size) @ c.absW2_dW2)
+                 + (dhidden + np.minimum(abs_g + gerr, rounding.GELU_LIPSCHITZ) * size) @ c.absdW2
+                 + (abs_g * xi + gerr * size + 0.4 * size * size) @ c.absW2_dW2)
         return (bound * (1 + 4 * u) + terms2 * float(np.finfo(dtype).tiny)) * rounding.SAFETY[dtype]
 
 

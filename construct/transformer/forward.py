@@ -59,19 +59,32 @@ class LayerParts:
     out: np.ndarray
 
 
-def _heads(H: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """``H @ W[h]`` for every head h, as one matrix product (T x D by D x m*dh)."""
+def _side_by_side(W: np.ndarray) -> np.ndarray:
+    """The heads' projections ``W`` (m, D, dh) side by side, (D, m*dh), C-contiguous."""
     m, D, dh = W.shape
-    return (H @ W.transpose(1, 0, 2).reshape(D, m * dh)).reshape(-1, m, dh).transpose(1, 0, 2)
+    return W.transpose(1, 0, 2).reshape(D, m * dh)
+
+
+def _projections(w: Weights, l: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored layer ``l``'s ``Wq``, ``Wk``, ``Wv`` side by side (``_side_by_side``), found once per weights (the
+    weights are read-only): the same arrays, value for value and in the same layout, as a fresh copy each call."""
+    cache = _PROJECTIONS.setdefault(w, {})
+    if l not in cache:
+        cache[l] = tuple(_side_by_side(W) for W in (w.Wq[l], w.Wk[l], w.Wv[l]))
+    return cache[l]
+
+
+_PROJECTIONS: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary()
 
 
 def layer_parts(w: Weights, l: int, H: np.ndarray) -> LayerParts:
     """Layer ``l`` applied to one hidden state ``H`` (T x D), with every intermediate kept.
 
-    The heads' products are batched matrix products over the head axis.
+    Each of the queries, keys and values is one matrix product, the heads side by side (T x D by D x m*dh).
     """
     T = H.shape[0]
-    Q, K, V = (_heads(H, W) for W in (w.Wq[l], w.Wk[l], w.Wv[l]))  # (m, T, dh)
+    m, dh = w.heads, w.head_size
+    Q, K, V = ((H @ W).reshape(T, m, dh).transpose(1, 0, 2) for W in _projections(w, l))  # (m, T, dh)
     A = causal_softmax(Q @ K.transpose(0, 2, 1))                  # (m, T, T)
     B = A @ V
     Y = B.transpose(1, 0, 2).reshape(T, -1) @ w.Wo[l]

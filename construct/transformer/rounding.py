@@ -101,13 +101,18 @@ def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 class _DotPlan:
     """What Dot2 needs of one weight matrix, the bias as its last row, found once: ``|W|``, the number k of nonzero
     terms of each output column, the columns with any, and their terms first in each column (``rows``,
-    ``weights``, (kmax, C), weight 0 past a column's k)."""
+    ``weights``, (kmax, C), weight 0 past a column's k); the distinct (row, weight) pairs among them
+    (``pair_rows``, ``pair_weights``) and each term's pair (``pair``, (kmax, C)): units reading a row with the
+    same weight share the term's TwoProduct."""
 
     absW: np.ndarray
     k: np.ndarray
     columns: np.ndarray
     rows: np.ndarray
     weights: np.ndarray
+    pair_rows: np.ndarray
+    pair_weights: np.ndarray
+    pair: np.ndarray
 
 
 def _dot_plan(W: np.ndarray, bias: np.ndarray | None) -> _DotPlan:
@@ -123,7 +128,11 @@ def _dot_plan(W: np.ndarray, bias: np.ndarray | None) -> _DotPlan:
     columns = np.flatnonzero(k)
     kmax = int(k.max()) if columns.size else 0
     rows = np.argsort(~nonzero[:, columns], axis=0, kind="stable")[:kmax]  # (kmax, C): each column's terms first
-    plan = _DotPlan(np.abs(full), k, columns, rows, full[rows, columns])
+    weights = full[rows, columns]
+    bits = weights.astype(np.float64).view(np.int64)  # the weight's bits: -0.0 and 0.0 stay apart
+    distinct, pair = np.unique(np.stack([rows.ravel(), bits.ravel()], axis=1), axis=0, return_inverse=True)
+    plan = _DotPlan(np.abs(full), k, columns, rows, weights, distinct[:, 0],
+                    distinct[:, 1].view(np.float64).astype(full.dtype), pair.reshape(rows.shape))
     if len(_PLANS) >= 4096:  # entries of arrays no longer alive
         _PLANS.clear()
     _PLANS[key] = (weakref.ref(W), None if bias is None else weakref.ref(bias), plan)
@@ -149,20 +158,33 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
     if columns.size == 0:
         return out
     magnitude = np.abs(x) @ plan.absW[:, columns]
-    terms = x[:, plan.rows]  # (T, kmax, C)
     with np.errstate(over="ignore", invalid="ignore"):
-        products, errors = _two_product(terms, plan.weights)  # every term's TwoProduct at once
-        res, comp = products[:, 0], errors[:, 0]
-        for j in range(1, plan.rows.shape[0]):
-            res, q = _two_sum(res, products[:, j])
-            comp = comp + (q + errors[:, j])
-        res = res + comp
+        products, errors = _two_product(x.T[plan.pair_rows], plan.pair_weights[:, None])  # each distinct term's
+        products, errors = products[plan.pair], errors[plan.pair]  # (kmax, C, T): term j of every column, contiguous
+        res = _cascade(products, errors)
         kc = plan.k[columns]
         g = (gamma(kc, u) ** 2) * magnitude * (1 + gamma(kc, u))
         bound = np.abs(computed[:, columns] - res) * (1 + u) + u * (np.abs(res) + g) / (1 - u) + g + kc * tiny
         fallback = gamma(kc, u) * magnitude + tiny
         out[:, columns] = np.where(np.isfinite(res) & np.isfinite(bound), bound, fallback)
     return out * SAFETY[dtype]
+
+
+def _cascade(products: np.ndarray, errors: np.ndarray) -> np.ndarray:
+    """Dot2's sum of TwoProducts ``products`` and ``errors`` (terms, C, T), as (T, C): ``res_j = fl(res_{j-1} + p_j)``
+    with TwoSum's error ``q_j``, and ``comp_j = fl(comp_{j-1} + fl(q_j + e_j))``; returns ``fl(res + comp)``.
+    Both running sums go left to right: term by term where each term is a large array, else by
+    ``np.add.accumulate`` (which adds in that order) and every ``q_j`` at once, to spare the many small steps."""
+    if products[0].size >= 1024:
+        res, comp = products[0], errors[0]
+        for j in range(1, len(products)):
+            res, q = _two_sum(res, products[j])
+            comp = comp + (q + errors[j])
+        return (res + comp).T
+    partial = np.add.accumulate(products, axis=0)
+    _, q = _two_sum(partial[:-1], products[1:])
+    comp = np.add.accumulate(np.concatenate([errors[:1], q + errors[1:]], axis=0), axis=0)[-1]
+    return (partial[-1] + comp).T
 
 
 def gelu_slope(reach: np.ndarray) -> np.ndarray:
@@ -203,9 +225,11 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
     # B = A V: row i has at most i + 1 nonzero weights; plus A |V - V^|
     visible = gamma(np.arange(1, T + 1), u)[:, None]
     dB = np.empty_like(dV)
-    for h in range(m):
-        mine = (live >= h * dh) & (live < (h + 1) * dh)
-        dB[:, mine] = visible * (parts.A[h] @ np.abs(V[:, mine])) + parts.A[h] @ dV[:, mine]
+    for h, (a, b) in enumerate(zip(v.starts[:-1], v.starts[1:])):  # head h's live columns are live[a:b]
+        if a == b:
+            continue
+        both = parts.A[h] @ np.concatenate([np.abs(V[:, a:b]), dV[:, a:b]], axis=1)  # one product for both terms
+        dB[:, a:b] = visible * both[:, : b - a] + both[:, b - a:]
     heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)[:, live]
     dY = gamma(v.Wo_count, u) * (heads @ v.absWo) + dB @ v.absWo
     added = addition_rounding(H, parts.Y, w.bo[l], parts.X)  # X = (H + Y) + bo
@@ -215,11 +239,12 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
 
 @dataclass(frozen=True, eq=False)
 class _ValueColumns:
-    """A stored layer's value columns ``live`` (heads side by side, as Wo reads them) and what the attention's
-    rounding needs of their weights: ``|Wv|`` and its nonzero count per column, ``|Wo|`` on their rows, ``Wo``'s
-    nonzero count per output row and whether any weight writes it."""
+    """A stored layer's value columns ``live`` (heads side by side, as Wo reads them; head h's are ``live[starts[h]:
+    starts[h + 1]]``) and what the attention's rounding needs of their weights: ``|Wv|`` and its nonzero count per
+    column, ``|Wo|`` on their rows, ``Wo``'s nonzero count per output row and whether any weight writes it."""
 
     live: np.ndarray
+    starts: np.ndarray
     absWv: np.ndarray
     count: np.ndarray
     absWo: np.ndarray
@@ -231,7 +256,9 @@ class _ValueColumns:
         m, D, dh = w.Wv[l].shape
         Wv = w.Wv[l].transpose(1, 0, 2).reshape(D, m * dh)[:, live]
         Wo = w.Wo[l]
-        return cls(live, np.abs(Wv), nonzeros(Wv), np.abs(Wo[live]), nonzeros(Wo), np.abs(Wo).sum(axis=0) > 0)
+        starts = np.searchsorted(live, np.arange(m + 1) * dh)  # live is increasing
+        return cls(live, starts, np.abs(Wv), nonzeros(Wv), np.abs(Wo[live]), nonzeros(Wo),
+                   np.abs(Wo).sum(axis=0) > 0)
 
 
 def _value_columns(w: Weights, l: int) -> _ValueColumns:
@@ -266,7 +293,6 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
     m, T, dh = values.shape
     uniform = np.zeros(m, bool) if uniform is None else np.asarray(uniform, bool)
     rows = np.arange(T)
-    absWo = np.abs(Wo)
     out = np.zeros((T, Wo.shape[1]), dtype=values.dtype)
     for h in range(m):
         live = np.flatnonzero(np.any(values[h] != 0, axis=0))  # a value column that is 0 adds 0 to every term
@@ -280,7 +306,7 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
             on = off[rows, chosen[h]]
             off[rows, chosen[h]] = 0.0
             gap = (1 - on + u)[:, None] * V[chosen[h]] + off @ V
-        out += gap @ absWo[h * dh + live]
+        out += gap @ np.abs(Wo[h * dh + live])
     out[~np.all(np.isfinite(parts.A), axis=(0, 2))] = np.nan  # as the dense products make of weights not finite
     return out * SAFETY[values.dtype]
 
@@ -335,9 +361,10 @@ def layer_norm_rounding(parts: LayerParts, gain: np.ndarray, bias: np.ndarray) -
         np.where(bias != 0, u * np.abs(parts.normed), 0.0) + tiny
 
 
-def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
+def normed_error(parts: LayerParts, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(eta, slack)`` (T, D): ``normed - (X - mean) / sigma`` for a layer norm without gain or bias, signed, and
-    a bound on how far ``eta`` is from that difference.
+    a bound on how far ``eta`` is from that difference; on the rows ``rows`` only (T, len(rows)) if given, entry
+    for entry the same numbers.
 
     ``centred = fl(X - mean)`` misses ``e1`` (TwoSum, exact); ``normed =
     fl(centred / sigma)`` misses ``r / sigma``, ``r = centred - normed sigma``,
@@ -351,14 +378,41 @@ def normed_error(parts: LayerParts) -> tuple[np.ndarray, np.ndarray]:
     """
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
-    sigma = np.broadcast_to(parts.sigma, parts.normed.shape)
+    X, centred, normed = (parts.X, parts.centred, parts.normed) if rows is None else \
+        (parts.X[:, rows], parts.centred[:, rows], parts.normed[:, rows])
+    sigma = np.broadcast_to(parts.sigma, normed.shape)
     with np.errstate(over="ignore", invalid="ignore"):
-        _, e1 = _two_sum(parts.X, -parts.mean)
-        p, e = _two_product(parts.normed, sigma)
-        eta = -(((parts.centred - p) - e) + e1) / sigma
+        _, e1 = _two_sum(X, -parts.mean)
+        p, e = _two_product(normed, sigma)
+        eta = -(((centred - p) - e) + e1) / sigma
     slack = gamma(2, u) * np.abs(eta) / (1 - gamma(2, u)) + 2 * tiny / sigma + tiny
     bad = ~np.isfinite(eta)
     return np.where(bad, 0.0, eta), np.where(bad, np.inf, slack) * SAFETY[dtype]
+
+
+def normed_error_finite(parts: LayerParts) -> bool:
+    """True only if ``normed_error(parts)`` is finite on every entry, found from a few maxima instead of computing it.
+
+    With ``x``, ``m`` the largest ``|X|``, ``|mean|``, ``n`` the largest
+    ``|normed|`` and ``s``, ``s0`` the largest and smallest ``sigma > 0``:
+    TwoSum's operations are within ``4 (x + m)`` (``centred = fl(X - mean)``
+    too); the Veltkamp splits multiply by ``SPLIT`` (within ``2 SPLIT n``,
+    ``2 SPLIT s``); TwoProduct's terms are within ``4 n s``; so ``eta``'s
+    numerator is within ``c = 8 (x + m) + 8 n s`` and ``eta`` within ``c /
+    s0``, and ``slack`` within ``|eta| + 2 tiny / s0 + tiny`` (``tiny / s0`` is at
+    most ``2^52``). ``c``, ``c / s0`` and the splits' bounds at most a
+    sixteenth of the largest float (the check's own products rounded or
+    overflowing to inf, or a NaN, answer False) mean no operation overflows.
+    """
+    dtype = parts.X.dtype
+    top = float(np.finfo(dtype).max) / 16
+    with np.errstate(over="ignore", invalid="ignore"):
+        x, m, n = (float(np.max(np.abs(a))) for a in (parts.X, parts.mean, parts.normed))
+        s, s0 = float(np.max(parts.sigma)), float(np.min(parts.sigma))
+        if not s0 > 0:
+            return False
+        numerator = 8 * (x + m) + 8 * n * s
+        return all(bound <= top for bound in (numerator, numerator / s0, 2 * SPLIT[dtype] * max(n, s)))
 
 
 @dataclass(frozen=True, eq=False)

@@ -277,10 +277,11 @@ def _dense_adjoint(net, path, T, columns):
     slack = np.zeros_like(lam)
     bounds = np.zeros(len(columns))
     for _, ins, mid, error in reversed(path):
-        finite = np.isfinite(error)
         weights = np.abs(lam) + slack
-        terms = np.einsum("kpt,pt->k", weights, np.where(finite, error, 0.0))
-        bounds += np.where(np.any((weights != 0) & ~finite[None], axis=(1, 2)), np.inf, terms)
+        if error is not None:  # None: a linear instruction's remainder, 0
+            finite = np.isfinite(error)
+            terms = np.einsum("kpt,pt->k", weights, np.where(finite, error, 0.0))
+            bounds += np.where(np.any((weights != 0) & ~finite[None], axis=(1, 2)), np.inf, terms)
         if ins is None:
             continue
         gamma = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, u)
@@ -316,3 +317,38 @@ def test_the_adjoint_on_live_pairs_equals_the_dense_pullback(algo, params, monke
     dense = _dense_adjoint(net, seen["path"], seen["T"], seen["columns"])
     assert np.all(np.isfinite(dense)) and np.all(dense > 0)
     np.testing.assert_allclose(seen["bounds"], dense, rtol=1e-13, atol=0)
+
+
+def test_only_the_nonlinear_kinds_have_a_second_order_remainder():
+    """The certificate skips ``second_order`` for a kind that is not ``nonlinear`` (its remainder is 0 and weighs
+    0): such a kind must keep the base rule, and every kind with its own rule must say it is nonlinear."""
+    from construct.instructions.base import KINDS, Instruction
+
+    assert {"mov", "aff", "avg", "mul", "div"} <= set(KINDS)
+    for kind, cls in KINDS.items():
+        assert cls.nonlinear == (cls.second_order is not Instruction.second_order), kind
+
+
+@pytest.mark.parametrize("algo, params", [("ridge", {"lam": 0.1}), ("gd", {"alpha": 0.02, "lam": 0.1, "steps": 3})])
+def test_an_instructions_error_rules_change_only_the_rows_it_writes(algo, params):
+    """The certified run clears NaNs (unbounded errors) only on the rows an instruction writes: each kind's
+    ``propagate`` must keep every other row as it was, and its ``machine_rounding`` be 0 there (mov, aff, mul, div
+    in ridge; avg in gd), also where the errors are unbounded."""
+    program = programs.get(algo).program(3, 5, **params)
+    layout = program.layout
+    rng = np.random.default_rng(2)
+    T = 11
+    H = rng.normal(size=(layout.width, T)) + 3.0
+    E = np.abs(rng.normal(size=H.shape)) * 1e-3
+    E[rng.random(size=E.shape) < 0.05] = np.inf
+    slack = np.abs(rng.normal(size=H.shape)) * 1e-9
+    kinds = set()
+    for ins in program.instructions:
+        kinds.add(ins.kind)
+        other = np.ones(layout.width, dtype=bool)
+        other[layout.rows(ins.writes)] = False
+        with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+            propagated, rounded = ins.propagate(H, E, layout, slack), ins.machine_rounding(H, layout)
+        assert np.array_equal(propagated[other], E[other]), ins
+        assert np.all(rounded[other] == 0), ins
+    assert kinds >= ({"mov", "aff", "mul", "div"} if algo == "ridge" else {"avg"})

@@ -43,6 +43,20 @@ def test_batches_match_single_prompts():
             assert np.allclose(batch[i, j], forward.forward(w, toks[i, j]), rtol=1e-12, atol=1e-12)
 
 
+def test_layer_parts_project_each_layer_with_its_own_weights():
+    """The queries, keys and values ``layer_parts`` keeps are each stored layer's own products, bit for bit, whatever
+    layer ran before (its side-by-side projections are kept per weights and layer)."""
+    w = random_weights(5, L=3)
+    H = np.random.default_rng(6).normal(size=(9, w.width))
+    dh = w.head_size
+    for l in (0, 1, 0, 2, 1):
+        parts = forward.layer_parts(w, l, H)
+        Q, K, V = (H @ np.concatenate(list(W[l]), axis=1) for W in (w.Wq, w.Wk, w.Wv))  # (T, m*dh): heads side by side
+        head = [slice(h * dh, (h + 1) * dh) for h in range(w.heads)]
+        assert np.array_equal(parts.V, np.stack([V[:, s] for s in head]))
+        assert np.array_equal(parts.A, forward.causal_softmax(np.stack([Q[:, s] @ K[:, s].T for s in head])))
+
+
 def test_causal():
     """Changing a later token never changes an earlier output."""
     w = random_weights(3)

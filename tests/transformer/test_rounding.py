@@ -115,3 +115,82 @@ def test_layer_norms_signed_rounding_is_within_its_slack_of_exact_arithmetic(see
     truth = exact(normed) - (exact(X) - exact(mean)) / exact(sigma)
     off = np.abs(np.vectorize(float)(truth - exact(eta)))
     assert np.all(off <= slack), f"{off.max():.3g} above its slack"
+
+
+@settings(max_examples=40)
+@given(seed=st.integers(0, 10**6), D=st.integers(2, 12), T=st.integers(1, 5),
+       scale=st.sampled_from([1e-300, 1e-15, 1.0, 1e15, 1e150, 1e290, 1e306]),
+       eps=st.sampled_from([0.0, 1e-5]), dtype=st.sampled_from([np.float64, np.float32]))
+def test_layer_norms_signed_rounding_is_finite_where_its_check_says_so(seed, D, T, scale, eps, dtype):
+    """``normed_error_finite`` answers True only where every entry of ``normed_error`` is finite (from its maxima,
+    without computing it), and True on ordinary states; ``normed_error`` on some rows is the whole one's columns,
+    bit for bit."""
+    rng = np.random.default_rng(seed)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        X = (rng.normal(size=(T, D)) * scale).astype(dtype)
+        X[:, rng.integers(D)] *= rng.choice([1.0, 0.0, 1e10])
+        parts = forward.LayerParts(*(None,) * 4, X, *forward.layer_norm(X, np.ones(D, dtype), np.zeros(D, dtype), eps),
+                                   *(None,) * 4)
+        eta, slack = rounding.normed_error(parts)
+    if rounding.normed_error_finite(parts):
+        assert np.all(np.isfinite(eta)) and np.all(np.isfinite(slack))
+    if dtype == np.float64 and 1e-15 <= scale <= 1e150 and eps > 0:
+        assert rounding.normed_error_finite(parts)
+    rows = np.sort(rng.choice(D, size=rng.integers(1, D + 1), replace=False))
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        some = rounding.normed_error(parts, rows)
+    assert all(np.array_equal(a, b[:, rows]) for a, b in zip(some, (eta, slack)))
+
+
+def test_layer_norms_signed_rounding_check_refuses_what_could_overflow():
+    """A state whose layer norm overflows in ``normed_error``'s splits, or is not finite, is not called finite."""
+    for X in (np.array([[1e300, -1e300, 0.0]]), np.array([[np.inf, 0.0, 1.0]]), np.array([[np.nan, 0.0, 1.0]])):
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts = forward.LayerParts(*(None,) * 4, X, *forward.layer_norm(X, np.ones(3), np.zeros(3), 1e-5),
+                                       *(None,) * 4)
+            eta, slack = rounding.normed_error(parts)
+        assert not np.all(np.isfinite(slack)) and not rounding.normed_error_finite(parts)
+
+
+@settings(max_examples=20)
+@given(seed=st.integers(0, 10**6), T=st.integers(1, 6), D=st.integers(1, 8), C=st.integers(1, 8),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_dot2_measures_a_products_rounding_with_shared_terms(seed, T, D, C, dtype):
+    """``product_rounding`` on weights whose columns share (row, weight) terms, as a product's units do (Dot2 finds
+    each distinct term's TwoProduct once): the pass's distance from the exact ``x W + b`` is within the bound, and the
+    bound within ``4u`` of ``|exact|`` and ``gamma_k^2`` of that distance (Dot2's result is near exact)."""
+    rng = np.random.default_rng(seed)
+    choices = rng.normal(size=3) * 10.0 ** rng.integers(-3, 4, size=3)
+    W = rng.choice(np.concatenate([choices, [0.0, -0.0]]), size=(D, C)).astype(dtype)
+    bias = rng.choice([0.0, choices[0]], size=C).astype(dtype)
+    x = (rng.normal(size=(T, D)) * 100).astype(dtype)
+    computed = x @ W + bias
+    bound = rounding.product_rounding(x, W, bias, computed)
+    truth = exact(x) @ exact(W) + exact(bias)
+    off = np.vectorize(float)(np.abs(exact(computed) - truth)).astype(np.float64)
+    u = rounding.unit_roundoff(dtype)
+    magnitude = np.abs(x).astype(np.float64) @ np.abs(W).astype(np.float64) + np.abs(bias)
+    assert np.all(off <= bound)
+    slack = 4 * u * np.abs(np.vectorize(float)(truth).astype(np.float64)) + 4 * (D + 1) ** 2 * u * u * magnitude
+    assert np.all(bound <= off * (1 + 4 * u) + slack + 1e-300), "Dot2's result is not the exact sum"
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_dot2s_running_sums_add_left_to_right(dtype):
+    """``product_rounding`` runs Dot2's cascade with ``np.add.accumulate``, which must add left to right, each
+    partial sum rounded (pairwise summation would not): 1 plus terms of half an ulp each stays 1."""
+    half_ulp = np.finfo(dtype).eps / 2
+    terms = np.array([1.0] + [half_ulp] * 40, dtype=dtype)
+    stacked = np.broadcast_to(terms[None, :, None], (3, terms.size, 5)).copy()  # (T, terms, columns), as Dot2 sums
+    assert np.all(np.add.accumulate(stacked, axis=1) == 1)
+
+
+def test_dot2s_cascade_is_the_same_term_by_term_and_accumulated():
+    """Dot2's cascade (``_cascade``) goes term by term on large arrays and by ``np.add.accumulate`` on small ones:
+    the same sums in the same order, so the same numbers bit for bit (a large array against its small slices)."""
+    rng = np.random.default_rng(3)
+    products = rng.normal(size=(40, 8, 300)) * 10.0 ** rng.integers(-8, 8, size=(40, 8, 1))
+    errors = rng.normal(size=products.shape) * 10.0 ** rng.integers(-8, 8, size=(40, 8, 1))  # any floats: the order shows
+    whole = rounding._cascade(products, errors)  # 8 x 300 entries per term: term by term
+    for c in range(8):
+        assert np.array_equal(whole[:, c], rounding._cascade(products[:, c:c + 1], errors[:, c:c + 1])[:, 0])
