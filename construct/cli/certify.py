@@ -92,6 +92,15 @@ def _x_bound(family: str, d: int, s: float) -> float:
     return 7 * row if family == "near-singular" else row
 
 
+def depth_program(kind: str, d: int, n: int, family: str, s: float, lam: float, steps: int = 1):
+    """``ridge_newton`` or ``gd`` for a family and scale: ``x_norm`` covers the calibrated box's |x| (the same
+    margin over the rows ``_draw`` gives), and gd's step ``0.5 / (2 lam + x_norm^2)`` is stable on that box."""
+    x_norm = MARGIN * _x_bound(family, d, s)
+    if kind == "ridge_newton":
+        return programs.ridge_newton(d, n, lam, x_norm=x_norm)
+    return programs.gd(d, n, 0.5 / (2 * lam + x_norm**2), lam, steps)
+
+
 def _configs(count: int, rng: np.random.Generator):
     """Network configurations (program, family, scale), small sizes more often (they are cheaper)."""
     configs = []
@@ -105,12 +114,10 @@ def _configs(count: int, rng: np.random.Generator):
             n = int(rng.choice(EXAMPLES, p=[0.2, 0.25, 0.25, 0.2, 0.1]))
         s = float(rng.choice(SCALES))
         kind = rng.choice(["sgd", "ridge", "ridge", "chain", "ridge_newton", "gd"])
-        x_norm = MARGIN * _x_bound(family, d, s)  # covers the calibrated box's |x|, which has the same margin
-        if kind == "ridge_newton":
-            program = programs.ridge_newton(d, n, float(rng.choice(NEWTON_LAMS)) * s * s, x_norm=x_norm)
-        elif kind == "gd":
+        if kind in ("ridge_newton", "gd"):
             lam = float(rng.choice(NEWTON_LAMS)) * s * s
-            program = programs.gd(d, n, 0.5 / (2 * lam + x_norm**2), lam, int(rng.choice(GD_STEPS)))
+            program = depth_program(str(kind), d, n, family, s, lam,
+                                    int(rng.choice(GD_STEPS)) if kind == "gd" else 1)
         elif kind == "sgd":
             program = programs.sgd(d, n, 0.5 / (d * s * s), float(rng.choice([0.0, 0.1])), rng.normal(size=d))
         elif kind == "ridge":

@@ -181,10 +181,8 @@ def test_the_soundness_run_draws_the_depth_independent_networks():
     assert {"ridge_newton", "gd", "ridge", "sgd"} <= names
     rng = np.random.default_rng(3)
     for family, s in (("near-singular", 1e3), ("gaussian", 1e-3)):
-        x_norm = certify.MARGIN * certify._x_bound(family, 3, s)
-        lam = 0.1 * s * s
-        for program in (programs.ridge_newton(3, 4, lam, x_norm=x_norm),
-                        programs.gd(3, 4, 0.5 / (2 * lam + x_norm**2), lam, 3)):
+        for kind in ("ridge_newton", "gd"):
+            program = certify.depth_program(kind, 3, 4, family, s, 0.1 * s * s, 3)
             rows = certify.run_config(program, family, s, 4, rng, {})
             assert rows["refused"] == 0, (program.name, family)
             for name, row in rows["certificates"].items():
