@@ -203,15 +203,15 @@ def newton_schulz_convergence():
     zero(f.subs(x, 0), "f(0) = 0")
     zero(sp.diff(f, x) - (1 - sp.exp(-x)), "f' = 1 - exp(-x), >= 0 for x >= 0")
     # so (1 - 1/kappa)^m <= exp(-m/kappa), and exp(-m/kappa) <= eps iff m >= kappa ln(1/eps)
-    kappa, eps, m = sp.symbols("kappa epsilon m", positive=True)
+    kappa, eps = sp.symbols("kappa epsilon", positive=True)
     zero(sp.simplify(sp.exp(-(kappa * sp.log(1 / eps)) / kappa) - eps), "m = kappa ln(1/eps) gives exactly eps")
     # P_m's eigenvalue sum_{j<m} rho^j, rho in [0, 1 - 1/kappa]: each term <= 1 (so <= m) and (1 - rho^m)/(1 - rho)
     # <= 1/(1 - rho) <= kappa
     # sum_{j<m} rho^j (1 - rho) = 1 - rho^m for every m >= 1, by induction: true at m = 1, and
     # S_{m+1} (1 - rho) = S_m (1 - rho) + rho^m (1 - rho), with S_m (1 - rho) = 1 - rho^m
-    zero(sp.expand(1 * (1 - rho) - (1 - rho)), "the geometric sum's closed form at m = 1")
-    m_ = sp.Symbol("m", integer=True, positive=True)
-    zero(sp.expand((1 - rho**m_) + rho**m_ * (1 - rho) - (1 - rho**(m_ + 1))),
+    zero(sp.expand(rho**0 * (1 - rho) - (1 - rho**1)), "the geometric sum's closed form at m = 1")
+    m = sp.Symbol("m", integer=True, positive=True)
+    zero(sp.expand((1 - rho**m) + rho**m * (1 - rho) - (1 - rho**(m + 1))),
          "the closed form at m gives it at m + 1")
     require(sp.simplify(1 / (1 - (1 - 1 / kappa)) - kappa) == 0, "1/(1 - rho) at rho = 1 - 1/kappa is kappa")
     # the spectrum: R = I - A/Lam has eigenvalue 1 - lambda/Lam in [0, 1 - mu/Lam] for lambda in [mu, Lam]
