@@ -52,8 +52,9 @@ of every column (``E_0 = 0``: the embedding is exact on program rows).
   ``rounding.SAFETY`` per layer for the rounding of the bound itself.
 
 The certificate is about the numpy pass (``construct.transformer.forward``),
-which computes the certified answers; ``backend="jax"`` answers are not
-certified.
+which computes the certified answers; it does not cover ``backend="jax"``
+answers (the a-posteriori certificate of ``construct.programs.residual``
+does, for the algorithms that have one).
 """
 
 from __future__ import annotations
@@ -72,6 +73,8 @@ from ..raw.prompt import x_columns
 from ..transformer import forward, rounding
 from . import adjoint, verify
 from .bounds import DomainError
+
+ADJOINT_BYTES = 512 * 2**20  # the adjoint's cotangents and their slack at once (``Certifier._adjoint``)
 
 
 class CertificateError(DomainError):
@@ -370,19 +373,31 @@ class Certifier:
         ``|J|^T``. Unlike propagating ``|E|`` forward, this keeps the signs
         that make a stable recurrence damp its errors. Each step runs on the
         (answer, column) pairs where a cotangent is nonzero (``adjoint``).
+
+        Answers are independent of one another here, so they are taken in
+        groups whose cotangents fit in ``ADJOINT_BYTES`` (two arrays of
+        answers x program rows x tokens: 3.3 GB each for gd at d = 8, n =
+        1024, all answers at once); an answer's bound does not depend on
+        its group, but for the order in which a matrix library sums the
+        terms of a pullback over the group's columns (``slack`` bounds that
+        rounding in any order).
         """
         program, layout = self.net.program, self.net.layout
-        cotangents = adjoint.Cotangents(layout, self.width, T, layout.span(program.readout)[0], columns, dtype)
+        readout = layout.span(program.readout)[0]
         bounds = np.zeros(len(columns))
         shares = np.zeros((depth, len(columns))) if components else None
-        for l, ins, mid, error in reversed(path):
-            if error is not None:  # None: a remainder of 0, which weighs 0
-                contribution = cotangents.weigh(error)
-                bounds += contribution
-                if components:
-                    shares[l] += contribution
-            if ins is not None:
-                cotangents.pull(ins, mid)
+        group = max(1, ADJOINT_BYTES // (2 * self.width * T * np.dtype(np.float64).itemsize))
+        for start in range(0, len(columns), group):
+            answers = slice(start, start + group)
+            cotangents = adjoint.Cotangents(layout, self.width, T, readout, columns[answers], dtype)
+            for l, ins, mid, error in reversed(path):
+                if error is not None:  # None: a remainder of 0, which weighs 0
+                    contribution = cotangents.weigh(error)
+                    bounds[answers] += contribution
+                    if components:
+                        shares[l, answers] += contribution
+                if ins is not None:
+                    cotangents.pull(ins, mid)
         return bounds * rounding.SAFETY[np.dtype(dtype)], shares
 
 

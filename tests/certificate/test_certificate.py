@@ -317,6 +317,25 @@ def test_the_adjoint_on_live_pairs_equals_the_dense_pullback(algo, params, monke
     np.testing.assert_allclose(seen["bounds"], dense, rtol=1e-13, atol=0)
 
 
+@pytest.mark.parametrize("algo, params", [("ridge", {"lam": 0.1}), ("gd", {"alpha": 0.02, "lam": 0.1, "steps": 3})])
+def test_the_adjoint_in_groups_of_answers_gives_the_same_bounds(algo, params, monkeypatch):
+    """``Certifier._adjoint`` takes the answers in groups that fit ``ADJOINT_BYTES``: each answer's bound and its
+    per-layer shares are the same whether its group holds one answer, two or all of them, up to the order in which a
+    matrix library sums a pullback's terms (which the slack bounds in any order)."""
+    from construct.compiler import certificate
+    from construct.raw.prompt import tokens
+
+    net = network(programs.get(algo).program(3, 5, **params))
+    prompt = tokens(*gaussian_tasks(3, 5, 1, seed=3)[0])
+    whole = net._certifier.run(prompt, components=True)
+    per_answer = 2 * net.program.layout.width * prompt.shape[0] * 8
+    for group in (1, 2):
+        monkeypatch.setattr(certificate, "ADJOINT_BYTES", group * per_answer)
+        grouped = net._certifier.run(prompt, components=True)
+        np.testing.assert_allclose(grouped.bounds, whole.bounds, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(grouped.shares, whole.shares, rtol=1e-12, atol=0)
+
+
 def test_only_the_nonlinear_kinds_have_a_second_order_remainder():
     """The certificate skips ``second_order`` for a kind that is not ``nonlinear`` (its remainder is 0 and weighs
     0): such a kind must keep the base rule, and every kind with its own rule must say it is nonlinear."""
