@@ -31,7 +31,10 @@ dense step (only the order of a sum over pairs in ``weigh`` differs):
   its written register is live, gathered side by side, by the instruction
   reading those source columns in place (``Instruction.in_place``); an
   instruction reading several columns (avg's prefix mean) is pulled back
-  densely;
+  at every column of the answers whose written register is live;
+* either way, on the rows of the registers the instruction writes and
+  reads alone, gathered under a layout of those registers: a kind's
+  pullback touches no other row;
 * where a column's state is not finite on the rows an instruction reads,
   ``J^T 0`` is NaN, not 0: those columns are pulled back for every answer,
   as the dense step does;
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..raw.registers import Layout
 from ..transformer import rounding
 
 
@@ -64,6 +68,7 @@ class Cotangents:
         self.live = np.zeros((len(self.segments), K, T), dtype=bool)
         self.live[self._of_row(row), np.arange(K), columns] = True
         self._pairs = {}  # segment -> its live pairs (answers, columns), until its mask changes
+        self._stacks = {}  # an instruction's registers -> ``_registers``
 
     def _of_row(self, row: int) -> int:
         return next(s for s, (a, b) in enumerate(self.segments) if a <= row < b)
@@ -128,41 +133,65 @@ class Cotangents:
         else:
             self._pull_pairs(ins, mid, sources)
 
+    def _registers(self, ins) -> tuple[Layout, list[tuple[slice, slice]], np.ndarray]:
+        """The registers ``ins`` writes and reads, stacked in a layout of their own (a kind's pullback reads and
+        writes their rows only, so it runs on them alone with the same operations entry by entry), each one's
+        rows (here, there), and the rows of the state in that order."""
+        names = tuple(dict.fromkeys((ins.writes, *ins.reads)))
+        if names not in self._stacks:
+            registers = Layout([self.layout[name] for name in names])
+            places = [(self.layout.rows(name), registers.rows(name)) for name in names]
+            rows = np.concatenate([np.arange(*self.layout.span(name)) for name in names])
+            self._stacks[names] = registers, places, rows
+        return self._stacks[names]
+
     def _pull_dense(self, ins, mid: np.ndarray) -> None:
-        """An instruction whose entries read several columns (avg): every pair; the read registers become live at
+        """An instruction whose entries read several columns (avg): every column of the answers from the first to
+        the last where its written register is live (at the others ``J^T 0`` adds 0: a prefix mean's coefficients
+        do not depend on the state), on its registers' rows (``_registers``); the read registers become live at
         every column up to the last one where the written register was live."""
         live = self.live_in(ins.writes)
-        self.slack = ins.pullback(mid, self.slack, self.layout, absolute=True)
-        self.lam = ins.pullback(mid, self.lam, self.layout)
+        answers = np.flatnonzero(np.any(live, axis=1))
+        if answers.size:
+            registers, places, rows = self._registers(ins)
+            take = slice(answers[0], answers[-1] + 1)
+            for arr, absolute in ((self.slack, True), (self.lam, False)):
+                sub = np.concatenate([arr[take, here] for here, _ in places], axis=1)
+                sub = ins.pullback(mid[rows], sub, registers, absolute=absolute)
+                for here, there in places:
+                    arr[take, here] = sub[:, there]
         reach = np.flip(np.logical_or.accumulate(np.flip(live, axis=1), axis=1), axis=1)
         self._moved(ins, live, reach)
 
     def _pull_pairs(self, ins, mid: np.ndarray, sources: np.ndarray) -> None:
         """An instruction whose entries read one column each (``sources``): the pairs where its written register is
-        live, and every answer at the columns whose read entries are not finite."""
+        live, and every answer at the columns whose read entries are not finite, gathered side by side on its
+        registers' rows (``_registers``)."""
         layout = self.layout
-        reads = list(dict.fromkeys(layout.span(name) for name in ins.reads))
-        read_rows = [r for a, b in reads for r in range(a, b)]
+        registers, places, rows = self._registers(ins)
+        reads = [(here, there) for name, (here, there) in zip(dict.fromkeys((ins.writes, *ins.reads)), places)
+                 if name in ins.reads]
+        read_rows = [r for name in dict.fromkeys(ins.reads) for r in range(*layout.span(name))]
         bad = ~np.all(np.isfinite(mid[read_rows][:, sources]), axis=0)
         live = self.live_in(ins.writes) | bad[None, :]
         ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
         if ks.size == 0:
             return
         src = sources[ts]
-        a, b = layout.span(ins.writes)
+        written, stacked = layout.rows(ins.writes), registers.rows(ins.writes)
         local = ins.in_place()
-        H = mid[:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
+        H = mid[rows][:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
         unique = np.unique(ks * self.T + src).size == ks.size
         for arr, absolute in ((self.slack, True), (self.lam, False)):
-            sub = np.zeros((1, self.P, ks.size))
-            sub[0, a:b] = arr[ks, a:b, ts].T
-            sub = local.pullback(H, sub, layout, absolute=absolute)
-            arr[ks, a:b, ts] = 0.0
-            for ra, rb in reads:
+            sub = np.zeros((1, registers.width, ks.size))
+            sub[0, stacked] = arr[ks, written, ts].T
+            sub = local.pullback(H, sub, registers, absolute=absolute)
+            arr[ks, written, ts] = 0.0
+            for here, there in reads:
                 if unique:
-                    arr[ks, ra:rb, src] += sub[0, ra:rb].T
+                    arr[ks, here, src] += sub[0, there].T
                 else:  # several columns read one (mov's first columns): their sums add up
-                    np.add.at(arr, (ks, slice(ra, rb), src), sub[0, ra:rb].T)
+                    np.add.at(arr, (ks, here, src), sub[0, there].T)
         moved = np.zeros_like(live)
         moved[ks, src] = True
         self._moved(ins, live, moved)
