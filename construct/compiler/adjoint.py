@@ -63,6 +63,7 @@ class Cotangents:
         self.slack = np.zeros_like(self.lam)
         cuts = sorted({0, P, *(edge for name in layout.names for edge in layout.span(name) if edge <= P)})
         self.segments = [(a, b) for a, b in zip(cuts, cuts[1:])]
+        self._cuts = np.array(cuts)
         self._of = {name: [s for s, (a, b) in enumerate(self.segments) if layout.span(name)[0] <= a
                            and b <= layout.span(name)[1]] for name in layout.names}
         self.live = np.zeros((len(self.segments), K, T), dtype=bool)
@@ -95,11 +96,10 @@ class Cotangents:
         K = self.lam.shape[0]
         total = np.zeros(K)
         reached = np.zeros(K, dtype=bool)
-        erring = np.any(error[: self.P] != 0, axis=1)
-        for s, (a, b) in enumerate(self.segments):
-            rows = np.flatnonzero(erring[a:b]) + a
-            if rows.size == 0:
-                continue
+        erring = np.flatnonzero(np.any(error[: self.P] != 0, axis=1))
+        edges = np.searchsorted(erring, self._cuts)  # segment s's erring rows: erring[edges[s]:edges[s + 1]]
+        for s in np.flatnonzero(np.diff(edges)).tolist():
+            rows = erring[edges[s]:edges[s + 1]]
             ks, ts = self._segment_pairs(s)
             if ks.size == 0:
                 continue

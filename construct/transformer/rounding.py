@@ -67,6 +67,10 @@ def unit_roundoff(dtype) -> float:
 
 def gamma(k, u: float):
     """``k u / (1 - k u)``, elementwise over counts ``k``; refuses counts where the bound breaks down."""
+    if isinstance(k, int):  # one count (most calls): the same operations, without building an array
+        if k * u >= 0.5:
+            raise ValueError(f"a dot product of {k} terms is beyond the rounding model in this dtype")
+        return np.float64(k * u / (1 - k * u))
     k = np.asarray(k, dtype=np.float64)
     if np.any(k * u >= 0.5):
         raise ValueError(f"a dot product of {int(k.max())} terms is beyond the rounding model in this dtype")

@@ -231,3 +231,16 @@ def test_dot2s_cascade_is_the_same_term_by_term_and_accumulated():
     whole = rounding._cascade(products, errors)  # 8 x 300 entries per term: term by term
     for c in range(8):
         assert np.array_equal(whole[:, c], rounding._cascade(products[:, c:c + 1], errors[:, c:c + 1])[:, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gamma_of_one_count_is_gamma_of_an_array_of_counts(dtype):
+    """``gamma`` takes one count without building an array: the same numbers bit for bit, the same refusal."""
+    u = rounding.unit_roundoff(dtype)
+    counts = [1, 2, 3, 7, 100, 4097, 10**6]
+    assert [rounding.gamma(k, u) for k in counts] == list(rounding.gamma(np.array(counts), u))
+    assert all(type(rounding.gamma(k, u)) is np.float64 for k in counts)
+    huge = int(0.5 / u) + 1
+    for k in (huge, np.array([1, huge])):
+        with pytest.raises(ValueError, match="beyond the rounding model"):
+            rounding.gamma(k, u)
