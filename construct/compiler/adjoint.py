@@ -44,6 +44,8 @@ dense step (only the order of a sum over pairs in ``weigh`` differs):
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from ..raw.registers import Layout
@@ -69,7 +71,6 @@ class Cotangents:
         self.live = np.zeros((len(self.segments), K, T), dtype=bool)
         self.live[self._of_row(row), np.arange(K), columns] = True
         self._pairs = {}  # segment -> its live pairs (answers, columns), until its mask changes
-        self._stacks = {}  # an instruction's registers -> ``_registers``
 
     def _of_row(self, row: int) -> int:
         return next(s for s, (a, b) in enumerate(self.segments) if a <= row < b)
@@ -138,12 +139,13 @@ class Cotangents:
         writes their rows only, so it runs on them alone with the same operations entry by entry), each one's
         rows (here, there), and the rows of the state in that order."""
         names = tuple(dict.fromkeys((ins.writes, *ins.reads)))
-        if names not in self._stacks:
+        stacks = _STACKS.setdefault(self.layout, {})  # found once per layout, for every run
+        if names not in stacks:
             registers = Layout([self.layout[name] for name in names])
             places = [(self.layout.rows(name), registers.rows(name)) for name in names]
             rows = np.concatenate([np.arange(*self.layout.span(name)) for name in names])
-            self._stacks[names] = registers, places, rows
-        return self._stacks[names]
+            stacks[names] = registers, places, rows
+        return stacks[names]
 
     def _pull_dense(self, ins, mid: np.ndarray) -> None:
         """An instruction whose entries read several columns (avg): every column of the answers from the first to
@@ -206,3 +208,6 @@ class Cotangents:
             for s in self._of[name]:
                 self.live[s] |= read
                 self._pairs.pop(s, None)
+
+
+_STACKS: "weakref.WeakKeyDictionary[Layout, dict]" = weakref.WeakKeyDictionary()  # ``Cotangents._registers``
