@@ -104,7 +104,9 @@ class Cotangents:
             ks, ts = self._segment_pairs(s)
             if ks.size == 0:
                 continue
-            index = (ks[:, None], rows[None, :], ts[:, None])
+            # the segment's rows as a slice where they are a range (most often): the same entries, gathered faster
+            index = (ks, slice(rows[0], rows[-1] + 1), ts) if rows[-1] - rows[0] + 1 == rows.size else \
+                (ks[:, None], rows[None, :], ts[:, None])
             weights = np.abs(self.lam[index]) + self.slack[index]  # (pairs, rows)
             e = error[rows][:, ts].T
             finite = np.isfinite(e)
@@ -183,7 +185,8 @@ class Cotangents:
         written, stacked = layout.rows(ins.writes), registers.rows(ins.writes)
         local = ins.in_place()
         H = mid[rows][:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
-        unique = np.unique(ks * self.T + src).size == ks.size
+        # distinct pairs read distinct entries where no two columns read one (every kind but mov's first columns)
+        unique = np.unique(sources).size == sources.size or np.unique(ks * self.T + src).size == ks.size
         for arr, absolute in ((self.slack, True), (self.lam, False)):
             sub = np.zeros((1, registers.width, ks.size))
             sub[0, stacked] = arr[ks, written, ts].T
