@@ -167,9 +167,10 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
         products, errors = products[plan.pair], errors[plan.pair]  # (kmax, C, T): term j of every column, contiguous
         res = _cascade(products, errors)
         kc = plan.k[columns]
-        g = (gamma(kc, u) ** 2) * magnitude * (1 + gamma(kc, u))
+        gk = gamma(kc, u)
+        g = (gk ** 2) * magnitude * (1 + gk)
         bound = np.abs(computed[:, columns] - res) * (1 + u) + u * (np.abs(res) + g) / (1 - u) + g + kc * tiny
-        fallback = gamma(kc, u) * magnitude + tiny
+        fallback = gk * magnitude + tiny
         out[:, columns] = np.where(np.isfinite(res) & np.isfinite(bound), bound, fallback)
     return out * SAFETY[dtype]
 
