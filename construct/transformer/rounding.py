@@ -28,7 +28,9 @@ The floating-point model, for float64 and float32 with unit roundoff
   (``tests/transformer/test_rounding.py`` checks both against mpmath on 12,000 points).
 
 Every bound below is a sum of such terms over the operations the pass
-performs, in the order ``forward.layer_parts`` performs them, except for
+performs, in the order ``forward.layer_parts`` performs them (and
+``forward.live_parts``, the same operations without the weights' zero
+terms, which the certificate runs), except for
 the MLP's two matrix products, whose rounding is measured rather than
 bounded in the worst case (``product_rounding``): each is recomputed by the
 compensated dot product Dot2 of Ogita, Rump and Oishi ("Accurate sum and
