@@ -68,6 +68,29 @@ def random_weights(seed, L=3, m=2, D=10, dh=4, U=12, d=3, T=9, dtype=np.float64)
     return Weights(**{k: v.astype(dtype) for k, v in arrays.items()})
 
 
+def sparse_weights(seed, m=3, D=10, dh=4, U=12, T=9, dtype=np.float64):
+    """One layer of ``random_weights`` with the zeros a compiled network has, each kind where the others are not:
+    head 0 without value weights (its queries and keys kept), a value column of head 1 without weights and one that
+    ``Wo`` does not read, a score column with query weights only, a row no head reads, units without input weights
+    or bias (one of them with output weights), a unit whose output weights are zero, a row of ``LN(X)`` no unit
+    reads, and rows the MLP does not write."""
+    w = random_weights(seed, L=1, m=m, D=D, dh=dh, U=U, T=T, dtype=dtype)
+    arrays = {name: array.copy() for name, array in w.arrays().items()}
+    arrays["Wv"][0, 0] = 0.0
+    arrays["Wv"][0, 1, :, 0] = 0.0
+    arrays["Wo"][0, dh + 1] = 0.0
+    arrays["Wk"][0, 1, :, 2] = 0.0
+    for name in ("Wq", "Wk", "Wv"):
+        arrays[name][0, :, 3] = 0.0
+    arrays["W1"][0, :, :2] = 0.0
+    arrays["b1"][0, :2] = 0.0
+    arrays["W2"][0, 1] = 0.0
+    arrays["W2"][0, 2] = 0.0
+    arrays["W1"][0, 4] = 0.0
+    arrays["W2"][0, :, 5:7] = 0.0
+    return Weights(**arrays, ln_eps=w.ln_eps)
+
+
 # -- the issue's task: inside its box, too wide for its lam ------------------------------------------------------
 
 # ridge d = 1, |x| <= 7000, lam = 1e-3: R^2/lam = 4.9e10 (tests/raw/test_domain.py holds the refusal)

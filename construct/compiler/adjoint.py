@@ -31,7 +31,10 @@ dense step (only the order of a sum over pairs in ``weigh`` differs):
   its written register is live, gathered side by side, by the instruction
   reading those source columns in place (``Instruction.in_place``); an
   instruction reading several columns (avg's prefix mean) is pulled back
-  densely;
+  at every column of the answers whose written register is live;
+* either way, on the rows of the registers the instruction writes and
+  reads alone, gathered under a layout of those registers: a kind's
+  pullback touches no other row;
 * where a column's state is not finite on the rows an instruction reads,
   ``J^T 0`` is NaN, not 0: those columns are pulled back for every answer,
   as the dense step does;
@@ -41,8 +44,11 @@ dense step (only the order of a sum over pairs in ``weigh`` differs):
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
+from ..raw.registers import Layout
 from ..transformer import rounding
 
 
@@ -59,6 +65,7 @@ class Cotangents:
         self.slack = np.zeros_like(self.lam)
         cuts = sorted({0, P, *(edge for name in layout.names for edge in layout.span(name) if edge <= P)})
         self.segments = [(a, b) for a, b in zip(cuts, cuts[1:])]
+        self._cuts = np.array(cuts)
         self._of = {name: [s for s, (a, b) in enumerate(self.segments) if layout.span(name)[0] <= a
                            and b <= layout.span(name)[1]] for name in layout.names}
         self.live = np.zeros((len(self.segments), K, T), dtype=bool)
@@ -90,15 +97,16 @@ class Cotangents:
         K = self.lam.shape[0]
         total = np.zeros(K)
         reached = np.zeros(K, dtype=bool)
-        erring = np.any(error[: self.P] != 0, axis=1)
-        for s, (a, b) in enumerate(self.segments):
-            rows = np.flatnonzero(erring[a:b]) + a
-            if rows.size == 0:
-                continue
+        erring = np.flatnonzero(np.any(error[: self.P] != 0, axis=1))
+        edges = np.searchsorted(erring, self._cuts)  # segment s's erring rows: erring[edges[s]:edges[s + 1]]
+        for s in np.flatnonzero(np.diff(edges)).tolist():
+            rows = erring[edges[s]:edges[s + 1]]
             ks, ts = self._segment_pairs(s)
             if ks.size == 0:
                 continue
-            index = (ks[:, None], rows[None, :], ts[:, None])
+            # the segment's rows as a slice where they are a range (most often): the same entries, gathered faster
+            index = (ks, slice(rows[0], rows[-1] + 1), ts) if rows[-1] - rows[0] + 1 == rows.size else \
+                (ks[:, None], rows[None, :], ts[:, None])
             weights = np.abs(self.lam[index]) + self.slack[index]  # (pairs, rows)
             e = error[rows][:, ts].T
             finite = np.isfinite(e)
@@ -128,41 +136,67 @@ class Cotangents:
         else:
             self._pull_pairs(ins, mid, sources)
 
+    def _registers(self, ins) -> tuple[Layout, list[tuple[slice, slice]], np.ndarray]:
+        """The registers ``ins`` writes and reads, stacked in a layout of their own (a kind's pullback reads and
+        writes their rows only, so it runs on them alone with the same operations entry by entry), each one's
+        rows (here, there), and the rows of the state in that order."""
+        names = tuple(dict.fromkeys((ins.writes, *ins.reads)))
+        stacks = _STACKS.setdefault(self.layout, {})  # found once per layout, for every run
+        if names not in stacks:
+            registers = Layout([self.layout[name] for name in names])
+            places = [(self.layout.rows(name), registers.rows(name)) for name in names]
+            rows = np.concatenate([np.arange(*self.layout.span(name)) for name in names])
+            stacks[names] = registers, places, rows
+        return stacks[names]
+
     def _pull_dense(self, ins, mid: np.ndarray) -> None:
-        """An instruction whose entries read several columns (avg): every pair; the read registers become live at
+        """An instruction whose entries read several columns (avg): every column of the answers from the first to
+        the last where its written register is live (at the others ``J^T 0`` adds 0: a prefix mean's coefficients
+        do not depend on the state), on its registers' rows (``_registers``); the read registers become live at
         every column up to the last one where the written register was live."""
         live = self.live_in(ins.writes)
-        self.slack = ins.pullback(mid, self.slack, self.layout, absolute=True)
-        self.lam = ins.pullback(mid, self.lam, self.layout)
+        answers = np.flatnonzero(np.any(live, axis=1))
+        if answers.size:
+            registers, places, rows = self._registers(ins)
+            take = slice(answers[0], answers[-1] + 1)
+            for arr, absolute in ((self.slack, True), (self.lam, False)):
+                sub = np.concatenate([arr[take, here] for here, _ in places], axis=1)
+                sub = ins.pullback(mid[rows], sub, registers, absolute=absolute)
+                for here, there in places:
+                    arr[take, here] = sub[:, there]
         reach = np.flip(np.logical_or.accumulate(np.flip(live, axis=1), axis=1), axis=1)
         self._moved(ins, live, reach)
 
     def _pull_pairs(self, ins, mid: np.ndarray, sources: np.ndarray) -> None:
         """An instruction whose entries read one column each (``sources``): the pairs where its written register is
-        live, and every answer at the columns whose read entries are not finite."""
+        live, and every answer at the columns whose read entries are not finite, gathered side by side on its
+        registers' rows (``_registers``)."""
         layout = self.layout
-        reads = list(dict.fromkeys(layout.span(name) for name in ins.reads))
-        read_rows = [r for a, b in reads for r in range(a, b)]
+        registers, places, rows = self._registers(ins)
+        reads = [(here, there) for name, (here, there) in zip(dict.fromkeys((ins.writes, *ins.reads)), places)
+                 if name in ins.reads]
+        read_rows = [r for name in dict.fromkeys(ins.reads) for r in range(*layout.span(name))]
         bad = ~np.all(np.isfinite(mid[read_rows][:, sources]), axis=0)
         live = self.live_in(ins.writes) | bad[None, :]
         ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
         if ks.size == 0:
             return
         src = sources[ts]
-        a, b = layout.span(ins.writes)
+        written, stacked = layout.rows(ins.writes), registers.rows(ins.writes)
         local = ins.in_place()
-        H = mid[:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
-        unique = np.unique(ks * self.T + src).size == ks.size
+        H = mid[rows][:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
+        # distinct pairs read distinct entries where no two columns read one (every kind but mov's first columns)
+        unique = np.unique(sources).size == sources.size or np.unique(ks * self.T + src).size == ks.size
         for arr, absolute in ((self.slack, True), (self.lam, False)):
-            sub = np.zeros((1, self.P, ks.size))
-            sub[0, a:b] = arr[ks, a:b, ts].T
-            sub = local.pullback(H, sub, layout, absolute=absolute)
-            arr[ks, a:b, ts] = 0.0
-            for ra, rb in reads:
+            sub = np.zeros((1, registers.width, ks.size))
+            sub[0, stacked] = arr[ks, written, ts].T
+            sub = local.pullback(H, sub, registers, absolute=absolute)
+            arr[ks, written, ts] = 0.0
+            for here, there in reads:
                 if unique:
-                    arr[ks, ra:rb, src] += sub[0, ra:rb].T
+                    arr[ks, here, src] += sub[0, there].T
                 else:  # several columns read one (mov's first columns): their sums add up
-                    np.add.at(arr, (ks, slice(ra, rb), src), sub[0, ra:rb].T)
+                    np.add.at(arr, (ks, here, src), sub[0, there].T)
         moved = np.zeros_like(live)
         moved[ks, src] = True
         self._moved(ins, live, moved)
@@ -177,3 +211,6 @@ class Cotangents:
             for s in self._of[name]:
                 self.live[s] |= read
                 self._pairs.pop(s, None)
+
+
+_STACKS: "weakref.WeakKeyDictionary[Layout, dict]" = weakref.WeakKeyDictionary()  # ``Cotangents._registers``

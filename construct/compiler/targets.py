@@ -327,7 +327,8 @@ class PaperPass:
         return forward.embed(self.w, tokens)
 
     def layer_parts(self, l: int, H: np.ndarray):
-        return forward.layer_parts(self.w, self.w.order[l], H)
+        """The pass's intermediates without the weights' zero terms (``forward.live_parts``)."""
+        return forward.live_parts(self.w, self.w.order[l], H)
 
     def attention_error(self, l: int, H: np.ndarray, parts, mech, chosen: np.ndarray,
                         uniform: np.ndarray) -> np.ndarray:

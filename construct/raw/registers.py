@@ -130,8 +130,14 @@ class Layout:
 
     def span(self, name: str) -> tuple[int, int]:
         """Half-open row range ``(start, stop)`` of a register."""
-        reg, start = self._entry(name)
-        return start, start + reg.size
+        if name not in self._spans:
+            self._entry(name)  # raises the error that names the layout's registers
+        return self._spans[name]
+
+    @cached_property
+    def _spans(self) -> dict[str, tuple[int, int]]:
+        """Every register's ``span``, found once (the certificate asks for them thousands of times a run)."""
+        return {name: (start, start + reg.size) for name, (reg, start) in self._placed.items()}
 
     def rows(self, name: str) -> slice:
         """The register's rows as a slice, for indexing a hidden state ``H[rows, :]``."""

@@ -2,7 +2,9 @@
 
 It spells out the equations of ``weights.py`` and nothing else; the JAX pass
 (``forward_jax.py``) is tested against it. ``layer_parts`` keeps a layer's
-intermediates, from which ``rounding`` bounds the pass's own rounding.
+intermediates, from which ``rounding`` bounds the pass's own rounding;
+``live_parts`` keeps the same intermediates computed without the weights'
+zero terms, as the certificate runs it.
 """
 
 from __future__ import annotations
@@ -174,6 +176,113 @@ def layer(w: Weights, l: int, H: np.ndarray) -> np.ndarray:
         X = X + (causal_softmax((Hr @ Wq) @ (Hr @ Wk).T) @ (Hr @ Wv)) @ Wo
     normed = layer_norm(X, w.ln_gain[l], w.ln_bias[l], w.ln_eps)[3][:, live.rows]
     return X + gelu(normed @ live.W1 + live.b1) @ live.W2 + w.b2[l]
+
+
+@dataclass(frozen=True, eq=False)
+class MLPUnits:
+    """Stored layer ``l``'s units with a nonzero input weight or bias, the rows of ``LN(X)`` they read, the rows of
+    the state they write, and the weights between them: every other unit has ``pre = 0`` and ``hidden = gelu(0) =
+    0`` exactly (for a finite ``LN(X)``), and every other row of ``hidden W2`` is exactly 0."""
+
+    units: np.ndarray
+    rows: np.ndarray
+    written: np.ndarray
+    W1: np.ndarray  # (rows, units)
+    b1: np.ndarray  # (units,)
+    W2: np.ndarray  # (units, written)
+
+
+def mlp_units(w: Weights, l: int) -> MLPUnits:
+    """``MLPUnits`` of stored layer ``l``, found once per weights (the weights are read-only)."""
+    cache = _UNITS.setdefault(w, {})
+    if l not in cache:
+        units = np.flatnonzero(np.any(w.W1[l] != 0, axis=0) | (w.b1[l] != 0))
+        rows = np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1))
+        written = np.flatnonzero(np.any(w.W2[l] != 0, axis=0))
+        cache[l] = MLPUnits(units, rows, written, w.W1[l][np.ix_(rows, units)], w.b1[l][units],
+                            w.W2[l][np.ix_(units, written)])
+    return cache[l]
+
+
+_UNITS: "weakref.WeakKeyDictionary[Weights, dict[int, MLPUnits]]" = weakref.WeakKeyDictionary()
+
+
+@dataclass(frozen=True, eq=False)
+class _Kept:
+    """What ``live_parts`` computes of one stored layer: per head with a nonzero value weight, its index, its value
+    columns with a weight, the rows of ``H`` its projections read and ``Wq``, ``Wk``, ``Wv`` on them (``Wq``, ``Wk``
+    on the score columns where both have a weight, ``Wv`` on its value columns); those value columns with the heads
+    side by side (``values``) and the rows of ``Wo`` that read them."""
+
+    heads: tuple[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], ...]
+    values: np.ndarray
+    Wo: np.ndarray
+
+
+def _kept(w: Weights, l: int) -> _Kept:
+    """``_Kept`` of stored layer ``l``, found once per weights."""
+    cache = _KEPT.setdefault(w, {})
+    if l not in cache:
+        dh = w.head_size
+        heads = []
+        for h in range(w.heads):
+            Wq, Wk, Wv = w.Wq[l, h], w.Wk[l, h], w.Wv[l, h]
+            values = np.flatnonzero(np.any(Wv != 0, axis=0))
+            if values.size == 0:
+                continue
+            scores = np.flatnonzero(np.any(Wq != 0, axis=0) & np.any(Wk != 0, axis=0))
+            Wq, Wk, Wv = Wq[:, scores], Wk[:, scores], Wv[:, values]
+            rows = np.flatnonzero(np.any(Wq != 0, axis=1) | np.any(Wk != 0, axis=1) | np.any(Wv != 0, axis=1))
+            heads.append((h, values, rows, Wq[rows], Wk[rows], Wv[rows]))
+        values = np.concatenate([h * dh + columns for h, columns, *_ in heads]) if heads else np.zeros(0, int)
+        cache[l] = _Kept(tuple(heads), values, w.Wo[l][values])
+    return cache[l]
+
+
+_KEPT: "weakref.WeakKeyDictionary[Weights, dict[int, _Kept]]" = weakref.WeakKeyDictionary()
+
+
+def live_parts(w: Weights, l: int, H: np.ndarray) -> LayerParts:
+    """``layer_parts(w, l, H)`` computed without the weights' zero terms (``_Kept``, ``MLPUnits``), as the
+    certificate runs it.
+
+    Every product is the dense one's sum without its zero terms; every entry
+    no nonzero term reaches is exactly 0, as in exact arithmetic: a value
+    column without weights, and so its head output; a unit without input
+    weights or bias (``pre = 0``, ``hidden = gelu(0) = 0``); a row of
+    ``hidden W2`` no weight writes. Only the order in which the nonzero
+    terms are added may differ from ``layer_parts``', which ``rounding``
+    bounds in any order. A head whose value weights are all zero adds
+    exactly 0 whatever its softmax weights: those are not computed, and ``A``
+    is 0 there (``rounding`` reads no head's weights without values).
+
+    Where the output is not finite, the result is ``layer_parts``', whose
+    zero terms spread a NaN or inf over the state as the dense products do.
+    """
+    T = H.shape[0]
+    m, dh = w.heads, w.head_size
+    kept, units = _kept(w, l), mlp_units(w, l)
+    A = np.zeros((m, T, T), dtype=H.dtype)
+    V = np.zeros((m, T, dh), dtype=H.dtype)
+    B = np.zeros((m, T, dh), dtype=H.dtype)
+    for h, values, rows, Wq, Wk, Wv in kept.heads:
+        Hr = H[:, rows]
+        A[h] = causal_softmax((Hr @ Wq) @ (Hr @ Wk).T)
+        V[h][:, values] = Hr @ Wv
+        B[h][:, values] = A[h] @ V[h][:, values]
+    Y = B.transpose(1, 0, 2).reshape(T, m * dh)[:, kept.values] @ kept.Wo
+    X = H + Y + w.bo[l]
+    mean, centred, sigma, normed = layer_norm(X, w.ln_gain[l], w.ln_bias[l], w.ln_eps)
+    pre = np.zeros((T, w.W1.shape[2]), dtype=H.dtype)
+    pre[:, units.units] = normed[:, units.rows] @ units.W1 + units.b1
+    hidden = np.zeros_like(pre)
+    hidden[:, units.units] = gelu(pre[:, units.units])
+    mlp = np.zeros_like(X)
+    mlp[:, units.written] = hidden[:, units.units] @ units.W2
+    out = X + mlp + w.b2[l]
+    if not np.all(np.isfinite(out)):
+        return layer_parts(w, l, H)
+    return LayerParts(A, V, B, Y, X, mean, centred, sigma, normed, pre, hidden, mlp, out)
 
 
 def embed(w: Weights, tokens: np.ndarray) -> np.ndarray:

@@ -28,7 +28,9 @@ The floating-point model, for float64 and float32 with unit roundoff
   (``tests/transformer/test_rounding.py`` checks both against mpmath on 12,000 points).
 
 Every bound below is a sum of such terms over the operations the pass
-performs, in the order ``forward.layer_parts`` performs them, except for
+performs, in the order ``forward.layer_parts`` performs them (and
+``forward.live_parts``, the same operations without the weights' zero
+terms, which the certificate runs), except for
 the MLP's two matrix products, whose rounding is measured rather than
 bounded in the worst case (``product_rounding``): each is recomputed by the
 compensated dot product Dot2 of Ogita, Rump and Oishi ("Accurate sum and
@@ -52,7 +54,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .forward import LayerParts
+from .forward import LayerParts, mlp_units
 from .weights import Weights
 
 ERF_ULPS = {np.dtype(np.float64): 4.0, np.dtype(np.float32): 2.0}
@@ -67,6 +69,10 @@ def unit_roundoff(dtype) -> float:
 
 def gamma(k, u: float):
     """``k u / (1 - k u)``, elementwise over counts ``k``; refuses counts where the bound breaks down."""
+    if isinstance(k, int):  # one count (most calls): the same operations, without building an array
+        if k * u >= 0.5:
+            raise ValueError(f"a dot product of {k} terms is beyond the rounding model in this dtype")
+        return np.float64(k * u / (1 - k * u))
     k = np.asarray(k, dtype=np.float64)
     if np.any(k * u >= 0.5):
         raise ValueError(f"a dot product of {int(k.max())} terms is beyond the rounding model in this dtype")
@@ -163,9 +169,10 @@ def product_rounding(x: np.ndarray, W: np.ndarray, bias: np.ndarray | None, comp
         products, errors = products[plan.pair], errors[plan.pair]  # (kmax, C, T): term j of every column, contiguous
         res = _cascade(products, errors)
         kc = plan.k[columns]
-        g = (gamma(kc, u) ** 2) * magnitude * (1 + gamma(kc, u))
+        gk = gamma(kc, u)
+        g = (gk ** 2) * magnitude * (1 + gk)
         bound = np.abs(computed[:, columns] - res) * (1 + u) + u * (np.abs(res) + g) / (1 - u) + g + kc * tiny
-        fallback = gamma(kc, u) * magnitude + tiny
+        fallback = gk * magnitude + tiny
         out[:, columns] = np.where(np.isfinite(res) & np.isfinite(bound), bound, fallback)
     return out * SAFETY[dtype]
 
@@ -415,43 +422,25 @@ def normed_error_finite(parts: LayerParts) -> bool:
         return all(bound <= top for bound in (numerator, numerator / s0, 2 * SPLIT[dtype] * max(n, s)))
 
 
-@dataclass(frozen=True, eq=False)
-class _MLPUnits:
-    """Stored layer ``l``'s units with a nonzero input weight or bias, the rows of ``LN(X)`` they read, the rows of
-    the state they write, and the weights between them: every other unit has ``pre = 0`` and ``hidden = gelu(0) =
-    0`` exactly, and so no rounding, and every other row of ``hidden W2`` is exactly 0."""
-
-    units: np.ndarray
-    rows: np.ndarray
-    written: np.ndarray
-    W1: np.ndarray
-    b1: np.ndarray
-    W2: np.ndarray
-    absW1: np.ndarray
-    absW2: np.ndarray
-
-
-def _units(w: Weights, l: int) -> _MLPUnits:
-    """``_MLPUnits`` of stored layer ``l``, found once per weights."""
-    cache = _UNITS.setdefault(w, {})
+def _magnitudes(w: Weights, l: int) -> tuple[np.ndarray, np.ndarray]:
+    """``|W1|`` and ``|W2|`` of stored layer ``l``'s ``forward.mlp_units``, found once per weights."""
+    cache = _MAGNITUDES.setdefault(w, {})
     if l not in cache:
-        units = np.flatnonzero(np.any(w.W1[l] != 0, axis=0) | (w.b1[l] != 0))
-        rows = np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1))
-        written = np.flatnonzero(np.any(w.W2[l] != 0, axis=0))
-        W1, W2 = w.W1[l][np.ix_(rows, units)], w.W2[l][np.ix_(units, written)]
-        cache[l] = _MLPUnits(units, rows, written, W1, w.b1[l][units], W2, np.abs(W1), np.abs(W2))
+        units = mlp_units(w, l)
+        cache[l] = np.abs(units.W1), np.abs(units.W2)
     return cache[l]
 
 
-_UNITS: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary()
+_MAGNITUDES: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary()
 
 
 def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     """Bound the rounding of the MLP half of layer ``l`` as ``forward.layer_parts`` computes it (on the units that
-    can round, ``_units``; the others' bounds are 0)."""
+    can round, ``forward.mlp_units``; the others' bounds are 0)."""
     dtype = parts.X.dtype
     u, tiny = unit_roundoff(dtype), float(np.finfo(dtype).tiny)
-    live = _units(w, l)
+    live = mlp_units(w, l)
+    absW1, absW2 = _magnitudes(w, l)
     units, rows, written = live.units, live.rows, live.written
     T, U = parts.pre.shape
     gain, bias, b2 = w.ln_gain[l], w.ln_bias[l], w.b2[l]
@@ -459,7 +448,6 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     normed = parts.normed[:, rows]
     dnormed = layer_norm_rounding(parts, gain, bias)[:, rows]
     # pre = normed W1 + b1
-    absW1 = live.absW1
     pre, hidden = parts.pre[:, units], parts.hidden[:, units]
     given_dpre = product_rounding(normed, W1, b1, pre) + tiny
     dpre = given_dpre + dnormed @ absW1
@@ -475,7 +463,6 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     dhidden = gelu_slope(p + dpre) * dpre + evaluation
     given_dhidden = gelu_slope(p + given_dpre) * given_dpre + evaluation
     # mlp = hidden W2; out = (X + mlp) + b2
-    absW2 = live.absW2
     rest = addition_rounding(parts.X, parts.mlp, b2, parts.out)  # out = (X + mlp) + b2
     rest[:, written] += product_rounding(hidden, W2, None, parts.mlp[:, written]) + tiny
     k = SAFETY[dtype]

@@ -121,7 +121,7 @@ TERMS = {
                                            ("ridge", np.float64, True, {"attention_sharpness": 8.0})),
     "product: signed weight and layer norm roundings": (
         lambda mp: without_term(ProductMechanism, "signed weight and layer norm roundings", mp),
-        ("sgd", np.float64, False, {})),
+        ("sgd", np.float64, True, {})),
     "division: mlp rounding": (lambda mp: without_term(DivisionMechanism, "mlp rounding", mp),
                                ("ridge", np.float64, False, {})),
     "division: output row before the MLP": (lambda mp: without_term(DivisionMechanism, "output row before the MLP", mp),

@@ -1,7 +1,7 @@
 """The two forward passes: the same transformer, generic, float64 without global flags."""
 
 import ast
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import jax
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from construct.transformer import forward, forward_exact, forward_jax
 
-from support import ROOT, random_weights
+from support import ROOT, random_weights, sparse_weights
 
 PACKAGE = ROOT / "construct"
 
@@ -55,6 +55,43 @@ def test_layer_parts_project_each_layer_with_its_own_weights():
         head = [slice(h * dh, (h + 1) * dh) for h in range(w.heads)]
         assert np.array_equal(parts.V, np.stack([V[:, s] for s in head]))
         assert np.array_equal(parts.A, forward.causal_softmax(np.stack([Q[:, s] @ K[:, s].T for s in head])))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_live_parts_are_the_dense_parts_without_their_zero_terms(seed):
+    """``live_parts`` against ``layer_parts`` on weights with a compiled network's zeros (``sparse_weights``): the
+    entries no nonzero term reaches are exactly 0 in both (a head's values and outputs without value weights, a
+    value column without weights, units without input weights, rows the MLP does not write), the others the same
+    sums in another order; a head without value weights has no softmax weights (0)."""
+    w = sparse_weights(seed)
+    H = np.random.default_rng(seed).normal(size=(9, w.width))
+    live, dense = forward.live_parts(w, 0, H), forward.layer_parts(w, 0, H)
+    zeros = {"V": np.s_[0], "B": np.s_[0], "pre": np.s_[:, :2], "hidden": np.s_[:, :2], "mlp": np.s_[:, 5:7]}
+    for name, where in zeros.items():
+        assert np.all(getattr(live, name)[where] == 0) and np.all(getattr(dense, name)[where] == 0), name
+    assert np.all(live.V[1][:, 0] == 0) and np.all(dense.V[1][:, 0] == 0)
+    assert np.all(live.A[0] == 0) and np.all(dense.A[0][np.tril_indices(9)] > 0)
+    for field in fields(live):
+        a, b = getattr(live, field.name), getattr(dense, field.name)
+        if field.name == "A":
+            a, b = a[1:], b[1:]
+        assert np.array_equal(a == 0, b == 0), field.name
+        assert np.all(np.abs(a - b) <= 1e-13 * (1 + np.abs(b).max())), field.name
+
+
+@pytest.mark.parametrize("scale, where", [(1.0, (2, 3)), (1e200, None)])
+def test_live_parts_of_a_state_not_finite_are_the_dense_parts(scale, where):
+    """A NaN in the state, or an overflow in the layer: the dense pass's parts, bit for bit (its zero terms spread
+    the NaN or inf as the certificate expects)."""
+    w = sparse_weights(1)
+    H = np.random.default_rng(2).normal(size=(9, w.width)) * scale
+    if where is not None:
+        H[where] = np.nan
+    with np.errstate(over="ignore", invalid="ignore"):
+        live, dense = forward.live_parts(w, 0, H), forward.layer_parts(w, 0, H)
+    assert not np.all(np.isfinite(dense.out))
+    for field in fields(live):
+        assert np.array_equal(getattr(live, field.name), getattr(dense, field.name), equal_nan=True), field.name
 
 
 def test_causal():

@@ -6,6 +6,7 @@ softmax weights and layer norm's mean and sigma are the pass's own, as the
 bounds' statement says.
 """
 
+from dataclasses import replace
 from fractions import Fraction
 
 import mpmath
@@ -16,7 +17,7 @@ from hypothesis import strategies as st
 from scipy.special import erf
 
 from construct.transformer import forward, rounding
-from support import random_weights
+from support import random_weights, sparse_weights
 
 mpmath.mp.dps = 50
 
@@ -41,12 +42,48 @@ def as_fraction(v: mpmath.mpf) -> Fraction:
 def test_layer_rounding_bounds_hold_against_exact_arithmetic(seed, m, D, dh, U, T, scale, dtype):
     w = random_weights(seed, L=1, m=m, D=D, dh=dh, U=U, T=T, dtype=dtype)
     H = (np.random.default_rng(seed + 1).normal(size=(T, D)) * scale).astype(dtype)
-    parts = forward.layer_parts(w, 0, H)
+    assert_layer_bounds_hold(w, H, forward.layer_parts(w, 0, H))
+
+
+@settings(max_examples=12)
+@given(seed=st.integers(0, 10**6), T=st.integers(1, 6), scale=st.sampled_from([1e-3, 1.0, 30.0]),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_layer_rounding_bounds_hold_for_the_live_pass(seed, T, scale, dtype):
+    """The same bounds on ``live_parts``' intermediates, for weights with a compiled network's zeros: its products
+    add the nonzero terms in another order than the dense ones, which the bounds cover."""
+    w = sparse_weights(seed, T=T, dtype=dtype)
+    H = (np.random.default_rng(seed + 1).normal(size=(T, w.width)) * scale).astype(dtype)
+    assert_layer_bounds_hold(w, H, forward.live_parts(w, 0, H))
+
+
+def test_no_bound_reads_the_weights_of_a_head_without_values():
+    """``live_parts`` leaves the softmax weights of a head without value weights at 0 (``sparse_weights``' head 0):
+    the attention's rounding and the selection error are the same, bit for bit, with the weights it would have."""
+    w = sparse_weights(7)
+    H = np.random.default_rng(8).normal(size=(9, w.width))
+    live, dense = forward.live_parts(w, 0, H), forward.layer_parts(w, 0, H)
+    assert np.all(live.A[0] == 0) and np.any(dense.A[0] != 0)
+    A = live.A.copy()
+    A[0] = dense.A[0]
+    chosen = np.random.default_rng(9).integers(0, 9, size=(w.heads, 9)) % (np.arange(9) + 1)
+    bounds = []
+    for parts in (live, replace(live, A=A)):
+        att = rounding.attention(w, 0, H, parts)
+        bounds.append([att.rounding, att.values, *(rounding.selection(w.Wo[0], parts, att.values, chosen, uniform)
+                                                    for uniform in ([True, False, False], [False, False, True]))])
+    assert all(np.array_equal(a, b) for a, b in zip(*bounds))
+
+
+def assert_layer_bounds_hold(w, H, parts):
+    """``rounding.attention`` and ``rounding.mlp`` of layer 0 on ``parts`` hold against exact arithmetic."""
+    T, D = H.shape
+    m = w.heads
     att = rounding.attention(w, 0, H, parts)
     # X' = H + sum_h (A_h (H Wv_h)) Wo_h + bo, exactly, with the pass's A
     Hq, Wv, Wo, A = exact(H), exact(w.Wv[0]), exact(w.Wo[0]), exact(parts.A)
     V = np.stack([Hq @ Wv[h] for h in range(m)])
-    assert np.all(np.abs(np.vectorize(float)(V)) <= att.values * (1 + 1e-12) + 1e-300)
+    read = np.any(w.Wo[0] != 0, axis=1).reshape(m, 1, -1)  # ``values`` bounds the columns Wo reads (others add 0)
+    assert np.all((np.abs(np.vectorize(float)(V)) <= att.values * (1 + 1e-12) + 1e-300) | ~read)
     B = np.stack([A[h] @ V[h] for h in range(m)])
     X_exact = Hq + B.transpose(1, 0, 2).reshape(T, -1) @ Wo + exact(w.bo[0])
     err = np.abs(np.vectorize(float)(exact(parts.X) - X_exact))
@@ -194,3 +231,16 @@ def test_dot2s_cascade_is_the_same_term_by_term_and_accumulated():
     whole = rounding._cascade(products, errors)  # 8 x 300 entries per term: term by term
     for c in range(8):
         assert np.array_equal(whole[:, c], rounding._cascade(products[:, c:c + 1], errors[:, c:c + 1])[:, 0])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gamma_of_one_count_is_gamma_of_an_array_of_counts(dtype):
+    """``gamma`` takes one count without building an array: the same numbers bit for bit, the same refusal."""
+    u = rounding.unit_roundoff(dtype)
+    counts = [1, 2, 3, 7, 100, 4097, 10**6]
+    assert [rounding.gamma(k, u) for k in counts] == list(rounding.gamma(np.array(counts), u))
+    assert all(type(rounding.gamma(k, u)) is np.float64 for k in counts)
+    huge = int(0.5 / u) + 1
+    for k in (huge, np.array([1, huge])):
+        with pytest.raises(ValueError, match="beyond the rounding model"):
+            rounding.gamma(k, u)
