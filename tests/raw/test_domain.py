@@ -325,14 +325,15 @@ def test_a_task_inside_a_box_too_wide_for_its_lam_is_refused_as_the_networks_own
     bounds, so a refusal says the network's own error passed the slack. Ridge d = 1, lam = 1e-3, |x| <= 7000
     (R^2/lam = 4.9e10): A^-1's register is bounded by 1/lam = 1000, the exact A^-1 falls to 2e-8 after the first
     example, and the product that updates it errs by 2e-4, so x^T A^-1 x at the next examples is far off and the
-    divisor 1 + x^T A^-1 x >= 1 was computed 0.688."""
+    divisor 1 + x^T A^-1 x >= 1 is computed far below 1 (0.69 by the pass on live parts, 0.11 by the dense one: the
+    value depends on the order in which a matrix library sums the products, so the pattern does not fix it)."""
     X, y, q = ISSUE_CASE
     program = programs.ridge(1, 6, 1e-3)
     net = construct.compile(program, x_max=7000.0, y_max=float(np.abs(y).max()))
     divides = [k for k, ins in enumerate(program.instructions) if ins.divisor == "den1"]
     exact = [H[program.layout.rows("den1")] for k, H in enumerate(program.states_many([(X, y, q)])) if k in divides]
     assert len(exact) == 6 and min(float(v.min()) for v in exact) >= 1  # exact: above its floor at every division
-    with pytest.raises(DomainError, match=r"divisor 'den1' fell to 0\.6\d+ in layer \d+ .* below its declared floor "
+    with pytest.raises(DomainError, match=r"divisor 'den1' fell to \S+ in layer \d+ .* below its declared floor "
                                           r"0\.99\d+; the task is inside the box \|x_i\| <= 7000, .* so the network's "
                                           r"own error on 'den1' passed their slack: the box is too wide"):
         net.predict(X, y, q, tolerance=None)
