@@ -65,6 +65,7 @@ FLOAT32_ALONE = {  # ridge_newton's registers in the groups float32_alone takes 
     "P A' w1": ("PAw",),
     "w and the prediction": ("w", "pred"),
 }
+ROUNDED = "A' and b' only rounded to float32, no product, solved exactly"
 
 
 def measure(algo: str, n: int, d: int = D) -> dict:
@@ -128,6 +129,8 @@ def measure(algo: str, n: int, d: int = D) -> dict:
         alone = {group: float(relative_errors(lambda X, y, q, names=names: float32_alone(net32, tokens(X, y, q), names),
                                               tasks, want).max())
                  for group, names in FLOAT32_ALONE.items()}
+        rounded = relative_errors(lambda X, y, q: rounded_averages(X, y, q, PARAMETERS[algo]["lam"]), tasks, want)
+        alone[ROUNDED] = float(rounded.max())
     return {
         **row, "run": True, "layers": size["layers"], "stored": size["stored_layers"],
         "parameters": size["parameters"], "nonzero_parameters": int(sum(np.count_nonzero(a) for a in stored)),
@@ -170,6 +173,21 @@ def float32_alone(net, prompt: np.ndarray, noisy) -> np.ndarray:
         for name in written - set(noisy):
             H[:, layout.rows(name)] = exact[layout.rows(name)].T
     return (H @ weights.readout)[0::2]
+
+
+def rounded_averages(X, y, x_query, lam) -> np.ndarray:
+    """Ridge at every prefix from ridge_newton's averages ``A' = (lam I + S_k)/(2k + 1)`` and ``b' = X_k^T y_k /
+    (2k + 1)`` (the x~ column's) formed in float64 from the prompt rounded to float32, rounded to float32 in turn,
+    then solved and predicted in float64: what float32 storage alone costs, without the network's products."""
+    X, y, x_query = (np.asarray(a, np.float64).astype(np.float32).astype(np.float64) for a in (X, y, x_query))
+    inputs = np.vstack([X, x_query[None]])  # entry k predicts input k + 1, the query for k = n
+    answers = []
+    for k in range(len(X) + 1):
+        A = (lam * np.eye(X.shape[1]) + X[:k].T @ X[:k]) / (2 * k + 1)
+        b = X[:k].T @ y[:k] / (2 * k + 1)
+        w = np.linalg.solve(A.astype(np.float32).astype(np.float64), b.astype(np.float32).astype(np.float64))
+        answers.append(inputs[k] @ w)
+    return np.array(answers)
 
 
 BOX_KAPPAS = (None, 1e4)  # the box's own conditioning bound, and one declared
@@ -260,6 +278,7 @@ def float32_markdown(rows: list[dict]) -> str:
              + " | ".join(f"n = {r['n']}" for r in alone) + " |", "|---|" + "---|" * len(alone)]
     lines += [f"| {group} | " + " | ".join(f"{r['float32_alone'][group]:.1e}" for r in alone) + " |"
               for group in FLOAT32_ALONE]
+    lines.append(f"| {ROUNDED} | " + " | ".join(f"{r['float32_alone'][ROUNDED]:.1e}" for r in alone) + " |")
     lines.append("| all of them (the float32 network) | "
                  + " | ".join(f"{r['max_error_float32']:.1e}" for r in alone) + " |")
     return "\n".join(lines)

@@ -144,21 +144,36 @@ class _Live:
 _LIVE: "weakref.WeakKeyDictionary[Weights, dict[int, _Live]]" = weakref.WeakKeyDictionary()
 
 
+def _heads(w: Weights, l: int, outputs: bool) -> list[tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                                             np.ndarray]]:
+    """Stored layer ``l``'s heads that can add something: per head with a value column that has a weight (and,
+    with ``outputs``, an output weight), ``(h, values, rows, Wq, Wk, Wv)``: its index, those value columns, the
+    rows of ``H`` its projections read, and ``Wq``, ``Wk`` on those rows and the score columns where both have a
+    weight, ``Wv`` on those rows and value columns."""
+    dh = w.head_size
+    heads = []
+    for h in range(w.heads):
+        Wq, Wk, Wv = w.Wq[l, h], w.Wk[l, h], w.Wv[l, h]
+        values = np.any(Wv != 0, axis=0)
+        if outputs:
+            values &= np.any(w.Wo[l, h * dh:(h + 1) * dh] != 0, axis=1)
+        values = np.flatnonzero(values)
+        if values.size == 0:
+            continue
+        scores = np.flatnonzero(np.any(Wq != 0, axis=0) & np.any(Wk != 0, axis=0))
+        Wq, Wk, Wv = Wq[:, scores], Wk[:, scores], Wv[:, values]
+        rows = np.flatnonzero(np.any(Wq != 0, axis=1) | np.any(Wk != 0, axis=1) | np.any(Wv != 0, axis=1))
+        heads.append((h, values, rows, Wq[rows], Wk[rows], Wv[rows]))
+    return heads
+
+
 def _live(w: Weights, l: int) -> _Live:
     """Stored layer ``l``'s live parts, found once per weights (the weights are read-only)."""
     cache = _LIVE.setdefault(w, {})
     if l not in cache:
         dh = w.head_size
-        heads = []
-        for h in range(w.heads):
-            Wq, Wk, Wv, Wo = w.Wq[l, h], w.Wk[l, h], w.Wv[l, h], w.Wo[l, h * dh:(h + 1) * dh]
-            values = np.flatnonzero(np.any(Wv != 0, axis=0) & np.any(Wo != 0, axis=1))
-            if values.size == 0:
-                continue
-            scores = np.flatnonzero(np.any(Wq != 0, axis=0) & np.any(Wk != 0, axis=0))
-            Wq, Wk, Wv = Wq[:, scores], Wk[:, scores], Wv[:, values]
-            rows = np.flatnonzero(np.any(Wq != 0, axis=1) | np.any(Wk != 0, axis=1) | np.any(Wv != 0, axis=1))
-            heads.append((rows, Wq[rows], Wk[rows], Wv[rows], Wo[values]))
+        heads = [(rows, Wq, Wk, Wv, w.Wo[l, h * dh:(h + 1) * dh][values])
+                 for h, values, rows, Wq, Wk, Wv in _heads(w, l, outputs=True)]
         units = np.flatnonzero(np.any(w.W2[l] != 0, axis=1))
         W1 = w.W1[l][:, units]
         rows = np.flatnonzero(np.any(W1 != 0, axis=1))
@@ -223,18 +238,8 @@ def _kept(w: Weights, l: int) -> _Kept:
     """``_Kept`` of stored layer ``l``, found once per weights."""
     cache = _KEPT.setdefault(w, {})
     if l not in cache:
-        dh = w.head_size
-        heads = []
-        for h in range(w.heads):
-            Wq, Wk, Wv = w.Wq[l, h], w.Wk[l, h], w.Wv[l, h]
-            values = np.flatnonzero(np.any(Wv != 0, axis=0))
-            if values.size == 0:
-                continue
-            scores = np.flatnonzero(np.any(Wq != 0, axis=0) & np.any(Wk != 0, axis=0))
-            Wq, Wk, Wv = Wq[:, scores], Wk[:, scores], Wv[:, values]
-            rows = np.flatnonzero(np.any(Wq != 0, axis=1) | np.any(Wk != 0, axis=1) | np.any(Wv != 0, axis=1))
-            heads.append((h, values, rows, Wq[rows], Wk[rows], Wv[rows]))
-        values = np.concatenate([h * dh + columns for h, columns, *_ in heads]) if heads else np.zeros(0, int)
+        heads = _heads(w, l, outputs=False)
+        values = np.concatenate([h * w.head_size + columns for h, columns, *_ in heads]) if heads else np.zeros(0, int)
         cache[l] = _Kept(tuple(heads), values, w.Wo[l][values])
     return cache[l]
 

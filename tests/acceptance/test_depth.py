@@ -1,5 +1,7 @@
 """python -m construct.cli.depth: one row measured, one sized only, and the Markdown table of rows."""
 
+import numpy as np
+
 from construct.cli import depth
 
 from support import ROOT
@@ -72,8 +74,6 @@ def test_the_float32_error_is_taken_apart_by_register():
     """float32_alone with every register the network's is the float32 pass itself, bit for bit; with none, every
     register is the exact machine's (rounded to float32), so the answers are the closed form's to float32's
     rounding; the row carries the float32 column and, for ridge_newton, the error of each group alone."""
-    import numpy as np
-
     from construct import Bounds, compile, programs, reference
     from construct.raw.prompt import tokens
     from construct.tasks import gaussian_tasks
@@ -91,7 +91,8 @@ def test_the_float32_error_is_taken_apart_by_register():
     network = np.abs(forward.forward(net.weights, prompt)[0::2] - exact).max()
     assert np.abs(depth.float32_alone(net, prompt, ()) - exact).max() < min(1e-5, network / 10)
     row = depth.measure("ridge_newton", 2, d=2)
-    assert set(row["float32_alone"]) == set(depth.FLOAT32_ALONE) and row["max_error_float32"] > 1e3 * row["max_error"]
+    assert set(row["float32_alone"]) == {*depth.FLOAT32_ALONE, depth.ROUNDED}
+    assert row["max_error_float32"] > 1e3 * row["max_error"]
     assert f"| {row['max_error_float32']:.1e} |" in depth.markdown([row], [])
     table = depth.float32_markdown([row])
     residual = row["float32_alone"]["A' w1"]
@@ -115,6 +116,9 @@ def test_the_depth_page_reads_float32_and_the_dense_widths_from_the_results_file
     alone = row["ridge_newton", 128]["float32_alone"]
     above = {"the averages A', b' and g = c b'", "the loop's P", "w1 = P g", "A' w1", "P A' w1"}
     assert {group for group, error in alone.items() if error > 1e-3} == above
+    for n in (32, 128):  # the floor the averages set: alone, they already miss the target; float32 storage does not
+        assert row["ridge_newton", n]["float32_alone"]["the averages A', b' and g = c b'"] > 1e-3
+        assert row["ridge_newton", n]["float32_alone"][depth.ROUNDED] < 1e-5
     newton = row["ridge_newton", 32]
     d, S, D, m, dh, U = 8, newton["stored"], newton["residual_width"], newton["heads"], newton["head_size"], \
         newton["mlp_width"]
@@ -125,3 +129,18 @@ def test_the_depth_page_reads_float32_and_the_dense_widths_from_the_results_file
     assert (f"{S} stored layers of D = {D} residual rows, {m} heads of {dh} and U = {U:,} GeLU units" in flat
             and f"= {dense:,} of the {newton['parameters']:,} at n = 32" in flat
             and f"the other {S - 2} at most {max(others)}" in flat)
+
+
+def test_rounded_averages_is_ridge_from_float32_storage():
+    """``rounded_averages`` (the float32 table's storage row) predicts ridge at every prefix from the averages
+    rounded to float32: within float32's rounding of ridge, and not exactly it where a value is not a float32."""
+    from construct import reference
+
+    X, y, q = np.array([[1.0, 0.0], [0.5, 2.0], [0.1, 0.3]]), np.array([1.0, -1.0, 0.7]), np.array([0.2, 0.9])
+    ridge = reference.ridge(X, y, q, 0.1)
+    rounded = depth.rounded_averages(X, y, q, 0.1)
+    assert rounded.shape == ridge.shape == (4,) and rounded[0] == ridge[0] == 0.0
+    np.testing.assert_allclose(rounded, ridge, rtol=1e-5, atol=0)
+    assert np.any(rounded != ridge)
+    exact = depth.rounded_averages(np.array([[1.0]]), np.array([2.0]), np.array([4.0]), 1.0)  # all float32 values
+    np.testing.assert_allclose(exact, [0.0, 4.0], rtol=1e-15, atol=0)
