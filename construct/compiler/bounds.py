@@ -155,7 +155,7 @@ class Bounds:
         exact ``A^-1`` is near ``1/R^2``, so ``x^T A^-1 x`` at the next example
         carries an error near ``R^2/lam`` times that fraction into the
         divisor ``1 + x^T A^-1 x >= 1`` (tests/raw/test_domain.py: ``R^2/lam =
-        4.9e10``, the divisor computed 0.69 or 0.11 depending on the order of its sums).
+        4.9e10``, the divisor computed below its floor 0.99).
         """
         if not isinstance(program, Program):
             raise TypeError(f"for_inputs takes a Program, got {type(program).__name__}")

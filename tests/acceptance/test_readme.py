@@ -205,8 +205,9 @@ def test_the_certificate_and_benchmark_pages_numbers_are_the_results_files():
 
 
 def test_readme_box_too_wide_for_its_lam_is_the_networks():
-    """COMPILER.md's case of a task inside a box too wide for its lam: R^2/lam and the divisor the network
-    computes (tests/raw/test_domain.py holds the refusal itself)."""
+    """COMPILER.md's case of a task inside a box too wide for its lam: R^2/lam, and the divisor the network
+    computes below its floor 0.99 (its value depends on the order of the sums, so the page names none;
+    tests/raw/test_domain.py holds the refusal itself)."""
     import numpy as np
     import pytest
 
@@ -219,5 +220,6 @@ def test_readme_box_too_wide_for_its_lam_is_the_networks():
         net.predict(X, y, q, tolerance=None)
     computed = float(re.search(r"fell to (\S+) ", str(refused.value)).group(1))
     ratio = f"{7000.0**2 / 1e-3:.1e}".replace("e+", "e")
-    sentence = f"`|x| <= 7000`: `R^2/lam = {ratio}`, the divisor computed {computed:.3g}"
+    assert computed < 0.99
+    sentence = f"`|x| <= 7000`: `R^2/lam = {ratio}`, the divisor computed below its floor 0.99"
     assert sentence in " ".join((DOCS / "COMPILER.md").read_text().split())

@@ -325,8 +325,8 @@ def test_a_task_inside_a_box_too_wide_for_its_lam_is_refused_as_the_networks_own
     bounds, so a refusal says the network's own error passed the slack. Ridge d = 1, lam = 1e-3, |x| <= 7000
     (R^2/lam = 4.9e10): A^-1's register is bounded by 1/lam = 1000, the exact A^-1 falls to 2e-8 after the first
     example, and the product that updates it errs by 2e-4, so x^T A^-1 x at the next examples is far off and the
-    divisor 1 + x^T A^-1 x >= 1 is computed far below 1 (0.69 by the pass on live parts, 0.11 by the dense one: the
-    value depends on the order in which a matrix library sums the products, so the pattern does not fix it)."""
+    divisor 1 + x^T A^-1 x >= 1 is computed below its floor 0.99 (at a value that depends on the order in which a matrix
+    library sums the products, so the pattern does not fix it)."""
     X, y, q = ISSUE_CASE
     program = programs.ridge(1, 6, 1e-3)
     net = construct.compile(program, x_max=7000.0, y_max=float(np.abs(y).max()))
