@@ -87,15 +87,9 @@ def claims() -> list[str]:
     out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
     # the same model trained on (ols_continued.toml), on the same tasks
     before, r = r, load("noiseless_ols_continued")
-    d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
+    d, spd = r["d"], r["spd_over_d"]
     out += [f"training {minutes(r['model']['training_seconds'])}", f"On the same {r['tasks']} tasks"]
-    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
-    out += [f"{interval(spd['OLS'], d)} at k = d", f"squared error/d {interval(err['transformer'], d)} against",
-            f"to ridge(0.1) {interval(spd['ridge(0.1)'], d)}"]
-    lams = r["closest_ridge"]["lam"][1: d + 1]
-    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))} at every k from 1 to d",
-            f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
-    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    out += ols_claims(r)
     ols_before, ols_after = before["spd_over_d"]["OLS"], spd["OLS"]
     assert all(a < b for a, b in zip(ols_after["mean"][1: d + 1], ols_before["mean"][1: d + 1])), \
         "the page says the mean SPD/d to OLS fell at every k"
@@ -170,10 +164,23 @@ def claims() -> list[str]:
     return out
 
 
+def ols_claims(r: dict) -> list[str]:
+    """What the README says of a model trained toward OLS (results ``r``): SPD/d to OLS at every k <= d, its
+    squared error/d and SPD/d to ridge(0.1) at k = d, the closest ridge's lam, ILWD to OLS, and the refusals."""
+    d, spd, err = r["d"], r["spd_over_d"], r["error_over_d"]
+    out = [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
+    out += [f"{interval(spd['OLS'], d)} at k = d", f"squared error/d {interval(err['transformer'], d)} against",
+            f"to ridge(0.1) {interval(spd['ridge(0.1)'], d)}"]
+    lams = r["closest_ridge"]["lam"][1: d + 1]
+    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))} at every k from 1 to d",
+            f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
+    return out + [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+
+
 def long_run(d: int, target: float) -> list[str]:
     """The long run (ols_4x128.toml) on the same tasks, against the best earlier model at k = d, and its curve."""
     r = load("noiseless_ols_4x128")
-    spd, err = r["spd_over_d"], r["error_over_d"]
+    spd = r["spd_over_d"]
     assert r["d"] == d
     meta = json.loads((CHECKPOINTS / "ols_4x128.json").read_text())
     out = [f"training {minutes(r['model']['training_seconds'])} wall-clock, {minutes(meta['cpu_seconds'])} of CPU",
@@ -191,13 +198,7 @@ def long_run(d: int, target: float) -> list[str]:
             "over examples on it, " + ", ".join(str(p) for p in sorted({config.points(s) for s in
                                                                        range(config.steps)})[:-1])
             + f", then {config.task.n}"]
-    out += [f"{interval(spd['OLS'], k)} at k = {k}" for k in range(1, d)]
-    out += [f"{interval(spd['OLS'], d)} at k = d", f"squared error/d {interval(err['transformer'], d)} against",
-            f"to ridge(0.1) {interval(spd['ridge(0.1)'], d)}"]
-    lams = r["closest_ridge"]["lam"][1: d + 1]
-    out += [f"closest ridge has lam {g(min(lams))} to {g(max(lams))} at every k from 1 to d",
-            f"ILWD to OLS {interval(r['ilwd']['OLS'], d)} at k = d"]
-    out += [f"{name} refused {count} of {r['tasks']}" for name, count in r["refused"].items()]
+    out += ols_claims(r)
     continued = load("noiseless_ols_continued")["spd_over_d"]["OLS"]["mean"]
     assert all(a < b for a, b in zip(spd["OLS"]["mean"][1: d + 1], continued[1: d + 1])), \
         "the README says the mean is lower than ols_continued's at every k"
