@@ -45,6 +45,7 @@ dense step (only the order of a sum over pairs in ``weigh`` differs):
 from __future__ import annotations
 
 import weakref
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,9 +57,10 @@ class Cotangents:
     """Every answer's cotangent ``lam`` and its rounding bound ``slack``, (answers, P, T), with the masks of where
     they may be nonzero; seeded with 1 at each answer's read-out entry (``row``, ``columns[k]``)."""
 
-    def __init__(self, layout, P: int, T: int, row: int, columns: np.ndarray, dtype) -> None:
+    def __init__(self, layout, P: int, T: int, row: int, columns: np.ndarray, dtype, plans: dict | None = None) -> None:
         K = len(columns)
         self.layout, self.P, self.T = layout, P, T
+        self._plans = {} if plans is None else plans  # ``_plan``s, kept by a caller for every run of its program
         self.u = rounding.unit_roundoff(dtype)
         self.lam = np.zeros((K, P, T))
         self.lam[np.arange(K), row, columns] = 1.0
@@ -119,22 +121,37 @@ class Cotangents:
     def pull(self, ins, mid: np.ndarray) -> None:
         """``lam <- J^T lam`` and ``slack <- |J|^T (slack + gamma |lam|)`` through instruction ``ins`` at the
         state ``mid`` (program rows x T) it read."""
-        layout, T = self.layout, self.T
+        plan = self._plan(ins)
         # the pullback's rounding: gamma |J|^T |lam| is |J|^T of gamma |lam| on the rows the instruction touches
         # (it sums the written rows' cotangents into the read rows', adding to what they hold)
-        gamma = rounding.gamma(max(ins.pullback_terms(T), 1) + 2, self.u)
-        touched = {}
-        for name in (ins.writes, *ins.reads):
-            touched.setdefault(layout.span(name), name)
-        for (a, b), name in touched.items():
+        for (a, b), name in plan.touched:
             ks, ts = self.pairs_of(name)
             if ks.size:
-                self.slack[ks, a:b, ts] += gamma * np.abs(self.lam[ks, a:b, ts])
-        sources = ins.source_columns(T)
-        if sources is None:
+                self.slack[ks, a:b, ts] += plan.gamma * np.abs(self.lam[ks, a:b, ts])
+        if plan.sources is None:
             self._pull_dense(ins, mid)
         else:
-            self._pull_pairs(ins, mid, sources)
+            self._pull_pairs(ins, plan, mid)
+
+    def _plan(self, ins) -> "_Pull":
+        """What pulling ``ins`` back needs of the instruction and the layout alone, found once (``_Pull``)."""
+        key = (id(ins), self.T)
+        if key not in self._plans:
+            layout, T = self.layout, self.T
+            touched = {}
+            for name in (ins.writes, *ins.reads):
+                touched.setdefault(layout.span(name), name)
+            registers, places, rows = self._registers(ins)
+            sources = ins.source_columns(T)
+            self._plans[key] = _Pull(
+                ins=ins, gamma=rounding.gamma(max(ins.pullback_terms(T), 1) + 2, self.u),
+                touched=tuple(touched.items()), sources=sources, registers=registers, rows=rows,
+                reads=tuple((here, there) for name, (here, there) in zip(dict.fromkeys((ins.writes, *ins.reads)),
+                                                                         places) if name in ins.reads),
+                read_rows=np.array([r for name in dict.fromkeys(ins.reads) for r in range(*layout.span(name))], int),
+                written=layout.rows(ins.writes), stacked=registers.rows(ins.writes), local=ins.in_place(),
+                distinct=sources is not None and np.unique(sources).size == sources.size)
+        return self._plans[key]
 
     def _registers(self, ins) -> tuple[Layout, list[tuple[slice, slice]], np.ndarray]:
         """The registers ``ins`` writes and reads, stacked in a layout of their own (a kind's pullback reads and
@@ -167,32 +184,31 @@ class Cotangents:
         reach = np.flip(np.logical_or.accumulate(np.flip(live, axis=1), axis=1), axis=1)
         self._moved(ins, live, reach)
 
-    def _pull_pairs(self, ins, mid: np.ndarray, sources: np.ndarray) -> None:
-        """An instruction whose entries read one column each (``sources``): the pairs where its written register is
-        live, and every answer at the columns whose read entries are not finite, gathered side by side on its
+    def _pull_pairs(self, ins, plan: "_Pull", mid: np.ndarray) -> None:
+        """An instruction whose entries read one column each (``plan.sources``): the pairs where its written register
+        is live, and every answer at the columns whose read entries are not finite, gathered side by side on its
         registers' rows (``_registers``)."""
-        layout = self.layout
-        registers, places, rows = self._registers(ins)
-        reads = [(here, there) for name, (here, there) in zip(dict.fromkeys((ins.writes, *ins.reads)), places)
-                 if name in ins.reads]
-        read_rows = [r for name in dict.fromkeys(ins.reads) for r in range(*layout.span(name))]
-        bad = ~np.all(np.isfinite(mid[read_rows][:, sources]), axis=0)
-        live = self.live_in(ins.writes) | bad[None, :]
-        ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
+        sources, written = plan.sources, plan.written
+        if np.isfinite(mid).all():  # most often: no read entry is not finite
+            live, ks, ts = None, *self.pairs_of(ins.writes)
+        else:
+            bad = ~np.all(np.isfinite(mid[plan.read_rows][:, sources]), axis=0)
+            live = self.live_in(ins.writes) | bad[None, :]
+            ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
         if ks.size == 0:
             return
+        if live is None:
+            live = self.live_in(ins.writes)
         src = sources[ts]
-        written, stacked = layout.rows(ins.writes), registers.rows(ins.writes)
-        local = ins.in_place()
-        H = mid[rows][:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
+        H = mid[plan.rows][:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
         # distinct pairs read distinct entries where no two columns read one (every kind but mov's first columns)
-        unique = np.unique(sources).size == sources.size or np.unique(ks * self.T + src).size == ks.size
+        unique = plan.distinct or np.unique(ks * self.T + src).size == ks.size
         for arr, absolute in ((self.slack, True), (self.lam, False)):
-            sub = np.zeros((1, registers.width, ks.size))
-            sub[0, stacked] = arr[ks, written, ts].T
-            sub = local.pullback(H, sub, registers, absolute=absolute)
+            sub = np.zeros((1, plan.registers.width, ks.size))
+            sub[0, plan.stacked] = arr[ks, written, ts].T
+            sub = plan.local.pullback(H, sub, plan.registers, absolute=absolute)
             arr[ks, written, ts] = 0.0
-            for here, there in reads:
+            for here, there in plan.reads:
                 if unique:
                     arr[ks, here, src] += sub[0, there].T
                 else:  # several columns read one (mov's first columns): their sums add up
@@ -211,6 +227,29 @@ class Cotangents:
             for s in self._of[name]:
                 self.live[s] |= read
                 self._pairs.pop(s, None)
+
+
+@dataclass(frozen=True, eq=False)
+class _Pull:
+    """What ``Cotangents.pull`` needs of one instruction ``ins`` at one prompt length: the rounding factor
+    ``gamma`` of its pullback, the registers it touches (rows, name), its ``source_columns`` and whether they are
+    ``distinct``, its registers' own layout and rows (``Cotangents._registers``), the read registers' places
+    there (``reads``) and rows in the state (``read_rows``), the written register's rows in both
+    (``written``, ``stacked``), and the instruction reading in place (``local``). It keeps ``ins`` alive, so
+    the caller's key ``id(ins)`` stays its own."""
+
+    ins: object
+    gamma: float
+    touched: tuple
+    sources: np.ndarray | None
+    registers: Layout
+    rows: np.ndarray
+    reads: tuple
+    read_rows: np.ndarray
+    written: object
+    stacked: object
+    local: object
+    distinct: bool
 
 
 _STACKS: "weakref.WeakKeyDictionary[Layout, dict]" = weakref.WeakKeyDictionary()  # ``Cotangents._registers``

@@ -59,6 +59,7 @@ does, for the algorithms that have one).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from functools import cached_property
@@ -75,6 +76,8 @@ from . import adjoint, verify
 from .bounds import DomainError
 
 ADJOINT_BYTES = 512 * 2**20  # the adjoint's cotangents and their slack at once (``Certifier._adjoint``)
+WINDOW_BYTES = 32 * 2**20  # the intermediates of the layers run before their analysis (``Certifier._locals``)
+STACK_TOKENS = 256  # at most the tokens of the layers analysed at once (``Certifier._locals``), but for one layer
 
 
 class CertificateError(DomainError):
@@ -137,9 +140,10 @@ def _require_zero_sums(W1: np.ndarray, l: int) -> None:
 
 @dataclass(eq=False)
 class LocalContext:
-    """The certificate's view of one layer, which an MLP mechanism's ``local_error`` reads: the weights, the stored
-    layer, the pass's intermediates and their rounding bounds, layer norm's intended scale, the attention's error
-    on every row, and what the mechanism's ``prepare`` found in the stored weights."""
+    """The certificate's view of the layers applying one stored layer, which an MLP mechanism's ``local_error``
+    reads: the weights, the stored layer, the pass's intermediates and their rounding bounds (the layers' tokens
+    stacked, ``tokens`` per layer: ``Certifier._locals``), layer norm's intended scale, the attention's error on
+    every row, and what the mechanism's ``prepare`` found in the stored weights."""
 
     w: object
     stored: int
@@ -147,8 +151,13 @@ class LocalContext:
     mlp: rounding.MLPBound
     ln_scale: float
     attention_error: np.ndarray
+    tokens: int
     prepared: object = None
     cache: dict | None = None  # what a mechanism derives from the stored weights alone, kept across layers and runs
+
+    def per_layer(self, flags: np.ndarray) -> np.ndarray:
+        """``flags`` (one per stacked token) made true on every token of a layer where one of its tokens is."""
+        return np.repeat(flags.reshape(-1, self.tokens).any(axis=1), self.tokens)
 
     @cached_property
     def normed_unbounded(self) -> np.ndarray:
@@ -177,6 +186,7 @@ class Certifier:
         self._prepared = {}  # (stored layer, mechanism class) -> what its ``prepare`` found in the weights
         self._weights_cache = {}  # for ``LocalContext.cache``
         self._selections = {}  # (T, offsets) -> ``_selected``
+        self._pulls = {}  # the adjoint's plans (``adjoint.Cotangents``), kept across runs
         zero = layout.span(ZERO)[0]
         for l, mech in enumerate(net.mechanisms):
             u = int(w.order[l])
@@ -247,7 +257,13 @@ class Certifier:
     # -- one layer ------------------------------------------------------------------------------
 
     def _local(self, l: int, H: np.ndarray, parts: forward.LayerParts, mech: LayerMechanism) -> np.ndarray:
-        """Bound on |layer(H) - I(H)|, (T, D), for the layer at depth ``l`` and its instructions I in order.
+        """Bound on |layer(H) - I(H)|, (T, D), for the layer at depth ``l`` and its instructions I in order
+        (``_locals`` of this one layer)."""
+        return self._locals([(l, H, parts)])[0]
+
+    def _locals(self, layers: list) -> list[np.ndarray]:
+        """Bound on |layer(H) - I(H)|, (T, D), for each ``(l, H, parts)`` of ``layers``: the layer at depth ``l``,
+        its input ``H`` and the pass's intermediates, and the layer's instructions I in order.
 
         Rows its attention writes are off by the attention's rounding and
         selection errors (its forms, composed, are exactly the attention
@@ -256,24 +272,64 @@ class Certifier:
         (``local_error`` of the kind's mechanism), whose operands are the
         state after attention, each within that attention error of its exact
         value.
+
+        The layers that apply the same stored layer with the same mechanisms
+        are analysed at once, one above the next (``forward.stack``): the
+        attention's analysis takes a leading axis of layers, and every term of
+        the MLP's is per token, so it takes their tokens one layer after
+        another (``forward.tokens_of``). The bounds are the same but for the
+        order in which a matrix library sums a row's terms, which the rounding
+        terms cover in any order; it spares most of the calls at short
+        prompts. A layer whose state is not finite, or whose layer norm
+        rounding bound may be unbounded (``rounding.normed_error_finite``),
+        is analysed alone: which columns and rows those leave unbounded is
+        found per layer.
         """
-        u = int(self.w.order[l])
-        chosen, uniform = self._selected(H.shape[0], mech.offsets)
+        groups, T = {}, layers[0][1].shape[0]
+        for i, (l, H, parts) in enumerate(layers):
+            alone = not (np.all(np.isfinite(H)) and rounding.normed_error_finite(parts))
+            key = (int(self.w.order[l]), self.net.mechanisms[l], id(self._checks[l][0]), i if alone else None)
+            stacks = groups.setdefault(key, [[]])
+            if stacks[-1] and (len(stacks[-1]) + 1) * T > STACK_TOKENS:
+                stacks.append([])
+            stacks[-1].append(i)
+        locals_ = [None] * len(layers)
+        for (u, mech, _, _), members in ((key, stack) for key, stacks in groups.items() for stack in stacks):
+            first = layers[members[0]][0]
+            if len(members) == 1:
+                _, H, parts = layers[members[0]]
+                attention_error = self._attention_local(first, H, parts)
+            else:
+                H, parts = np.stack([layers[i][1] for i in members]), forward.stack([layers[i][2] for i in members])
+                attention_error = self._attention_local(first, H, parts) if self.passes.stacked_attention else \
+                    np.stack([self._attention_local(*layers[i]) for i in members])
+                parts, attention_error = forward.tokens_of(parts), attention_error.reshape(-1, H.shape[-1])
+            local = attention_error
+            if mech.mlp:
+                mlp = rounding.mlp(self.w, u, parts)
+                local = attention_error + mlp.rounding
+                context = LocalContext(self.w, u, parts, mlp, mech.ln_scale, attention_error, tokens=T,
+                                       cache=self._weights_cache)
+                for m in mech.mlp:
+                    context.prepared = self._prepared[u, type(m)]
+                    local[:, list(m.out)] = m.local_error(context)
+            for k, i in enumerate(members):
+                locals_[i] = local[k * T:(k + 1) * T]
+        return locals_
+
+    def _attention_local(self, l: int, H: np.ndarray, parts: forward.LayerParts) -> np.ndarray:
+        """The attention's part of ``_locals`` for the layer at depth ``l`` (T, D): its rounding and selection
+        errors, the weights against the instructions, and what the MLP reads against the operands meant; (layers,
+        T, D) for the states and ``parts`` of layers stacked (``forward.stack``) that apply what ``l`` does."""
+        mech = self.net.mechanisms[l]
+        chosen, uniform = self._selected(H.shape[-2], mech.offsets)
         attention_error = self.passes.attention_error(l, H, parts, mech, chosen, uniform)
         check, reads = self._checks[l]
-        attention_error[:, : self.width] += check.error(H)  # weights that differ from the instructions
+        attention_error[..., : self.width] += check.error(H)  # weights that differ from the instructions
         for mapping in reads:  # what the MLP reads, against the operand entries its instructions mean
             for row, extra in check.read_errors(H, mapping).items():
-                attention_error[:, row] += extra
-        if not mech.mlp:
-            return attention_error
-        mlp = rounding.mlp(self.w, u, parts)
-        local = attention_error + mlp.rounding
-        context = LocalContext(self.w, u, parts, mlp, mech.ln_scale, attention_error, cache=self._weights_cache)
-        for m in mech.mlp:
-            context.prepared = self._prepared[u, type(m)]
-            local[:, list(m.out)] = m.local_error(context)
-        return local
+                attention_error[..., row] += extra
+        return attention_error
 
     def _selected(self, T: int, offsets: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Per head reading at ``offsets``, the token it is meant to read at each of ``T`` positions (m, T), and
@@ -304,40 +360,48 @@ class Certifier:
         # block's exact map applied to the state at the block's start, which ``checkpoints`` turn into caps on E
         tracker = self._backward_error(H[:, :P].T)
         E_block = E.copy() if tracker is not None else None
-        for l, (step, mech) in enumerate(zip(net.steps, net.mechanisms)):
-            parts = self.passes.layer_parts(l, H)
-            local = self._local(l, H, parts, mech)[:, :P].T  # program rows x tokens
-            # the layer's instructions in order, on the exact machine's intermediate states (computed in floating
-            # point: ``slack`` bounds how far those are from exact, and widens the operands of second-order terms)
-            mid, slack = H[:, :P].T, np.zeros((P, T))
-            # where a NaN can be: an instruction's rules change only the rows it writes, so there, except after a
-            # checkpoint, whose caps may put one anywhere on the state's rows
-            anywhere = False
-            for k in step.instructions:
-                ins = program.instructions[k]
-                remainder = _no_nan(ins.second_order(mid, E + slack, layout, slack)) if ins.nonlinear else None
-                path.append((l, ins, mid, remainder))  # None: a linear instruction's remainder, 0
-                rows = slice(None) if anywhere else layout.rows(ins.writes)
-                E = _no_nan_on(ins.propagate(mid, E, layout, slack), rows)
-                if tracker is not None:
-                    E_block = _no_nan_on(ins.propagate(mid, E_block, layout, slack), rows)
-                slack = _no_nan_on(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout), rows)
-                anywhere = False
-                try:
-                    mid = ins.apply(mid, program.layout)
-                except ZeroDivisionError as err:  # a divisor the domain bounds away from 0 is 0 here
-                    raise DomainError(f"layer {l + 1}: {err}, below the floor the network was built for; the "
-                                      "answer is refused") from None
-                if tracker is not None and k in self._checkpoints:
-                    self._checkpoint(tracker, self._checkpoints[k], mid, slack, E, E_block)
-                    anywhere = True
-            E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
-            if tracker is not None:
-                E_block = _no_nan(E_block + local) * rounding.SAFETY[H.dtype]
-            path.append((l, None, None, local))
+        window, size = [], 0  # layers run and not yet analysed, analysed together (``_locals``)
+        for depth in range(len(net.steps)):
+            parts = self.passes.layer_parts(depth, H)
+            window.append((depth, H, parts))
+            size += sum(getattr(parts, field.name).nbytes for field in dataclasses.fields(parts))
             H = parts.out
             states.append(H)
-            intervals.append(E)
+            if size < WINDOW_BYTES and depth + 1 < len(net.steps):
+                continue
+            for (l, H_in, _), local in zip(window, self._locals(window)):
+                local = local[:, :P].T  # program rows x tokens
+                # the layer's instructions in order, on the exact machine's intermediate states (computed in floating
+                # point: ``slack`` bounds how far those are from exact, and widens the operands of second-order terms)
+                mid, slack = H_in[:, :P].T, np.zeros((P, T))
+                # where a NaN can be: an instruction's rules change only the rows it writes, so there, except after a
+                # checkpoint, whose caps may put one anywhere on the state's rows
+                anywhere = False
+                for k in net.steps[l].instructions:
+                    ins = program.instructions[k]
+                    remainder = _no_nan(ins.second_order(mid, E + slack, layout, slack)) if ins.nonlinear else None
+                    path.append((l, ins, mid, remainder))  # None: a linear instruction's remainder, 0
+                    rows = slice(None) if anywhere else layout.rows(ins.writes)
+                    E = _no_nan_on(ins.propagate(mid, E, layout, slack), rows)
+                    if tracker is not None:
+                        E_block = _no_nan_on(ins.propagate(mid, E_block, layout, slack), rows)
+                    slack = _no_nan_on(ins.propagate(mid, slack, layout, slack) + ins.machine_rounding(mid, layout),
+                                       rows)
+                    anywhere = False
+                    try:
+                        mid = ins.apply(mid, program.layout)
+                    except ZeroDivisionError as err:  # a divisor the domain bounds away from 0 is 0 here
+                        raise DomainError(f"layer {l + 1}: {err}, below the floor the network was built for; the "
+                                          "answer is refused") from None
+                    if tracker is not None and k in self._checkpoints:
+                        self._checkpoint(tracker, self._checkpoints[k], mid, slack, E, E_block)
+                        anywhere = True
+                E = _no_nan(E + local) * rounding.SAFETY[H.dtype]
+                if tracker is not None:
+                    E_block = _no_nan(E_block + local) * rounding.SAFETY[H.dtype]
+                path.append((l, None, None, local))
+                intervals.append(E)
+            window, size = [], 0
         columns = x_columns(program.n)[x_columns(program.n) < T]
         bounds, shares = self._adjoint(path, len(net.steps), T, H.dtype, columns, components)
         bounds = np.minimum(bounds, E[layout.span(program.readout)[0], columns])
@@ -389,7 +453,7 @@ class Certifier:
         group = max(1, ADJOINT_BYTES // (2 * self.width * T * np.dtype(np.float64).itemsize))
         for start in range(0, len(columns), group):
             answers = slice(start, start + group)
-            cotangents = adjoint.Cotangents(layout, self.width, T, readout, columns[answers], dtype)
+            cotangents = adjoint.Cotangents(layout, self.width, T, readout, columns[answers], dtype, self._pulls)
             for l, ins, mid, error in reversed(path):
                 if error is not None:  # None: a remainder of 0, which weighs 0
                     contribution = cotangents.weigh(error)

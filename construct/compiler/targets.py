@@ -320,6 +320,8 @@ def require_conversion(net) -> np.ndarray:
 class PaperPass:
     """The numpy pass of the paper's layer, as the certificate runs it."""
 
+    stacked_attention = True  # ``attention_error`` takes layers stacked (``forward.stack``) that apply one stored layer
+
     def __init__(self, net) -> None:
         self.net, self.w = net, net.weights
 
@@ -333,7 +335,8 @@ class PaperPass:
     def attention_error(self, l: int, H: np.ndarray, parts, mech, chosen: np.ndarray,
                         uniform: np.ndarray) -> np.ndarray:
         """The attention's rounding and its selection error (the weights against one-hot, or against ``1/(i+1)``
-        for the averaging heads, ``uniform``)."""
+        for the averaging heads, ``uniform``); of layers stacked that apply the stored layer of ``l`` if ``H`` is
+        (layers, T, D)."""
         u = int(self.w.order[l])
         att = rounding.attention(self.w, u, H, parts)
         return att.rounding + rounding.selection(self.w.Wo[u], parts, att.values, chosen, uniform)
@@ -346,6 +349,8 @@ class PaperPass:
 class GPT2Pass:
     """The numpy pass of the GPT-2 blocks, as the certificate runs it; refuses weights that are not the conversion of
     the network's layers."""
+
+    stacked_attention = False  # ``attention_error`` takes one layer at a time
 
     def __init__(self, net) -> None:
         self.net, self.g = net, net.gpt2

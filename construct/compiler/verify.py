@@ -63,11 +63,11 @@ class AttentionCheck:
 
     def error(self, H: np.ndarray) -> np.ndarray:
         """``sum_{o, r} deviation[o][r, w] |H[max(i - o, 0), r]|`` + the bias's, (T, P): the error a run on ``H``
-        (T x D) can suffer on program row w at column i from weights that differ from the instructions."""
-        T = H.shape[0]
-        out = np.broadcast_to(self.bias, (T, len(self.bias))).copy()
+        (T x D) can suffer on program row w at column i from weights that differ from the instructions; (layers,
+        T, P) for states (layers, T, D)."""
+        out = np.broadcast_to(self.bias, (*H.shape[:-1], len(self.bias))).copy()
         for o, (rows, cols, block) in self._sparse.items():
-            out[:, cols] += seen(np.abs(H[:, rows]), o) @ block
+            out[..., cols] += seen(np.abs(H[..., rows]), o) @ block
         return out
 
     @cached_property
@@ -84,17 +84,16 @@ class AttentionCheck:
     def read_errors(self, H: np.ndarray, reads: dict[int, int]) -> dict[int, np.ndarray]:
         """For rows ``reads`` (a row of the state after attention -> the program row whose value the MLP means to
         read there): per such row, (T,) ``sum_{o, r} (|weights' map of the row - the instructions' map of the
-        program row| + slack) |H[i - o, r]|``."""
-        T = H.shape[0]
+        program row| + slack) |H[i - o, r]|``; (layers, T) for states (layers, T, D)."""
         absH = np.abs(H)
         views = {}  # offset -> |H| as the head reading there sees it (every row: each row's view is its own)
         out = {}
         for row, gaps in self._read_gaps(reads):
-            total = np.zeros(T)
+            total = np.zeros(H.shape[:-1])
             for o, nonzero, gap in gaps:
                 if o not in views:
                     views[o] = seen(absH, o)
-                total += views[o][:, nonzero] @ gap
+                total += views[o][..., nonzero] @ gap
             out[row] = total
         return out
 
@@ -122,12 +121,12 @@ class AttentionCheck:
 
 
 def seen(absH: np.ndarray, offset: int) -> np.ndarray:
-    """``|H|`` (T, rows) as the head reading at ``offset`` sees it: the column ``max(i - offset, 0)``, or for the
-    averaging head the mean of ``|H|`` over columns 0..i, rounded upward (its running sum: ``1 + gamma_T``)."""
+    """``|H|`` (..., T, rows) as the head reading at ``offset`` sees it: the column ``max(i - offset, 0)``, or for
+    the averaging head the mean of ``|H|`` over columns 0..i, rounded upward (its running sum: ``1 + gamma_T``)."""
     if offset != UNIFORM:
-        return read_at(absH, offset, axis=0)
-    T = absH.shape[0]
-    return prefix_mean(absH, axis=0) * (1 + gamma(T + 1, float(np.finfo(absH.dtype).eps) / 2))
+        return read_at(absH, offset, axis=-2)
+    T = absH.shape[-2]
+    return prefix_mean(absH, axis=-2) * (1 + gamma(T + 1, float(np.finfo(absH.dtype).eps) / 2))
 
 
 def attention_check(w, stored: int, offsets: tuple[int, ...], instructions, layout, width: int) -> AttentionCheck:

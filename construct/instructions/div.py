@@ -235,28 +235,32 @@ class DivisionMechanism:
 
     def local_terms(self, ctx) -> dict[str, np.ndarray]:
         """The terms of ``local_error`` by name, each (T, outputs); ``docs/CERTIFICATE_TERMS.md`` lists what each
-        bounds and the test that shows it is needed. A divisor whose attention error reaches its size (the
-        guard) makes every term inf."""
+        bounds and the test that shows it is needed. A divisor whose attention error reaches its size at a token (the
+        guard) makes every term inf on the tokens of its layer (``ctx.per_layer``)."""
         parts, mlp = ctx.parts, ctx.mlp
         u = rounding.unit_roundoff(parts.X.dtype)
         out = list(self.out)
         num, dnum = parts.X[:, list(self.num)], ctx.attention_error[:, list(self.num)]  # (T, k)
         den, dden = np.abs(parts.X[:, self.den])[:, None], ctx.attention_error[:, self.den][:, None]
-        if np.any(den <= dden):
+        guard = ctx.per_layer(den[:, 0] <= dden[:, 0])
+        if guard.all():
             return {"divisor guard": np.full((parts.X.shape[0], len(self.out)), np.inf)}
         k = (ctx.ln_scale / parts.sigma[:, 0])[:, None]
         scale_gap = (np.abs(k * den - 1) + 3.1 * u * k * den) / den  # |kappa - 1/|den||: the division and the product
-        gap, terms = self._weights(ctx)
+        gap, weight_terms = self._weights(ctx)
         units = [int(np.flatnonzero(ctx.w.W2[ctx.stored][:, o])[0]) for o in self.out]
         lowest = parts.pre[:, units] - mlp.pre[:, units] - gap[:, units]  # below every p* the unit could have
         bypass = np.where(lowest > 0, np.exp(-np.minimum(lowest, 40) ** 2 / 2) / math.sqrt(2 * math.pi) * 1.01,
                           np.inf)
-        return {
+        terms = {
             "mlp rounding": mlp.rounding[:, out],
             "output row before the MLP": np.abs(parts.X[:, out]),
             "bypass truncation": self.Q * bypass,
             "layer norm scale gap": np.abs(num) * scale_gap,
             "operands' attention error": (dnum + np.abs(num) * dden / den) / (den - dden) * (1 + 4 * u),
             "bypass offset rounding": np.full_like(num, 1.01 * u * self.Q * self.B),
-            "weight roundings": terms,
+            "weight roundings": weight_terms,
         }
+        if not guard.any():
+            return terms
+        return {name: np.where(guard[:, None], np.inf, term) for name, term in terms.items()}

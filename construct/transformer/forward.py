@@ -9,6 +9,7 @@ zero terms, as the certificate runs it.
 
 from __future__ import annotations
 
+import dataclasses
 import weakref
 from dataclasses import dataclass
 
@@ -59,6 +60,20 @@ class LayerParts:
     hidden: np.ndarray
     mlp: np.ndarray
     out: np.ndarray
+
+
+def stack(parts: list[LayerParts]) -> LayerParts:
+    """Several layers' intermediates on one prompt, one layer above the next (a leading axis of layers), for an
+    analysis that takes them at once (``rounding.attention``, ``rounding.selection``, ``tokens_of``)."""
+    return LayerParts(*(np.stack([getattr(p, field.name) for p in parts]) for field in dataclasses.fields(LayerParts)))
+
+
+def tokens_of(parts: LayerParts) -> LayerParts:
+    """Stacked layers' (``stack``) per-token intermediates with their tokens one layer after another (rows ``k T``
+    to ``(k + 1) T`` are layer k's), for an analysis that is per token (``rounding.mlp``); views, not copies.
+    The attention's ``A``, ``V`` and ``B`` are not per token, and None here."""
+    return LayerParts(None, None, None, *(getattr(parts, field.name).reshape(-1, getattr(parts, field.name).shape[-1])
+                                          for field in dataclasses.fields(LayerParts)[3:]))
 
 
 def _side_by_side(W: np.ndarray) -> np.ndarray:

@@ -215,33 +215,35 @@ class AttentionBound:
 
 
 def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> AttentionBound:
-    """Bound the rounding of ``X = H + [A_h (H Wv_h)]_h Wo + bo`` as ``forward.layer_parts`` computes it."""
+    """Bound the rounding of ``X = H + [A_h (H Wv_h)]_h Wo + bo`` as ``forward.layer_parts`` computes it; ``H``
+    (T, D), or (layers, T, D) with ``parts`` of as many layers applying stored layer ``l`` (``forward.stack``):
+    each layer's bound, the same numbers."""
     u, tiny = unit_roundoff(H.dtype), float(np.finfo(H.dtype).tiny)
-    T = H.shape[0]
+    T, lead = H.shape[-2], H.shape[:-2]
     m, D, dh = w.Wv[l].shape
     absH = np.abs(H)
     # a value column without weights is exactly 0, and one Wo does not read adds nothing to Y (both exactly, for a
     # finite H); the bounds are computed on the others, every other entry of ``values`` and of dY's terms being 0
     v = _value_columns(w, l) if np.all(np.isfinite(H)) else _ValueColumns.of(w, l, np.arange(m * dh))
     live = v.live
-    V = parts.V.transpose(1, 0, 2).reshape(T, m * dh)[:, live]
+    V = np.moveaxis(parts.V, -3, -2).reshape(*lead, T, m * dh)[..., live]
     # V = H Wv: (M2) per value column
     dV = gamma(v.count, u) * (absH @ v.absWv) + tiny * (v.count > 0)
-    values = np.zeros((T, m * dh), dtype=dV.dtype)
-    values[:, live] = np.abs(V) + dV
+    values = np.zeros((*lead, T, m * dh), dtype=dV.dtype)
+    values[..., live] = np.abs(V) + dV
     # B = A V: row i has at most i + 1 nonzero weights; plus A |V - V^|
     visible = gamma(np.arange(1, T + 1), u)[:, None]
     dB = np.empty_like(dV)
     for h, (a, b) in enumerate(zip(v.starts[:-1], v.starts[1:])):  # head h's live columns are live[a:b]
         if a == b:
             continue
-        both = parts.A[h] @ np.concatenate([np.abs(V[:, a:b]), dV[:, a:b]], axis=1)  # one product for both terms
-        dB[:, a:b] = visible * both[:, : b - a] + both[:, b - a:]
-    heads = np.abs(parts.B).transpose(1, 0, 2).reshape(T, -1)[:, live]
+        both = parts.A[..., h, :, :] @ np.concatenate([np.abs(V[..., a:b]), dV[..., a:b]], axis=-1)  # one product
+        dB[..., a:b] = visible * both[..., : b - a] + both[..., b - a:]
+    heads = np.moveaxis(np.abs(parts.B), -3, -2).reshape(*lead, T, m * dh)[..., live]
     dY = gamma(v.Wo_count, u) * (heads @ v.absWo) + dB @ v.absWo
     added = addition_rounding(H, parts.Y, w.bo[l], parts.X)  # X = (H + Y) + bo
     rounding = (dY + added + tiny * v.Wo_reads) * SAFETY[H.dtype]
-    return AttentionBound(rounding, values.reshape(T, m, dh).transpose(1, 0, 2))
+    return AttentionBound(rounding, np.moveaxis(values.reshape(*lead, T, m, dh), -2, -3))
 
 
 @dataclass(frozen=True, eq=False)
@@ -285,7 +287,8 @@ _VALUES: "weakref.WeakKeyDictionary[Weights, dict]" = weakref.WeakKeyDictionary(
 def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.ndarray,
               uniform: np.ndarray | None = None) -> np.ndarray:
     """Bound |X' - X*| (T, D), X* = H + sum_h (the head's target weights applied to V_h) Wo_h + bo: each head's
-    weights against its target (``Wo`` the layer's output projection, ``(m*dh, D)``).
+    weights against its target (``Wo`` the layer's output projection, ``(m*dh, D)``); (layers, T, D) for
+    ``values`` (layers, m, T, dh) and ``parts`` of as many layers (``forward.stack``).
 
     A head's target is one-hot on ``chosen[h, i]`` (``chosen`` (m, T), the
     token each head is meant to read at each position), or, where
@@ -297,24 +300,25 @@ def selection(Wo: np.ndarray, parts: LayerParts, values: np.ndarray, chosen: np.
     cancellation.
     """
     u = unit_roundoff(values.dtype)
-    m, T, dh = values.shape
+    m, T, dh = values.shape[-3:]
     uniform = np.zeros(m, bool) if uniform is None else np.asarray(uniform, bool)
     rows = np.arange(T)
-    out = np.zeros((T, Wo.shape[1]), dtype=values.dtype)
+    out = np.zeros((*values.shape[:-3], T, Wo.shape[1]), dtype=values.dtype)
     for h in range(m):
-        live = np.flatnonzero(np.any(values[h] != 0, axis=0))  # a value column that is 0 adds 0 to every term
+        head = values[..., h, :, :]
+        live = np.flatnonzero(np.any(head != 0, axis=tuple(range(head.ndim - 1))))  # a column that is 0 adds 0
         if live.size == 0:
             continue
-        V = values[h][:, live]
+        V = head[..., live]
         if uniform[h]:
-            gap = uniform_gap(parts.A[h]) @ V
+            gap = uniform_gap(parts.A[..., h, :, :]) @ V
         else:
-            off = parts.A[h].copy()
-            on = off[rows, chosen[h]]
-            off[rows, chosen[h]] = 0.0
-            gap = (1 - on + u)[:, None] * V[chosen[h]] + off @ V
+            off = parts.A[..., h, :, :].copy()
+            on = off[..., rows, chosen[h]]
+            off[..., rows, chosen[h]] = 0.0
+            gap = (1 - on + u)[..., None] * V[..., chosen[h], :] + off @ V
         out += gap @ np.abs(Wo[h * dh + live])
-    out[~np.all(np.isfinite(parts.A), axis=(0, 2))] = np.nan  # as the dense products make of weights not finite
+    out[~np.all(np.isfinite(parts.A), axis=(-3, -1))] = np.nan  # as the dense products make of weights not finite
     return out * SAFETY[values.dtype]
 
 

@@ -336,6 +336,71 @@ def test_the_adjoint_in_groups_of_answers_gives_the_same_bounds(algo, params, mo
         np.testing.assert_allclose(grouped.shares, whole.shares, rtol=1e-12, atol=0)
 
 
+@pytest.mark.parametrize("algo, params, architecture", [
+    ("ridge", {"lam": 0.1}, "paper"), ("gd", {"alpha": 0.02, "lam": 0.1, "steps": 4}, "paper"),
+    ("sgd", {"alpha": 0.05, "lam": 0.1}, "paper"), ("ridge", {"lam": 0.1}, "gpt2")])
+def test_layers_analysed_together_give_the_same_bounds(algo, params, architecture, monkeypatch):
+    """``Certifier._locals`` analyses the layers that apply one stored layer at once (``forward.stack``): the
+    bounds and every register's interval are those of each layer analysed alone, up to the order in which a
+    matrix library sums a row's terms. The stacked path must run (``forward.stack`` called), or this shows
+    nothing."""
+    from construct.compiler import certificate
+    from construct.raw.prompt import tokens
+    from construct.transformer import forward
+
+    program = programs.get(algo).program(3, 5, **params)
+    net = construct.compile(program, construct.Bounds.calibrate(program, gaussian_tasks(3, 5, 64, 0)),
+                            architecture=architecture)
+    prompt = tokens(*gaussian_tasks(3, 5, 1, seed=3)[0])
+    stacked = []
+    monkeypatch.setattr(forward, "stack", lambda parts, stack=forward.stack: stacked.append(len(parts)) or stack(parts))
+    together = certificate.Certifier(net).run(prompt, components=True)
+    assert stacked and max(stacked) > 1
+    for name, value in (("STACK_TOKENS", 0), ("WINDOW_BYTES", 0)):  # one layer at a time, two ways
+        with monkeypatch.context() as patch:
+            patch.setattr(certificate, name, value)
+            alone = certificate.Certifier(net).run(prompt, components=True)
+        np.testing.assert_allclose(together.bounds, alone.bounds, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(together.shares, alone.shares, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(together.intervals, alone.intervals, rtol=1e-12, atol=0)
+
+
+def test_a_divisor_guard_makes_only_its_own_layer_unbounded():
+    """Two layers applying one division layer, analysed together: a divisor whose attention error reaches its size
+    on the second layer makes that layer's terms inf, and leaves the first's as they are alone."""
+    from construct.compiler.certificate import LocalContext
+    from construct.instructions.div import DivisionMechanism
+    from construct.raw.prompt import tokens
+    from construct.transformer import forward, rounding
+
+    net = network(programs.ridge(3, 5, 0.1))
+    certifier, w = net._certifier, net.weights
+    H = certifier.passes.embed(tokens(*gaussian_tasks(3, 5, 1, seed=3)[0]))
+    T = H.shape[0]
+    layers = []
+    for l in range(len(net.steps)):
+        parts = certifier.passes.layer_parts(l, H)
+        layers.append((l, H, parts))
+        H = parts.out
+    divisions = [(l, H, parts) for l, H, parts in layers if any(isinstance(m, DivisionMechanism)
+                                                                  for m in net.mechanisms[l].mlp)]
+    (l1, H1, parts1), (l2, H2, parts2) = divisions[:2]
+    assert w.order[l1] == w.order[l2] and net.mechanisms[l1] == net.mechanisms[l2]
+    u, mech = int(w.order[l1]), net.mechanisms[l1]
+    m = next(m for m in mech.mlp if isinstance(m, DivisionMechanism))
+    errors = [certifier._attention_local(l, H, parts) for l, H, parts in divisions[:2]]
+    errors[1][3, m.den] = 2 * abs(parts2.X[3, m.den])  # one token of the second layer
+
+    def local(parts, error, tokens):
+        ctx = LocalContext(w, u, parts, rounding.mlp(w, u, parts), mech.ln_scale, error, tokens=tokens)
+        return m.local_error(ctx)
+
+    together = local(forward.tokens_of(forward.stack([parts1, parts2])), np.concatenate(errors), T)
+    assert np.all(np.isinf(together[T:]))
+    assert np.all(np.isfinite(together[:T]))
+    np.testing.assert_allclose(together[:T], local(parts1, errors[0], T), rtol=1e-12, atol=0)
+
+
 def test_only_the_nonlinear_kinds_have_a_second_order_remainder():
     """The certificate skips ``second_order`` for a kind that is not ``nonlinear`` (its remainder is 0 and weighs
     0): such a kind must keep the base rule, and every kind with its own rule must say it is nonlinear."""
