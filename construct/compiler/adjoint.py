@@ -53,6 +53,9 @@ from ..raw.registers import Layout
 from ..transformer import rounding
 
 
+DENSE_WEIGH = 2**15  # cotangent entries up to which ``weigh`` takes every entry at once
+
+
 class Cotangents:
     """Every answer's cotangent ``lam`` and its rounding bound ``slack``, (answers, P, T), with the masks of where
     they may be nonzero; seeded with 1 at each answer's read-out entry (``row``, ``columns[k]``)."""
@@ -97,6 +100,15 @@ class Cotangents:
         exactly 0 makes its term 0 even where the error is unbounded (an entry no answer depends on cannot move
         it), as it is 0 off the live pairs."""
         K = self.lam.shape[0]
+        if self.lam.size <= DENSE_WEIGH:  # few entries: all at once, in fewer calls than pair by pair
+            weights, error = np.abs(self.lam) + self.slack, error[: self.P]
+            finite = np.isfinite(error)
+            if finite.all():
+                total = (weights * error).sum(axis=(1, 2))
+            else:
+                total = (weights * np.where(finite, error, 0.0)).sum(axis=(1, 2))
+                total[np.any((weights != 0) & ~finite, axis=(1, 2))] = np.inf
+            return np.where(np.isnan(total), np.inf, total)
         total = np.zeros(K)
         reached = np.zeros(K, dtype=bool)
         erring = np.flatnonzero(np.any(error[: self.P] != 0, axis=1))

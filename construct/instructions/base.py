@@ -157,11 +157,12 @@ class Instruction:
         return self
 
 
-def magnitudes(H: np.ndarray, slack: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Upper and lower bounds on |x| for x within ``slack`` of ``H`` (the computed intermediate state)."""
+def magnitudes(H: np.ndarray, slack: np.ndarray | None, rows=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+    """Upper and lower bounds on |x| for x within ``slack`` of ``H`` (the computed intermediate state), on the rows
+    ``rows`` (all by default)."""
     if slack is None:
-        return np.abs(H), np.abs(H)
-    return np.abs(H) + slack, np.maximum(np.abs(H) - slack, 0.0)
+        return np.abs(H[rows]), np.abs(H[rows])
+    return np.abs(H[rows]) + slack[rows], np.maximum(np.abs(H[rows]) - slack[rows], 0.0)
 
 
 def to_data(ins: Instruction) -> dict:

@@ -146,9 +146,8 @@ class Div(Instruction):
 
     def propagate(self, H: np.ndarray, E: np.ndarray, layout: Layout, slack=None) -> np.ndarray:
         """``n / |d|``: ``|d(n/|d|)| <= (|dn| + |n| |dd| / |d|) / (|d| - |dd|)``, infinite when ``|dd| >= |d|``."""
-        upper, lower = magnitudes(H, slack)
-        n, dn = upper[layout.rows(self.num)], E[layout.rows(self.num)]
-        d, dd = lower[layout.rows(self.den)], E[layout.rows(self.den)]
+        n, dn = magnitudes(H, slack, layout.rows(self.num))[0], E[layout.rows(self.num)]
+        d, dd = magnitudes(H, slack, layout.rows(self.den))[1], E[layout.rows(self.den)]
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = (dn + n * dd / d) / (d - dd)
         out = E.copy()
@@ -157,9 +156,8 @@ class Div(Instruction):
 
     def second_order(self, H: np.ndarray, E: np.ndarray, layout: Layout, slack=None) -> np.ndarray:
         """With ``D = |d|``: ``|n| dd^2 / (D^2 (D - dd)) + |dn| dd / (D (D - dd))`` (infinite when ``dd >= D``)."""
-        upper, lower = magnitudes(H, slack)
-        n, dn = upper[layout.rows(self.num)], E[layout.rows(self.num)]
-        D, dd = lower[layout.rows(self.den)], E[layout.rows(self.den)]
+        n, dn = magnitudes(H, slack, layout.rows(self.num))[0], E[layout.rows(self.num)]
+        D, dd = magnitudes(H, slack, layout.rows(self.den))[1], E[layout.rows(self.den)]
         with np.errstate(divide="ignore", invalid="ignore"):
             bound = (n * dd * dd / D + dn * dd) / (D * (D - dd))
         out = np.zeros_like(E)

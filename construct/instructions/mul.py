@@ -197,8 +197,8 @@ class Mul(Instruction):
         their slack."""
         p, q, r = self.shape
         T = H.shape[1]
-        upper, _ = magnitudes(H, slack)
-        A, B = self._blocks(upper, layout, T)
+        (A, _), (B, _) = (magnitudes(H, slack, layout.rows(name)) for name in (self.a, self.b))
+        A, B = A.reshape(p, q, T).transpose(2, 0, 1), B.reshape(q, r, T).transpose(2, 0, 1)
         dA, dB = self._blocks(E, layout, T)
         out = E.copy()
         out[layout.rows(self.out)] = (A @ dB + dA @ (B + dB)).transpose(1, 2, 0).reshape(p * r, T)

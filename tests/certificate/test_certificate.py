@@ -401,6 +401,32 @@ def test_a_divisor_guard_makes_only_its_own_layer_unbounded():
     np.testing.assert_allclose(together[:T], local(parts1, errors[0], T), rtol=1e-12, atol=0)
 
 
+def test_weighing_all_entries_at_once_is_weighing_the_live_pairs(monkeypatch):
+    """``Cotangents.weigh`` takes every entry at once for small cotangents (``DENSE_WEIGH``) and the live pairs
+    alone otherwise: the same sums, up to their order, and the same answers unbounded, where an unbounded error
+    meets a nonzero weight (and not where its weight is exactly 0)."""
+    from construct.compiler import adjoint
+    from construct.raw.prompt import tokens
+
+    net = network(programs.ridge(3, 5, 0.1))
+    P, T = net.program.layout.width, tokens(*gaussian_tasks(3, 5, 1, seed=3)[0]).shape[0]
+    readout = net.layout.span(net.program.readout)[0]
+    rng = np.random.default_rng(4)
+    error = np.abs(rng.normal(size=(P, T)))
+    error[readout, 4] = np.inf  # read by answer 0 (column 4) only: its seed is 1 there
+    error[readout, 10] = np.inf  # no answer's seed, and no cotangent is there yet
+    sums = []
+    for dense in (0, 2**30):
+        monkeypatch.setattr(adjoint, "DENSE_WEIGH", dense)
+        cotangents = adjoint.Cotangents(net.layout, P, T, readout, np.array([4, 6, 8]), np.float64)
+        cotangents.lam[1:, readout - 1] = rng.normal(size=(2, T)) if not sums else sums[0][1]
+        cotangents.live[:] = True
+        sums.append((cotangents.weigh(error), cotangents.lam[1:, readout - 1]))
+    (sparse, _), (dense, _) = sums
+    assert np.isinf(sparse[0]) and np.isinf(dense[0]) and np.all(np.isfinite(sparse[1:]))
+    np.testing.assert_allclose(dense[1:], sparse[1:], rtol=1e-14, atol=0)
+
+
 def test_only_the_nonlinear_kinds_have_a_second_order_remainder():
     """The certificate skips ``second_order`` for a kind that is not ``nonlinear`` (its remainder is 0 and weighs
     0): such a kind must keep the base rule, and every kind with its own rule must say it is nonlinear."""
