@@ -212,7 +212,7 @@ class Cotangents:
         if live is None:
             live = self.live_in(ins.writes)
         src = sources[ts]
-        H = mid[plan.rows][:, src]  # every kind's pullback reads the state on its read rows, at the columns they come from
+        H = mid[plan.rows][:, src]  # every kind's pullback reads the state on its rows, at the columns they come from
         # distinct pairs read distinct entries where no two columns read one (every kind but mov's first columns)
         unique = plan.distinct or np.unique(ks * self.T + src).size == ks.size
         for arr, absolute in ((self.slack, True), (self.lam, False)):
