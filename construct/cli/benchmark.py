@@ -54,9 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from functools import partial
@@ -72,7 +70,7 @@ from .. import programs
 from ..raw.prompt import tokens as prompt_tokens
 from ..tasks import gaussian_tasks
 from ..transformer import forward
-from . import budget, network, shared
+from . import budget, child, network, shared
 
 ALPHA, LAM, CALIBRATION, BATCH, FLOAT32_TASKS, NUMPY_TASKS = 0.05, 0.1, 256, 64, 8, 3
 REFUSAL_SCALES, REFUSAL_TASKS = (1, 2, 4), 5
@@ -85,10 +83,6 @@ def _program(algo: str, d: int, n: int):
 
 
 LAYOUTS = ("paper", "fused")
-SINGLE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                 "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
-
-
 def cost(algo: str, d: int, n: int) -> budget.Cost:
     """What ``measure`` costs in both layouts (``budget``): the networks, the numpy passes and the JAX batches."""
     total = budget.Cost()
@@ -225,13 +219,8 @@ def measure(algo: str, d: int, n: int, layout: str = "fused", max_bytes: float =
 
 
 def _in_subprocess(algo: str, d: int, n: int, layout: str, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:
-    cmd = [sys.executable, "-m", "construct.cli.benchmark", "--child", algo, str(d), str(n), layout,
-           repr(float(max_bytes))]
-    done = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **SINGLE_THREAD})
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise RuntimeError(f"the benchmark of {algo} d={d} n={n} ({layout}) failed in its subprocess: {last}")
-    return json.loads(done.stdout)
+    return child.measure("construct.cli.benchmark", [algo, str(d), str(n), layout, repr(float(max_bytes))],
+                         f"{algo} d={d} n={n} ({layout})")
 
 
 def compare(algo: str, d: int, n: int, max_bytes: float = DEFAULT_MAX_BYTES) -> dict:

@@ -40,14 +40,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from . import child
 
 D, LENGTHS, CALIBRATION, TASKS = 8, (32, 128, 1024), 32, 2
 PARAMETERS = {"ridge": {"lam": 0.1}, "sgd": {"alpha": 0.05, "lam": 0.1}, "ridge_newton": {"lam": 0.1},
@@ -217,14 +217,7 @@ def box_answer(n: int, kappa: float | None, d: int = D) -> dict:
 
 
 def _in_subprocess(algo: str, n: int) -> dict:
-    threads = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-               "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
-    done = subprocess.run([sys.executable, "-m", "construct.cli.depth", "--child", algo, str(n)],
-                          capture_output=True, text=True, env={**os.environ, **threads})
-    if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or [f"exit code {done.returncode}"])[-1]
-        raise RuntimeError(f"the measurement of {algo} at n = {n} failed in its subprocess: {last}")
-    return json.loads(done.stdout)
+    return child.measure("construct.cli.depth", [algo, str(n)], f"{algo} at n = {n}")
 
 
 def table(rows: list[dict]) -> str:
