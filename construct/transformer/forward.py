@@ -220,6 +220,7 @@ class MLPUnits:
     W1: np.ndarray  # (rows, units)
     b1: np.ndarray  # (units,)
     W2: np.ndarray  # (units, written)
+    writes: np.ndarray  # (D,): True on the rows written
 
 
 def mlp_units(w: Weights, l: int) -> MLPUnits:
@@ -228,9 +229,10 @@ def mlp_units(w: Weights, l: int) -> MLPUnits:
     if l not in cache:
         units = np.flatnonzero(np.any(w.W1[l] != 0, axis=0) | (w.b1[l] != 0))
         rows = np.flatnonzero(np.any(w.W1[l][:, units] != 0, axis=1))
-        written = np.flatnonzero(np.any(w.W2[l] != 0, axis=0))
+        writes = np.any(w.W2[l] != 0, axis=0)
+        written = np.flatnonzero(writes)
         cache[l] = MLPUnits(units, rows, written, w.W1[l][np.ix_(rows, units)], w.b1[l][units],
-                            w.W2[l][np.ix_(units, written)])
+                            w.W2[l][np.ix_(units, written)], writes)
     return cache[l]
 
 

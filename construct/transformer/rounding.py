@@ -241,7 +241,7 @@ def attention(w: Weights, l: int, H: np.ndarray, parts: LayerParts) -> Attention
         dB[..., a:b] = visible * both[..., : b - a] + both[..., b - a:]
     heads = np.moveaxis(np.abs(parts.B), -3, -2).reshape(*lead, T, m * dh)[..., live]
     dY = gamma(v.Wo_count, u) * (heads @ v.absWo) + dB @ v.absWo
-    added = addition_rounding(H, parts.Y, w.bo[l], parts.X)  # X = (H + Y) + bo
+    added = addition_rounding(H, parts.Y, w.bo[l], parts.X, v.Wo_reads)  # X = (H + Y) + bo
     rounding = (dY + added + tiny * v.Wo_reads) * SAFETY[H.dtype]
     return AttentionBound(rounding, np.moveaxis(values.reshape(*lead, T, m, dh), -2, -3))
 
@@ -354,12 +354,22 @@ class MLPBound:
     given_hidden: np.ndarray
 
 
-def addition_rounding(H: np.ndarray, Y: np.ndarray, bias: np.ndarray, out: np.ndarray) -> np.ndarray:
+def addition_rounding(H: np.ndarray, Y: np.ndarray, bias: np.ndarray, out: np.ndarray,
+                      written: np.ndarray | None = None) -> np.ndarray:
     """Bound the rounding of the residual addition ``out = (H + Y) + bias`` (T, D): a rounding wherever something
     nonzero is added, ``u |H + Y| <= u (|H| + |Y|)``, within ``1 + u`` of the computed magnitudes, and one more
-    (``u |out|``) where the bias is nonzero; adding zero is exact."""
+    (``u |out|``) where the bias is nonzero; adding zero is exact. ``written`` (D,), if given, marks the columns
+    some weight writes: where ``Y`` is exactly 0 in the others (checked), only those are looked at (if ``Y`` is
+    large enough that the passes this spares cost more than the calls it adds)."""
     u = unit_roundoff(H.dtype)
-    return np.where(Y != 0, u * (np.abs(H) + np.abs(Y)) * (1 + u), 0.0) + np.where(bias != 0, u * np.abs(out), 0.0)
+    if written is None or Y.size < 2**14 or np.any(Y[..., ~written]):
+        return np.where(Y != 0, u * (np.abs(H) + np.abs(Y)) * (1 + u), 0.0) + np.where(bias != 0, u * np.abs(out), 0.0)
+    result = np.zeros(out.shape, dtype=out.dtype)
+    H, Y = H[..., written], Y[..., written]
+    result[..., written] = np.where(Y != 0, u * (np.abs(H) + np.abs(Y)) * (1 + u), 0.0)
+    biased = np.flatnonzero(bias)
+    result[..., biased] += u * np.abs(out[..., biased])
+    return result
 
 
 def layer_norm_rounding(parts: LayerParts, gain: np.ndarray, bias: np.ndarray) -> np.ndarray:
@@ -467,7 +477,7 @@ def mlp(w: Weights, l: int, parts: LayerParts) -> MLPBound:
     dhidden = gelu_slope(p + dpre) * dpre + evaluation
     given_dhidden = gelu_slope(p + given_dpre) * given_dpre + evaluation
     # mlp = hidden W2; out = (X + mlp) + b2
-    rest = addition_rounding(parts.X, parts.mlp, b2, parts.out)  # out = (X + mlp) + b2
+    rest = addition_rounding(parts.X, parts.mlp, b2, parts.out, live.writes)  # out = (X + mlp) + b2
     rest[:, written] += product_rounding(hidden, W2, None, parts.mlp[:, written]) + tiny
     k = SAFETY[dtype]
 

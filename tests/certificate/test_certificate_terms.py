@@ -107,8 +107,9 @@ TERMS = {
         (parts.A.shape[1], Wo.shape[1]))), ("ridge", np.float64, False, {})),
     "MLP matrix products' rounding (Dot2)": (lambda mp: mp.setattr(rounding, "product_rounding", lambda x, W, b, c: (
         np.zeros(c.shape))), ("sgd", np.float64, False, {})),
-    "residual additions' rounding": (lambda mp: mp.setattr(rounding, "addition_rounding", lambda H, Y, bias, out: (
-        np.zeros(out.shape))), ("ridge", np.float32, False, {})),
+    "residual additions' rounding": (lambda mp: mp.setattr(rounding, "addition_rounding", lambda H, Y, bias, out,
+                                                           written=None: np.zeros(out.shape)),
+                                     ("ridge", np.float32, False, {})),
     "product: mlp rounding": (lambda mp: without_term(ProductMechanism, "mlp rounding", mp),
                               ("ridge", np.float64, False, {})),
     "product: output row before the MLP": (lambda mp: without_term(ProductMechanism, "output row before the MLP", mp),

@@ -244,3 +244,24 @@ def test_gamma_of_one_count_is_gamma_of_an_array_of_counts(dtype):
     for k in (huge, np.array([1, huge])):
         with pytest.raises(ValueError, match="beyond the rounding model"):
             rounding.gamma(k, u)
+
+
+@pytest.mark.parametrize("T", [17, 256])
+def test_the_additions_rounding_on_the_written_columns_is_the_whole_ones(T):
+    """``addition_rounding`` told which columns a weight writes looks at those only (for a large enough ``Y``), with
+    the same bound entry for entry, and looks at every column where ``Y`` is not 0 outside them."""
+    rng = np.random.default_rng(T)
+    D = 271
+    written = np.zeros(D, dtype=bool)
+    written[rng.choice(D, 60, replace=False)] = True
+    H, Y, bias = rng.normal(size=(T, D)), np.zeros((T, D)), np.zeros(D)
+    Y[:, written] = rng.normal(size=(T, 60))
+    Y[: T // 2, np.flatnonzero(written)[:3]] = 0.0
+    bias[[5, np.flatnonzero(written)[0]]] = 1.0
+    out = H + Y + bias
+    np.testing.assert_array_equal(rounding.addition_rounding(H, Y, bias, out, written),
+                                  rounding.addition_rounding(H, Y, bias, out))
+    Y[0, np.flatnonzero(~written)[0]] = 1e-300  # a column no weight writes is not 0: every column is looked at
+    np.testing.assert_array_equal(rounding.addition_rounding(H, Y, bias, out, written),
+                                  rounding.addition_rounding(H, Y, bias, out))
+    assert rounding.addition_rounding(H, Y, bias, out, written)[0, np.flatnonzero(~written)[0]] > 0
