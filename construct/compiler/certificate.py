@@ -256,7 +256,7 @@ class Certifier:
 
     # -- one layer ------------------------------------------------------------------------------
 
-    def _local(self, l: int, H: np.ndarray, parts: forward.LayerParts, mech: LayerMechanism) -> np.ndarray:
+    def _local(self, l: int, H: np.ndarray, parts: forward.LayerParts) -> np.ndarray:
         """Bound on |layer(H) - I(H)|, (T, D), for the layer at depth ``l`` and its instructions I in order
         (``_locals`` of this one layer)."""
         return self._locals([(l, H, parts)])[0]

@@ -43,9 +43,9 @@ def exact_layer_errors(net, task):
     H = certifier.passes.embed(net._tokens(*task))
     out = []
     with np.errstate(all="ignore"):
-        for l, (step, mech) in enumerate(zip(net.steps, net.mechanisms)):
+        for l, step in enumerate(net.steps):
             parts = certifier.passes.layer_parts(l, H)
-            bound = certifier._local(l, H, parts, mech)[:, :P].T
+            bound = certifier._local(l, H, parts)[:, :P].T
             want = np.vectorize(sympy.Rational, otypes=[object])(H[:, :P].T.astype(np.float64))
             for k in step.instructions:
                 want = program.instructions[k].apply(want, program.layout)
