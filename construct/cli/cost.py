@@ -20,7 +20,6 @@ certified over forward; "runs" how many of each.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -66,10 +65,6 @@ def measure(algo: str, n: int, d: int = D, repeats: int = REPEATS, seconds: floa
             "max_bound": float(np.nanmax(run.bounds))}
 
 
-def _in_subprocess(algo: str, n: int) -> dict:
-    return child.measure("construct.cli.cost", [algo, str(n)], f"{algo} at n = {n}")
-
-
 def table(rows: list[dict]) -> str:
     head = f"{'algo':<7}{'n':>5}{'layers':>8}{'forward s':>11}{'certified s':>13}{'ratio':>7}{'max bound':>11}"
     return "\n".join([head] + [f"{r['algo']:<7}{r['n']:>5}{r['layers']:>8}{r['forward_s']:>11.4f}"
@@ -102,21 +97,11 @@ def over(rows: list[dict], factor: float = TARGET) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m construct.cli.cost", description=__doc__.split("\n")[0])
-    parser.add_argument("--algo", nargs="+", default=list(PARAMETERS), choices=list(PARAMETERS))
-    parser.add_argument("--n", nargs="+", type=int, default=list(LENGTHS))
-    parser.add_argument("--out", type=Path, default=None, help=f"the JSON file to write (default, for the full "
-                        f"table: {OUT.relative_to(OUT.parent.parent.parent)})")
-    parser.add_argument("--child", nargs=2, metavar=("ALGO", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = child.parser("construct.cli.cost", __doc__, PARAMETERS, LENGTHS, OUT).parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child[0], int(args.child[1]))))
         return 0
-    rows = []
-    for algo in args.algo:
-        for n in args.n:
-            rows.append(_in_subprocess(algo, n))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    rows = child.rows("construct.cli.cost", args, table)
     print(table(rows))
     out = args.out or (OUT if (args.algo, args.n) == (list(PARAMETERS), list(LENGTHS)) else None)
     if out is not None:

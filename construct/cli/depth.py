@@ -37,7 +37,6 @@ its layers and parameters) and marked not run.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import resource
@@ -278,23 +277,13 @@ def float32_markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m construct.cli.depth", description=__doc__.split("\n")[0])
-    parser.add_argument("--algo", nargs="+", default=list(PARAMETERS), choices=list(PARAMETERS))
-    parser.add_argument("--n", nargs="+", type=int, default=list(LENGTHS))
-    parser.add_argument("--out", type=Path, default=None, help=f"the JSON file to write (default, for the full "
-                        f"table: {OUT.relative_to(OUT.parent.parent.parent)})")
-    parser.add_argument("--child", nargs=2, metavar=("ALGO", "N"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = child.parser("construct.cli.depth", __doc__, PARAMETERS, LENGTHS, OUT).parse_args(argv)
     if args.child:
         algo, n = args.child[0], int(args.child[1])
         print(json.dumps(box_answer(n, None if algo == "box" else float(algo[4:])) if algo.startswith("box")
                          else measure(algo, n)))
         return 0
-    rows = []
-    for algo in args.algo:
-        for n in args.n:
-            rows.append(_in_subprocess(algo, n))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
+    rows = child.rows("construct.cli.depth", args, table)
     print(table(rows))
     full = (args.algo, args.n) == (list(PARAMETERS), list(LENGTHS))
     box = [_in_subprocess("box" if kappa is None else f"box:{kappa:g}", max(LENGTHS)) for kappa in BOX_KAPPAS] \
