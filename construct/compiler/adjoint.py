@@ -201,16 +201,16 @@ class Cotangents:
         is live, and every answer at the columns whose read entries are not finite, gathered side by side on its
         registers' rows (``_registers``)."""
         sources, written = plan.sources, plan.written
-        if np.isfinite(mid).all():  # most often: no read entry is not finite
-            live, ks, ts = None, *self.pairs_of(ins.writes)
+        live = self.live_in(ins.writes)
+        # columns whose read entries are not finite (none, most often: one look at the whole state tells)
+        bad = None if np.isfinite(mid).all() else ~np.all(np.isfinite(mid[plan.read_rows][:, sources]), axis=0)
+        if bad is not None and bad.any():
+            live = live | bad[None, :]
+            ks, ts = np.nonzero(live)
         else:
-            bad = ~np.all(np.isfinite(mid[plan.read_rows][:, sources]), axis=0)
-            live = self.live_in(ins.writes) | bad[None, :]
-            ks, ts = np.nonzero(live) if bad.any() else self.pairs_of(ins.writes)
+            ks, ts = self.pairs_of(ins.writes)
         if ks.size == 0:
             return
-        if live is None:
-            live = self.live_in(ins.writes)
         src = sources[ts]
         H = mid[plan.rows][:, src]  # every kind's pullback reads the state on its rows, at the columns they come from
         # distinct pairs read distinct entries where no two columns read one (every kind but mov's first columns)

@@ -72,8 +72,8 @@ def tokens_of(parts: LayerParts) -> LayerParts:
     """Stacked layers' (``stack``) per-token intermediates with their tokens one layer after another (rows ``k T``
     to ``(k + 1) T`` are layer k's), for an analysis that is per token (``rounding.mlp``); views, not copies.
     The attention's ``A``, ``V`` and ``B`` are not per token, and None here."""
-    return LayerParts(None, None, None, *(getattr(parts, field.name).reshape(-1, getattr(parts, field.name).shape[-1])
-                                          for field in dataclasses.fields(LayerParts)[3:]))
+    per_token = (getattr(parts, field.name) for field in dataclasses.fields(LayerParts)[3:])  # Y onwards
+    return LayerParts(None, None, None, *(a.reshape(-1, a.shape[-1]) for a in per_token))
 
 
 def _side_by_side(W: np.ndarray) -> np.ndarray:
